@@ -1,0 +1,64 @@
+"""Tiny ONNX models built in the test, so the engine is tested without the shipped weights."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from workstation.inference.manifest import file_sha256
+
+
+def build_tiny_onnx(path: Path, channels: int = 1, size: int = 64, names=("image", "seg_logits", "plane_logits", "aop_hsd")):
+    """A 1x1-conv 'segmenter': bright pixels -> fetal head, mid-grey -> PS; a plane head and a regression head."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    input_name, seg_name, plane_name, reg_name = names
+    weights = np.zeros((3, channels, 1, 1), np.float32)
+    weights[2, :, 0, 0] = 8.0 / channels  # head logit grows with brightness
+    weights[1, :, 0, 0] = 4.0 / channels
+    bias = np.array([0.0, -1.0, -4.0], np.float32)
+    gemm_plane = np.full((3, 4), 0.1, np.float32)
+    gemm_reg = np.array([[0.5, 0.2], [0.1, 0.1], [0.2, 0.3]], np.float32)
+    nodes = [
+        helper.make_node("Conv", [input_name, "w", "b"], [seg_name]),
+        helper.make_node("GlobalAveragePool", [seg_name], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "wp"], [plane_name]),
+        helper.make_node("Gemm", ["flat", "wr"], [reg_name]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["N", channels, size, size])],
+        [helper.make_tensor_value_info(seg_name, TensorProto.FLOAT, ["N", 3, size, size]),
+         helper.make_tensor_value_info(plane_name, TensorProto.FLOAT, ["N", 4]),
+         helper.make_tensor_value_info(reg_name, TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(bias, "b"),
+         numpy_helper.from_array(gemm_plane, "wp"), numpy_helper.from_array(gemm_reg, "wr")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def write_manifest(onnx_path: Path, *, contract: str = "workstation", channels: int = 1, size: int = 64,
+                   name: str = "tiny", sha256: str | None = None, **extra) -> Path:
+    manifest = {
+        "schema": 1, "name": name, "version": "0.0.1", "placeholder": True, "file": onnx_path.name,
+        "sha256": sha256 or file_sha256(onnx_path),
+        "input": {"name": "image", "shape": [None, channels, size, size], "channels": channels, "resize": "letterbox",
+                  "normalisation": {"scale": 255.0, "mean": 0.5, "std": 0.5}},
+        "class_map": {"0": "background", "1": "pubic_symphysis", "2": "fetal_head"},
+        "outputs": {"segmentation": {"name": "seg_logits"},
+                    "plane": {"name": "plane_logits",
+                              "classes": ["standard_plane", "one_structure", "not_transperineal", "no_anatomy"]},
+                    "regression": {"name": "aop_hsd", "fields": ["aop_deg", "hsd_px"], "scale": [180.0, float(size)],
+                                   "hsd_units": "input_px"}},
+    }
+    if contract != "workstation":
+        manifest["contract"] = contract
+    manifest.update(extra)
+    path = onnx_path.with_suffix(".json")
+    path.write_text(json.dumps(manifest))
+    return path

@@ -1,0 +1,109 @@
+"""The ONNX engine: manifests, hash verification, providers, predictions mapped back to the frame."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from model_fixtures import build_tiny_onnx, write_manifest
+from workstation.errors import ModelError
+from workstation.inference.engine import find_manifest, load_model, select_providers
+from workstation.inference.manifest import read_manifest
+
+pytest.importorskip("onnx")
+
+
+@pytest.fixture
+def tiny_model_path(tmp_path):
+    onnx_path = build_tiny_onnx(tmp_path / "tiny.onnx")
+    return write_manifest(onnx_path)
+
+
+def test_prediction_is_at_frame_resolution_and_sums_to_one(tiny_model_path):
+    model = load_model(str(tiny_model_path), device="cpu", threads=1)
+    frame = np.zeros((90, 160), np.uint8)
+    frame[20:60, 100:150] = 250  # bright -> head
+    prediction = model.predict([frame])[0]
+    assert prediction.probs.shape == (3, 90, 160)
+    assert np.allclose(prediction.probs.sum(0), 1.0, atol=1e-4)
+    labels = prediction.probs.argmax(0)
+    assert (labels[30:50, 110:140] == 2).all()
+    assert (labels[70:, :50] == 0).all()
+    assert prediction.plane_probs.shape == (4,)
+    assert set(prediction.regression) == {"aop_deg", "hsd_px"}
+
+
+def test_flip_tta_reports_disagreement_and_rgb_frames_work(tiny_model_path):
+    model = load_model(str(tiny_model_path), device="cpu", threads=1)
+    frame = np.zeros((64, 64, 3), np.uint8)
+    frame[10:30, 5:20] = 255
+    prediction = model.predict([frame], flip_tta=True)[0]
+    # a pixel-wise model is mirror-equivariant: both passes agree exactly
+    assert prediction.flip_disagreement == pytest.approx(0.0, abs=1e-6)
+
+
+def test_hash_mismatch_is_refused_with_a_clear_message(tmp_path):
+    onnx_path = build_tiny_onnx(tmp_path / "tiny.onnx")
+    manifest = write_manifest(onnx_path, sha256="0" * 64)
+    with pytest.raises(ModelError, match="refused.*sha256"):
+        load_model(str(manifest))
+
+
+def test_changed_model_file_is_refused(tiny_model_path):
+    onnx_path = tiny_model_path.with_suffix(".onnx")
+    onnx_path.write_bytes(onnx_path.read_bytes() + b"\0")
+    with pytest.raises(ModelError, match="file changed or corrupted"):
+        load_model(str(tiny_model_path))
+
+
+def test_missing_model_file_and_manifest(tmp_path, tiny_model_path):
+    tiny_model_path.with_suffix(".onnx").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        load_model(str(tiny_model_path))
+    with pytest.raises(ModelError, match="no model named 'nonexistent-model'"):
+        find_manifest("nonexistent-model")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        read_manifest(tmp_path / "bad.json")
+
+
+def test_manifest_naming_an_absent_output_is_refused(tmp_path):
+    onnx_path = build_tiny_onnx(tmp_path / "tiny.onnx")
+    manifest = write_manifest(onnx_path)
+    data = json.loads(manifest.read_text())
+    data["outputs"]["plane"]["name"] = "no_such_output"
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="lacks the outputs"):
+        load_model(str(manifest))
+
+
+def test_wrong_class_map_is_refused(tmp_path):
+    onnx_path = build_tiny_onnx(tmp_path / "tiny.onnx")
+    manifest = write_manifest(onnx_path, class_map={"0": "background", "1": "fetal_head", "2": "pubic_symphysis"})
+    with pytest.raises(ModelError, match="class map"):
+        load_model(str(manifest))
+
+
+def test_laborview_contract_three_channels_stretched(tmp_path):
+    onnx_path = build_tiny_onnx(tmp_path / "lv.onnx", channels=3, size=64)
+    manifest = write_manifest(onnx_path, contract="laborview", channels=3, size=64, name="laborview-test")
+    data = json.loads(manifest.read_text())
+    data["input"] = {"name": "image", "shape": [1, 3, 64, 64]}  # LaborView manifests say only this
+    manifest.write_text(json.dumps(data))
+    model = load_model(str(manifest), device="cpu")
+    assert model.manifest.input_spec.channels == 3 and model.manifest.input_spec.resize == "stretch"
+    prediction = model.predict([np.full((40, 100), 255, np.uint8)])[0]
+    assert prediction.probs.shape == (3, 40, 100)
+
+
+def test_device_choice():
+    assert select_providers("cpu") == ["CPUExecutionProvider"]
+    assert select_providers("auto")[-1] == "CPUExecutionProvider"
+    with pytest.raises(ModelError, match="unknown device"):
+        select_providers("tpu")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.raises(ModelError, match="no GPU execution provider"):
+            select_providers("gpu")

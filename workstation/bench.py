@@ -1,0 +1,57 @@
+"""Speed figures: per-frame model latency at the input size, whole-pipeline cine throughput, peak memory.
+
+Targets live here as printed figures, not in timed tests (a loaded CI machine would
+make a timed test flaky without telling anyone anything).
+"""
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+import numpy as np
+
+from workstation.inference.engine import Model
+from workstation.inference.pipeline import iter_frame_results
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
+
+
+def model_latency_ms(model: Model, repeats: int = 100, warmup: int = 10) -> dict:
+    spec = model.manifest.input_spec
+    batch = np.random.default_rng(0).standard_normal((1, spec.channels, spec.height, spec.width)).astype(np.float32)
+    for _ in range(warmup):
+        model.run_inputs(batch)
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.run_inputs(batch)
+        timings.append((time.perf_counter() - start) * 1000.0)
+    return {"median": round(float(np.median(timings)), 3), "p95": round(float(np.percentile(timings, 95)), 3),
+            "input": [1, spec.channels, spec.height, spec.width], "repeats": repeats}
+
+
+def cine_fps(model: Model, n_frames: int = 120, flip_tta: bool = True) -> dict:
+    """Frames per second of the whole analysis (model, TTA, measurements, uncertainty) over a synthetic cine."""
+    from workstation.io import Cine  # the synthetic cine needs no file round trip
+    from workstation.synthetic import make_transperineal_cine
+
+    synthetic = make_transperineal_cine(n_frames=n_frames, seed=1)
+    cine = Cine.from_arrays(synthetic.frames, frame_time_ms=synthetic.frame_time_ms, source="synthetic-bench")
+    start = time.perf_counter()
+    count = sum(1 for _ in iter_frame_results(cine, model, flip_tta=flip_tta))
+    elapsed = time.perf_counter() - start
+    return {"fps": round(count / elapsed, 2), "frames": count, "frame_shape": list(cine.frame_shape),
+            "flip_tta": flip_tta}
+
+
+def run_bench(model: Model, repeats: int = 100, n_frames: int = 120) -> dict:
+    latency = model_latency_ms(model, repeats=repeats)
+    cine = cine_fps(model, n_frames=n_frames)
+    return {"latency_ms": {"median": latency["median"], "p95": latency["p95"]}, "latency_input": latency["input"],
+            "cine_fps": cine["fps"], "cine": cine, "peak_rss_mb": peak_rss_mb(), "device": model.device,
+            "threads": model.threads, "model": model.describe()}

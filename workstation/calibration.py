@@ -1,0 +1,159 @@
+"""Physical scale of ultrasound pixels, and where it came from.
+
+A distance gets a mm value only when its scale is beyond doubt: every point of the
+measurement lies in one 2D-image region with length units that fits inside the frame,
+or the file gives Pixel Spacing, or the user supplied a manual value. Otherwise the
+lookup returns no scale and a reason, and callers show pixels only.
+
+Coordinates are (x, y) = (column, row) in frame pixels, pixel centres at integers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+Point = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """mm per pixel along x (columns) and y (rows), with its source."""
+
+    mm_per_px_x: float
+    mm_per_px_y: float
+    source: str  # "dicom_region", "pixel_spacing", "imager_pixel_spacing", "manual"
+    detail: str = ""  # e.g. "region 0 (2D, cm)"
+
+    def length_mm(self, p: Point, q: Point) -> float:
+        dx = (q[0] - p[0]) * self.mm_per_px_x
+        dy = (q[1] - p[1]) * self.mm_per_px_y
+        return float((dx * dx + dy * dy) ** 0.5)
+
+    @property
+    def is_isotropic(self) -> bool:
+        return abs(self.mm_per_px_x - self.mm_per_px_y) <= 1e-3 * max(self.mm_per_px_x, self.mm_per_px_y)
+
+
+@dataclass(frozen=True)
+class ScaleLookup:
+    """The scale for a set of points, or ``None`` with the reason why there is no mm value."""
+
+    scale: Scale | None
+    reason: str | None = None
+
+
+# DICOM (0018,6024)/(0018,6026) Physical Units X/Y Direction codes that are lengths, in mm per unit.
+_LENGTH_UNITS_MM = {3: 10.0}  # 3 = cm; the only length unit the standard defines for regions
+_UNIT_NAMES = {0: "none", 1: "percent", 2: "dB", 3: "cm", 4: "seconds", 5: "hertz", 6: "dB/seconds",
+               7: "cm/sec", 8: "cm2", 9: "cm2/sec", 10: "cm3", 11: "cm3/sec", 12: "degrees"}
+_SPATIAL_FORMAT_2D = 1
+
+
+@dataclass(frozen=True)
+class UltrasoundRegion:
+    """One item of the Sequence of Ultrasound Regions (0018,6011)."""
+
+    index: int
+    x0: int  # RegionLocationMinX0 (inclusive)
+    y0: int  # RegionLocationMinY0
+    x1: int  # RegionLocationMaxX1 (inclusive)
+    y1: int  # RegionLocationMaxY1
+    spatial_format: int  # 1 = 2D image, 2 = M-mode, 3 = spectral, 4 = waveform, 0 = none
+    data_type: int  # 1 = tissue, 10 = ECG trace, 13 = grey bar, ...
+    units_x: int
+    units_y: int
+    delta_x: float  # physical units per pixel along x
+    delta_y: float
+
+    def contains(self, p: Point) -> bool:
+        return self.x0 - 0.5 <= p[0] <= self.x1 + 0.5 and self.y0 - 0.5 <= p[1] <= self.y1 + 0.5
+
+    def fits_in(self, frame_shape: Sequence[int]) -> bool:
+        rows, cols = int(frame_shape[0]), int(frame_shape[1])
+        return 0 <= self.x0 <= self.x1 < cols and 0 <= self.y0 <= self.y1 < rows
+
+    def describe(self) -> str:
+        kind = "2D" if self.spatial_format == _SPATIAL_FORMAT_2D else f"spatial format {self.spatial_format}"
+        return f"region {self.index} ({kind}, {_UNIT_NAMES.get(self.units_x, self.units_x)})"
+
+    def length_problem(self) -> str | None:
+        """Why this region cannot calibrate a distance, or None when it can."""
+        if self.spatial_format != _SPATIAL_FORMAT_2D:
+            return f"{self.describe()} is not a 2D image region (a waveform or trace has no length scale)"
+        if self.units_x not in _LENGTH_UNITS_MM or self.units_y not in _LENGTH_UNITS_MM:
+            return (f"{self.describe()} has no length units (x: {_UNIT_NAMES.get(self.units_x, self.units_x)}, "
+                    f"y: {_UNIT_NAMES.get(self.units_y, self.units_y)})")
+        if not (self.delta_x > 0 and self.delta_y > 0):
+            return f"{self.describe()} has a non-positive physical delta"
+        return None
+
+    def scale(self) -> Scale:
+        return Scale(self.delta_x * _LENGTH_UNITS_MM[self.units_x], self.delta_y * _LENGTH_UNITS_MM[self.units_y],
+                     "dicom_region", self.describe())
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Everything a file (or a user) says about pixel size.
+
+    Precedence: a manual value the user entered, then the ultrasound regions, then
+    Pixel Spacing, then Imager Pixel Spacing. A file with regions never falls back to
+    Pixel Spacing when its regions refuse a measurement: the refusal stands.
+    """
+
+    regions: tuple[UltrasoundRegion, ...] = ()
+    pixel_spacing: Scale | None = None  # from PixelSpacing or ImagerPixelSpacing
+    manual: Scale | None = None
+
+    @staticmethod
+    def manual_mm_per_px(mm_per_px: float, detail: str = "entered by the user") -> "Calibration":
+        if not (mm_per_px > 0 and mm_per_px < 10):
+            raise ValueError(f"manual calibration must be a positive mm-per-pixel value below 10, got {mm_per_px!r}")
+        return Calibration(manual=Scale(mm_per_px, mm_per_px, "manual", detail))
+
+    def with_manual(self, mm_per_px: float, detail: str = "entered by the user") -> "Calibration":
+        return Calibration(self.regions, self.pixel_spacing, Calibration.manual_mm_per_px(mm_per_px, detail).manual)
+
+    @property
+    def source(self) -> str:
+        """The calibration a user is shown: manual, dicom_regions, pixel_spacing, imager_pixel_spacing or none."""
+        if self.manual is not None:
+            return "manual"
+        if self.regions:
+            return "dicom_regions"
+        if self.pixel_spacing is not None:
+            return self.pixel_spacing.source
+        return "none"
+
+    def scale_for(self, points: Iterable[Point], frame_shape: Sequence[int]) -> ScaleLookup:
+        """The scale valid for all ``points`` of one measurement on a frame of ``frame_shape`` (rows, cols, ...)."""
+        pts = [(float(p[0]), float(p[1])) for p in points]
+        if self.manual is not None:
+            return ScaleLookup(self.manual)
+        if self.regions:
+            return self._region_scale(pts, frame_shape)
+        if self.pixel_spacing is not None:
+            return ScaleLookup(self.pixel_spacing)
+        return ScaleLookup(None, "the file gives no physical scale (no ultrasound regions, no pixel spacing): pixels only")
+
+    def _region_scale(self, pts: list[Point], frame_shape: Sequence[int]) -> ScaleLookup:
+        if not pts:
+            return ScaleLookup(None, "no points to calibrate")
+        holders = [r for r in self.regions if all(r.contains(p) for p in pts)]
+        if not holders:
+            touched = {r.index for r in self.regions for p in pts if r.contains(p)}
+            if touched:
+                return ScaleLookup(None, "the measurement's points fall in different ultrasound regions: pixels only")
+            return ScaleLookup(None, "the measurement lies outside every ultrasound region: pixels only")
+        # Overlapping regions: prefer a usable 2D one; any that cannot calibrate explains the refusal.
+        problems = []
+        for region in holders:
+            if not region.fits_in(frame_shape):
+                problems.append(f"{region.describe()} does not fit inside the {int(frame_shape[1])}x{int(frame_shape[0])} "
+                                f"frame (a resized file that kept its old regions?)")
+                continue
+            problem = region.length_problem()
+            if problem is None:
+                return ScaleLookup(region.scale())
+            problems.append(problem)
+        return ScaleLookup(None, problems[0] + ": pixels only")

@@ -1,0 +1,207 @@
+"""The ``workstation`` command: every operation of the app, headless.
+
+``workstation`` alone starts the window; subcommands analyse, measure, evaluate and
+benchmark without Qt. Errors a user can fix (a bad file, a refused model) print one line
+and exit 2; they never show a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from workstation import __version__
+from workstation.errors import WorkstationError
+
+EXIT_USER_ERROR = 2
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf become null, numpy scalars and paths plain values."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        return _clean(value.item())
+    return value
+
+
+def emit_json(payload, out: str | None) -> None:
+    text = json.dumps(_clean(payload), indent=2, allow_nan=False)
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+class _Progress:
+    """A one-line progress counter on stderr, for long cines and datasets."""
+
+    def __init__(self, label: str, quiet: bool):
+        self.label, self.quiet, self.last = label, quiet, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet or total < 2:
+            return
+        percent = int(100 * done / total)
+        if percent != self.last and (percent % 5 == 0 or done == total):
+            self.last = percent
+            end = "\n" if done == total else "\r"
+            sys.stderr.write(f"{self.label}: {done}/{total} frames ({percent}%){end}")
+            sys.stderr.flush()
+
+
+def cmd_analyze(args) -> int:
+    from workstation.inference.engine import load_model
+    from workstation.inference.pipeline import analyze_cine
+    from workstation.io import load
+
+    model = load_model(args.model, device=args.device)
+    if model.manifest.placeholder:
+        print(f"warning: model {model.manifest.name} {model.manifest.version} is a PLACEHOLDER: its values are not "
+              "clinically meaningful", file=sys.stderr)
+    results = []
+    for path in args.files:
+        cine = load(path, mm_per_px=args.mm_per_px)
+        results.append(analyze_cine(cine, model, progress=_Progress(Path(path).name, args.quiet),
+                                    flip_tta=not args.no_tta))
+    emit_json(results[0] if len(results) == 1 else results, args.json)
+    return 0
+
+
+def cmd_measure(args) -> int:
+    from workstation.calibration import Calibration
+    from workstation.measure import load_labelmap, measure_labelmap
+
+    labels = load_labelmap(args.labelmap)
+    calibration = Calibration.manual_mm_per_px(args.mm_per_px) if args.mm_per_px else None
+    emit_json(measure_labelmap(labels, calibration).to_json(), args.json)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from workstation.evaluate import evaluate
+    from workstation.inference.engine import load_model
+
+    model = load_model(args.model, device=args.device)
+    result = evaluate(model, args.dataset, args.dir, split=args.split, limit=args.limit,
+                      progress=_Progress(f"evaluate {args.dataset}", args.quiet))
+    if not args.cases:
+        result.pop("cases", None)
+    emit_json(result, args.json)
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from workstation.bench import run_bench
+    from workstation.inference.engine import load_model
+
+    model = load_model(args.model, device=args.device, threads=args.threads)
+    result = run_bench(model, repeats=args.repeats, n_frames=args.frames)
+    if args.json:
+        emit_json(result, None)
+    else:
+        print(f"model          {model.manifest.name} {model.manifest.version} ({result['device']}, {result['threads']} threads)")
+        print(f"latency/frame  median {result['latency_ms']['median']:.2f} ms, p95 {result['latency_ms']['p95']:.2f} ms "
+              f"at input {result['latency_input']}")
+        print(f"cine           {result['cine_fps']:.1f} frames/s over {result['cine']['frames']} frames "
+              f"{result['cine']['frame_shape']} (whole pipeline, flip TTA)")
+        print(f"peak memory    {result['peak_rss_mb']:.0f} MB RSS")
+    return 0
+
+
+def cmd_demo_cine(args) -> int:
+    from workstation.synthetic import write_demo_cine
+
+    path = write_demo_cine(args.out, n_frames=args.frames, seed=args.seed)
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workstation", description="Labor ward ultrasound workstation (AoP, HSD, HC).")
+    parser.add_argument("--version", action="version", version=f"workstation {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    def model_options(p):
+        p.add_argument("--model", default=None, help="model name or manifest path (default: the shipped model)")
+        p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="ONNX Runtime device")
+
+    p = sub.add_parser("analyze", help="analyse scans frame by frame (AoP, HSD, plane, uncertainty)")
+    p.add_argument("files", nargs="+", help="DICOM, video, image files or folders of images")
+    p.add_argument("--json", metavar="OUT", help="write JSON here instead of stdout")
+    p.add_argument("--mm-per-px", type=float, help="manual calibration, overriding what the file says")
+    p.add_argument("--no-tta", action="store_true", help="skip the mirrored pass (faster, no flip disagreement)")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    model_options(p)
+    p.set_defaults(run=cmd_analyze)
+
+    p = sub.add_parser("measure", help="AoP, HSD, HC from a label map (0 bg, 1 PS, 2 FH)")
+    p.add_argument("labelmap")
+    p.add_argument("--mm-per-px", type=float, help="pixel size in mm, for mm values")
+    p.add_argument("--json", metavar="OUT")
+    p.set_defaults(run=cmd_measure)
+
+    p = sub.add_parser("evaluate", help="Dice, HD95, AoP and HC error of the model on a labelled dataset")
+    p.add_argument("--dataset", required=True, choices=("psfhs", "hc18"))
+    p.add_argument("dir")
+    p.add_argument("--split", default="val", choices=("val", "train", "all"),
+                   help="which part of the fixed split to score (default val: the model trained on the rest)")
+    p.add_argument("--limit", type=int, help="score only the first N cases")
+    p.add_argument("--cases", action="store_true", help="include per-case rows")
+    p.add_argument("--json", metavar="OUT")
+    p.add_argument("--quiet", action="store_true")
+    model_options(p)
+    p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="latency, cine frames per second, peak memory")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--repeats", type=int, default=100)
+    p.add_argument("--frames", type=int, default=120)
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    model_options(p)
+    p.set_defaults(run=cmd_bench)
+
+    p = sub.add_parser("demo-cine", help="write the project's synthetic transperineal DICOM cine")
+    p.add_argument("out")
+    p.add_argument("--frames", type=int, default=48)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_demo_cine)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return run_default()
+    try:
+        return args.run(args)
+    except WorkstationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ValueError as exc:  # e.g. a manual calibration out of range
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_default() -> int:
+    """No subcommand: until the window lands, analyse the demo cine and print its summary."""
+    from workstation.paths import data_dir
+
+    demo = data_dir() / "demo" / "demo-cine.dcm"
+    if not demo.exists():
+        demo.parent.mkdir(parents=True, exist_ok=True)
+        from workstation.synthetic import write_demo_cine
+
+        write_demo_cine(demo)
+    return main(["analyze", str(demo)])

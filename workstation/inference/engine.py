@@ -1,0 +1,170 @@
+"""ONNX Runtime engine: one session per model, threads set explicitly, hash checked first.
+
+``load_model()`` finds a manifest by name (shipped ``models/`` first, then the user's
+models folder), verifies the ONNX file's sha256, and opens one InferenceSession.
+``Model.predict`` turns frames into per-class probabilities at frame resolution, the
+plane-class probabilities and the direct AoP/HSD regression when the model has them.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workstation.errors import ModelError
+from workstation.inference.manifest import ModelManifest, read_manifest, verify
+from workstation.inference.preprocess import frame_to_input, input_px_to_frame_px, maps_to_frame
+from workstation.paths import shipped_models_dir, user_models_dir
+
+DEFAULT_MODEL = "psfh-multitask"
+DEVICES = ("auto", "cpu", "gpu")
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider")
+
+
+@dataclass
+class FramePrediction:
+    probs: np.ndarray  # (3, H, W) float32 softmax at frame resolution
+    plane_probs: np.ndarray | None  # (K,) softmax over the manifest's plane classes
+    regression: dict[str, float] | None  # {"aop_deg": .., "hsd_px": .. (frame pixels)}
+    flip_disagreement: float | None = None  # 1 - mean Dice (PS, FH) between plain and mirrored passes
+
+
+def default_threads() -> int:
+    """Intra-op threads: all cores up to 4 (more rarely helps a small CNN and starves the UI)."""
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def available_manifests() -> list[Path]:
+    found = []
+    for folder in (shipped_models_dir(), user_models_dir()):
+        if folder.is_dir():
+            found.extend(sorted(folder.glob("*.json")))
+    return found
+
+
+def find_manifest(name_or_path: str | None = None) -> Path:
+    """A manifest path from a model name, a manifest path or an ONNX path (its .json beside it)."""
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODEL
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".json", ".onnx") or candidate.exists():
+        manifest = candidate.with_suffix(".json")
+        if not manifest.is_file():
+            raise ModelError(f"no manifest {manifest.name} beside {candidate}: a model needs its JSON manifest")
+        return manifest
+    for manifest in available_manifests():
+        try:
+            if read_manifest(manifest).name == name_or_path:
+                return manifest
+        except ModelError:
+            continue  # a broken manifest elsewhere must not hide the one asked for
+    names = ", ".join(sorted({p.stem for p in available_manifests()})) or "none"
+    raise ModelError(f"no model named {name_or_path!r} (available: {names})")
+
+
+def select_providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise ModelError(f"unknown device {device!r}: choose auto, cpu or gpu")
+    available = ort.get_available_providers()
+    gpus = [p for p in _GPU_PROVIDERS if p in available]
+    if device == "gpu" and not gpus:
+        raise ModelError("no GPU execution provider is available in this ONNX Runtime (asked for --device gpu)")
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    return gpus[:1] + ["CPUExecutionProvider"]
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _mean_structure_dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Dice of PS and FH between two label maps; a class absent from both counts as agreement."""
+    scores = []
+    for cls in (1, 2):
+        in_a, in_b = a == cls, b == cls
+        total = int(in_a.sum()) + int(in_b.sum())
+        scores.append(1.0 if total == 0 else 2.0 * int((in_a & in_b).sum()) / total)
+    return float(np.mean(scores))
+
+
+class Model:
+    """One verified ONNX model and its single InferenceSession."""
+
+    def __init__(self, manifest: ModelManifest, device: str = "auto", threads: int | None = None):
+        import onnxruntime as ort
+
+        verify(manifest)
+        self.manifest = manifest
+        self.threads = threads or default_threads()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = select_providers(device)
+        try:
+            self.session = ort.InferenceSession(str(manifest.file), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
+            raise ModelError(f"model {manifest.name} could not be opened by ONNX Runtime: {str(exc).splitlines()[0]}") from None
+        self.device = "gpu" if self.session.get_providers()[0] in _GPU_PROVIDERS else "cpu"
+        outputs = {o.name for o in self.session.get_outputs()}
+        wanted = [n for n in (manifest.outputs.segmentation, manifest.outputs.plane, manifest.outputs.regression) if n]
+        missing = [n for n in wanted if n not in outputs]
+        if missing:
+            raise ModelError(f"model {manifest.name} lacks the outputs {missing} that its manifest names (has {sorted(outputs)})")
+        self._output_names = wanted
+
+    def describe(self) -> dict:
+        return {**self.manifest.describe(), "device": self.device, "threads": self.threads}
+
+    def run_inputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs for an (N, C, H, W) float32 batch already in the model's input space."""
+        values = self.session.run(self._output_names, {self.manifest.input_name: batch})
+        return dict(zip(self._output_names, values))
+
+    def predict(self, frames: list[np.ndarray], flip_tta: bool = False) -> list[FramePrediction]:
+        """Predictions for frames of any size; with ``flip_tta`` also the mirrored pass, averaged."""
+        spec = self.manifest.input_spec
+        prepared = [frame_to_input(f, spec) for f in frames]
+        batch = np.stack([x for x, _ in prepared]).astype(np.float32)
+        raw = self.run_inputs(batch)
+        if flip_tta:
+            mirrored = self.run_inputs(np.ascontiguousarray(batch[..., ::-1]))
+        outs = self.manifest.outputs
+        results = []
+        for i, (_, placement) in enumerate(prepared):
+            seg = _softmax(raw[outs.segmentation][i].astype(np.float32), axis=0)
+            disagreement = None
+            if flip_tta:
+                seg_mirrored = _softmax(mirrored[outs.segmentation][i][..., ::-1].astype(np.float32), axis=0)
+                disagreement = 1.0 - _mean_structure_dice(seg.argmax(0), seg_mirrored.argmax(0))
+                seg = 0.5 * (seg + seg_mirrored)
+            plane = None
+            if outs.plane:
+                plane = _softmax(raw[outs.plane][i].astype(np.float32).ravel(), axis=0)
+                if len(plane) != len(outs.plane_classes):
+                    raise ModelError(f"model {self.manifest.name} gives {len(plane)} plane classes, its manifest names "
+                                     f"{len(outs.plane_classes)}")
+            regression = None
+            if outs.regression:
+                values = raw[outs.regression][i].astype(np.float64).ravel()
+                regression = {}
+                for name, value, scale in zip(outs.regression_fields, values, outs.regression_scale):
+                    value = float(value) * scale
+                    if name == "hsd_px" and outs.hsd_units == "input_px":
+                        value = input_px_to_frame_px(value, spec, placement)
+                    regression[name] = value
+            results.append(FramePrediction(maps_to_frame(seg, placement), plane, regression, disagreement))
+        return results
+
+
+def load_model(name_or_path: str | None = None, device: str = "auto", threads: int | None = None) -> Model:
+    """Find, verify and open a model; ModelError with a clear message when anything is off."""
+    return Model(read_manifest(find_manifest(name_or_path)), device=device, threads=threads)

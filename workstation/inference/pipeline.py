@@ -1,0 +1,206 @@
+"""Per-frame analysis of a cine: segmentation -> plane class -> ISUOG measurements -> uncertainty.
+
+The same code serves the CLI (``workstation analyze``), the GUI's worker pool (which
+iterates :func:`iter_frame_results` and sends each result by signal) and the records.
+
+Per-frame uncertainty (0 = confident, 1 = do not trust) combines three signals, each
+reported on its own in ``uncertainty_parts`` so nothing is hidden:
+
+* ``boundary_entropy``: mean normalised entropy of the class probabilities in a band
+  around the predicted PS and FH outlines, where AoP and HSD are decided;
+* ``flip_disagreement``: 1 - Dice between the plain and the mirrored pass;
+* ``regression_gap``: |direct AoP regression - geometric AoP| / 20 degrees, capped at 1.
+
+The per-pixel map the viewer shows is the normalised entropy itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from workstation.calibration import Calibration
+from workstation.inference.engine import FramePrediction, Model
+from workstation.measure import measure_labelmap
+
+STANDARD_PLANE = "standard_plane"
+BIOMETRY_PLANE = "not_transperineal"  # an axial head plane: where HC, BPD and GA belong
+_MIN_STRUCTURE_FRACTION = 5e-4  # of the frame's pixels; smaller blobs are noise, not anatomy
+_REGRESSION_GAP_FULL_DEG = 20.0
+_BATCH = 4
+
+
+@dataclass
+class FrameResult:
+    index: int
+    time_s: float
+    frame_class: str
+    frame_class_probs: dict[str, float] | None
+    ps_present: bool
+    fh_present: bool
+    measurements: dict  # the `measure` JSON of this frame (aop_deg, hsd_px, hsd_mm, hc_mm, ..., geometry, reasons)
+    uncertainty: float
+    uncertainty_parts: dict[str, float | None]
+    regression: dict[str, float] | None
+    labels: np.ndarray | None = field(default=None, repr=False)  # kept when asked (viewer overlays)
+    uncertainty_map: np.ndarray | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict:
+        m = self.measurements
+        return {
+            "index": self.index,
+            "time_s": round(self.time_s, 4),
+            "frame_class": self.frame_class,
+            "frame_class_probs": self.frame_class_probs,
+            "ps_present": self.ps_present,
+            "fh_present": self.fh_present,
+            "aop_deg": m.get("aop_deg"),
+            "hsd_px": m.get("hsd_px"),
+            "hsd_mm": m.get("hsd_mm"),
+            "hc_mm": m.get("hc_mm"),
+            "bpd_mm": m.get("bpd_mm"),
+            "ofd_mm": m.get("ofd_mm"),
+            "ga_weeks": m.get("ga_weeks"),
+            "uncertainty": round(self.uncertainty, 4),
+            "uncertainty_parts": self.uncertainty_parts,
+            "regression": self.regression,
+            "geometry": m.get("geometry"),
+            "reasons": m.get("reasons", {}),
+            "calibration": m.get("calibration"),
+        }
+
+
+def entropy_map(probs: np.ndarray) -> np.ndarray:
+    """Per-pixel entropy of (C, H, W) probabilities, normalised to [0, 1]."""
+    p = np.clip(probs, 1e-7, 1.0)
+    return (-(p * np.log(p)).sum(axis=0) / np.log(probs.shape[0])).astype(np.float32)
+
+
+def _boundary_entropy(labels: np.ndarray, entropy: np.ndarray) -> float | None:
+    edges = cv2.morphologyEx((labels > 0).astype(np.uint8) + (labels == 1).astype(np.uint8), cv2.MORPH_GRADIENT,
+                             np.ones((3, 3), np.uint8)) > 0
+    if not edges.any():
+        return None
+    band = cv2.dilate(edges.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    return float(entropy[band].mean())
+
+
+def _combine(parts: dict[str, float | None], whole_frame_entropy: float) -> float:
+    weights = {"boundary_entropy": 0.4, "flip_disagreement": 0.3, "regression_gap": 0.3}
+    known = {k: v for k, v in parts.items() if v is not None}
+    if not known:
+        return float(min(1.0, whole_frame_entropy))
+    total = sum(weights[k] for k in known)
+    return float(min(1.0, max(0.0, sum(weights[k] * v for k, v in known.items()) / total)))
+
+
+def _frame_class(prediction: FramePrediction, classes: tuple[str, ...], ps: bool, fh: bool) -> tuple[str, dict | None]:
+    if prediction.plane_probs is not None:
+        probs = {name: round(float(p), 4) for name, p in zip(classes, prediction.plane_probs)}
+        return classes[int(np.argmax(prediction.plane_probs))], probs
+    # No plane head (a segmentation-only model): derive the class from what was segmented.
+    if ps and fh:
+        return STANDARD_PLANE, None
+    return ("one_structure" if (ps or fh) else "no_anatomy"), None
+
+
+def analyze_prediction(prediction: FramePrediction, model: Model, calibration: Calibration | None, index: int,
+                       time_s: float, keep_maps: bool = False) -> FrameResult:
+    """Measurements and uncertainty for one frame's prediction."""
+    labels = prediction.probs.argmax(axis=0).astype(np.uint8)
+    min_pixels = _MIN_STRUCTURE_FRACTION * labels.size
+    ps_present = bool((labels == 1).sum() >= min_pixels)
+    fh_present = bool((labels == 2).sum() >= min_pixels)
+    frame_class, class_probs = _frame_class(prediction, model.manifest.outputs.plane_classes, ps_present, fh_present)
+    measured = measure_labelmap(labels, calibration).to_json()
+    reasons = measured.setdefault("reasons", {})
+    if frame_class != BIOMETRY_PLANE:
+        for key in ("hc_px", "hc_mm", "bpd_mm", "ofd_mm", "ga_weeks"):
+            if measured.get(key) is not None:
+                measured[key] = None
+                reasons[key] = f"head biometry is taken on an axial head plane; this frame is classed {frame_class}"
+    if frame_class in (BIOMETRY_PLANE, "no_anatomy"):
+        for key in ("aop_deg", "hsd_px", "hsd_mm"):
+            if measured.get(key) is not None:
+                measured[key] = None
+                reasons[key] = f"no transperineal view: this frame is classed {frame_class}"
+    entropy = entropy_map(prediction.probs)
+    gap = None
+    if prediction.regression and measured.get("aop_deg") is not None and "aop_deg" in prediction.regression:
+        gap = min(1.0, abs(prediction.regression["aop_deg"] - measured["aop_deg"]) / _REGRESSION_GAP_FULL_DEG)
+    parts = {"boundary_entropy": _boundary_entropy(labels, entropy), "flip_disagreement": prediction.flip_disagreement,
+             "regression_gap": gap}
+    uncertainty = _combine(parts, float(entropy.mean()))
+    regression = {k: round(v, 3) for k, v in prediction.regression.items()} if prediction.regression else None
+    return FrameResult(index, float(time_s), frame_class, class_probs, ps_present, fh_present, measured, uncertainty,
+                       {k: (None if v is None else round(float(v), 4)) for k, v in parts.items()}, regression,
+                       labels if keep_maps else None, entropy if keep_maps else None)
+
+
+def iter_frame_results(cine, model: Model, *, indices=None, flip_tta: bool = True, keep_maps: bool = False,
+                       cancelled: Callable[[], bool] | None = None) -> Iterator[FrameResult]:
+    """Analyse frames in small batches, yielding one result per frame; stops early when ``cancelled()``."""
+    indices = list(range(cine.n_frames)) if indices is None else list(indices)
+    for start in range(0, len(indices), _BATCH):
+        if cancelled is not None and cancelled():
+            return
+        chunk = indices[start:start + _BATCH]
+        predictions = model.predict([cine.frame(i) for i in chunk], flip_tta=flip_tta)
+        for i, prediction in zip(chunk, predictions):
+            yield analyze_prediction(prediction, model, cine.calibration, i, float(cine.times_s[i]), keep_maps)
+
+
+def choose_frame(results: list[FrameResult]) -> tuple[int | None, str]:
+    """The frame to report: a standard plane with an AoP and the lowest uncertainty."""
+    with_aop = [r for r in results if r.measurements.get("aop_deg") is not None]
+    standard = [r for r in with_aop if r.frame_class == STANDARD_PLANE]
+    if standard:
+        best = min(standard, key=lambda r: r.uncertainty)
+        return best.index, (f"frame {best.index}: standard transperineal plane with PS and FH, lowest uncertainty "
+                            f"({best.uncertainty:.2f}) of {len(standard)} such frames")
+    if with_aop:
+        best = min(with_aop, key=lambda r: r.uncertainty)
+        return best.index, (f"frame {best.index}: no frame was classed a standard plane; lowest uncertainty "
+                            f"({best.uncertainty:.2f}) of {len(with_aop)} frames with an AoP")
+    biometry = [r for r in results if r.measurements.get("hc_px") is not None]
+    if biometry:
+        best = min(biometry, key=lambda r: r.uncertainty)
+        return best.index, f"frame {best.index}: axial head plane with a head ellipse, lowest uncertainty ({best.uncertainty:.2f})"
+    return None, f"no frame of {len(results)} gave an AoP or a head ellipse"
+
+
+def summarize(results: list[FrameResult]) -> dict:
+    chosen, why = choose_frame(results)
+    summary = {"chosen_frame": chosen, "aop_deg": None, "hsd_mm": None, "hsd_px": None, "hc_mm": None,
+               "ga_weeks": None, "uncertainty": None, "why": why}
+    if chosen is not None:
+        result = next(r for r in results if r.index == chosen)
+        for key in ("aop_deg", "hsd_mm", "hsd_px", "hc_mm", "ga_weeks"):
+            summary[key] = result.measurements.get(key)
+        summary["uncertainty"] = round(result.uncertainty, 4)
+    return summary
+
+
+def analyze_cine(cine, model: Model, *, progress: Callable[[int, int], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None, flip_tta: bool = True) -> dict:
+    """The `analyze` JSON for one cine."""
+    results = []
+    for result in iter_frame_results(cine, model, flip_tta=flip_tta, cancelled=cancelled):
+        results.append(result)
+        if progress is not None:
+            progress(len(results), cine.n_frames)
+    return {
+        "file": str(cine.source),
+        "model": model.describe(),
+        "placeholder_model": model.manifest.placeholder,
+        "n_frames": cine.n_frames,
+        "frame_shape": list(cine.frame_shape),
+        "frame_time_source": cine.frame_time_source,
+        "calibration_source": cine.calibration.source,
+        "study": cine.info.to_dict(),
+        "cancelled": len(results) < cine.n_frames,
+        "frames": [r.to_json() for r in results],
+        "summary": summarize(results),
+    }

@@ -1,0 +1,103 @@
+"""Frame <-> model-input geometry, shared by the inference engine and the training code.
+
+One implementation on purpose: a model trained with one resize and run with another
+sees distorted anatomy, and angles (AoP) are not invariant to anisotropic stretching.
+
+``letterbox`` pads the frame to a square (centred, black) and resizes it, keeping the
+aspect ratio; ``stretch`` resizes straight to the input size (for contracts that ask
+for it, such as LaborView's).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a model wants: size, channels, resize mode and normalisation x = (p / scale - mean) / std."""
+
+    height: int
+    width: int
+    channels: int = 1  # 1 = grayscale, 3 = grayscale repeated (ultrasound is grey)
+    resize: str = "letterbox"  # or "stretch"
+    scale: float = 255.0
+    mean: float = 0.5
+    std: float = 0.5
+
+    def __post_init__(self):
+        if self.resize not in ("letterbox", "stretch"):
+            raise ValueError(f"unknown resize mode {self.resize!r} (letterbox or stretch)")
+        if self.channels not in (1, 3):
+            raise ValueError(f"a model input needs 1 or 3 channels, not {self.channels}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the frame sits inside the model input, to map outputs back."""
+
+    frame_height: int
+    frame_width: int
+    pad_top: int  # padding in frame pixels (letterbox), before resizing
+    pad_left: int
+    side_h: int  # padded size in frame pixels
+    side_w: int
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    """uint8 grayscale from a grayscale or RGB uint8 frame."""
+    if frame.ndim == 2:
+        return frame
+    if frame.ndim == 3 and frame.shape[2] == 3:
+        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        return frame[:, :, 0]
+    raise ValueError(f"expected a (H, W) or (H, W, 3) frame, got shape {frame.shape}")
+
+
+def place(frame_shape: tuple[int, ...], spec: InputSpec) -> Placement:
+    h, w = int(frame_shape[0]), int(frame_shape[1])
+    if spec.resize == "stretch":
+        return Placement(h, w, 0, 0, h, w)
+    side = max(h, w)
+    return Placement(h, w, (side - h) // 2, (side - w) // 2, side, side)
+
+
+def frame_to_input(frame: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Placement]:
+    """(C, H, W) float32 model input for one frame, and its placement."""
+    gray = to_gray(frame)
+    placement = place(gray.shape, spec)
+    if placement.pad_top or placement.pad_left or placement.side_h != gray.shape[0] or placement.side_w != gray.shape[1]:
+        canvas = np.zeros((placement.side_h, placement.side_w), np.uint8)
+        canvas[placement.pad_top:placement.pad_top + gray.shape[0], placement.pad_left:placement.pad_left + gray.shape[1]] = gray
+        gray = canvas
+    resized = cv2.resize(gray, (spec.width, spec.height), interpolation=cv2.INTER_AREA
+                         if gray.shape[0] > spec.height else cv2.INTER_LINEAR)
+    x = (resized.astype(np.float32) / spec.scale - spec.mean) / spec.std
+    x = np.repeat(x[None], spec.channels, axis=0)
+    return x, placement
+
+
+def labels_to_input(labels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """A label map placed like its image (nearest neighbour), for training targets."""
+    placement = place(labels.shape, spec)
+    canvas = np.zeros((placement.side_h, placement.side_w), labels.dtype)
+    canvas[placement.pad_top:placement.pad_top + labels.shape[0], placement.pad_left:placement.pad_left + labels.shape[1]] = labels
+    return cv2.resize(canvas, (spec.width, spec.height), interpolation=cv2.INTER_NEAREST)
+
+
+def maps_to_frame(maps: np.ndarray, placement: Placement) -> np.ndarray:
+    """(C, h, w) per-pixel maps at model resolution -> (C, H, W) at frame resolution (bilinear)."""
+    out = []
+    for channel in maps:
+        full = cv2.resize(channel.astype(np.float32), (placement.side_w, placement.side_h), interpolation=cv2.INTER_LINEAR)
+        out.append(full[placement.pad_top:placement.pad_top + placement.frame_height,
+                        placement.pad_left:placement.pad_left + placement.frame_width])
+    return np.stack(out)
+
+
+def input_px_to_frame_px(length_px: float, spec: InputSpec, placement: Placement) -> float:
+    """A length measured in model-input pixels, in frame pixels (letterbox is isotropic)."""
+    return float(length_px) * placement.side_w / spec.width
