@@ -10,15 +10,16 @@ from workstation.inference.manifest import file_sha256
 
 
 def build_tiny_onnx(path: Path, channels: int = 1, size: int = 64, names=("image", "seg_logits", "plane_logits", "aop_hsd")):
-    """A 1x1-conv 'segmenter': bright pixels -> fetal head, mid-grey -> PS; a plane head and a regression head."""
+    """A 1x1-conv 'segmenter' of grey levels, with a plane head and a regression head."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     input_name, seg_name, plane_name, reg_name = names
     weights = np.zeros((3, channels, 1, 1), np.float32)
-    weights[2, :, 0, 0] = 8.0 / channels  # head logit grows with brightness
-    weights[1, :, 0, 0] = 4.0 / channels
-    bias = np.array([0.0, -1.0, -4.0], np.float32)
+    # Normalised input x in [-1, 1]: black -> background, mid-grey (x ~ 0.2) -> PS, white -> fetal head.
+    weights[1, :, 0, 0] = 10.0 / channels
+    weights[2, :, 0, 0] = 30.0 / channels
+    bias = np.array([0.0, -0.5, -19.0], np.float32)
     gemm_plane = np.full((3, 4), 0.1, np.float32)
     gemm_reg = np.array([[0.5, 0.2], [0.1, 0.1], [0.2, 0.3]], np.float32)
     nodes = [

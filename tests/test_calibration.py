@@ -33,7 +33,7 @@ def test_point_outside_every_region_is_refused():
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    ({"spatial": 4, "data_type": 10}, "not a 2D image region"),
+    ({"spatial": 4, "data_type": 10}, "not tissue"),
     ({"units": 4}, "no length units"),
     ({"units": 0, "delta": 0.0}, "no length units"),
     ({"delta": 0.0}, "non-positive"),

@@ -139,6 +139,11 @@ class Calibration:
     def _region_scale(self, pts: list[Point], frame_shape: Sequence[int]) -> ScaleLookup:
         if not pts:
             return ScaleLookup(None, "no points to calibrate")
+        # A point on a trace, a grey bar or any other non-image region is not tissue, even where
+        # that region overlaps a 2D one: refuse rather than measure across it.
+        for region in self.regions:
+            if region.spatial_format != _SPATIAL_FORMAT_2D and any(region.contains(p) for p in pts):
+                return ScaleLookup(None, f"the measurement touches {region.describe()}, which is not tissue: pixels only")
         holders = [r for r in self.regions if all(r.contains(p) for p in pts)]
         if not holders:
             touched = {r.index for r in self.regions for p in pts if r.contains(p)}

@@ -63,15 +63,14 @@ def cmd_analyze(args) -> int:
     from workstation.inference.pipeline import analyze_cine
     from workstation.io import load
 
+    # Open every file first (cheap: frames decode lazily) so a bad one fails before minutes of work.
+    cines = [load(path, mm_per_px=args.mm_per_px) for path in args.files]
     model = load_model(args.model, device=args.device)
     if model.manifest.placeholder:
         print(f"warning: model {model.manifest.name} {model.manifest.version} is a PLACEHOLDER: its values are not "
               "clinically meaningful", file=sys.stderr)
-    results = []
-    for path in args.files:
-        cine = load(path, mm_per_px=args.mm_per_px)
-        results.append(analyze_cine(cine, model, progress=_Progress(Path(path).name, args.quiet),
-                                    flip_tta=not args.no_tta))
+    results = [analyze_cine(cine, model, progress=_Progress(cine.source.name, args.quiet), flip_tta=not args.no_tta)
+               for cine in cines]
     emit_json(results[0] if len(results) == 1 else results, args.json)
     return 0
 

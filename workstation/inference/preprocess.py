@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from workstation.io.cine import to_gray
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -44,17 +46,6 @@ class Placement:
     pad_left: int
     side_h: int  # padded size in frame pixels
     side_w: int
-
-
-def to_gray(frame: np.ndarray) -> np.ndarray:
-    """uint8 grayscale from a grayscale or RGB uint8 frame."""
-    if frame.ndim == 2:
-        return frame
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        return frame[:, :, 0]
-    raise ValueError(f"expected a (H, W) or (H, W, 3) frame, got shape {frame.shape}")
 
 
 def place(frame_shape: tuple[int, ...], spec: InputSpec) -> Placement:

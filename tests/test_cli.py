@@ -1,0 +1,137 @@
+"""The headless CLI, end to end: JSON contracts, progress, one-line errors, real data where present."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT, shared_path
+from model_fixtures import build_tiny_onnx, write_manifest
+from workstation.cli import main
+from workstation.synthetic import make_transperineal_cine
+
+pytest.importorskip("onnx")
+
+MEASURE_KEYS = {"aop_deg", "hsd_px", "hsd_mm", "hc_px", "hc_mm", "bpd_mm", "ofd_mm", "ga_weeks", "geometry", "reasons"}
+EVALUATE_KEYS = {"dataset", "n", "dice", "hd95_px", "aop_abs_error_deg", "hc_abs_error_mm"}
+
+
+@pytest.fixture(scope="module")
+def tiny_manifest(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    return str(write_manifest(build_tiny_onnx(folder / "tiny.onnx")))
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "workstation", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO_ROOT, timeout=300)
+
+
+def test_demo_cine_then_analyze_through_the_real_entry_point(tmp_path, tiny_manifest):
+    dcm = tmp_path / "demo.dcm"
+    done = run_cli("demo-cine", str(dcm), "--frames", "8")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "a.json"
+    done = run_cli("analyze", str(dcm), "--json", str(out), "--model", tiny_manifest, "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert "PLACEHOLDER" in done.stderr and "8/8 frames" in done.stderr
+    result = json.loads(out.read_text())
+    assert result["n_frames"] == 8 and len(result["frames"]) == 8
+    assert result["calibration_source"] == "dicom_regions"
+    assert result["frame_time_source"] in ("FrameTime", "CineRate")
+    assert result["frames"][1]["time_s"] == pytest.approx(0.04)
+    assert result["model"]["sha256"] and result["model"]["placeholder"] is True
+
+
+def test_analyze_several_files_gives_a_list(tmp_path, tiny_manifest, capsys):
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), make_transperineal_cine(1, shape=(120, 160)).frames[0])
+    assert main(["analyze", str(image), str(image), "--model", tiny_manifest, "--quiet"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert isinstance(payload, list) and len(payload) == 2 and payload[0]["calibration_source"] == "none"
+
+
+def test_measure_on_a_synthetic_label_map(tmp_path, capsys):
+    labels = make_transperineal_cine(1, seed=4).labels[0]
+    path = tmp_path / "labels.png"
+    cv2.imwrite(str(path), labels)
+    assert main(["measure", str(path), "--mm-per-px", "0.2"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert MEASURE_KEYS <= set(result)
+    assert 90 < result["aop_deg"] < 180
+    assert result["hsd_mm"] == pytest.approx(result["hsd_px"] * 0.2, abs=1e-3)
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"", "empty"),
+    (b"this is not an image", ""),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_manifest, content, words):
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(content)
+    done = run_cli("analyze", str(bad), "--model", tiny_manifest)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr and words in done.stderr.lower()
+
+
+def test_refused_model_is_one_line(tmp_path):
+    manifest = write_manifest(build_tiny_onnx(tmp_path / "m.onnx"), sha256="1" * 64)
+    done = run_cli("bench", "--model", str(manifest))
+    assert done.returncode == 2 and "refused" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bench_json(tiny_manifest, capsys):
+    assert main(["bench", "--json", "--model", tiny_manifest, "--repeats", "5", "--frames", "8"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["latency_ms"]) == {"median", "p95"}
+    assert result["cine_fps"] > 0 and result["peak_rss_mb"] > 0 and result["device"] == "cpu"
+
+
+def make_psfhs_folder(root, n=6):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    cine = make_transperineal_cine(n, shape=(256, 256), seed=5)
+    for i in range(n):
+        grey = np.choose(cine.labels[i], [0, 150, 255]).astype(np.uint8)
+        cv2.imwrite(str(root / "images" / f"{i:05d}.png"), grey)
+        cv2.imwrite(str(root / "labels" / f"{i:05d}_label.png"), cine.labels[i])
+    return root
+
+
+def test_evaluate_scores_a_perfect_segmenter_perfectly(tmp_path, capsys):
+    # At the images' own size the grey-level model reproduces the labels: scores must be near perfect.
+    manifest = str(write_manifest(build_tiny_onnx(tmp_path / "full.onnx", size=256), size=256))
+    folder = make_psfhs_folder(tmp_path / "psfhs")
+    assert main(["evaluate", "--dataset", "psfhs", str(folder), "--split", "all", "--model", manifest,
+                 "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert EVALUATE_KEYS <= set(result) and result["n"] == 6
+    assert result["dice"]["fh"] > 0.97 and result["dice"]["ps"] > 0.9
+    assert result["aop_abs_error_deg"]["mean"] < 2.0
+    assert result["hc_abs_error_mm"]["mean"] is None
+
+
+def test_evaluate_on_real_psfhs_runs(tiny_manifest, capsys):
+    folder = shared_path("psfhs")
+    assert main(["evaluate", "--dataset", "psfhs", str(folder), "--limit", "5", "--model", tiny_manifest,
+                 "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 5 and result["split"] == "val"
+
+
+def test_evaluate_on_real_hc18_runs(tiny_manifest, capsys):
+    folder = shared_path("hc18")
+    assert main(["evaluate", "--dataset", "hc18", str(folder), "--limit", "3", "--model", tiny_manifest,
+                 "--quiet"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 3 and result["dice"]["ps"] is None and "hc_abs_error_mm" in result
+
+
+def test_evaluate_rejects_a_folder_that_is_not_a_dataset(tmp_path, tiny_manifest, capsys):
+    assert main(["evaluate", "--dataset", "psfhs", str(tmp_path), "--model", tiny_manifest]) == 2
+    assert "not a dataset folder" in capsys.readouterr().err

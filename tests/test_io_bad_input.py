@@ -1,0 +1,177 @@
+"""Bad input: every unusable file or folder raises InputError with one clear line, quickly."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+
+from fixtures_io import pydicom_test_file, rewrite, write_small_us
+from workstation.errors import InputError
+from workstation.io import load
+
+pytestmark = [pytest.mark.timeout(30),  # a hang is a failure too
+              pytest.mark.filterwarnings("ignore:End of file reached before delimiter")]
+
+
+def assert_one_line_input_error(path, match: str) -> str:
+    with pytest.raises(InputError, match=match) as caught:
+        load(path)
+    message = str(caught.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def write_header_only(path, rows: int, cols: int, n_frames: int | None = None, pixel_bytes: bytes | None = b"\0\0"):
+    """A tiny DICOM whose header claims rows x cols (x n_frames); the pixel data is whatever is given."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = UltrasoundImageStorage, meta.MediaStorageSOPInstanceUID, "US"
+    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = rows, cols, 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    if n_frames is not None:
+        ds.NumberOfFrames = n_frames
+    if pixel_bytes is not None:
+        ds.PixelData = pixel_bytes
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_missing_path(tmp_path):
+    assert_one_line_input_error(tmp_path / "nowhere.dcm", "no such file")
+
+
+def test_empty_path_string():
+    with pytest.raises(InputError, match="no file or folder given"):
+        load("")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX only")
+def test_a_pipe_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "stream.dcm"
+    os.mkfifo(fifo)
+    assert_one_line_input_error(fifo, "not a regular file")
+
+
+def test_empty_file(tmp_path):
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    assert_one_line_input_error(tmp_path / "empty.dcm", "empty")
+
+
+def test_text_file_named_dcm(tmp_path):
+    (tmp_path / "notes.dcm").write_text("Patient was scanned at 10:42.\nNothing to see.\n" * 20)
+    assert_one_line_input_error(tmp_path / "notes.dcm", "not a DICOM file")
+
+
+def test_text_file_without_extension(tmp_path):
+    (tmp_path / "README").write_text("hello\n")
+    assert_one_line_input_error(tmp_path / "README", "not a DICOM file")
+
+
+def test_unsupported_extension(tmp_path):
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4\n")
+    assert_one_line_input_error(tmp_path / "report.pdf", "unsupported file type '.pdf'")
+
+
+@pytest.mark.parametrize("keep_fraction", [0.3, 0.9, 0.999])
+def test_truncated_uncompressed_dicom(tmp_path, keep_fraction):
+    data = write_small_us(tmp_path / "full.dcm", n_frames=5, rows=64, cols=64).read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[: int(len(data) * keep_fraction)])
+    assert_one_line_input_error(tmp_path / "cut.dcm", "cut.dcm: .*truncated")
+
+
+@pytest.mark.parametrize("name", ["color3d_jpeg_baseline.dcm", "OBXXXX1A_rle_2frame.dcm", "US1_J2KR.dcm"])
+def test_truncated_compressed_dicom(tmp_path, name):
+    data = pydicom_test_file(name).read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[: len(data) * 2 // 3])
+    assert_one_line_input_error(tmp_path / "cut.dcm", "cut.dcm: .*truncated")
+
+
+def test_truncated_inside_the_header(tmp_path):
+    data = write_small_us(tmp_path / "full.dcm").read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[:200])
+    assert_one_line_input_error(tmp_path / "cut.dcm", "cut.dcm: not a readable DICOM file")
+
+
+@pytest.mark.parametrize("rows, cols, n_frames, match", [
+    (65_535, 65_535, None, "exceeds the 8192x8192 limit"),  # Rows/Columns (VR US) cannot hold 100000
+    (512, 9000, None, "exceeds"),
+    (64, 64, 50_000, "frame limit"),
+    (0, 64, None, "empty"),
+])
+def test_absurd_dimensions_are_refused_before_allocating(tmp_path, rows, cols, n_frames, match):
+    path = write_header_only(tmp_path / "huge.dcm", rows, cols, n_frames)
+    assert_one_line_input_error(path, match)
+
+
+def test_dicom_without_pixel_data(tmp_path):
+    path = write_header_only(tmp_path / "nopixels.dcm", 64, 64, pixel_bytes=None)
+    assert_one_line_input_error(path, "no pixel data")
+
+
+def test_pixel_data_shorter_than_the_header_says(tmp_path):
+    path = write_header_only(tmp_path / "short.dcm", 64, 64, n_frames=3, pixel_bytes=bytes(64 * 64))
+    assert_one_line_input_error(path, "short.dcm")
+
+
+def test_unsupported_transfer_syntax(tmp_path):
+    path = write_small_us(tmp_path / "mpeg.dcm")
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.100"  # MPEG2: pydicom has no decoder
+    ds.PixelData = encapsulate([bytes(10)] * 3)
+    ds.save_as(path, implicit_vr=False, little_endian=True)
+    assert_one_line_input_error(path, "MPEG2 .* is not supported")
+
+
+@pytest.mark.parametrize("mm_per_px", [-1.0, 0.0, 50.0, float("nan")])
+def test_bad_manual_calibration(tmp_path, mm_per_px):
+    with pytest.raises(InputError, match="manual calibration"):
+        load(write_small_us(tmp_path / "ok.dcm"), mm_per_px=mm_per_px)
+
+
+def test_folder_without_images(tmp_path):
+    (tmp_path / "notes.txt").write_text("no images here")
+    assert_one_line_input_error(tmp_path, "contains no images")
+
+
+@pytest.mark.parametrize("name", ["broken.png", "broken.jpg", "broken.tif"])
+def test_damaged_image(tmp_path, name):
+    (tmp_path / name).write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    assert_one_line_input_error(tmp_path / name, "cannot be decoded as an image")
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.avi"])
+def test_damaged_video(tmp_path, name):
+    (tmp_path / name).write_bytes(b"this is not a video" * 100)
+    assert_one_line_input_error(tmp_path / name, name)
+
+
+def test_bare_dataset_without_preamble_still_loads(tmp_path):
+    # Old exports write the data set without the 128-byte preamble and DICM marker.
+    path = write_small_us(tmp_path / "full.dcm")
+    ds = pydicom.dcmread(path)
+    ds.file_meta = FileMetaDataset()  # no group 0002: after the preamble and marker come the data elements
+    ds.save_as(tmp_path / "with_preamble", implicit_vr=True, little_endian=True)
+    (tmp_path / "bare").write_bytes((tmp_path / "with_preamble").read_bytes()[132:])
+    cine = load(tmp_path / "bare")
+    assert cine.n_frames == 3 and np.array_equal(cine.frame(1), pydicom.dcmread(path).pixel_array[1])
+
+
+def test_dicom_with_non_dicom_extension_is_recognised_by_content(tmp_path):
+    path = write_small_us(tmp_path / "scan.dat")
+    assert load(path).n_frames == 3
+
+
+def test_corrupt_region_sequence_does_not_stop_loading(tmp_path):
+    item = Dataset()
+    item.RegionSpatialFormat = 1  # no location, no deltas: unusable, skipped
+    path = rewrite(write_small_us(tmp_path / "regions.dcm"), SequenceOfUltrasoundRegions=[item])
+    assert load(path).calibration.regions == ()

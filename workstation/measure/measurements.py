@@ -1,0 +1,185 @@
+"""Measurements of one frame's label map, and their recomputation from (edited) geometry.
+
+``measure_labelmap`` derives the geometry from the label map (PS axis, tangent point, HSD line, head ellipse) and
+hands it to ``recompute``, the one path from geometry to values; a person's edit of the geometry goes through the
+same ``recompute``. Constructions: ISUOG intrapartum guideline 2018 and Kalache 2009 (see ``transperineal``),
+Hadlock 1984 (see ``biometry``). Every absent value is ``None`` with a reason under ``reasons[key]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+
+from workstation.calibration import Calibration, Scale
+from workstation.measure.biometry import BIOMETRY_CONVENTION, ellipse_measurements, fit_head_ellipse
+from workstation.measure.geometry import AoPLines, Geometry, MeasurementRefused, as_point
+from workstation.measure.regions import FH_LABEL, PS_LABEL, check_labelmap, edge_points, largest_component
+from workstation.measure.transperineal import (aop_from_points, check_aop_plausible, convex_hull, hsd_from_points,
+                                               hsd_line_to_head, ps_axis_from_region, tangent_point_to_head)
+
+_VALUE_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
+
+
+@dataclass
+class Measurements:
+    aop_deg: float | None = None
+    hsd_px: float | None = None
+    hsd_mm: float | None = None
+    hsd_method: str | None = None  # "perpendicular" or "nearest" (the perpendicular missed the head)
+    hc_px: float | None = None
+    hc_mm: float | None = None
+    bpd_px: float | None = None
+    bpd_mm: float | None = None
+    ofd_px: float | None = None
+    ofd_mm: float | None = None
+    ga_weeks: float | None = None
+    ga_range_weeks: list[float] | None = None
+    geometry: Geometry = field(default_factory=Geometry)
+    reasons: dict[str, str] = field(default_factory=dict)  # value key -> why it is absent
+    calibration_source: str = "none"
+    calibration_detail: str | None = None  # the scale the mm values used, e.g. "region 0 (2D, cm)"
+
+    def to_json(self) -> dict:
+        def num(v):
+            return None if v is None else round(float(v), 4)
+
+        out = {key: num(getattr(self, key)) for key in _VALUE_KEYS}
+        out["hsd_method"] = self.hsd_method
+        out["ga_range_weeks"] = None if self.ga_range_weeks is None else [num(v) for v in self.ga_range_weeks]
+        out["biometry_convention"] = BIOMETRY_CONVENTION
+        out["calibration"] = {"source": self.calibration_source, "detail": self.calibration_detail}
+        out["geometry"] = self.geometry.to_json()
+        out["reasons"] = dict(self.reasons)
+        return out
+
+
+def _region_parts(labels: np.ndarray, label: int):
+    region = largest_component(labels == label)
+    if not region.any():
+        return None, None
+    points, _ = edge_points(region)
+    return region, points
+
+
+def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None, *,
+                     head_outline_width_px: float = 0.0) -> Measurements:
+    """AoP, HSD and head biometry of a label map (0 background, 1 PS, 2 FH), with their geometry and reasons.
+
+    ``head_outline_width_px``: see ``fit_head_ellipse`` (non-zero only for masks filled from drawn outlines).
+    """
+    labels = check_labelmap(labels)
+    reasons: dict[str, str] = {}
+    ps_region, ps_edge = _region_parts(labels, PS_LABEL)
+    fh_region, fh_edge = _region_parts(labels, FH_LABEL)
+
+    head_contour = None if fh_edge is None else convex_hull(fh_edge)
+    ps_axis = aop = None
+    if ps_region is None or head_contour is None:
+        missing = " and ".join(name for name, part in (("pubic symphysis", ps_region), ("fetal head", head_contour))
+                               if part is None)
+        reasons["aop_deg"] = reasons["hsd_px"] = f"no {missing} in the label map"
+    else:
+        try:
+            ys, xs = np.nonzero(ps_region)
+            ps_axis = ps_axis_from_region(np.stack([xs, ys], axis=1), ps_edge, head_contour)
+            tangent = tangent_point_to_head(ps_axis.inferior, ps_axis.superior, head_contour)
+            aop = AoPLines(ps_axis.inferior, ps_axis.superior, tangent)
+        except MeasurementRefused as refused:
+            reasons.setdefault("aop_deg", str(refused))
+    hsd = None
+    if ps_axis is not None and "hsd_px" not in reasons:
+        try:
+            hsd = hsd_line_to_head(ps_axis.inferior, ps_axis.superior, head_contour)
+        except MeasurementRefused as refused:
+            reasons["hsd_px"] = str(refused)
+    elif "hsd_px" not in reasons:
+        reasons["hsd_px"] = reasons.get("aop_deg", "no PS axis")
+
+    ellipse = None
+    if fh_region is None:
+        reasons["hc_px"] = "no fetal head in the label map"
+    else:
+        try:
+            ellipse = fit_head_ellipse(fh_region, kind="filled", outline_width_px=head_outline_width_px)
+        except MeasurementRefused as refused:
+            reasons["hc_px"] = str(refused)
+
+    geometry = Geometry(ps_axis, aop, hsd, ellipse,
+                        None if head_contour is None else tuple(as_point(p) for p in head_contour))
+    result = recompute(geometry, calibration, labels.shape)
+    # The derivation's reasons say more than recompute's "no geometry"; keep them.
+    for key, reason in reasons.items():
+        result.reasons[key] = reason
+    _propagate_reasons(result.reasons)
+    return result
+
+
+def _propagate_reasons(reasons: dict[str, str]) -> None:
+    """A value absent for lack of geometry takes its dependants with it, for the same reason."""
+    if "hsd_px" in reasons:
+        reasons["hsd_mm"] = reasons["hsd_px"]
+    if "hc_px" in reasons:
+        for key in ("hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks"):
+            reasons[key] = reasons["hc_px"]
+
+
+def recompute(geometry: Geometry, calibration: Calibration | None, frame_shape: Sequence[int], *,
+              refit_dependents: bool = False) -> Measurements:
+    """AoP, HSD and head biometry from geometry alone (the AI's, or a person's edit of it).
+
+    The PS axis, when present, is the AoP vertex and superior point (one caliper moves both). With
+    ``refit_dependents`` and a head contour, the tangent point and HSD end are re-derived from the (moved) PS axis,
+    as the AI would; otherwise the tangent point and HSD line are taken as placed.
+    """
+    reasons: dict[str, str] = {}
+    m = Measurements(geometry=geometry, reasons=reasons,
+                     calibration_source="none" if calibration is None else calibration.source)
+    aop, hsd, ps_axis = geometry.aop, geometry.hsd, geometry.ps_axis
+    try:
+        if ps_axis is not None and aop is not None:
+            tangent = aop.tangent_point
+            if refit_dependents and geometry.head_contour:
+                tangent = tangent_point_to_head(ps_axis.inferior, ps_axis.superior, geometry.head_contour)
+            aop = AoPLines(ps_axis.inferior, ps_axis.superior, tangent)
+        if refit_dependents and ps_axis is not None and geometry.head_contour:
+            hsd = hsd_line_to_head(ps_axis.inferior, ps_axis.superior, geometry.head_contour)
+    except MeasurementRefused as refused:
+        reasons["aop_deg"] = reasons["hsd_px"] = str(refused)
+        aop = hsd = None
+    scales: list[Scale] = []
+
+    if aop is None:
+        reasons.setdefault("aop_deg", "no AoP geometry (PS axis and tangent point)")
+    else:
+        try:
+            m.aop_deg = check_aop_plausible(aop_from_points(aop.superior, aop.vertex, aop.tangent_point))
+        except MeasurementRefused as refused:
+            reasons["aop_deg"] = str(refused)
+
+    if hsd is None:
+        reasons.setdefault("hsd_px", "no HSD geometry")
+    else:
+        value = hsd_from_points(hsd.start, hsd.end, calibration, frame_shape)
+        m.hsd_px, m.hsd_mm, m.hsd_method = value.px, value.mm, hsd.method
+        if value.reason:
+            reasons["hsd_mm"] = value.reason
+        if value.scale is not None:
+            scales.append(value.scale)
+
+    if geometry.head_ellipse is None:
+        reasons.setdefault("hc_px", "no head ellipse")
+    else:
+        values = ellipse_measurements(geometry.head_ellipse, calibration, frame_shape)
+        for key in ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks", "ga_range_weeks"):
+            setattr(m, key, values[key])
+        reasons.update(values["reasons"])
+        if values["scale"] is not None:
+            scales.append(values["scale"])
+
+    m.geometry = replace(geometry, aop=aop, hsd=hsd)
+    _propagate_reasons(reasons)
+    if scales:
+        m.calibration_detail = "; ".join(sorted({f"{s.source}: {s.detail}" if s.detail else s.source for s in scales}))
+    return m
