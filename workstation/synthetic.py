@@ -78,7 +78,7 @@ def make_transperineal_cine(n_frames: int = 48, shape: tuple[int, int] = (480, 6
     for i in range(n_frames):
         t = i / max(1, n_frames - 1)
         # Head centre rotates about the inferior end of the symphysis as the head descends.
-        bearing = np.radians(80.0 - descent_deg * t)
+        bearing = np.radians(97.0 - descent_deg * t)
         head_center = (inferior[0] + head_distance * np.cos(bearing), inferior[1] + head_distance * np.sin(bearing))
         head_angle = 20.0 - 10.0 * t
         head = _ellipse_mask(shape, head_center, head_axes, head_angle) & sector
@@ -89,10 +89,10 @@ def make_transperineal_cine(n_frames: int = 48, shape: tuple[int, int] = (480, 6
         # Echo texture: tissue, a darker brain inside a bright skull rim, an echogenic symphysis.
         speckle = 0.7 * static_speckle + 0.3 * _speckle(rng, shape, 1.2)
         echo = tissue.copy()
-        echo[head] = 0.28
+        echo[head] = 0.5 * tissue[head]  # brain: darker than the tissue around, not black
         rim = head & ~_ellipse_mask(shape, head_center, (head_axes[0] - 7 * scale, head_axes[1] - 7 * scale), head_angle)
         echo[rim] = 1.35
-        echo[ps] = 0.95
+        echo[ps] = 1.15
         ps_rim = ps & ~_ellipse_mask(shape, ps_center, (ps_axes[0] - 4 * scale, ps_axes[1] - 4 * scale), ps_angle)
         echo[ps_rim] = 1.3
         image = echo * speckle * 110.0
