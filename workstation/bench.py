@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from workstation.errors import WorkstationError
 from workstation.inference.engine import Model
 from workstation.inference.pipeline import iter_frame_results
 
@@ -49,9 +50,45 @@ def cine_fps(model: Model, n_frames: int = 120, flip_tta: bool = True) -> dict:
             "flip_tta": flip_tta}
 
 
-def run_bench(model: Model, repeats: int = 100, n_frames: int = 120) -> dict:
+def run_bench(model: Model, repeats: int = 100, n_frames: int = 120, compare_siglip: bool = False) -> dict:
     latency = model_latency_ms(model, repeats=repeats)
     cine = cine_fps(model, n_frames=n_frames)
-    return {"latency_ms": {"median": latency["median"], "p95": latency["p95"]}, "latency_input": latency["input"],
-            "cine_fps": cine["fps"], "cine": cine, "peak_rss_mb": peak_rss_mb(), "device": model.device,
-            "threads": model.threads, "model": model.describe()}
+    result = {"latency_ms": {"median": latency["median"], "p95": latency["p95"]}, "latency_input": latency["input"],
+              "cine_fps": cine["fps"], "cine": cine, "peak_rss_mb": peak_rss_mb(), "device": model.device,
+              "threads": model.threads, "model": model.describe()}
+    if compare_siglip:
+        siglip = siglip_so400m_latency_ms(threads=model.threads)
+        siglip["ratio_to_ours"] = round(siglip["median_ms"] / latency["median"], 1)
+        result["siglip_so400m"] = siglip
+        result["peak_rss_mb"] = peak_rss_mb()
+    return result
+
+
+def siglip_so400m_latency_ms(repeats: int = 3, threads: int = 2, image_size: int = 448) -> dict:
+    """Latency of a SigLIP so400m-sized vision encoder (random weights) in PyTorch, for scale.
+
+    The size LaborView-class foundation encoders have: 27 layers, width 1152, MLP 4304, 16 heads,
+    14-px patches (about 430M parameters). Needs the ``train`` extra plus ``transformers``.
+    """
+    try:
+        import torch
+        from transformers import SiglipVisionConfig, SiglipVisionModel
+    except ImportError as exc:
+        raise WorkstationError(f"the SigLIP comparison needs torch and transformers ({exc.name} is missing): "
+                               "pip install -e '.[train]' transformers") from None
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    config = SiglipVisionConfig(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+                                patch_size=14, image_size=image_size)
+    model = SiglipVisionModel(config).eval()
+    pixels = torch.randn(1, 3, image_size, image_size)
+    timings = []
+    with torch.inference_mode():
+        model(pixel_values=pixels)  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(pixel_values=pixels)
+            timings.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": round(float(np.median(timings)), 1), "input": [1, 3, image_size, image_size],
+            "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1), "threads": threads,
+            "runtime": f"torch {torch.__version__}", "repeats": repeats}

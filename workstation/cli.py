@@ -103,7 +103,7 @@ def cmd_bench(args) -> int:
     from workstation.inference.engine import load_model
 
     model = load_model(args.model, device=args.device, threads=args.threads)
-    result = run_bench(model, repeats=args.repeats, n_frames=args.frames)
+    result = run_bench(model, repeats=args.repeats, n_frames=args.frames, compare_siglip=args.compare_siglip)
     if args.json:
         emit_json(result, None)
     else:
@@ -112,6 +112,10 @@ def cmd_bench(args) -> int:
               f"at input {result['latency_input']}")
         print(f"cine           {result['cine_fps']:.1f} frames/s over {result['cine']['frames']} frames "
               f"{result['cine']['frame_shape']} (whole pipeline, flip TTA)")
+        if "siglip_so400m" in result:
+            siglip = result["siglip_so400m"]
+            print(f"SigLIP so400m  median {siglip['median_ms']:.0f} ms at {siglip['input']} ({siglip['parameters_m']:.0f}M "
+                  f"params, {siglip['runtime']}): {siglip['ratio_to_ours']:.0f}x our latency")
         print(f"peak memory    {result['peak_rss_mb']:.0f} MB RSS")
     return 0
 
@@ -165,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=100)
     p.add_argument("--frames", type=int, default=120)
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--compare-siglip", action="store_true",
+                   help="also time a SigLIP so400m-sized encoder at 448x448 (needs torch and transformers)")
     model_options(p)
     p.set_defaults(run=cmd_bench)
 
