@@ -1,0 +1,80 @@
+"""ONNX export round trip (ONNX Runtime vs torch), the manifest the engine reads, and the shipped model's hash."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from workstation.inference.manifest import file_sha256, read_manifest, verify  # noqa: E402
+from workstation.training import export as E  # noqa: E402
+from workstation.training.model import PSFHMultiTaskNet  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = REPO_ROOT / "models" / "psfh-multitask.json"
+REQUIRED_KEYS = {"schema", "name", "version", "placeholder", "file", "sha256", "size_bytes", "input", "class_map",
+                 "outputs", "training_data", "split_rule", "training", "metrics", "licence", "created", "intended_use"}
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    model = PSFHMultiTaskNet(widths=(8, 8, 16, 16, 16))
+    # a few steps of BN statistics so the exported graph is not a trivial identity BN
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(4, 1, 256, 256))
+    return model.eval()
+
+
+def test_export_round_trip_and_manifest(tmp_path):
+    model = _tiny_model()
+    manifest = E.export_model(model, tmp_path, name="tiny-multitask", version="0.0.1", placeholder=True,
+                              cases={"PSFHS": (3, 1), "HC18": (2, 0)},
+                              training={"command": "test", "seed": 0, "epochs": 0, "minutes": 0, "device": "cpu",
+                                        "torch": torch.__version__},
+                              metrics={"val": {"dice_ps": 0.0, "dice_fh": 0.0, "aop_mae_deg": None}},
+                              measure_latency=False)
+    onnx_path = tmp_path / "tiny-multitask.onnx"
+    assert REQUIRED_KEYS <= set(manifest)
+    written = json.loads((tmp_path / "tiny-multitask.json").read_text())
+    assert written == json.loads(json.dumps(manifest))
+    assert written["sha256"] == file_sha256(onnx_path) and written["size_bytes"] == onnx_path.stat().st_size
+    assert written["input"]["shape"] == [None, 1, 256, 256]
+    assert [d["name"] for d in written["training_data"]] == ["PSFHS", "HC18"]
+    assert "PLACEHOLDER" in (tmp_path / "tiny-multitask.md").read_text()
+
+    # dynamic batch and numerical agreement with torch
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 1, 256, 256)).astype(np.float32)
+    got = E.ort_session(onnx_path).run(None, {"image": x})
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(torch.from_numpy(x))]
+    for a, b in zip(got, expected):
+        assert a.shape == b.shape and np.abs(a - b).max() < 1e-4
+
+    # the inference engine's reader accepts it as is
+    parsed = read_manifest(tmp_path / "tiny-multitask.json")
+    verify(parsed)
+    assert parsed.placeholder and parsed.outputs.regression_scale == (180.0, 256.0)
+
+
+def test_verify_onnx_catches_a_different_model(tmp_path):
+    path = E.export_onnx(_tiny_model(), tmp_path / "a.onnx")
+    other = PSFHMultiTaskNet(widths=(8, 8, 16, 16, 16)).eval()
+    with pytest.raises(RuntimeError, match="differs"):
+        E.verify_onnx(other, path)
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model in models/ yet")
+def test_shipped_model_matches_its_manifest():
+    manifest = json.loads(SHIPPED.read_text())
+    assert REQUIRED_KEYS <= set(manifest)
+    onnx_path = SHIPPED.parent / manifest["file"]
+    assert file_sha256(onnx_path) == manifest["sha256"]
+    assert onnx_path.stat().st_size == manifest["size_bytes"] < 30 * 1024 * 1024
+    verify(read_manifest(SHIPPED))
+    assert (SHIPPED.parent / f"{manifest['name']}.md").exists()

@@ -1,0 +1,219 @@
+"""ONNX export of the multi-task network, checked against torch, with its JSON manifest and model card.
+
+The manifest (``schema: 1``) is the contract :mod:`workstation.inference.manifest` reads: input
+name/shape/normalisation, output tensor names, plane classes, regression scale, and the sha256
+of the ONNX bytes (the engine refuses a file whose hash differs).
+
+Re-export a checkpoint without training::
+
+    python -m workstation.training.export --checkpoint runs/psfh-multitask/best.pt --out models/
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from workstation.inference.manifest import file_sha256
+from workstation.training.data import INPUT_SPEC, SPLIT_RULE
+from workstation.training.model import OUTPUT_NAMES, PLANE_CLASSES, REGRESSION_SCALE, PSFHMultiTaskNet, count_parameters
+
+OPSET = 17
+INPUT_NAME = "image"
+MAX_ABS_DIFF = 1e-3  # ORT vs torch on seg logits; float32 kernels differ by ~1e-5, a real mismatch is far larger
+
+DATASETS = {
+    "PSFHS": {"citation": "Chen et al., Scientific Data 11, 436 (2024), doi:10.1038/s41597-024-03266-4",
+              "licence": "CC BY 4.0"},
+    "HC18": {"citation": "van den Heuvel et al., PLoS ONE 13(8): e0200412 (2018)", "licence": "CC BY 4.0"},
+}
+MODEL_LICENCE = ("Weights: licensed with the workstation project. Trained on PSFHS and HC18 (both CC BY 4.0): "
+                 "redistribution must keep the dataset attributions in training_data.")
+INTENDED_USE = ("Decision support for trained sonographers/midwives on intrapartum transperineal ultrasound: segment the "
+                "pubic symphysis and fetal head, grade the plane, estimate AoP and HSD, each shown with its uncertainty "
+                "for a person to review. Not a diagnostic device; not validated for clinical decisions.")
+
+
+def export_onnx(model: torch.nn.Module, path: Path, size: int = INPUT_SPEC.height) -> Path:
+    """Write an opset-17 ONNX with a dynamic batch axis (the TorchScript exporter: stable for this plain CNN)."""
+    model = model.eval().cpu()
+    dummy = torch.zeros(1, INPUT_SPEC.channels, size, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dynamic = {INPUT_NAME: {0: "N"}} | {name: {0: "N"} for name in OUTPUT_NAMES}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(model, (dummy,), str(path), dynamo=False, opset_version=OPSET, input_names=[INPUT_NAME],
+                          output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic, do_constant_folding=True)
+    return path
+
+
+def ort_session(path: Path, threads: int = 2):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def verify_onnx(model: torch.nn.Module, path: Path, batch: int = 2, seed: int = 0) -> float:
+    """Max |ORT - torch| over all outputs on a random batch (also proves the batch axis is dynamic)."""
+    model = model.eval().cpu()
+    x = torch.from_numpy(np.random.default_rng(seed).uniform(-1, 1, (batch, INPUT_SPEC.channels,
+                                                                      INPUT_SPEC.height, INPUT_SPEC.width))
+                         .astype(np.float32))
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(x)]
+    got = ort_session(path).run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
+    if diff > MAX_ABS_DIFF:
+        raise RuntimeError(f"ONNX Runtime output differs from torch by {diff:.2e} (> {MAX_ABS_DIFF}) for {path}")
+    return diff
+
+
+def onnx_latency_ms(path: Path, threads: int = 2, runs: int = 50, warmup: int = 10) -> dict:
+    """Median and p90 ms per 1x1x256x256 frame in ONNX Runtime on the CPU."""
+    session = ort_session(path, threads)
+    x = np.zeros((1, INPUT_SPEC.channels, INPUT_SPEC.height, INPUT_SPEC.width), np.float32)
+    for _ in range(warmup):
+        session.run(None, {INPUT_NAME: x})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, {INPUT_NAME: x})
+        times.append((time.perf_counter() - start) * 1000.0)
+    return {"median_ms": round(float(np.median(times)), 2), "p90_ms": round(float(np.percentile(times, 90)), 2),
+            "threads": threads, "batch": 1}
+
+
+def build_manifest(onnx_path: Path, *, name: str, version: str, placeholder: bool, cases: dict, training: dict,
+                   metrics: dict, created: str | None = None) -> dict:
+    """The schema-1 manifest. ``cases``: {"PSFHS": (train, val), "HC18": (train, val)}."""
+    return {
+        "schema": 1, "name": name, "version": version, "placeholder": bool(placeholder),
+        "file": onnx_path.name, "sha256": file_sha256(onnx_path), "size_bytes": onnx_path.stat().st_size,
+        "input": {"name": INPUT_NAME, "shape": [None, INPUT_SPEC.channels, INPUT_SPEC.height, INPUT_SPEC.width],
+                  "dtype": "float32", "channels": INPUT_SPEC.channels, "resize": INPUT_SPEC.resize,
+                  "normalisation": {"scale": INPUT_SPEC.scale, "mean": INPUT_SPEC.mean, "std": INPUT_SPEC.std}},
+        "class_map": {"0": "background", "1": "pubic_symphysis", "2": "fetal_head"},
+        "outputs": {"segmentation": {"name": OUTPUT_NAMES[0]},
+                    "plane": {"name": OUTPUT_NAMES[1], "classes": list(PLANE_CLASSES)},
+                    "regression": {"name": OUTPUT_NAMES[2], "fields": ["aop_deg", "hsd_px"],
+                                   "scale": list(REGRESSION_SCALE), "hsd_units": "input_px"}},
+        "training_data": [{"name": dataset, **DATASETS[dataset], "cases_train": int(cases.get(dataset, (0, 0))[0]),
+                           "cases_val": int(cases.get(dataset, (0, 0))[1])} for dataset in DATASETS],
+        "split_rule": SPLIT_RULE,
+        "training": training,
+        "metrics": metrics,
+        "licence": MODEL_LICENCE,
+        "created": created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "intended_use": INTENDED_USE,
+    }
+
+
+def _fmt(value, digits=3):
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def model_card(manifest: dict, *, params: int, latency: dict | None) -> str:
+    val = manifest["metrics"].get("val", {})
+    training = manifest["training"]
+    status = ("**PLACEHOLDER.** Trained for a few minutes only so the pipeline runs end to end; its numbers are "
+              "far from the project targets. Every output of the workstation marks it as a placeholder. Do not use "
+              "it to judge the method, and never for patient care.\n" if manifest["placeholder"] else "")
+    data_lines = "\n".join(f"- {d['name']} ({d['licence']}): {d['citation']}; {d['cases_train']} train / "
+                           f"{d['cases_val']} val cases" for d in manifest["training_data"])
+    latency_line = (f"{latency['median_ms']} ms median (p90 {latency['p90_ms']} ms) per 256x256 frame, batch 1, "
+                    f"ONNX Runtime CPU, {latency['threads']} threads" if latency else "not measured")
+    return f"""# {manifest['name']} {manifest['version']}
+
+{status}
+## Intended use
+{manifest['intended_use']}
+
+## Model
+One light encoder-decoder (strided stem, depthwise-separable U-Net, {params:,} parameters), three heads:
+`seg_logits` (N,3,256,256: background / pubic symphysis / fetal head), `plane_logits` (N,4: {", ".join(PLANE_CLASSES)}),
+`aop_hsd` (N,2: [AoP/180, HSD/256], multiply by `scale` for degrees and input pixels).
+Input `image` (N,1,256,256): grey frame letterboxed to 256x256, (p/255-0.5)/0.5
+(`workstation.inference.preprocess`). File `{manifest['file']}`, {manifest['size_bytes']:,} bytes, sha256 `{manifest['sha256']}`.
+Latency: {latency_line}.
+
+## Data
+{data_lines}
+
+Split: {manifest['split_rule']}.
+Frame classes are weak labels derived in `workstation/training/data.py` (PSFHS = standard plane; PSFHS with one
+structure cropped or inpainted away = one structure; HC18 = not transperineal; blank/speckle/blurred = no anatomy).
+AoP/HSD targets come from the reference label maps through `workstation.measure`.
+
+## Validation metrics (validation split, un-augmented)
+- Dice pubic symphysis {_fmt(val.get('dice_ps'))}, fetal head {_fmt(val.get('dice_fh'))} (PSFHS, mean per image)
+- Dice fetal head on HC18 axial planes {_fmt(val.get('dice_fh_hc18'))}
+- AoP MAE from the predicted masks {_fmt(val.get('aop_mae_deg'), 2)} deg (geometry refused on
+  {val.get('aop_refused', 'n/a')} of {val.get('cases_psfhs', 'n/a')} predicted masks); from the regression head
+  {_fmt(val.get('aop_mae_deg_regression'), 2)} deg; HSD MAE (regression) {_fmt(val.get('hsd_mae_px_regression'), 2)} input px
+- Plane accuracy {_fmt(val.get('plane_accuracy'))} (PSFHS, HC18 and synthetic frames); per class:
+  {", ".join(f"{k} {_fmt(v)}" for k, v in (val.get('plane_accuracy_per_class') or {}).items()) or "n/a"}
+
+Project targets for the real model: Dice FH >= 0.96, PS >= 0.91, AoP MAE <= 4 deg, <= 15 ms per frame.
+
+## Training
+`{training['command']}` - seed {training['seed']}, {training['epochs']} epochs (best: {training.get('best_epoch', 'n/a')}),
+{training['minutes']} min budget,
+device {training['device']}, torch {training['torch']}.
+
+## Limitations
+- PSFHS comes from a few machines of one research group; other scanners, presets and probe positions are untested.
+- Frame classes are derived, not graded by people; `one_structure` and `no_anatomy` frames are partly synthetic.
+- HSD is in input pixels; mm need a trustworthy calibration, which the workstation handles separately.
+- HC18 masks are filled outlines (slightly larger heads than the reference ellipses).
+
+## Licence
+{manifest['licence']}
+"""
+
+
+def export_model(model: torch.nn.Module, out_dir: Path, *, name: str, version: str, placeholder: bool, cases: dict,
+                 training: dict, metrics: dict, measure_latency: bool = True) -> dict:
+    """Export, verify against torch, write ``<name>.onnx``, ``<name>.json`` and ``<name>.md``; returns the manifest."""
+    out_dir = Path(out_dir)
+    onnx_path = export_onnx(model, out_dir / f"{name}.onnx")
+    diff = verify_onnx(model, onnx_path)
+    latency = onnx_latency_ms(onnx_path) if measure_latency else None
+    manifest = build_manifest(onnx_path, name=name, version=version, placeholder=placeholder, cases=cases,
+                              training=training, metrics=metrics)
+    (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (out_dir / f"{name}.md").write_text(model_card(manifest, params=count_parameters(model), latency=latency),
+                                        encoding="utf-8")
+    manifest_info = {"max_abs_diff_vs_torch": diff, "latency": latency}
+    print(json.dumps({"exported": str(onnx_path), **manifest_info}))
+    return manifest
+
+
+def load_checkpoint(path: Path) -> tuple[PSFHMultiTaskNet, dict]:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    model = PSFHMultiTaskNet(**checkpoint.get("model_args", {}))
+    model.load_state_dict(checkpoint["model"])
+    return model.eval(), checkpoint
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, required=True, help="a best.pt written by workstation.training.train")
+    parser.add_argument("--out", type=Path, default=Path("models"))
+    args = parser.parse_args(argv)
+    model, checkpoint = load_checkpoint(args.checkpoint)
+    info = checkpoint["export"]
+    export_model(model, args.out, **info)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+"""The project's multi-task intrapartum network and its multi-task loss.
+
+One light encoder-decoder, three heads, so one ONNX call per frame gives everything the
+pipeline needs:
+
+* ``seg_logits``   (N, 3, 256, 256): background / pubic symphysis / fetal head;
+* ``plane_logits`` (N, 4): standard_plane, one_structure, not_transperineal, no_anatomy;
+* ``aop_hsd``      (N, 2): direct regression of [AoP / 180, HSD_px / 256] (input pixels).
+
+Why this shape: the target is <= 15 ms per 256x256 frame on 2 CPU cores in ONNX Runtime.
+A plain U-Net spends most of its time in full-resolution 3x3 convolutions, so this one
+(a) enters with a strided stem (the decoder stops at 1/2 resolution and the logits are
+upsampled bilinearly: PS/FH boundaries are smooth, so little is lost), and (b) uses
+depthwise-separable convolutions everywhere after the stem (roughly 8x fewer multiply-adds
+than dense 3x3 at the same width). BatchNorm folds into the convolutions at inference.
+
+The regression head reads the 1/16 decoder map (spatial layout matters for an angle, so it
+is flattened rather than globally pooled); the plane head pools the bottleneck.
+
+The loss weights the three tasks by learned homoscedastic uncertainty (Kendall, Gal and
+Cipolla, CVPR 2018): L = sum_i exp(-s_i) * L_i + s_i, with s_i = log sigma_i^2 trained
+with the network; the s_i live in the loss module, so they are not exported.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PLANE_CLASSES = ("standard_plane", "one_structure", "not_transperineal", "no_anatomy")
+SEG_CLASSES = 3
+REGRESSION_SCALE = (180.0, 256.0)  # raw outputs x scale -> degrees, input pixels
+OUTPUT_NAMES = ("seg_logits", "plane_logits", "aop_hsd")
+IGNORE_INDEX = -1  # plane target for frames whose class is unknown
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SeparableConv(nn.Module):
+    """Depthwise 3x3 (spatial) then pointwise 1x1 (channel mixing), each with BN + ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.depthwise = _conv_bn_relu(cin, cin, 3, stride, groups=cin)
+        self.pointwise = _conv_bn_relu(cin, cout, 1)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+class EncoderStage(nn.Module):
+    """Halve the resolution, then refine; a residual on the refinement keeps gradients short."""
+
+    def __init__(self, cin: int, cout: int, blocks: int = 1):
+        super().__init__()
+        self.down = SeparableConv(cin, cout, stride=2)
+        self.refine = nn.ModuleList(SeparableConv(cout, cout) for _ in range(blocks))
+
+    def forward(self, x):
+        x = self.down(x)
+        for block in self.refine:
+            x = x + block(x)
+        return x
+
+
+class DecoderStage(nn.Module):
+    """Upsample x2 (bilinear: no checkerboard, cheap), concatenate the skip, fuse."""
+
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.fuse = nn.Sequential(SeparableConv(cin + cskip, cout), SeparableConv(cout, cout))
+
+    def forward(self, x, skip):
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(torch.cat([x, skip], dim=1))
+
+
+class PSFHMultiTaskNet(nn.Module):
+    """Light U-Net with segmentation, plane and AoP/HSD heads. Input (N, 1, 256, 256), normalised to [-1, 1]."""
+
+    def __init__(self, widths: tuple[int, ...] = (24, 40, 80, 128, 192), in_channels: int = 1,
+                 input_size: int = 256, regression_hidden: int = 64):
+        super().__init__()
+        w0, w1, w2, w3, w4 = widths
+        self.input_size = input_size
+        # 1/2 resolution: two dense 3x3 convs (the first strided) see the raw speckle before going separable.
+        self.stem = nn.Sequential(_conv_bn_relu(in_channels, w0, 3, 2), _conv_bn_relu(w0, w0, 3, 1))
+        self.enc1 = EncoderStage(w0, w1, blocks=1)   # 1/4
+        self.enc2 = EncoderStage(w1, w2, blocks=2)   # 1/8
+        self.enc3 = EncoderStage(w2, w3, blocks=2)   # 1/16
+        self.enc4 = EncoderStage(w3, w4, blocks=2)   # 1/32 bottleneck
+        self.dec3 = DecoderStage(w4, w3, w3)         # 1/16
+        self.dec2 = DecoderStage(w3, w2, w2)         # 1/8
+        self.dec1 = DecoderStage(w2, w1, w1)         # 1/4
+        self.dec0 = DecoderStage(w1, w0, w0)         # 1/2
+        self.seg_head = nn.Conv2d(w0, SEG_CLASSES, 1)
+        self.plane_head = nn.Sequential(nn.Dropout(0.2), nn.Linear(w4, len(PLANE_CLASSES)))
+        side = input_size // 16
+        self.regression_reduce = _conv_bn_relu(w3, 8, 1)
+        self.regression_head = nn.Sequential(nn.Flatten(), nn.Linear(8 * side * side, regression_hidden),
+                                             nn.ReLU(inplace=True), nn.Linear(regression_hidden, 2))
+
+    def forward(self, image: torch.Tensor):
+        s0 = self.stem(image)
+        s1 = self.enc1(s0)
+        s2 = self.enc2(s1)
+        s3 = self.enc3(s2)
+        bottleneck = self.enc4(s3)
+        d3 = self.dec3(bottleneck, s3)
+        d2 = self.dec2(d3, s2)
+        d1 = self.dec1(d2, s1)
+        d0 = self.dec0(d1, s0)
+        seg = F.interpolate(self.seg_head(d0), size=image.shape[-2:], mode="bilinear", align_corners=False)
+        plane = self.plane_head(torch.flatten(F.adaptive_avg_pool2d(bottleneck, 1), 1))
+        regression = self.regression_head(self.regression_reduce(d3))
+        return seg, plane, regression
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def soft_dice_loss(seg_logits: torch.Tensor, target: torch.Tensor, classes=(1, 2), eps: float = 1.0) -> torch.Tensor:
+    """1 - mean soft Dice over the foreground classes, pooled over the batch (stable when a frame lacks a class)."""
+    probs = seg_logits.softmax(dim=1)
+    losses = []
+    for c in classes:
+        p = probs[:, c]
+        t = (target == c).float()
+        intersection = (p * t).sum()
+        losses.append(1.0 - (2.0 * intersection + eps) / (p.sum() + t.sum() + eps))
+    return torch.stack(losses).mean()
+
+
+class MultiTaskLoss(nn.Module):
+    """CE + Dice for segmentation, CE for the plane, masked smooth-L1 for AoP/HSD, Kendall-weighted."""
+
+    TASKS = ("seg", "plane", "regression")
+
+    def __init__(self, learn_weights: bool = True):
+        super().__init__()
+        # s = log(sigma^2); start at 0 (weight 1 for every task).
+        self.log_vars = nn.Parameter(torch.zeros(len(self.TASKS)), requires_grad=learn_weights)
+
+    def forward(self, outputs, seg_target, plane_target, regression_target, regression_mask):
+        seg_logits, plane_logits, regression = outputs
+        seg_loss = F.cross_entropy(seg_logits, seg_target) + soft_dice_loss(seg_logits, seg_target)
+        if (plane_target != IGNORE_INDEX).any():
+            plane_loss = F.cross_entropy(plane_logits, plane_target, ignore_index=IGNORE_INDEX)
+        else:
+            plane_loss = plane_logits.sum() * 0.0
+        mask = regression_mask.float()
+        if mask.sum() > 0:
+            # x10: targets are fractions (1 deg = 0.0056), so smooth-L1 stays in its quadratic zone otherwise.
+            per_item = F.smooth_l1_loss(regression * 10.0, regression_target * 10.0, reduction="none", beta=0.5)
+            regression_loss = (per_item * mask[:, None]).sum() / (mask.sum() * 2.0)
+        else:
+            regression_loss = regression.sum() * 0.0
+        parts = torch.stack([seg_loss, plane_loss, regression_loss])
+        total = (torch.exp(-self.log_vars) * parts + self.log_vars).sum()
+        return total, {name: float(v) for name, v in zip(self.TASKS, parts.detach())}

@@ -1,0 +1,267 @@
+"""Train the multi-task intrapartum network, keep the best epoch on the validation split, export it to ONNX.
+
+    python -m workstation.training.train --data ../shared/data --out models/ --epochs 60 --minutes 120 --seed 0
+
+* Two budgets, whichever ends first: ``--epochs`` and ``--minutes`` (wall clock, including the
+  final validation and export, so a 2 h slot is a 2 h slot). The learning rate follows a cosine
+  over the *progress*, max(step / planned steps, elapsed / budget), so a run stopped by the clock
+  still ends on a small learning rate instead of being cut mid-schedule.
+* After every epoch the validation split is scored; the best epoch (mean Dice of PS and FH on
+  PSFHS validation) is kept in ``runs/<name>/best.pt`` and the final export uses it.
+* Fixed seeds everywhere (torch, numpy, per-sample augmentation seeded by (seed, epoch, index));
+  deterministic algorithms are requested (warn-only: a few CPU kernels have no deterministic twin).
+* CUDA when available (``--device auto``), else the CPU with ``--threads`` (2 by default: the
+  workstation class of machine).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from workstation.training import data as D
+from workstation.training.export import export_model
+from workstation.training.model import (IGNORE_INDEX, REGRESSION_SCALE, MultiTaskLoss, PSFHMultiTaskNet,
+                                        count_parameters)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FINAL_RESERVE_S = 75.0  # kept back from --minutes for the last validation + export + model card
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def resolve_data(path: str) -> Path:
+    """--data as given when it exists from here, else relative to the repository root (the documented default)."""
+    candidate = Path(path)
+    if candidate.exists() or candidate.is_absolute():
+        return candidate
+    return REPO_ROOT / candidate
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------- validation
+
+def _dice(pred: np.ndarray, ref: np.ndarray) -> float | None:
+    total = int(pred.sum()) + int(ref.sum())
+    return None if total == 0 else 2.0 * int((pred & ref).sum()) / total
+
+
+def _mean(values) -> float | None:
+    kept = [v for v in values if v is not None]
+    return round(float(np.mean(kept)), 4) if kept else None
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, dataset: D.ValidationSet, device: torch.device, batch_size: int = 16,
+             with_geometry: bool = True) -> dict:
+    """Validation metrics: Dice per class, AoP error (masks and regression head), plane accuracy."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    dice_ps, dice_fh, dice_hc18, aop_err_masks, aop_err_reg, hsd_err_reg = [], [], [], [], [], []
+    plane_hits: dict[int, list[bool]] = {}
+    refused = 0
+    for batch in loader:
+        seg_logits, plane_logits, regression = model(batch["image"].to(device))
+        pred = seg_logits.argmax(1).cpu().numpy().astype(np.uint8)
+        plane_pred = plane_logits.argmax(1).cpu().numpy()
+        regression = regression.cpu().numpy() * np.asarray(REGRESSION_SCALE)
+        ref = batch["seg"].numpy()
+        for i, kind in enumerate(batch["kind"]):
+            target_plane = int(batch["plane"][i])
+            if target_plane != IGNORE_INDEX:
+                plane_hits.setdefault(target_plane, []).append(int(plane_pred[i]) == target_plane)
+            if kind == "psfhs":
+                dice_ps.append(_dice(pred[i] == 1, ref[i] == 1))
+                dice_fh.append(_dice(pred[i] == 2, ref[i] == 2))
+                if bool(batch["regression_mask"][i]):
+                    target = batch["regression"][i].numpy() * np.asarray(REGRESSION_SCALE)
+                    aop_err_reg.append(abs(regression[i, 0] - target[0]))
+                    hsd_err_reg.append(abs(regression[i, 1] - target[1]))
+                    if with_geometry:
+                        measured = D.reference_targets(pred[i])
+                        if measured is None:
+                            refused += 1
+                        else:
+                            aop_err_masks.append(abs(measured[0] - target[0]))
+            elif kind == "hc18":
+                dice_hc18.append(_dice(pred[i] == 2, ref[i] == 2))
+    all_hits = [h for hits in plane_hits.values() for h in hits]
+    metrics = {
+        "dice_ps": _mean(dice_ps), "dice_fh": _mean(dice_fh), "dice_fh_hc18": _mean(dice_hc18),
+        "aop_mae_deg": _mean(aop_err_masks) if with_geometry else None,
+        "aop_refused": refused if with_geometry else None,
+        "aop_mae_deg_regression": _mean(aop_err_reg), "hsd_mae_px_regression": _mean(hsd_err_reg),
+        "plane_accuracy": _mean(all_hits),
+        "plane_accuracy_per_class": {class_name: _mean(plane_hits.get(k, [])) for k, class_name in
+                                     enumerate(("standard_plane", "one_structure", "not_transperineal", "no_anatomy"))},
+        "cases_psfhs": len(dice_ps), "cases_hc18": len(dice_hc18),
+    }
+    metrics["score"] = None if metrics["dice_ps"] is None else round(0.5 * (metrics["dice_ps"] + metrics["dice_fh"]), 4)
+    return metrics
+
+
+# --------------------------------------------------------------------------- training
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m workstation.training.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="../shared/data", help="folder with psfhs/ and hc18/ (default ../shared/data)")
+    parser.add_argument("--out", type=Path, default=Path("models"), help="where the .onnx/.json/.md go")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="checkpoints and logs (git-ignored)")
+    parser.add_argument("--name", default="psfh-multitask")
+    parser.add_argument("--version", default="0.1.0")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--minutes", type=float, default=120.0, help="wall-clock budget, export included")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--placeholder", action="store_true", help="mark the exported model as a placeholder")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--hc18-per-epoch", type=int, default=160, help="HC18 frames mixed into each epoch")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for torch")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N cases per dataset/split (smoke runs)")
+    parser.add_argument("--no-export", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    started = time.monotonic()
+    budget_s = args.minutes * 60.0
+    torch.set_num_threads(max(1, args.threads))
+    seed_everything(args.seed)
+    device = pick_device(args.device)
+    data_root = resolve_data(args.data)
+    run_dir = args.runs / args.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "log.jsonl"
+    log_path.write_text("", encoding="utf-8")
+
+    def log(record: dict) -> None:
+        record = {"t_s": round(time.monotonic() - started, 1), **record}
+        print(json.dumps(record), flush=True)
+        with open(log_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    splits = {(name, split): fn(data_root, split)[:args.limit] for name, fn in (("PSFHS", D.psfhs_cases),
+                                                                               ("HC18", D.hc18_cases))
+              for split in ("train", "val")}
+    if not splits[("PSFHS", "train")]:
+        raise SystemExit(f"no PSFHS cases under {data_root / 'psfhs'} (is --data right?)")
+    train_set = D.TrainingMix(splits[("PSFHS", "train")], splits[("HC18", "train")], seed=args.seed,
+                              hc18_per_epoch=args.hc18_per_epoch)
+    val_set = D.ValidationSet(splits[("PSFHS", "val")], splits[("HC18", "val")],
+                              synthetic_each=min(40, max(4, len(splits[("PSFHS", "val")]) // 4)))
+    cases = {name: (len(splits[(name, "train")]), len(splits[(name, "val")])) for name in ("PSFHS", "HC18")}
+    log({"event": "data", "root": str(data_root), "cases": cases, "train_items_per_epoch": len(train_set),
+         "val_items": len(val_set), "device": str(device)})
+
+    model = PSFHMultiTaskNet().to(device)
+    criterion = MultiTaskLoss().to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)  # measurably faster depthwise convs on CPU
+    optimizer = torch.optim.AdamW([{"params": model.parameters(), "weight_decay": args.weight_decay},
+                                   {"params": criterion.parameters(), "weight_decay": 0.0}], lr=args.lr)
+    generator = torch.Generator().manual_seed(args.seed)
+    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, num_workers=args.workers,
+                        generator=generator)  # not persistent: workers must see set_epoch
+    planned_steps = max(1, args.epochs * len(loader))
+    train_budget_s = max(0.0, budget_s - FINAL_RESERVE_S)
+    warmup_steps = min(100, planned_steps // 20)
+    command = "python -m workstation.training.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    log({"event": "model", "params": count_parameters(model), "planned_steps": planned_steps})
+
+    best_score, best_metrics, best_epoch, step, epochs_done = -1.0, None, -1, 0, 0
+    out_of_time = False
+    last_validation_s = 30.0  # replaced by the measured time after the first validation
+    for epoch in range(args.epochs):
+        train_set.set_epoch(epoch)
+        model.train()
+        epoch_start, sums, batches = time.monotonic(), {}, 0
+        for batch in loader:
+            elapsed = time.monotonic() - started
+            # Stop before the clock runs out, keeping time for one validation pass after it.
+            if elapsed + last_validation_s > train_budget_s:
+                out_of_time = True
+                break
+            progress = min(1.0, max(step / planned_steps, elapsed / max(train_budget_s, 1.0)))
+            lr = args.lr * (step + 1) / warmup_steps if step < warmup_steps else \
+                args.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            image = batch["image"].to(device)
+            if device.type == "cpu":
+                image = image.contiguous(memory_format=torch.channels_last)
+            outputs = model(image)
+            loss, parts = criterion(outputs, batch["seg"].to(device), batch["plane"].to(device),
+                                    batch["regression"].to(device), batch["regression_mask"].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            batches += 1
+            for key, value in {"loss": loss.item(), **parts}.items():
+                sums[key] = sums.get(key, 0.0) + value
+        if batches:
+            epochs_done += 1
+            validation_start = time.monotonic()
+            metrics = evaluate(model, val_set, device)
+            last_validation_s = time.monotonic() - validation_start
+            log({"event": "epoch", "epoch": epoch, "steps": step, "lr": round(lr, 6),
+                 "train_s": round(validation_start - epoch_start, 1), "val_s": round(last_validation_s, 1),
+                 **{f"train_{k}": round(v / batches, 4) for k, v in sums.items()},
+                 "log_vars": [round(float(v), 3) for v in criterion.log_vars.detach().cpu()],
+                 "val": {k: v for k, v in metrics.items() if k != "plane_accuracy_per_class"}})
+            if metrics["score"] is not None and metrics["score"] > best_score:
+                best_score, best_metrics, best_epoch = metrics["score"], metrics, epoch
+                torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_args": {},
+                            "epoch": epoch, "metrics": metrics}, run_dir / "best.pt")
+        if out_of_time:
+            log({"event": "budget", "message": f"wall-clock budget reached after {epochs_done} epochs"})
+            break
+
+    if best_metrics is None:
+        raise SystemExit("no epoch completed within the budget; raise --minutes")
+    checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
+    model = PSFHMultiTaskNet()
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    training = {"command": command, "seed": args.seed, "epochs": epochs_done, "best_epoch": best_epoch,
+                "minutes": args.minutes, "device": device.type, "torch": torch.__version__.split("+")[0],
+                "batch_size": args.batch_size, "lr": args.lr}
+    export_info = {"name": args.name, "version": args.version, "placeholder": args.placeholder, "cases": cases,
+                   "training": training, "metrics": {"val": best_metrics}}
+    checkpoint["export"] = export_info
+    torch.save(checkpoint, run_dir / "best.pt")
+    log({"event": "best", "epoch": best_epoch, "val": best_metrics})
+    if not args.no_export:
+        export_model(model, args.out, **export_info)
+    log({"event": "done", "minutes": round((time.monotonic() - started) / 60.0, 2)})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
