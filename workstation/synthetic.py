@@ -49,23 +49,24 @@ def _speckle(rng: np.random.Generator, shape, smooth: float) -> np.ndarray:
 
 
 def make_transperineal_cine(n_frames: int = 48, shape: tuple[int, int] = (480, 640), seed: int = 0,
-                            descent_deg: float = 25.0) -> SyntheticCine:
+                            descent_deg: float = 25.0, size: float = 1.4) -> SyntheticCine:
     """Frames and exact labels of a descending fetal head; ``descent_deg`` is the head's rotation over the cine."""
     if n_frames < 1:
         raise ValueError("a cine needs at least one frame")
     rng = np.random.default_rng(seed)
     h, w = shape
     scale = min(h / 480.0, w / 640.0)
+    anatomy = scale * size  # structures fill about as much of the frame as on PSFHS images
     apex = (w / 2.0, -0.05 * h)
     sector = _sector_mask(shape, apex, 45.0, 1.08 * h)
     ps_center = (w * 0.42, h * 0.17)
-    ps_axes = (50 * scale, 19 * scale)
+    ps_axes = (50 * anatomy, 19 * anatomy)
     ps_angle = -12.0
     # The PS inferior end is the end of its long axis toward the head (to the right here).
     rad = np.radians(ps_angle)
     inferior = np.array([ps_center[0] + ps_axes[0] * np.cos(rad), ps_center[1] + ps_axes[0] * np.sin(rad)])
-    head_axes = (105 * scale, 90 * scale)
-    head_distance = 150 * scale
+    head_axes = (105 * anatomy, 90 * anatomy)
+    head_distance = 150 * anatomy
     tissue = 0.45 + 0.5 * cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 12) ** 2 * 4
     # A few bright tissue interfaces (fascia, vaginal walls) so the scene is not a plain texture.
     for _ in range(6):
@@ -89,12 +90,12 @@ def make_transperineal_cine(n_frames: int = 48, shape: tuple[int, int] = (480, 6
         # Echo texture: tissue, a darker brain inside a bright skull rim, an echogenic symphysis.
         speckle = 0.7 * static_speckle + 0.3 * _speckle(rng, shape, 1.2)
         echo = tissue.copy()
-        echo[head] = 0.5 * tissue[head]  # brain: darker than the tissue around, not black
+        echo[head] = 0.8 * tissue[head]  # brain: a little darker than the tissue around
         rim = head & ~_ellipse_mask(shape, head_center, (head_axes[0] - 7 * scale, head_axes[1] - 7 * scale), head_angle)
-        echo[rim] = 1.35
+        echo[rim] = 1.9
         echo[ps] = 1.15
         ps_rim = ps & ~_ellipse_mask(shape, ps_center, (ps_axes[0] - 4 * scale, ps_axes[1] - 4 * scale), ps_angle)
-        echo[ps_rim] = 1.3
+        echo[ps_rim] = 1.6
         image = echo * speckle * 110.0
         depth = np.linspace(1.0, 0.55, h, dtype=np.float32)[:, None]  # attenuation with depth
         image = cv2.GaussianBlur(image * depth, (0, 0), 0.8)
