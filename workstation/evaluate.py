@@ -21,7 +21,7 @@ import numpy as np
 from workstation.calibration import Calibration
 from workstation.errors import InputError
 from workstation.inference.engine import Model
-from workstation.measure import load_labelmap, measure_labelmap
+from workstation.measure import HC18_OUTLINE_WIDTH_PX, load_labelmap, measure_labelmap
 from workstation.splits import split_of
 
 DATASETS = ("psfhs", "hc18")
@@ -139,8 +139,11 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         pixel_mm, ref_hc = reference.get(image_path.name, (None, None))
         hc = None
         if pixel_mm is not None:
-            # Score the head alone: a stray PS blob on an axial plane must not hide the head's HC.
-            hc = measure_labelmap(np.where(head, 2, 0).astype(np.uint8), Calibration.manual_mm_per_px(pixel_mm)).hc_mm
+            # Score the head alone: a stray PS blob on an axial plane must not hide the head's HC. The model
+            # learnt HC18's filled masks, whose edge runs along the outside of the expert outline: take half
+            # the outline's width off, as for the reference masks themselves (workstation.measure.biometry).
+            hc = measure_labelmap(np.where(head, 2, 0).astype(np.uint8), Calibration.manual_mm_per_px(pixel_mm),
+                                  head_outline_width_px=HC18_OUTLINE_WIDTH_PX).hc_mm
         error = None if hc is None or ref_hc is None else abs(hc - ref_hc)
         if error is not None:
             hc_errors.append(error)
