@@ -179,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=48)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_demo_cine)
+
+    from workstation.records.cli import register as register_records_commands
+
+    register_records_commands(sub)
     return parser
 
 

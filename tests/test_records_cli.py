@@ -1,0 +1,87 @@
+"""The records subcommands end to end: import, patients, timeline, correct, confirm, history, report, errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from records_support import add_ai_row, demo_exam_file, run_cli, synthetic_measurement, tiny_model_manifest
+from workstation.records import Records
+
+
+def _json_out(capsys, argv):
+    assert run_cli(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.fixture
+def imported(tmp_path, capsys):
+    """Three exams of MRN-0042 imported through the CLI (analysed by the tiny model), with AI values added."""
+    data = tmp_path / "data"
+    files = [str(demo_exam_file(tmp_path / "usb", seed, hours)) for seed, hours in enumerate((0.0, 1.5, 3.0))]
+    manifest = tiny_model_manifest(tmp_path / "model")
+    results = _json_out(capsys, ["import", *files, "--data-dir", str(data), "--model", str(manifest),
+                                 "--device", "cpu", "--json"])
+    exam_ids = [r["exam"]["id"] for r in results]
+    with Records(data) as records:
+        for exam_id, frame_index in zip(exam_ids, (0, 1, 3)):
+            add_ai_row(records, exam_id, frame_index)
+    return data, exam_ids
+
+
+def test_import_patients_timeline_correct_confirm_history(imported, capsys, tmp_path):
+    data, exam_ids = imported
+    base = ["--data-dir", str(data)]
+    patients = _json_out(capsys, ["patients", "--json", *base])
+    assert [(p["mrn"], p["n_exams"]) for p in patients] == [("MRN-0042", 3)]
+
+    geometry = tmp_path / "edit.json"
+    geometry.write_text(json.dumps({"aop": synthetic_measurement(2)["geometry"]["aop"]}))
+    corrected = _json_out(capsys, ["correct", "--exam", str(exam_ids[1]), "--frame", "1", "--geometry",
+                                   f"@{geometry}", "--user", "Dr Smith", "--json", *base])
+    assert corrected["kind"] == "correction" and corrected["by"] == "Dr Smith"
+    assert run_cli(["confirm", "--exam", str(exam_ids[2]), "--user", "Midwife B", *base]) == 0
+    assert "confirmation by Midwife B" in capsys.readouterr().out
+
+    timeline = _json_out(capsys, ["timeline", "--mrn", "MRN-0042", "--json", *base])
+    assert [p["source"] for p in timeline["points"]] == ["ai", "confirmed", "confirmed"]
+    assert timeline["points"][1]["aop_deg"] == corrected["aop_deg"]
+    assert run_cli(["timeline", "--mrn", "MRN-0042", *base]) == 0
+    text = capsys.readouterr().out
+    assert "correction by Dr Smith" in text and "confirmation by Midwife B" in text and "stalled: no" in text
+
+    history = _json_out(capsys, ["history", "--exam", str(exam_ids[1]), "--json", *base])
+    assert [e["event"] for e in history] == ["import", "analysis", "ai", "ai", "correction"]
+    assert run_cli(["history", "--exam", str(exam_ids[1]), *base]) == 0
+    assert "supersedes" in capsys.readouterr().out
+
+
+def test_import_text_output_and_duplicates(tmp_path, capsys):
+    source = str(demo_exam_file(tmp_path / "usb", seed=0))
+    base = ["--data-dir", str(tmp_path / "data"), "--no-analyze"]
+    assert run_cli(["import", source, *base]) == 0
+    assert "exam 1 <- " in capsys.readouterr().out
+    assert run_cli(["import", source, *base]) == 0
+    assert "already imported as exam 1" in capsys.readouterr().out
+
+
+def test_report_of_exam_labor_and_mrn(imported, capsys, tmp_path):
+    data, exam_ids = imported
+    for which in (["--exam", str(exam_ids[0])], ["--labor", "1"], ["--mrn", "MRN-0042"]):
+        out = tmp_path / f"report-{which[0][2:]}.pdf"
+        assert run_cli(["report", *which, str(out), "--data-dir", str(data)]) == 0
+        assert out.read_bytes().startswith(b"%PDF") and str(out) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["timeline", "--mrn", "NOBODY"], "no patient with MRN 'NOBODY'"),
+    (["timeline"], "give --mrn"),
+    (["history", "--exam", "7"], "no exam with id 7"),
+    (["confirm", "--exam", "7", "--user", "A"], "no exam with id 7"),
+    (["correct", "--exam", "1", "--frame", "0", "--geometry", "{oops", "--user", "A"], "--geometry is not valid JSON"),
+    (["import", "missing.dcm", "--no-analyze"], "1 of 1 file(s) not imported"),
+])
+def test_user_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    assert run_cli([*argv, "--data-dir", str(tmp_path / "data")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1]

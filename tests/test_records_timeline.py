@@ -1,0 +1,115 @@
+"""Corrections and confirmations, and the sonopartogram: current values, trend, 120 degree line, stalled flag."""
+from __future__ import annotations
+
+import pytest
+
+from records_support import add_ai_row, demo_exam_file, synthetic_measurement, three_exam_labor
+from workstation.records import Records, RecordsError, StallRule, confirm, correct, import_scan, labor_timeline
+from workstation.records.timeline import stall_check, trend_deg_per_h
+
+TIMELINE_KEYS = {"labor_id", "start", "points", "trend_deg_per_h", "stalled"}
+POINT_KEYS = {"exam_id", "acquired", "hours", "aop_deg", "hsd_mm", "source"}
+
+
+@pytest.fixture
+def records(tmp_path):
+    with Records(tmp_path / "data") as opened:
+        yield opened
+
+
+def test_acceptance_three_exams_one_corrected_show_in_the_timeline(records, tmp_path):
+    exam_ids = three_exam_labor(records, tmp_path / "usb")
+    ai_aop = [records.current_measurement(e).aop_deg for e in exam_ids]
+    edited = synthetic_measurement(2)["geometry"]["aop"]  # a person moves the tangent point
+    correction = correct(records, exam_ids[1], 1, {"aop": edited}, "Dr Smith", note="tangent on the skull")
+    timeline = labor_timeline(records, records.exam(exam_ids[0]).labor_id)
+
+    assert TIMELINE_KEYS <= set(timeline) and all(POINT_KEYS <= set(p) for p in timeline["points"])
+    assert timeline["start"] == "2026-03-01T10:00:00"
+    assert [p["exam_id"] for p in timeline["points"]] == exam_ids
+    assert [p["hours"] for p in timeline["points"]] == [0.0, 1.5, 3.0]
+    assert [p["source"] for p in timeline["points"]] == ["ai", "confirmed", "ai"]
+    corrected = timeline["points"][1]
+    assert corrected["aop_deg"] == correction.aop_deg != ai_aop[1]
+    assert corrected["ai_aop_deg"] == ai_aop[1] and corrected["by"] == "Dr Smith" and corrected["kind"] == "correction"
+    assert corrected["hsd_mm"] is not None  # the demo DICOM is calibrated
+    aops = [p["aop_deg"] for p in timeline["points"]]
+    assert timeline["trend_deg_per_h"] == pytest.approx(trend_deg_per_h([0.0, 1.5, 3.0], aops), abs=1e-3)
+    assert timeline["trend_deg_per_h"] > 0 and timeline["stalled"] is False
+    assert timeline["aop_threshold_deg"] == 120.0
+
+
+def test_a_correction_is_recomputed_like_the_gui_and_keeps_the_history(records, tmp_path):
+    from workstation.io import load
+    from workstation.measure import Geometry, recompute
+
+    exam = import_scan(records, demo_exam_file(tmp_path, seed=0)).exam
+    ai = add_ai_row(records, exam.id, 0)
+    geometry = synthetic_measurement(3)["geometry"]
+    row = correct(records, exam.id, 3, geometry, "Dr Smith")
+    cine = load(records.file_path(exam))
+    expected = recompute(Geometry.from_json(geometry), cine.calibration, cine.frame_shape).to_json()
+    assert row.kind == "correction" and row.supersedes_id == ai.id and row.frame_index == 3
+    assert (row.aop_deg, row.hsd_mm, row.hsd_px) == (expected["aop_deg"], expected["hsd_mm"], expected["hsd_px"])
+    assert row.calibration_source == cine.calibration.source and row.time_s == pytest.approx(cine.times_s[3])
+    assert records.measurement(ai.id).aop_deg == ai.aop_deg  # the AI row is untouched
+    confirmation = confirm(records, exam.id, "Midwife B")
+    assert confirmation.kind == "confirmation" and confirmation.supersedes_id == row.id
+    assert confirmation.aop_deg == row.aop_deg and confirmation.geometry == row.geometry
+    assert [m.kind for m in records.measurements(exam.id)] == ["ai", "correction", "confirmation"]
+
+
+def test_a_partial_correction_keeps_the_other_parts_of_the_same_frame(records, tmp_path):
+    exam = import_scan(records, demo_exam_file(tmp_path, seed=0)).exam
+    ai = add_ai_row(records, exam.id, 1)
+    hsd = dict(ai.geometry["hsd"], end=[ai.geometry["hsd"]["end"][0], ai.geometry["hsd"]["end"][1] + 10])
+    row = correct(records, exam.id, 1, {"hsd": hsd}, "Dr Smith")
+    assert row.aop_deg == pytest.approx(ai.aop_deg, abs=1e-3)  # the AoP geometry came along unchanged
+    assert row.hsd_px > ai.hsd_px
+
+
+def test_bad_corrections_and_confirmations_are_refused_with_a_reason(records, tmp_path):
+    exam = import_scan(records, demo_exam_file(tmp_path, seed=0)).exam
+    with pytest.raises(RecordsError, match="no measured value to confirm"):
+        confirm(records, exam.id, "Dr A")
+    with pytest.raises(RecordsError, match="frames 0 to 3, not 9"):
+        correct(records, exam.id, 9, {}, "Dr A")
+    with pytest.raises(RecordsError, match="unknown geometry part"):
+        correct(records, exam.id, 0, {"tangent": [1, 2]}, "Dr A")
+    with pytest.raises(RecordsError, match="geometry JSON is not usable"):
+        correct(records, exam.id, 0, {"aop": {"vertex": [1, 2]}}, "Dr A")
+    with pytest.raises(RecordsError, match="gives no measurement"):
+        correct(records, exam.id, 0, {}, "Dr A")
+    with pytest.raises(RecordsError, match="who made it"):
+        correct(records, exam.id, 0, synthetic_measurement(0)["geometry"], "")
+    assert records.measurements(exam.id) == []
+
+
+def _points(*pairs):
+    return [{"exam_id": i + 1, "hours": h, "aop_deg": a} for i, (h, a) in enumerate(pairs)]
+
+
+def test_stalled_when_aop_rises_less_than_the_rule_over_its_span():
+    rule = StallRule(span_h=2.0, min_rise_deg=5.0)
+    assert stall_check(_points((0, 110), (2.5, 113)), rule)["stalled"] is True
+    rising = stall_check(_points((0, 110), (2.5, 118)), rule)
+    assert rising["stalled"] is False and rising["rise_deg"] == 8.0 and rising["reference_exam_id"] == 1
+    too_short = stall_check(_points((0, 110), (1.0, 110)), rule)
+    assert too_short["stalled"] is False and "less than 2 h" in too_short["reason"]
+    # The reference is the latest exam at least the span earlier: an early rise does not hide a late plateau.
+    assert stall_check(_points((0, 100), (1.0, 120), (3.5, 121)), rule)["stalled"] is True
+    assert stall_check(_points((0, 100), (3.0, None), (3.5, 101)), rule)["reference_exam_id"] == 1
+    assert stall_check(_points((0, 110), (2.5, 113)), StallRule(min_rise_deg=2.0))["stalled"] is False
+
+
+def test_trend_is_the_least_squares_slope():
+    assert trend_deg_per_h([0.0, 1.0, 2.0], [110.0, 115.0, 120.0]) == pytest.approx(5.0)
+    assert trend_deg_per_h([0.0, 1.0, 2.0], [110.0, 120.0, 116.0]) == pytest.approx(3.0)
+    assert trend_deg_per_h([1.0], [110.0]) is None and trend_deg_per_h([1.0, 1.0], [110.0, 112.0]) is None
+
+
+def test_an_exam_without_a_value_is_a_point_without_aop(records, tmp_path):
+    exam = import_scan(records, demo_exam_file(tmp_path, seed=0)).exam
+    timeline = labor_timeline(records, exam.labor_id)
+    assert timeline["points"][0]["aop_deg"] is None and timeline["trend_deg_per_h"] is None
+    assert timeline["stalled"] is False

@@ -1,0 +1,131 @@
+"""Reports: Qt-free overlays, and PDF reports of an exam and a labour rendered to PNG (pdftoppm) and read back.
+
+The PDF checks need poppler-utils (``pdftoppm``, ``pdftotext``); they skip with a reason where it is absent.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+
+from records_support import add_ai_row, synthetic_measurement, three_exam_labor, tiny_model
+from workstation.records import Records, correct, import_scan
+from workstation.reports import render_overlays, write_exam_report, write_labor_report
+from workstation.reports.overlays import COLOURS
+
+
+def _near(image, point, colour, radius=2) -> bool:
+    """Whether ``colour`` (within a little anti-aliasing) is drawn within ``radius`` px of ``point``."""
+    x, y = int(round(point[0])), int(round(point[1]))
+    patch = image[y - radius:y + radius + 1, x - radius:x + radius + 1].astype(int)
+    return bool((np.abs(patch - np.array(colour)).max(axis=2) <= 40).any())
+
+
+def test_render_overlays_draws_each_part_where_the_geometry_says():
+    measured = synthetic_measurement(3)
+    geometry = measured["geometry"]
+    frame = np.full((480, 640), 80, np.uint8)
+    frame.flags.writeable = False  # as cached cine frames are
+    image = render_overlays(frame, geometry, values=measured)
+    assert image.shape == (480, 640, 3) and image.dtype == np.uint8
+    ps, aop, hsd = geometry["ps_axis"], geometry["aop"], geometry["hsd"]
+    assert _near(image, ps["inferior"], COLOURS["inferior_end"])
+    assert _near(image, np.mean([ps["superior"], ps["inferior"]], axis=0), COLOURS["ps_axis"])
+    assert _near(image, np.mean([aop["vertex"], aop["tangent_point"]], axis=0), COLOURS["tangent"])
+    assert _near(image, np.mean([hsd["start"], hsd["end"]], axis=0), COLOURS["hsd"])
+    ellipse = geometry["head_ellipse"]
+    a, angle = ellipse["semi_axes"][0], np.radians(ellipse["angle_deg"])
+    assert _near(image, np.add(ellipse["center"], [a * np.cos(angle), a * np.sin(angle)]), COLOURS["head_ellipse"])
+    assert (frame == 80).all()
+
+
+def test_render_overlays_tints_labels_and_leaves_an_empty_geometry_alone():
+    frame = np.full((60, 80, 3), 100, np.uint8)
+    assert (render_overlays(frame, None) == frame).all()
+    assert (render_overlays(frame, {"ps_axis": None, "aop": None}) == frame).all()
+    labels = np.zeros((60, 80), np.uint8)
+    labels[10:20, 10:20] = 2
+    tinted = render_overlays(frame, {}, labels=labels)
+    assert (tinted[15, 15] != frame[15, 15]).any() and (tinted[40, 60] == frame[40, 60]).all()
+    with pytest.raises(ValueError, match="does not match"):
+        render_overlays(frame, {}, labels=np.zeros((5, 5), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        render_overlays(frame.astype(np.float32), {})
+
+
+def _poppler():
+    if not (shutil.which("pdftoppm") and shutil.which("pdftotext")):
+        pytest.skip("poppler-utils (pdftoppm, pdftotext) not installed: apt-get install -y poppler-utils")
+
+
+def _render(pdf, folder) -> tuple[list[np.ndarray], str]:
+    """Pages as grey images at 60 dpi, and the PDF's text."""
+    subprocess.run(["pdftoppm", "-png", "-r", "60", str(pdf), str(folder / pdf.stem)], check=True, timeout=60)
+    pages = [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in sorted(folder.glob(f"{pdf.stem}-*.png"))]
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+    return pages, text
+
+
+def _assert_not_blank(page: np.ndarray) -> None:
+    assert page is not None and page.shape[0] > 600  # A4 at 60 dpi is 702 x 496
+    ink = (page < 200).mean()
+    assert 0.01 < ink < 0.6, f"page looks blank or black ({ink:.3f} of it is ink)"
+
+
+@pytest.fixture
+def labor_with_correction(tmp_path):
+    with Records(tmp_path / "data") as records:
+        exam_ids = three_exam_labor(records, tmp_path / "usb", model=tiny_model(tmp_path / "model"))
+        correct(records, exam_ids[1], 1, {"aop": synthetic_measurement(2)["geometry"]["aop"]}, "Dr Smith",
+                note="tangent on the skull")
+        yield records, exam_ids
+
+
+def test_exam_report_shows_patient_key_frame_correction_model_and_disclaimer(labor_with_correction, tmp_path):
+    _poppler()
+    records, exam_ids = labor_with_correction
+    pdf = write_exam_report(records, exam_ids[1], tmp_path / "exam.pdf")
+    pages, text = _render(pdf, tmp_path)
+    assert len(pages) == 2
+    for page in pages:
+        _assert_not_blank(page)
+    flat = " ".join(text.split())
+    for expected in ("MRN-0042", "Doe, Jane", "exam 2", "Dr Smith", "corrected", "tangent on the skull",
+                     "PLACEHOLDER MODEL (tiny 0.0.1)", "Decision support only", "120 deg (Kalache 2009)",
+                     "AcquisitionDateTime", "dicom_regions"):
+        assert expected in flat, expected
+    corrected = records.current_measurement(exam_ids[1])
+    assert f"{corrected.aop_deg:.1f} deg" in flat and f"{corrected.hsd_mm:.1f} mm" in flat
+
+
+def test_labor_report_shows_every_exam_and_the_timeline(labor_with_correction, tmp_path):
+    _poppler()
+    records, exam_ids = labor_with_correction
+    pdf = write_labor_report(records, records.exam(exam_ids[0]).labor_id, tmp_path / "labor.pdf")
+    pages, text = _render(pdf, tmp_path)
+    assert len(pages) >= 2
+    for page in pages:
+        _assert_not_blank(page)
+    flat = " ".join(text.split())
+    assert "Sonopartogram" in flat and "hours since labour start" in flat
+    for exam_id in exam_ids:
+        assert f"Exam {exam_id}:" in flat
+    assert "correction (person)" in flat and flat.count("MRN-0042") >= len(pages)  # every page names the patient
+
+
+def test_an_uncalibrated_exam_reports_pixels_with_the_reason(tmp_path):
+    _poppler()
+    image = tmp_path / "still.png"
+    cv2.imwrite(str(image), np.full((480, 640), 90, np.uint8))
+    with Records(tmp_path / "data") as records:
+        exam = import_scan(records, image, mrn="MRN-9").exam
+        row = add_ai_row(records, exam.id, 0)
+        pdf = write_exam_report(records, exam.id, tmp_path / "uncalibrated.pdf")
+    _, text = _render(pdf, tmp_path)
+    flat = " ".join(text.split())
+    assert row.hsd_mm is None and f"{row.hsd_px:.0f} px (no mm: the file" in flat and "calibration: none" in flat
+    assert "PLACEHOLDER" not in flat  # no model analysed this exam

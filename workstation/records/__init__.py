@@ -1,0 +1,16 @@
+"""Patient records of the workstation: patients, labours, exams, AI results, measurements and their history.
+
+No Qt here: the GUI, the CLI (``workstation import``, ``timeline``, ``history``, ...) and the reports use
+this package. See ``store`` for the layout and the append-only rule, ``importer`` for how a scan is filed,
+``review`` for corrections and confirmations, ``timeline`` for the sonopartogram.
+"""
+from workstation.records.database import SCHEMA_VERSION, RecordsError
+from workstation.records.importer import ImportResult, import_scan
+from workstation.records.review import confirm, correct
+from workstation.records.store import (AI, CONFIRMATION, CORRECTION, Analysis, Exam, Labor, Measurement, Patient,
+                                       Records)
+from workstation.records.timeline import AOP_SVD_THRESHOLD_DEG, StallRule, labor_timeline
+
+__all__ = ["AI", "AOP_SVD_THRESHOLD_DEG", "Analysis", "CONFIRMATION", "CORRECTION", "Exam", "ImportResult", "Labor",
+           "Measurement", "Patient", "Records", "RecordsError", "SCHEMA_VERSION", "StallRule", "confirm", "correct",
+           "import_scan", "labor_timeline"]

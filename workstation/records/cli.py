@@ -1,0 +1,275 @@
+"""Records subcommands of the ``workstation`` CLI: import, patients, timeline, report, history, correct, confirm.
+
+``register(subparsers)`` adds them to the main parser (``workstation.cli`` wires it). Each command opens the
+records of ``--data-dir`` (default: the per-user data folder, or ``WORKSTATION_DATA_DIR``). Errors a user can
+fix are ``WorkstationError``s with one-line messages; the main CLI prints them and exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from workstation.errors import WorkstationError
+from workstation.records.database import RecordsError
+from workstation.records.store import to_json_text
+
+
+def _iso_datetime(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date-time: {text!r} (e.g. 2026-03-01T14:30)") from None
+
+
+def _records(args):
+    from workstation.records.store import Records
+
+    return Records(args.data_dir)
+
+
+def _emit_json(payload) -> None:
+    sys.stdout.write(to_json_text(payload, indent=2) + "\n")
+
+
+def _fmt(value, unit: str = "", digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def cmd_import(args) -> int:
+    from workstation.records.importer import import_scan
+
+    model = None
+    if args.analyze:
+        from workstation.inference.engine import load_model
+
+        model = load_model(args.model, device=args.device)
+        if model.manifest.placeholder:
+            print(f"warning: model {model.manifest.name} {model.manifest.version} is a PLACEHOLDER: its values are "
+                  "not clinically meaningful", file=sys.stderr)
+    results, failures = [], []
+    with _records(args) as records:
+        for file in args.files:
+            if model is not None and not args.quiet:
+                print(f"importing and analysing {Path(file).name}...", file=sys.stderr, flush=True)
+            try:
+                result = import_scan(records, file, mrn=args.mrn, name=args.name, acquired=args.acquired,
+                                     labor_id=args.labor, new_labor=args.new_labor, force_mrn=args.force_mrn,
+                                     model=model)
+            except WorkstationError as exc:  # one bad file must not stop the others
+                failures.append(str(exc))
+                print(f"error: {exc}", file=sys.stderr)
+                continue
+            results.append(result)
+            if not args.json:
+                print(_import_line(records, result, Path(file).name))
+    if args.json:
+        _emit_json([r.to_json() for r in results])
+    if failures:
+        raise RecordsError(f"{len(failures)} of {len(args.files)} file(s) not imported (see above)")
+    return 0
+
+
+def _import_line(records, result, file_name: str) -> str:
+    exam = result.exam
+    if result.duplicate:
+        return f"{file_name}: already imported as exam {exam.id} (same content); nothing added"
+    current = records.current_measurement(exam.id)
+    if current is None:
+        value = "not analysed"
+    else:
+        value = "AI found no AoP" if current.aop_deg is None else f"AoP {current.aop_deg:.1f} deg (AI)"
+    return (f"exam {exam.id} <- {file_name}: MRN {result.patient.mrn}, labour {result.labor.id}, acquired "
+            f"{exam.acquired.isoformat()} ({exam.acquired_source}); {value}")
+
+
+def cmd_patients(args) -> int:
+    with _records(args) as records:
+        rows = []
+        for patient in records.patients():
+            labors = records.labors(patient.id)
+            exams = [e for labor in labors for e in records.exams(labor.id)]
+            last = max((e.acquired for e in exams), default=None)
+            rows.append({**patient.to_json(), "labors": [labor.id for labor in labors], "n_exams": len(exams),
+                         "last_exam": None if last is None else last.isoformat()})
+    if args.json:
+        _emit_json(rows)
+        return 0
+    if not rows:
+        print("no patients yet; import an exam with `workstation import FILE --mrn MRN`")
+    for row in rows:
+        print(f"{row['mrn']:<16} {row['name'] or '-':<28} born {row['birth_date'] or '-':<10}  "
+              f"labours {','.join(map(str, row['labors'])) or '-':<8} exams {row['n_exams']:<3} "
+              f"last {row['last_exam'] or '-'}")
+    return 0
+
+
+def select_labor(records, mrn: str | None, labor_id: int | None) -> int:
+    """The labour of ``--labor`` (checked against ``--mrn`` when both are given) or the MRN's most recent one."""
+    if labor_id is not None:
+        labor = records.labor(labor_id)
+        if mrn is not None and records.patient(labor.patient_id).mrn != mrn.strip():
+            raise RecordsError(f"labour {labor_id} is not a labour of MRN {mrn}")
+        return labor_id
+    if mrn is None:
+        raise RecordsError("give --mrn (the patient's most recent labour) or --labor ID")
+    labors = records.labors(records.require_patient(mrn).id)
+    if not labors:
+        raise RecordsError(f"MRN {mrn} has no labour yet; import an exam first")
+    return labors[0].id
+
+
+def cmd_timeline(args) -> int:
+    from workstation.records.timeline import StallRule, labor_timeline
+
+    with _records(args) as records:
+        timeline = labor_timeline(records, select_labor(records, args.mrn, args.labor),
+                                  StallRule(args.stall_span_h, args.stall_min_rise_deg))
+    if args.json:
+        _emit_json(timeline)
+        return 0
+    patient = timeline["patient"]
+    print(f"labour {timeline['labor_id']} of MRN {patient['mrn']} ({patient['name'] or '-'}), started "
+          f"{timeline['start'] or '-'} ({timeline['start_source']})")
+    for p in timeline["points"]:
+        print(f"  exam {p['exam_id']:<4} {p['acquired']}  {_fmt(p['hours'], ' h', 2):>8}  "
+              f"AoP {_fmt(p['aop_deg'], ' deg'):>10}"
+              f"  HSD {_fmt(p['hsd_mm'], ' mm'):>8}  " + ("AI" if p["source"] == "ai" else f"{p['kind']} by {p['by']}"))
+    print(f"trend {_fmt(timeline['trend_deg_per_h'], ' deg/h', 2)}; stalled: {'YES' if timeline['stalled'] else 'no'} "
+          f"({timeline['stall_check']['reason']}); AoP >= {timeline['aop_threshold_deg']:g} deg is associated with "
+          "spontaneous vaginal delivery (Kalache 2009)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from workstation.reports import write_exam_report, write_labor_report
+
+    with _records(args) as records:
+        if args.exam is not None:
+            path = write_exam_report(records, args.exam, args.out)
+        else:
+            path = write_labor_report(records, select_labor(records, args.mrn, args.labor), args.out)
+    print(path)
+    return 0
+
+
+def cmd_history(args) -> int:
+    with _records(args) as records:
+        events = records.history(args.exam)
+    if args.json:
+        _emit_json(events)
+        return 0
+    for e in events:
+        if e["event"] in ("import", "analysis"):
+            print(f"{e['when']}  {e['event']:<12} {e['by'] or '':<16} {e['detail']}")
+        else:
+            print(f"{e['when']}  {e['event']:<12} {e['by']:<16} #{e['id']} frame {_fmt(e['frame_index'], digits=0)}  "
+                  f"AoP {_fmt(e['aop_deg'], ' deg')}  HSD {_fmt(e['hsd_mm'], ' mm')} ({_fmt(e['hsd_px'], ' px')})"
+                  + (f"  supersedes #{e['supersedes_id']}" if e["supersedes_id"] else "")
+                  + (f"  note: {e['note']}" if e["note"] else ""))
+    return 0
+
+
+def _geometry_argument(text: str) -> dict:
+    """``--geometry``: JSON text, or ``@FILE`` holding it."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RecordsError(f"cannot read the geometry file {text[1:]}: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordsError(f"--geometry is not valid JSON: {exc.msg} at character {exc.pos}") from None
+
+
+def _show_measurement(m, as_json: bool) -> int:
+    if as_json:
+        _emit_json(m.to_json())
+    else:
+        print(f"measurement {m.id} ({m.kind} by {m.by}) on exam {m.exam_id} frame {m.frame_index}: "
+              f"AoP {_fmt(m.aop_deg, ' deg')}, HSD {_fmt(m.hsd_mm, ' mm')} ({_fmt(m.hsd_px, ' px')})")
+    return 0
+
+
+def cmd_correct(args) -> int:
+    from workstation.records.review import correct
+
+    with _records(args) as records:
+        measurement = correct(records, args.exam, args.frame, _geometry_argument(args.geometry), args.user, args.note)
+    return _show_measurement(measurement, args.json)
+
+
+def cmd_confirm(args) -> int:
+    from workstation.records.review import confirm
+
+    with _records(args) as records:
+        measurement = confirm(records, args.exam, args.user, args.note)
+    return _show_measurement(measurement, args.json)
+
+
+def register(subparsers) -> None:
+    """Add the records subcommands to ``subparsers`` (from ``parser.add_subparsers()``)."""
+    def records_parser(name: str, help_text: str, run) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, help=help_text)
+        p.add_argument("--data-dir", default=None,
+                       help="data folder holding records/ (default: the per-user folder or WORKSTATION_DATA_DIR)")
+        p.set_defaults(run=run)
+        return p
+
+    p = records_parser("import", "file scans into the records (copied in, analysed, under the patient's MRN)",
+                       cmd_import)
+    p.add_argument("files", nargs="+", help="scan files (DICOM, video, image)")
+    p.add_argument("--mrn", help="the patient's MRN; needed when the file has no Patient ID")
+    p.add_argument("--force-mrn", action="store_true",
+                   help="file under --mrn even though the file's Patient ID differs (kept on the exam)")
+    p.add_argument("--name", help="the patient's name, for a new patient (default: the file's)")
+    p.add_argument("--acquired", type=_iso_datetime, help="acquisition time (ISO), overriding the file's")
+    p.add_argument("--labor", type=int, help="file into this labour id (default: the patient's latest, or a new one)")
+    p.add_argument("--new-labor", action="store_true", help="start a new labour with this exam")
+    p.add_argument("--analyze", action=argparse.BooleanOptionalAction, default=True,
+                   help="analyse with the model and store the AI results (default: yes)")
+    p.add_argument("--model", default=None, help="model name or manifest path (default: the shipped model)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="ONNX Runtime device")
+    p.add_argument("--json", action="store_true", help="print the imported exams as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    p = records_parser("patients", "list the patients in the records", cmd_patients)
+    p.add_argument("--json", action="store_true")
+
+    p = records_parser("timeline", "the sonopartogram of a labour: AoP and HSD against hours", cmd_timeline)
+    p.add_argument("--mrn", help="the patient (default labour: the most recent)")
+    p.add_argument("--labor", type=int, help="the labour id")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--stall-span-h", type=float, default=2.0, help="stalled-flag span in hours (default 2)")
+    p.add_argument("--stall-min-rise-deg", type=float, default=5.0,
+                   help="AoP rise over the span below which the labour is flagged stalled (default 5)")
+
+    p = records_parser("report", "a PDF report of an exam or a labour", cmd_report)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--exam", type=int, help="report one exam")
+    which.add_argument("--labor", type=int, help="report a whole labour")
+    which.add_argument("--mrn", help="report the patient's most recent labour")
+    p.add_argument("out", help="the PDF file to write")
+
+    p = records_parser("history", "the audit trail of an exam: import, analyses, every measurement row", cmd_history)
+    p.add_argument("--exam", type=int, required=True)
+    p.add_argument("--json", action="store_true")
+
+    p = records_parser("correct", "a person's correction: values recomputed from edited geometry", cmd_correct)
+    p.add_argument("--exam", type=int, required=True)
+    p.add_argument("--frame", type=int, required=True, help="the frame index the geometry is drawn on")
+    p.add_argument("--geometry", required=True,
+                   help='geometry JSON in frame pixels, e.g. \'{"aop": {"vertex": [x, y], "superior": [x, y], '
+                        '"tangent_point": [x, y]}}\', or @FILE; parts not given are kept from the current value')
+    p.add_argument("--user", required=True, help="who corrects")
+    p.add_argument("--note", help="why (kept in the audit trail)")
+    p.add_argument("--json", action="store_true")
+
+    p = records_parser("confirm", "a person confirms the exam's current value", cmd_confirm)
+    p.add_argument("--exam", type=int, required=True)
+    p.add_argument("--user", required=True, help="who confirms")
+    p.add_argument("--note", help="kept in the audit trail")
+    p.add_argument("--json", action="store_true")

@@ -1,0 +1,203 @@
+"""The records database: one SQLite file, its schema migrations, and the transaction every save runs in.
+
+Durability choices (a labour ward record must survive a killed process or a pulled plug):
+
+* WAL journal: readers (the GUI's timeline) never block the writer, and a killed writer leaves the last
+  committed state intact; ``synchronous=FULL`` so a committed save survives a power cut too.
+* Foreign keys on: no exam without its labour, no measurement without its exam.
+* Schema versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` is applied in order, each step in its
+  own transaction together with the version bump, so a crash mid-migration leaves the previous version.
+* Measurements, analyses and per-frame results are append-only: triggers refuse UPDATE and DELETE, so a
+  correction can only ever be a new row and the audit trail cannot be rewritten by a bug.
+* The database file is created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the
+  database file's permissions.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from workstation.errors import WorkstationError
+
+DATABASE_NAME = "records.sqlite3"
+BUSY_TIMEOUT_MS = 10_000  # the GUI and a CLI import may write at the same time; wait rather than fail
+
+
+class RecordsError(WorkstationError):
+    """A records operation the user can fix: an unknown id, a patient mismatch, a newer database..."""
+
+
+def _append_only(table: str) -> list[str]:
+    return [f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} rows are append-only'); END",
+            f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} rows are append-only'); END"]
+
+
+# Each step: the statements that take the schema from version i to i + 1. Never edit a released step;
+# append a new one.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE patients (
+            id INTEGER PRIMARY KEY,
+            mrn TEXT NOT NULL UNIQUE CHECK (length(trim(mrn)) > 0),
+            name TEXT,
+            birth_date TEXT,                -- ISO date or NULL
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE labors (
+            id INTEGER PRIMARY KEY,
+            patient_id INTEGER NOT NULL REFERENCES patients(id),
+            start_time TEXT,                -- NULL: the labour starts at its earliest exam (automatic labours)
+            notes TEXT,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX labors_patient ON labors(patient_id)",
+        """CREATE TABLE files (
+            sha256 TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+            relpath TEXT NOT NULL,          -- under the records folder, e.g. files/ab/abcdef....dcm
+            size_bytes INTEGER NOT NULL,
+            stored_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE exams (
+            id INTEGER PRIMARY KEY,
+            labor_id INTEGER NOT NULL REFERENCES labors(id),
+            file_sha256 TEXT NOT NULL UNIQUE REFERENCES files(sha256),
+            original_path TEXT NOT NULL,
+            acquired_at TEXT NOT NULL,      -- ISO date-time, the scanner's clock (naive local time)
+            acquired_source TEXT NOT NULL,  -- "user", "AcquisitionDateTime", ..., "file_mtime"
+            dicom_patient_id TEXT,          -- as the file said, kept when --force-mrn filed it elsewhere
+            study_instance_uid TEXT,
+            sop_instance_uid TEXT,
+            n_frames INTEGER NOT NULL,
+            frame_rows INTEGER NOT NULL,
+            frame_cols INTEGER NOT NULL,
+            calibration_source TEXT NOT NULL,
+            imported_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX exams_labor ON exams(labor_id, acquired_at)",
+        """CREATE TABLE analyses (
+            id INTEGER PRIMARY KEY,
+            exam_id INTEGER NOT NULL REFERENCES exams(id),
+            model_name TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            model_sha256 TEXT NOT NULL,
+            model_placeholder INTEGER NOT NULL,
+            n_frames INTEGER NOT NULL,      -- frame_results rows this analysis holds (a consistency check)
+            chosen_frame INTEGER,
+            why TEXT,
+            analyzed_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX analyses_exam ON analyses(exam_id)",
+        """CREATE TABLE frame_results (
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id),
+            frame_index INTEGER NOT NULL,
+            time_s REAL,
+            frame_class TEXT,
+            aop_deg REAL,
+            hsd_px REAL,
+            hsd_mm REAL,
+            uncertainty REAL,
+            geometry_json TEXT,
+            detail_json TEXT NOT NULL,      -- the whole per-frame `analyze` JSON, for anything not in a column
+            PRIMARY KEY (analysis_id, frame_index)
+        )""",
+        """CREATE TABLE measurements (
+            id INTEGER PRIMARY KEY,
+            exam_id INTEGER NOT NULL REFERENCES exams(id),
+            analysis_id INTEGER REFERENCES analyses(id),
+            kind TEXT NOT NULL CHECK (kind IN ('ai', 'correction', 'confirmation')),
+            supersedes_id INTEGER REFERENCES measurements(id),  -- the row a correction/confirmation acted on
+            by TEXT NOT NULL,               -- a person's name, or the model ("tiny 0.0.1") for AI rows
+            created_at TEXT NOT NULL,
+            frame_index INTEGER,
+            time_s REAL,
+            aop_deg REAL,
+            hsd_px REAL,
+            hsd_mm REAL,
+            hc_mm REAL,
+            bpd_mm REAL,
+            ofd_mm REAL,
+            ga_weeks REAL,
+            uncertainty REAL,               -- the AI's; NULL for a person's correction
+            calibration_source TEXT,
+            geometry_json TEXT,
+            reasons_json TEXT NOT NULL DEFAULT '{}',
+            note TEXT
+        )""",
+        "CREATE INDEX measurements_exam ON measurements(exam_id, id)",
+        *_append_only("analyses"),
+        *_append_only("frame_results"),
+        *_append_only("measurements"),
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def secure_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and make it owner-only: patient data must not be readable by others."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)  # mkdir's mode is cut by the umask and ignored for a folder that already existed
+    return path
+
+
+def connect(folder: Path) -> sqlite3.Connection:
+    """Open (creating and migrating as needed) the records database in ``folder``."""
+    secure_dir(folder)
+    path = folder / DATABASE_NAME
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
+    # isolation_level=None: no implicit transactions; every save opens its own with transaction().
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    migrate(conn)
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[list[str]] | None = None) -> int:
+    """Apply the steps past the database's version, one transaction each; returns the final version."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    version = schema_version(conn)
+    if version > len(migrations):
+        raise RecordsError(f"the records database has schema version {version}, newer than this workstation "
+                           f"knows ({len(migrations)}); update the workstation before opening it")
+    for number in range(version, len(migrations)):
+        with transaction(conn):
+            # Re-read inside the lock: another process may have migrated meanwhile.
+            if schema_version(conn) > number:
+                continue
+            for statement in migrations[number]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+    return schema_version(conn)
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One save: BEGIN IMMEDIATE (take the write lock up front, so no deadlock on upgrade), COMMIT or ROLLBACK."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def integrity_problems(conn: sqlite3.Connection) -> list[str]:
+    """``PRAGMA integrity_check`` and ``foreign_key_check``; an empty list when the database is sound."""
+    rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+    problems = [] if rows == ["ok"] else rows
+    problems += [f"foreign key: {tuple(r)}" for r in conn.execute("PRAGMA foreign_key_check").fetchall()]
+    return problems

@@ -1,0 +1,167 @@
+"""Importing a scan into the records: which patient, which labour, when it was acquired, and its AI analysis.
+
+Rules (the CLI's ``workstation import`` follows them; the GUI calls :func:`import_scan` too):
+
+* **Patient.** The file's DICOM Patient ID files the exam when present. ``mrn`` (``--mrn``) is used when the
+  file has none. When both are present and differ, the import is refused: filing a scan under the wrong
+  patient is the costliest error a record can make, and a silent choice either way would hide it. A person
+  who knows better passes ``force_mrn`` (``--force-mrn``): ``mrn`` wins and the file's Patient ID is kept on
+  the exam (``dicom_patient_id``) so the override stays visible. A new patient takes ``name`` or the file's
+  Patient's Name, and the file's birth date; an existing patient is never changed.
+* **Acquisition time.** ``acquired`` (``--acquired``) wins, then the file's DICOM date-time (the attribute is
+  recorded, e.g. ``AcquisitionDateTime``), then the file's modification time (``file_mtime``).
+* **Labour.** ``labor_id`` (``--labor``) files into that labour (it must be the patient's). ``new_labor``
+  starts one. Otherwise the patient's most recent labour is used, or one is created for the first exam.
+  An automatic labour starts at its earliest exam's acquisition time (not stored: it follows exams imported
+  out of order). An exam more than :data:`MAX_EXAM_GAP_H` from every exam of that labour is refused,
+  because it most likely belongs to another labour.
+* **Duplicates.** A file whose bytes (sha256) are already in the records is not imported again; the
+  existing exam is returned with ``duplicate=True``.
+* **Atomicity.** Patient and labour are checked first; then the scan is analysed and copied in (see
+  ``filestore``); then patient, labour, exam, analysis and AI measurement are saved in one transaction.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from workstation.inference.manifest import file_sha256
+from workstation.records.database import RecordsError
+from workstation.records.filestore import store_copy
+from workstation.records.store import Analysis, Exam, Labor, Patient, Records, scanner_time
+
+# Exams of one labour are hours apart; one a couple of days from all the others is another labour
+# (or another pregnancy) far more often than a very long labour with no scan in between.
+MAX_EXAM_GAP_H = 48.0
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    exam: Exam
+    patient: Patient
+    labor: Labor
+    analysis: Analysis | None
+    duplicate: bool  # True: the same bytes were imported before; nothing new was saved
+
+    def to_json(self) -> dict:
+        return {"exam": self.exam.to_json(), "patient": self.patient.to_json(), "labor": self.labor.to_json(),
+                "analysis": None if self.analysis is None else self.analysis.to_json(), "duplicate": self.duplicate}
+
+
+def resolve_mrn(dicom_patient_id: str | None, mrn: str | None, force_mrn: bool, file_name: str) -> str:
+    """The MRN to file under, by the rule in the module docstring."""
+    dicom_id = (dicom_patient_id or "").strip() or None
+    given = (mrn or "").strip() or None
+    if given and dicom_id and given != dicom_id and not force_mrn:
+        raise RecordsError(f"{file_name}: the file's Patient ID is {dicom_id!r} but --mrn is {given!r}; "
+                           f"check the patient, then pass --force-mrn to file it under {given!r}")
+    if given:
+        return given
+    if dicom_id:
+        return dicom_id
+    raise RecordsError(f"{file_name}: the file has no Patient ID; give the patient's MRN with --mrn")
+
+
+def resolve_acquired(info, path: Path, acquired: datetime | None) -> tuple[datetime, str]:
+    """(acquisition time, where it came from): the user's, the file's DICOM attribute, or the file's mtime."""
+    if acquired is not None:
+        return scanner_time(acquired), "user"
+    if info.acquisition_datetime is not None:
+        return info.acquisition_datetime, info.acquisition_source
+    return datetime.fromtimestamp(path.stat().st_mtime), "file_mtime"
+
+
+def resolve_labor(records: Records, patient: Patient, acquired: datetime, labor_id: int | None,
+                  new_labor: bool) -> int | None:
+    """The labour id to file into; ``None`` means: create an automatic labour."""
+    if labor_id is not None:
+        labor = records.labor(labor_id)
+        if labor.patient_id != patient.id:
+            raise RecordsError(f"labour {labor_id} belongs to another patient, not MRN {patient.mrn}")
+        return labor_id
+    if new_labor:
+        return None
+    labors = records.labors(patient.id)
+    if not labors:
+        return None
+    latest = labors[0]
+    times = [e.acquired for e in records.exams(latest.id)] or ([latest.start] if latest.start else [])
+    gap_h = min((abs((acquired - t).total_seconds()) / 3600.0 for t in times), default=0.0)
+    if gap_h > MAX_EXAM_GAP_H:
+        raise RecordsError(f"this exam is {gap_h:.0f} h from every exam of labour {latest.id} of MRN {patient.mrn}; "
+                           f"pass --labor {latest.id} to add it there or --new-labor to start a new labour")
+    return latest.id
+
+
+def import_scan(records: Records, path: str | os.PathLike, *, mrn: str | None = None, name: str | None = None,
+                acquired: datetime | None = None, labor_id: int | None = None, new_labor: bool = False,
+                force_mrn: bool = False, model=None, progress: Callable[[int, int], None] | None = None,
+                cancelled: Callable[[], bool] | None = None) -> ImportResult:
+    """Import one scan file (see the module docstring for the rules); with ``model``, analyse it too."""
+    from workstation.inference.pipeline import analyze_cine
+    from workstation.io import load
+
+    path = Path(path)
+    if path.is_dir():
+        raise RecordsError(f"{path.name}: is a folder; import scan files one by one")
+    cine = load(path)  # refuses a bad file before anything is copied or saved
+    try:
+        sha256 = file_sha256(path)
+        existing = records.exam_by_sha256(sha256)
+        if existing is not None:
+            return _existing(records, existing)
+        info = cine.info
+        patient_mrn = resolve_mrn(info.patient_id, mrn, force_mrn, path.name)
+        when, when_source = resolve_acquired(info, path, acquired)
+        _refuse_labor_early(records, patient_mrn, when, labor_id, new_labor)
+        analysis = None
+        if model is not None:
+            analysis = analyze_cine(cine, model, progress=progress, cancelled=cancelled)
+            if analysis["cancelled"]:
+                raise RecordsError(f"{path.name}: analysis cancelled; nothing was imported")
+        stored = store_copy(path, records.root, sha256)
+        with records.transaction():
+            if records.exam_by_sha256(sha256) is not None:  # another process imported it meanwhile
+                return _existing(records, records.exam_by_sha256(sha256))
+            patient = records.get_or_create_patient(patient_mrn, name or _readable_name(info.patient_name),
+                                                    info.patient_birth_date)
+            target = resolve_labor(records, patient, when, labor_id, new_labor)
+            labor_id_used = target if target is not None else records.create_labor(patient.id).id
+            exam = records.insert_exam(
+                labor_id_used, stored, original_path=str(path.resolve()), acquired=when, acquired_source=when_source,
+                n_frames=cine.n_frames, frame_shape=cine.frame_shape, calibration_source=cine.calibration.source,
+                dicom_patient_id=info.patient_id, study_instance_uid=info.study_instance_uid,
+                sop_instance_uid=info.sop_instance_uid)
+            saved = None if analysis is None else records.save_analysis(exam.id, analysis)
+            return ImportResult(exam, patient, records.labor(labor_id_used), saved, duplicate=False)
+    finally:
+        cine.close()
+
+
+def _refuse_labor_early(records: Records, mrn: str, acquired: datetime, labor_id: int | None,
+                        new_labor: bool) -> None:
+    """The labour checks, before minutes of analysis and a copy that a refusal would leave unreferenced."""
+    patient = records.patient_by_mrn(mrn)
+    if patient is not None:
+        resolve_labor(records, patient, acquired, labor_id, new_labor)
+    elif labor_id is not None:
+        records.labor(labor_id)  # "no labour with id N" when there is none
+        raise RecordsError(f"labour {labor_id} belongs to another patient, not MRN {mrn}")
+
+
+def _existing(records: Records, exam: Exam) -> ImportResult:
+    labor = records.labor(exam.labor_id)
+    return ImportResult(exam, records.patient(labor.patient_id), labor, records.latest_analysis(exam.id),
+                        duplicate=True)
+
+
+def _readable_name(dicom_name: str | None) -> str | None:
+    """DICOM's ``Family^Given^Middle`` as ``Family, Given Middle``."""
+    if not dicom_name:
+        return None
+    family, _, rest = str(dicom_name).partition("^")
+    rest = " ".join(part for part in rest.split("^") if part)
+    return f"{family}, {rest}" if rest else family

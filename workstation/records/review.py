@@ -1,0 +1,74 @@
+"""A person's review of an exam's measurement: a correction (edited geometry) or a confirmation.
+
+A correction goes through ``workstation.measure.recompute`` with the exam's own calibration, the same path
+the GUI's calipers take, so a value corrected headless equals one corrected on screen. Each review is a new
+measurement row that names the row it acted on (``supersedes_id``); nothing is overwritten.
+
+Partial geometry: the parts given replace those of the current measurement when it is on the same frame;
+parts not given are kept from it. An ``aop`` given without a ``ps_axis`` moves the PS axis with it (the AoP
+vertex and superior point are the PS axis' ends).
+"""
+from __future__ import annotations
+
+from workstation.records.database import RecordsError
+from workstation.records.store import CONFIRMATION, CORRECTION, VALUE_KEYS, Measurement, Records
+
+GEOMETRY_PARTS = ("ps_axis", "aop", "hsd", "head_ellipse", "head_contour")
+
+
+def merged_geometry(edited: dict, base: dict | None) -> dict:
+    """The edited parts over the base geometry (see the module docstring)."""
+    unknown = sorted(set(edited) - set(GEOMETRY_PARTS))
+    if unknown:
+        raise RecordsError(f"unknown geometry part(s) {', '.join(unknown)}; expected {', '.join(GEOMETRY_PARTS)}")
+    merged = {part: (base or {}).get(part) for part in GEOMETRY_PARTS}
+    merged.update(edited)
+    if edited.get("aop") and "ps_axis" not in edited:
+        merged["ps_axis"] = {"superior": edited["aop"]["superior"], "inferior": edited["aop"]["vertex"]}
+    return merged
+
+
+def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, user: str,
+            note: str | None = None) -> Measurement:
+    """A person's correction: values recomputed from ``geometry`` (frame-pixel points) on frame ``frame_index``."""
+    from workstation.io import load
+    from workstation.measure import Geometry, MeasurementRefused, recompute
+
+    exam = records.exam(exam_id)
+    if not 0 <= frame_index < exam.n_frames:
+        raise RecordsError(f"exam {exam_id} has frames 0 to {exam.n_frames - 1}, not {frame_index}")
+    if not isinstance(geometry, dict):
+        raise RecordsError("the geometry must be a JSON object such as {\"aop\": {...}, \"hsd\": {...}}")
+    current = records.current_measurement(exam_id)
+    base = current.geometry if current is not None and current.frame_index == frame_index else None
+    try:
+        parsed = Geometry.from_json(merged_geometry(geometry, base))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # MeasurementRefused is a ValueError
+        raise RecordsError(f"the geometry JSON is not usable: {exc}") from None
+    cine = load(records.file_path(exam))
+    try:
+        measured = recompute(parsed, cine.calibration, cine.frame_shape).to_json()
+        time_s = float(cine.times_s[frame_index])
+    except MeasurementRefused as exc:
+        raise RecordsError(f"the corrected geometry gives no measurement: {exc}") from None
+    finally:
+        cine.close()
+    if all(measured.get(key) is None for key in VALUE_KEYS):
+        reasons = "; ".join(f"{k}: {v}" for k, v in measured["reasons"].items() if k in ("aop_deg", "hsd_px"))
+        raise RecordsError(f"the corrected geometry gives no measurement ({reasons})")
+    return records.add_measurement(
+        exam_id, CORRECTION, user, measured, supersedes_id=None if current is None else current.id,
+        frame_index=frame_index, time_s=time_s, calibration_source=measured["calibration"]["source"], note=note)
+
+
+def confirm(records: Records, exam_id: int, user: str, note: str | None = None) -> Measurement:
+    """A person confirms the exam's current measurement as it stands (a new row with the same values)."""
+    records.exam(exam_id)  # an unknown exam says so, rather than "nothing to confirm"
+    current = records.current_measurement(exam_id)
+    if current is None or all(getattr(current, key) is None for key in VALUE_KEYS):
+        raise RecordsError(f"exam {exam_id} has no measured value to confirm; analyse it or add a correction")
+    values = {key: getattr(current, key) for key in VALUE_KEYS}
+    return records.add_measurement(
+        exam_id, CONFIRMATION, user, values, analysis_id=current.analysis_id, supersedes_id=current.id,
+        frame_index=current.frame_index, time_s=current.time_s, uncertainty=current.uncertainty,
+        calibration_source=current.calibration_source, geometry=current.geometry, reasons=current.reasons, note=note)

@@ -1,0 +1,460 @@
+"""``Records``: patients, labours, exams, AI analyses and measurements in the per-user records database.
+
+Layout under the data folder (``workstation.paths.data_dir()``, or ``data_dir=`` / ``--data-dir``)::
+
+    records/                 0700
+        records.sqlite3      0600 (WAL; see ``database``)
+        files/ab/abcd....dcm 0600, the imported scans under their sha256 (see ``filestore``)
+
+Nothing is overwritten or deleted. A measurement's AI value and every person's correction or confirmation
+are rows of their own; an exam's *current* measurement is the latest row by a person if there is one, else
+the latest AI row, and :meth:`Records.history` lists them all. Every public save is one transaction; saves
+made inside ``with records.transaction():`` join it, so an import lands with its analysis or not at all.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Iterator
+
+from workstation.records import database
+from workstation.records.database import RecordsError
+from workstation.records.filestore import StoredFile, sweep_stale_temporaries
+
+RECORDS_DIR = "records"
+AI, CORRECTION, CONFIRMATION = "ai", "correction", "confirmation"
+MEASUREMENT_KINDS = (AI, CORRECTION, CONFIRMATION)
+# The values a measurement row keeps in columns (the `measure` JSON keys of the same name).
+VALUE_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_mm", "bpd_mm", "ofd_mm", "ga_weeks")
+
+
+def now_iso() -> str:
+    """When a row was written: local time with its UTC offset, so an audit trail reads unambiguously."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def scanner_time(moment: datetime) -> datetime:
+    """An acquisition time on the scanner's naive local clock (DICOM times carry no zone): aware times converted."""
+    return moment if moment.tzinfo is None else moment.astimezone().replace(tzinfo=None)
+
+
+def scanner_time_iso(moment: datetime) -> str:
+    return scanner_time(moment).isoformat(timespec="seconds")
+
+
+def _json_or_none(text: str | None):
+    return None if text is None else json.loads(text)
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: int
+    mrn: str
+    name: str | None
+    birth_date: str | None
+    created_at: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Labor:
+    id: int
+    patient_id: int
+    start: datetime | None  # None only for an automatic labour that has no exam yet
+    start_source: str  # "explicit" (given by a person) or "first_exam" (the earliest exam's acquisition)
+    notes: str | None
+    created_at: str
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["start"] = None if self.start is None else self.start.isoformat()
+        return out
+
+
+@dataclass(frozen=True)
+class Exam:
+    id: int
+    labor_id: int
+    file_sha256: str
+    file_relpath: str
+    original_path: str
+    acquired: datetime
+    acquired_source: str
+    dicom_patient_id: str | None
+    study_instance_uid: str | None
+    sop_instance_uid: str | None
+    n_frames: int
+    frame_shape: tuple[int, int]
+    calibration_source: str
+    imported_at: str
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["acquired"] = self.acquired.isoformat()
+        out["frame_shape"] = list(self.frame_shape)
+        return out
+
+
+@dataclass(frozen=True)
+class Analysis:
+    id: int
+    exam_id: int
+    model_name: str
+    model_version: str
+    model_sha256: str
+    model_placeholder: bool
+    n_frames: int
+    chosen_frame: int | None
+    why: str | None
+    analyzed_at: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    id: int
+    exam_id: int
+    analysis_id: int | None
+    kind: str  # "ai", "correction" or "confirmation"
+    supersedes_id: int | None
+    by: str
+    created_at: str
+    frame_index: int | None
+    time_s: float | None
+    aop_deg: float | None
+    hsd_px: float | None
+    hsd_mm: float | None
+    hc_mm: float | None
+    bpd_mm: float | None
+    ofd_mm: float | None
+    ga_weeks: float | None
+    uncertainty: float | None
+    calibration_source: str | None
+    geometry: dict | None
+    reasons: dict = field(default_factory=dict)
+    note: str | None = None
+
+    @property
+    def source(self) -> str:
+        """"ai" for the model's value, "confirmed" for a value a person corrected or confirmed."""
+        return "ai" if self.kind == AI else "confirmed"
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["source"] = self.source
+        return out
+
+
+class Records:
+    """The records of one data folder. Safe to share between threads (one lock around the connection)."""
+
+    def __init__(self, data_dir: str | Path | None = None):
+        if data_dir is None:
+            from workstation.paths import data_dir as default_data_dir
+
+            data_dir = default_data_dir()
+        self.root = database.secure_dir(Path(data_dir) / RECORDS_DIR)
+        self._lock = threading.RLock()
+        self._conn = database.connect(self.root)
+        sweep_stale_temporaries(self.root)
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "Records":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; nested calls join the outer one, so composed saves commit together."""
+        with self._lock:
+            if self._conn.in_transaction:
+                yield self._conn
+                return
+            with database.transaction(self._conn):
+                yield self._conn
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def integrity_problems(self) -> list[str]:
+        with self._lock:
+            return database.integrity_problems(self._conn)
+
+    def file_path(self, exam: Exam) -> Path:
+        """The exam's own copy of its scan."""
+        return self.root / exam.file_relpath
+
+    # -- patients ---------------------------------------------------------------------------------------
+    def patient(self, patient_id: int) -> Patient:
+        row = self._row("SELECT * FROM patients WHERE id = ?", (patient_id,))
+        if row is None:
+            raise RecordsError(f"no patient with id {patient_id}")
+        return Patient(**dict(row))
+
+    def patient_by_mrn(self, mrn: str) -> Patient | None:
+        row = self._row("SELECT * FROM patients WHERE mrn = ?", (mrn.strip(),))
+        return None if row is None else Patient(**dict(row))
+
+    def require_patient(self, mrn: str) -> Patient:
+        patient = self.patient_by_mrn(mrn)
+        if patient is None:
+            raise RecordsError(f"no patient with MRN {mrn!r}; import an exam with --mrn {mrn} first")
+        return patient
+
+    def patients(self) -> list[Patient]:
+        return [Patient(**dict(r)) for r in self._rows("SELECT * FROM patients ORDER BY mrn")]
+
+    def get_or_create_patient(self, mrn: str, name: str | None = None, birth_date: date | None = None) -> Patient:
+        """The patient with this MRN, created with ``name`` and ``birth_date`` if new (an existing one is kept)."""
+        mrn = mrn.strip()
+        if not mrn:
+            raise RecordsError("an MRN cannot be empty")
+        with self.transaction() as conn:
+            existing = self.patient_by_mrn(mrn)
+            if existing is not None:
+                return existing
+            conn.execute("INSERT INTO patients (mrn, name, birth_date, created_at) VALUES (?, ?, ?, ?)",
+                         (mrn, name, None if birth_date is None else birth_date.isoformat(), now_iso()))
+            return self.require_patient(mrn)
+
+    # -- labours ----------------------------------------------------------------------------------------
+    _LABOR_SQL = """SELECT l.*, COALESCE(l.start_time, (SELECT MIN(e.acquired_at) FROM exams e WHERE e.labor_id = l.id))
+                           AS effective_start
+                    FROM labors l"""
+
+    @staticmethod
+    def _labor(row: sqlite3.Row) -> Labor:
+        start = row["effective_start"]
+        return Labor(row["id"], row["patient_id"], None if start is None else datetime.fromisoformat(start),
+                     "explicit" if row["start_time"] is not None else "first_exam", row["notes"], row["created_at"])
+
+    def labor(self, labor_id: int) -> Labor:
+        row = self._row(f"{self._LABOR_SQL} WHERE l.id = ?", (labor_id,))
+        if row is None:
+            raise RecordsError(f"no labour with id {labor_id}")
+        return self._labor(row)
+
+    def labors(self, patient_id: int) -> list[Labor]:
+        """A patient's labours, the most recent first."""
+        rows = self._rows(f"{self._LABOR_SQL} WHERE l.patient_id = ? ORDER BY effective_start DESC, l.id DESC",
+                          (patient_id,))
+        return [self._labor(r) for r in rows]
+
+    def create_labor(self, patient_id: int, start: datetime | None = None, notes: str | None = None) -> Labor:
+        """A new labour; without ``start`` it starts at its earliest exam's acquisition time."""
+        with self.transaction() as conn:
+            cursor = conn.execute("INSERT INTO labors (patient_id, start_time, notes, created_at) VALUES (?, ?, ?, ?)",
+                                  (patient_id, None if start is None else scanner_time_iso(start), notes, now_iso()))
+            return self.labor(cursor.lastrowid)
+
+    # -- exams ------------------------------------------------------------------------------------------
+    _EXAM_SQL = "SELECT e.*, f.relpath FROM exams e JOIN files f ON f.sha256 = e.file_sha256"
+
+    @staticmethod
+    def _exam(row: sqlite3.Row) -> Exam:
+        return Exam(row["id"], row["labor_id"], row["file_sha256"], row["relpath"], row["original_path"],
+                    datetime.fromisoformat(row["acquired_at"]), row["acquired_source"], row["dicom_patient_id"],
+                    row["study_instance_uid"], row["sop_instance_uid"], row["n_frames"],
+                    (row["frame_rows"], row["frame_cols"]), row["calibration_source"], row["imported_at"])
+
+    def exam(self, exam_id: int) -> Exam:
+        row = self._row(f"{self._EXAM_SQL} WHERE e.id = ?", (exam_id,))
+        if row is None:
+            raise RecordsError(f"no exam with id {exam_id}")
+        return self._exam(row)
+
+    def exam_by_sha256(self, sha256: str) -> Exam | None:
+        row = self._row(f"{self._EXAM_SQL} WHERE e.file_sha256 = ?", (sha256,))
+        return None if row is None else self._exam(row)
+
+    def exams(self, labor_id: int) -> list[Exam]:
+        """A labour's exams in acquisition order."""
+        return [self._exam(r) for r in self._rows(f"{self._EXAM_SQL} WHERE e.labor_id = ? ORDER BY e.acquired_at, e.id",
+                                                   (labor_id,))]
+
+    def patient_of_exam(self, exam: Exam) -> Patient:
+        return self.patient(self.labor(exam.labor_id).patient_id)
+
+    def insert_exam(self, labor_id: int, stored: StoredFile, *, original_path: str, acquired: datetime,
+                    acquired_source: str, n_frames: int, frame_shape: tuple[int, int], calibration_source: str,
+                    dicom_patient_id: str | None = None, study_instance_uid: str | None = None,
+                    sop_instance_uid: str | None = None) -> Exam:
+        """The exam row of a scan already copied in by ``filestore.store_copy`` (the file first, then its row)."""
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO files (sha256, relpath, size_bytes, stored_at) VALUES (?, ?, ?, ?)",
+                         (stored.sha256, stored.relpath, stored.size_bytes, now_iso()))
+            cursor = conn.execute(
+                """INSERT INTO exams (labor_id, file_sha256, original_path, acquired_at, acquired_source,
+                       dicom_patient_id, study_instance_uid, sop_instance_uid, n_frames, frame_rows, frame_cols,
+                       calibration_source, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (labor_id, stored.sha256, original_path, scanner_time_iso(acquired), acquired_source,
+                 dicom_patient_id, study_instance_uid, sop_instance_uid, int(n_frames), int(frame_shape[0]),
+                 int(frame_shape[1]), calibration_source, now_iso()))
+            return self.exam(cursor.lastrowid)
+
+    # -- analyses ---------------------------------------------------------------------------------------
+    def save_analysis(self, exam_id: int, analysis: dict) -> Analysis:
+        """An ``analyze_cine`` result: the analysis, its per-frame results and the AI measurement row."""
+        model = analysis["model"]
+        summary = analysis.get("summary") or {}
+        frames = analysis.get("frames") or []
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                """INSERT INTO analyses (exam_id, model_name, model_version, model_sha256, model_placeholder,
+                       n_frames, chosen_frame, why, analyzed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (exam_id, model["name"], model["version"], model["sha256"], int(bool(model.get("placeholder"))),
+                 len(frames), summary.get("chosen_frame"), summary.get("why"), now_iso()))
+            analysis_id = cursor.lastrowid
+            conn.executemany(
+                """INSERT INTO frame_results (analysis_id, frame_index, time_s, frame_class, aop_deg, hsd_px, hsd_mm,
+                       uncertainty, geometry_json, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(analysis_id, f["index"], f.get("time_s"), f.get("frame_class"), f.get("aop_deg"), f.get("hsd_px"),
+                  f.get("hsd_mm"), f.get("uncertainty"), _dumps(f.get("geometry")), _dumps(f)) for f in frames])
+            chosen = summary.get("chosen_frame")
+            frame = next((f for f in frames if f["index"] == chosen), None)
+            reasons = dict(frame.get("reasons") or {}) if frame else {}
+            if frame is None:
+                reasons["aop_deg"] = summary.get("why") or "no frame chosen"
+            self.add_measurement(
+                exam_id, AI, f"{model['name']} {model['version']}", frame or {}, analysis_id=analysis_id,
+                frame_index=chosen, time_s=None if frame is None else frame.get("time_s"),
+                uncertainty=None if frame is None else frame.get("uncertainty"),
+                calibration_source=((frame or {}).get("calibration") or {}).get("source")
+                or analysis.get("calibration_source"),
+                reasons=reasons)
+            return self.analysis(analysis_id)
+
+    @staticmethod
+    def _analysis(row: sqlite3.Row) -> Analysis:
+        values = dict(row)
+        values["model_placeholder"] = bool(values["model_placeholder"])
+        return Analysis(**values)
+
+    def analysis(self, analysis_id: int) -> Analysis:
+        row = self._row("SELECT * FROM analyses WHERE id = ?", (analysis_id,))
+        if row is None:
+            raise RecordsError(f"no analysis with id {analysis_id}")
+        return self._analysis(row)
+
+    def analyses(self, exam_id: int) -> list[Analysis]:
+        rows = self._rows("SELECT * FROM analyses WHERE exam_id = ? ORDER BY id", (exam_id,))
+        return [self._analysis(r) for r in rows]
+
+    def latest_analysis(self, exam_id: int) -> Analysis | None:
+        analyses = self.analyses(exam_id)
+        return analyses[-1] if analyses else None
+
+    def frame_results(self, analysis_id: int) -> list[dict]:
+        """The per-frame `analyze` JSON of an analysis, in frame order."""
+        rows = self._rows("SELECT detail_json FROM frame_results WHERE analysis_id = ? ORDER BY frame_index",
+                          (analysis_id,))
+        return [json.loads(r[0]) for r in rows]
+
+    # -- measurements -----------------------------------------------------------------------------------
+    def add_measurement(self, exam_id: int, kind: str, by: str, values: dict[str, Any], *,
+                        analysis_id: int | None = None, supersedes_id: int | None = None,
+                        frame_index: int | None = None, time_s: float | None = None, uncertainty: float | None = None,
+                        calibration_source: str | None = None, geometry: dict | None = None,
+                        reasons: dict | None = None, note: str | None = None) -> Measurement:
+        """Append one measurement row. ``values`` is a `measure` JSON (or any dict with its value keys);
+        its ``geometry`` is used when ``geometry`` is not given."""
+        if kind not in MEASUREMENT_KINDS:
+            raise RecordsError(f"unknown measurement kind {kind!r} (one of {', '.join(MEASUREMENT_KINDS)})")
+        if not by or not by.strip():
+            raise RecordsError("a measurement needs who made it (a user name)")
+        geometry = values.get("geometry") if geometry is None else geometry
+        with self.transaction() as conn:
+            self.exam(exam_id)  # a clear error for an unknown exam, rather than a foreign-key failure
+            row = {"exam_id": exam_id, "analysis_id": analysis_id, "kind": kind, "supersedes_id": supersedes_id,
+                   "by": by.strip(), "created_at": now_iso(), "frame_index": frame_index, "time_s": time_s,
+                   **{key: values.get(key) for key in VALUE_KEYS}, "uncertainty": uncertainty,
+                   "calibration_source": calibration_source, "geometry_json": _dumps(geometry),
+                   "reasons_json": json.dumps(reasons if reasons is not None else values.get("reasons") or {}),
+                   "note": note}
+            cursor = conn.execute(f"INSERT INTO measurements ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                                  tuple(row.values()))
+            return self.measurement(cursor.lastrowid)
+
+    @staticmethod
+    def _measurement(row: sqlite3.Row) -> Measurement:
+        values = dict(row)
+        values["geometry"] = _json_or_none(values.pop("geometry_json"))
+        values["reasons"] = json.loads(values.pop("reasons_json") or "{}")
+        return Measurement(**values)
+
+    def measurement(self, measurement_id: int) -> Measurement:
+        row = self._row("SELECT * FROM measurements WHERE id = ?", (measurement_id,))
+        if row is None:
+            raise RecordsError(f"no measurement with id {measurement_id}")
+        return self._measurement(row)
+
+    def measurements(self, exam_id: int) -> list[Measurement]:
+        """Every measurement row of an exam, oldest first: the audit trail."""
+        return [self._measurement(r) for r in self._rows("SELECT * FROM measurements WHERE exam_id = ? ORDER BY id",
+                                                         (exam_id,))]
+
+    def current_measurement(self, exam_id: int) -> Measurement | None:
+        """The latest row by a person (correction or confirmation) if any, else the latest AI row."""
+        rows = self.measurements(exam_id)
+        by_people = [m for m in rows if m.kind != AI]
+        if by_people:
+            return by_people[-1]
+        return rows[-1] if rows else None
+
+    def latest_ai_measurement(self, exam_id: int) -> Measurement | None:
+        rows = [m for m in self.measurements(exam_id) if m.kind == AI]
+        return rows[-1] if rows else None
+
+    def history(self, exam_id: int) -> list[dict]:
+        """The exam's audit trail, oldest first: its import, each analysis and each measurement row."""
+        exam = self.exam(exam_id)
+        events = [{"when": exam.imported_at, "event": "import", "by": None, "id": exam.id,
+                   "detail": f"{exam.original_path} (sha256 {exam.file_sha256[:12]}), acquired "
+                             f"{exam.acquired.isoformat()} from {exam.acquired_source}"}]
+        for a in self.analyses(exam_id):
+            placeholder = " [PLACEHOLDER model]" if a.model_placeholder else ""
+            events.append({"when": a.analyzed_at, "event": "analysis", "by": f"{a.model_name} {a.model_version}",
+                           "id": a.id, "detail": (a.why or "") + placeholder})
+        for m in self.measurements(exam_id):
+            event = m.to_json()
+            event.pop("geometry")
+            events.append({"when": m.created_at, "event": m.kind, **event})
+        # Chronological (a re-analysis may follow a correction); the sort is stable for same-second rows.
+        events.sort(key=lambda e: datetime.fromisoformat(e["when"]).timestamp())
+        return events
+
+
+def _plain(value):
+    """numpy scalars (the pipeline's rounded regression values) as plain numbers for JSON."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json_text(value, indent: int | None = None) -> str:
+    """JSON of records data (numpy scalars as plain numbers)."""
+    return json.dumps(value, indent=indent, default=_plain)
+
+
+def _dumps(value) -> str | None:
+    return None if value is None else to_json_text(value)

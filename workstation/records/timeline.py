@@ -1,0 +1,107 @@
+"""The sonopartogram of one labour, Qt-free: AoP and HSD of each exam against hours since the labour started.
+
+Each exam contributes its *current* measurement (``Records.current_measurement``): a person's latest
+correction or confirmation when there is one (``source="confirmed"``), else the AI's (``source="ai"``).
+
+* **120° line** (:data:`AOP_SVD_THRESHOLD_DEG`): Kalache et al. 2009 (Ultrasound Obstet Gynecol 33:326-330)
+  found an AoP of 120° or more associated with spontaneous vaginal delivery in prolonged second stage.
+* **Trend**: the least-squares slope of AoP over hours, across the exams with an AoP (needs two at
+  different times), in degrees per hour.
+* **Stalled**: the latest AoP has risen less than ``min_rise_deg`` over the most recent exam at least
+  ``span_h`` hours earlier. No guideline gives an AoP-progress threshold: **2 h and 5° are configurable
+  product defaults**, not clinical standards. 2 h echoes the time frame guidelines use to judge delay in
+  the second stage (NICE CG190: delay diagnosed after 2 h of active second stage in a nulliparous woman);
+  5° is meant to sit above the few degrees by which repeated AoP measurements of one head typically
+  differ, so that measurement noise alone rarely raises (or clears) the flag. With less than ``span_h``
+  of exams the flag is ``False`` and ``stall_check`` says why.
+
+``labor_timeline(...)`` returns exactly the ``timeline --json`` document: ``labor_id``, ``start``,
+``points`` (``exam_id``, ``acquired``, ``hours``, ``aop_deg``, ``hsd_mm``, ``source``, plus extras),
+``trend_deg_per_h``, ``stalled``, plus extras (patient, threshold, rule, reasons).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from workstation.records.store import Records
+
+AOP_SVD_THRESHOLD_DEG = 120.0
+DEFAULT_STALL_SPAN_H = 2.0
+DEFAULT_STALL_MIN_RISE_DEG = 5.0
+
+
+@dataclass(frozen=True)
+class StallRule:
+    span_h: float = DEFAULT_STALL_SPAN_H
+    min_rise_deg: float = DEFAULT_STALL_MIN_RISE_DEG
+
+
+def trend_deg_per_h(hours: list[float], aop_deg: list[float]) -> float | None:
+    """Least-squares slope of AoP on hours; ``None`` with fewer than two distinct times."""
+    if len(hours) < 2 or len(set(hours)) < 2:
+        return None
+    slope, _intercept = np.polyfit(np.asarray(hours, float), np.asarray(aop_deg, float), 1)
+    return float(slope)
+
+
+def stall_check(points: list[dict], rule: StallRule) -> dict:
+    """``{"stalled", "reason", "reference_exam_id", "rise_deg"}`` for points sorted by hours."""
+    with_aop = [p for p in points if p["aop_deg"] is not None]
+    if not with_aop:
+        return {"stalled": False, "reason": "no exam has an AoP", "reference_exam_id": None, "rise_deg": None}
+    latest = with_aop[-1]
+    earlier = [p for p in with_aop if p["hours"] <= latest["hours"] - rule.span_h]
+    if not earlier:
+        return {"stalled": False, "reference_exam_id": None, "rise_deg": None,
+                "reason": f"the exams with an AoP span less than {rule.span_h:g} h; progress not judged yet"}
+    reference = earlier[-1]
+    rise = latest["aop_deg"] - reference["aop_deg"]
+    stalled = rise < rule.min_rise_deg
+    verdict = "below" if stalled else "at or above"
+    return {"stalled": stalled, "reference_exam_id": reference["exam_id"], "rise_deg": round(rise, 2),
+            "reason": f"AoP rose {rise:+.1f} deg from exam {reference['exam_id']} to exam {latest['exam_id']} over "
+                      f"{latest['hours'] - reference['hours']:.1f} h, {verdict} the {rule.min_rise_deg:g} deg "
+                      f"required per {rule.span_h:g} h"}
+
+
+def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule()) -> dict:
+    """The sonopartogram JSON of a labour (see the module docstring)."""
+    labor = records.labor(labor_id)
+    patient = records.patient(labor.patient_id)
+    points = []
+    for exam in records.exams(labor_id):
+        current = records.current_measurement(exam.id)
+        ai = records.latest_ai_measurement(exam.id)
+        hours = None if labor.start is None else (exam.acquired - labor.start).total_seconds() / 3600.0
+        points.append({
+            "exam_id": exam.id,
+            "acquired": exam.acquired.isoformat(),
+            "hours": None if hours is None else round(hours, 4),
+            "aop_deg": None if current is None else current.aop_deg,
+            "hsd_mm": None if current is None else current.hsd_mm,
+            "source": "ai" if current is None else current.source,
+            "hsd_px": None if current is None else current.hsd_px,
+            "kind": None if current is None else current.kind,
+            "by": None if current is None else current.by,
+            "measurement_id": None if current is None else current.id,
+            "frame_index": None if current is None else current.frame_index,
+            "ai_aop_deg": None if ai is None else ai.aop_deg,
+            "acquired_source": exam.acquired_source,
+        })
+    measured = [p for p in points if p["aop_deg"] is not None]
+    trend = trend_deg_per_h([p["hours"] for p in measured], [p["aop_deg"] for p in measured])
+    stall = stall_check(points, rule)
+    return {
+        "labor_id": labor.id,
+        "start": None if labor.start is None else labor.start.isoformat(),
+        "points": points,
+        "trend_deg_per_h": None if trend is None else round(trend, 3),
+        "stalled": stall["stalled"],
+        "start_source": labor.start_source,
+        "patient": {"mrn": patient.mrn, "name": patient.name},
+        "aop_threshold_deg": AOP_SVD_THRESHOLD_DEG,
+        "stall_rule": asdict(rule),
+        "stall_check": stall,
+    }

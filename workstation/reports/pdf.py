@@ -1,0 +1,293 @@
+"""PDF reports (reportlab) of one exam or a whole labour, Qt-free.
+
+Every page carries the patient (MRN, name) and labour in its header, so a loose page is never anonymous,
+and the decision-support disclaimer with the page number in its footer. A report holds: the patient
+header; the exam's times and sources; the key frame (the measured frame) with its overlays
+(``render_overlays``); the measurement table (AI value, current value, by whom, when, AI uncertainty,
+calibration; mm only when calibrated, else px with the reason); the measurement history; the
+sonopartogram chart; the model name, version and hash, with a PLACEHOLDER warning when the model is one.
+"""
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import cv2
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import cm
+from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
+
+from workstation.records.store import Exam, Measurement, Records, now_iso
+from workstation.records.timeline import labor_timeline
+from workstation.reports.chart import timeline_chart
+from workstation.reports.overlays import render_overlays
+
+DISCLAIMER = ("Decision support only. AoP, HSD, the trend and the stalled flag are computed by software from "
+              "ultrasound images and can be wrong; they do not replace clinical examination and judgement. "
+              "Values marked AI have not been reviewed by a person.")
+_MARGIN = 1.6 * cm
+_PAGE_W, _PAGE_H = A4
+_BODY_W = _PAGE_W - 2 * _MARGIN
+_STYLES = getSampleStyleSheet()
+_SMALL = ParagraphStyle("small", parent=_STYLES["BodyText"], fontSize=8, leading=10)
+_CELL = ParagraphStyle("cell", parent=_STYLES["BodyText"], fontSize=7.5, leading=9)
+_HEAD = ParagraphStyle("head", parent=_CELL, fontName="Helvetica-Bold")
+_WARNING = ParagraphStyle("warning", parent=_STYLES["BodyText"], fontSize=9, leading=12, textColor=colors.white,
+                          backColor=colors.HexColor("#b3261e"), borderPadding=5)
+_TABLE_STYLE = TableStyle([
+    ("FONT", (0, 0), (-1, -1), "Helvetica", 7.5),
+    ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
+    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8ecf3")),
+    ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#b0b8c8")),
+    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+])
+_KEY_VALUE_STYLE = TableStyle([
+    ("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),
+    ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 8.5),
+    ("FONT", (2, 0), (2, -1), "Helvetica-Bold", 8.5),
+    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5), ("TOPPADDING", (0, 0), (-1, -1), 1.5),
+])
+
+
+def _p(text: str, style=_CELL) -> Paragraph:
+    return Paragraph(escape(str(text)), style)
+
+
+def _when(iso: str | None) -> str:
+    """An ISO time as ``2026-03-01 14:30``, the offset dropped (the audit trail keeps it)."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+
+
+def _value(m: Measurement | None, quantity: str) -> str:
+    """AoP in degrees; HSD in mm when calibrated, else in pixels with the reason mm is missing."""
+    if m is None:
+        return "-"
+    if quantity == "aop":
+        return "-" if m.aop_deg is None else f"{m.aop_deg:.1f} deg"
+    if m.hsd_mm is not None:
+        return f"{m.hsd_mm:.1f} mm"
+    if m.hsd_px is not None:
+        reason = m.reasons.get("hsd_mm")
+        return f"{m.hsd_px:.0f} px" + (f" (no mm: {reason})" if reason else "")
+    return "-"
+
+
+def _point_hsd(point: dict) -> str:
+    if point["hsd_mm"] is not None:
+        return f"{point['hsd_mm']:.1f} mm"
+    return "-" if point["hsd_px"] is None else f"{point['hsd_px']:.0f} px (no mm)"
+
+
+def _why_absent(m: Measurement | None, key: str) -> str:
+    return "" if m is None or getattr(m, key) is not None else m.reasons.get(key, "")
+
+
+class _ReportDoc:
+    """Page furniture (header naming the patient, footer with the disclaimer and page number)."""
+
+    def __init__(self, out: Path, title: str, header: str):
+        self.header = header
+        self.doc = SimpleDocTemplate(str(out), pagesize=A4, leftMargin=_MARGIN, rightMargin=_MARGIN,
+                                     topMargin=_MARGIN + 0.4 * cm, bottomMargin=_MARGIN + 0.6 * cm, title=title,
+                                     author="workstation", subject="Intrapartum ultrasound (decision support)")
+
+    def _decorate(self, canvas, doc) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7.5)
+        canvas.setFillColor(colors.HexColor("#444444"))
+        canvas.drawString(_MARGIN, _PAGE_H - _MARGIN + 0.1 * cm, self.header)
+        canvas.drawRightString(_PAGE_W - _MARGIN, _PAGE_H - _MARGIN + 0.1 * cm, f"printed {_when(now_iso())}")
+        footer = Paragraph(escape(DISCLAIMER), ParagraphStyle("footer", fontName="Helvetica", fontSize=6.5,
+                                                               leading=8, textColor=colors.HexColor("#444444")))
+        _, h = footer.wrap(_BODY_W - 1.5 * cm, _MARGIN)
+        footer.drawOn(canvas, _MARGIN, _MARGIN - h + 0.2 * cm)
+        canvas.drawRightString(_PAGE_W - _MARGIN, _MARGIN - 0.3 * cm, f"page {doc.page}")
+        canvas.restoreState()
+
+    def build(self, story: list) -> None:
+        self.doc.build(story, onFirstPage=self._decorate, onLaterPages=self._decorate)
+
+
+class _ReportBuilder:
+    """The flowables of a report, from the records."""
+
+    def __init__(self, records: Records):
+        self.records = records
+
+    def patient_block(self, labor_id: int, timeline: dict) -> Table:
+        labor = self.records.labor(labor_id)
+        patient = self.records.patient(labor.patient_id)
+        start = "-" if labor.start is None else labor.start.strftime("%Y-%m-%d %H:%M")
+        start_how = "set by a person" if labor.start_source == "explicit" else "time of the first exam"
+        rows = [["MRN", patient.mrn, "Labour", f"{labor.id}, started {start} ({start_how})"],
+                ["Name", patient.name or "-", "Exams", str(len(timeline["points"]))],
+                ["Birth date", patient.birth_date or "-", "Notes", labor.notes or "-"]]
+        table = Table([[_p(c, _SMALL) if i % 2 else c for i, c in enumerate(r)] for r in rows],
+                      colWidths=[2.2 * cm, 6.0 * cm, 1.6 * cm, _BODY_W - 9.8 * cm])
+        table.setStyle(_KEY_VALUE_STYLE)
+        return table
+
+    def exam_block(self, exam: Exam) -> Table:
+        acquired_how = {"user": "entered by a person", "file_mtime": "file modification time (no DICOM time)"}
+        rows = [["Acquired", f"{exam.acquired:%Y-%m-%d %H:%M:%S} ("
+                             f"{acquired_how.get(exam.acquired_source, 'DICOM ' + exam.acquired_source)})"],
+                ["Imported", _when(exam.imported_at)],
+                ["Source file", f"{exam.original_path} (sha256 {exam.file_sha256[:16]}...)"],
+                ["Cine", f"{exam.n_frames} frame{'s' if exam.n_frames != 1 else ''}, "
+                         f"{exam.frame_shape[1]} x {exam.frame_shape[0]} px; "
+                         f"calibration: {exam.calibration_source}"]]
+        if exam.dicom_patient_id and exam.dicom_patient_id != self.records.patient_of_exam(exam).mrn:
+            rows.append(["Patient ID", f"the file says {exam.dicom_patient_id!r}; filed under this MRN by a person"])
+        table = Table([[r[0], _p(r[1], _SMALL)] for r in rows], colWidths=[2.2 * cm, _BODY_W - 2.2 * cm])
+        table.setStyle(_KEY_VALUE_STYLE)
+        return table
+
+    def key_frame(self, exam: Exam, width: float) -> list:
+        """The measured frame with its overlays, or a line saying why there is none."""
+        from workstation.io import load
+
+        current = self.records.current_measurement(exam.id)
+        if current is None or current.frame_index is None:
+            why = "not analysed" if current is None else current.reasons.get("aop_deg", "no frame was measured")
+            return [_p(f"No key frame: {why}.", _SMALL)]
+        cine = load(self.records.file_path(exam))
+        try:
+            frame = cine.frame(current.frame_index)
+        finally:
+            cine.close()
+        values = {"aop_deg": current.aop_deg, "hsd_mm": current.hsd_mm, "hsd_px": current.hsd_px}
+        image = render_overlays(frame, current.geometry, values=values)
+        ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        rows, cols = image.shape[:2]
+        picture = Image(io.BytesIO(png.tobytes()), width=width, height=width * rows / cols)
+        who = "AI" if current.kind == "ai" else f"{current.kind} by {current.by}"
+        caption = (f"Frame {current.frame_index}" + ("" if current.time_s is None else f" ({current.time_s:.2f} s)")
+                   + f", measurement of {who}. Amber: pubic symphysis axis (red dot: inferior end); blue: tangent "
+                   "to the fetal skull and AoP; magenta: HSD; green: head ellipse.")
+        return [picture, _p(caption, _SMALL)]
+
+    def measurement_table(self, exam: Exam) -> Table:
+        ai = self.records.latest_ai_measurement(exam.id)
+        current = self.records.current_measurement(exam.id)
+        by_person = current is not None and current.kind != "ai"
+        header = ["", "AI value", "Current value", "Source", "By", "When", "AI uncertainty", "Calibration"]
+        rows = [[_p(h, _HEAD) for h in header]]
+        for label, quantity, key in (("AoP", "aop", "aop_deg"), ("HSD", "hsd", "hsd_px")):
+            ai_text = _value(ai, quantity) if ai is None or getattr(ai, key) is not None else \
+                f"none ({_why_absent(ai, key)})"
+            rows.append([label, _p(ai_text), _p(_value(current, quantity)),
+                         _p("-" if current is None else ("corrected" if current.kind == "correction" else
+                                                         "confirmed" if by_person else "AI")),
+                         _p("-" if current is None else current.by), _p(_when(None if current is None else
+                                                                            current.created_at)),
+                         "-" if ai is None or ai.uncertainty is None else f"{ai.uncertainty:.2f}",
+                         _p((current.calibration_source if current else None) or exam.calibration_source)])
+        widths = [1.0, 3.2, 3.2, 1.7, 2.2, 2.2, 1.7]
+        table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
+        table.setStyle(_TABLE_STYLE)
+        return table
+
+    def history_table(self, exam: Exam) -> Table:
+        rows = [["#", "Kind", "By", "When", "Frame", "AoP", "HSD", "Acts on", "Note"]]
+        for m in self.records.measurements(exam.id):
+            rows.append([str(m.id), m.kind, _p(m.by), _p(_when(m.created_at)),
+                         "-" if m.frame_index is None else str(m.frame_index), _p(_value(m, "aop")),
+                         _p(_value(m, "hsd")), "-" if m.supersedes_id is None else f"#{m.supersedes_id}",
+                         _p(m.note or "")])
+        widths = [0.8, 2.0, 2.4, 2.4, 1.1, 1.8, 3.2, 1.3]
+        table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
+        table.setStyle(_TABLE_STYLE)
+        return table
+
+    def points_table(self, timeline: dict) -> Table:
+        rows = [["Exam", "Acquired", "Hours", "AoP", "HSD", "Source", "By", "AI AoP"]]
+        for p in timeline["points"]:
+            rows.append([str(p["exam_id"]), _when(p["acquired"]), "-" if p["hours"] is None else f"{p['hours']:.2f}",
+                         "-" if p["aop_deg"] is None else f"{p['aop_deg']:.1f} deg",
+                         _point_hsd(p),
+                         "AI" if p["source"] == "ai" else f"{p['kind']} (person)", _p(p["by"] or "-"),
+                         "-" if p["ai_aop_deg"] is None else f"{p['ai_aop_deg']:.1f} deg"])
+        widths = [1.2, 3.0, 1.4, 2.0, 2.0, 3.0, 3.0]
+        table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
+        table.setStyle(_TABLE_STYLE)
+        return table
+
+    @staticmethod
+    def timeline_summary(timeline: dict) -> Paragraph:
+        trend = timeline["trend_deg_per_h"]
+        text = (f"Trend: {'-' if trend is None else f'{trend:+.1f} deg/h'} (least-squares over the exams). "
+                f"Stalled: {'YES' if timeline['stalled'] else 'no'} ({timeline['stall_check']['reason']}; rule: a "
+                f"rise of at least {timeline['stall_rule']['min_rise_deg']:g} deg per "
+                f"{timeline['stall_rule']['span_h']:g} h, a configurable product default, not a guideline value). "
+                f"An AoP of {timeline['aop_threshold_deg']:g} deg or more was associated with spontaneous vaginal "
+                "delivery (Kalache et al. 2009).")
+        return _p(text, _SMALL)
+
+    def model_block(self, exam_ids: list[int]) -> list:
+        analyses = [a for exam_id in exam_ids for a in self.records.analyses(exam_id)]
+        models = sorted({(a.model_name, a.model_version, a.model_sha256, a.model_placeholder) for a in analyses})
+        if not models:
+            return [_p("Model: no AI analysis stored for these exams.", _SMALL)]
+        out = [_p("Model: " + "; ".join(f"{name} {version} (sha256 {sha[:12]}...)" for name, version, sha, _ in models),
+                  _SMALL)]
+        placeholders = [f"{name} {version}" for name, version, _, placeholder in models if placeholder]
+        if placeholders:
+            out += [Spacer(1, 4), _p(f"PLACEHOLDER MODEL ({', '.join(placeholders)}): its values are not clinically "
+                                     "meaningful and must not be used for care.", _WARNING), Spacer(1, 4)]
+        return out
+
+
+def _heading(text: str, level: int = 2) -> Paragraph:
+    return Paragraph(escape(text), _STYLES[f"Heading{level}"])
+
+
+def _page_header(records: Records, labor_id: int) -> str:
+    labor = records.labor(labor_id)
+    patient = records.patient(labor.patient_id)
+    return f"MRN {patient.mrn}  |  {patient.name or '-'}  |  labour {labor.id}"
+
+
+def write_exam_report(records: Records, exam_id: int, out: str | Path) -> Path:
+    """A PDF report of one exam, with the sonopartogram of its labour (this exam ringed)."""
+    out = Path(out)
+    exam = records.exam(exam_id)
+    timeline = labor_timeline(records, exam.labor_id)
+    build = _ReportBuilder(records)
+    story = [_heading(f"Intrapartum ultrasound: exam {exam.id}", 1), build.patient_block(exam.labor_id, timeline),
+             Spacer(1, 6), build.exam_block(exam), Spacer(1, 4), *build.model_block([exam.id]),
+             _heading("Key frame"), *build.key_frame(exam, 12 * cm), _heading("Measurements"),
+             build.measurement_table(exam), Spacer(1, 8),
+             KeepTogether([_heading("Measurement history (nothing is overwritten)", 3), build.history_table(exam)]),
+             KeepTogether([_heading("Labour timeline (this exam ringed)"),
+                           timeline_chart(timeline, width=_BODY_W, highlight_exam_id=exam.id),
+                           build.timeline_summary(timeline)]),
+             Spacer(1, 8), _p(DISCLAIMER, _SMALL)]
+    _ReportDoc(out, f"Exam {exam.id} report", _page_header(records, exam.labor_id)).build(story)
+    return out
+
+
+def write_labor_report(records: Records, labor_id: int, out: str | Path) -> Path:
+    """A PDF report of a labour: the sonopartogram, then each exam's key frame and measurements."""
+    out = Path(out)
+    timeline = labor_timeline(records, labor_id)
+    exams = records.exams(labor_id)
+    build = _ReportBuilder(records)
+    story = [_heading(f"Intrapartum ultrasound: labour {labor_id}", 1), build.patient_block(labor_id, timeline),
+             Spacer(1, 4), *build.model_block([e.id for e in exams]),
+             _heading("Sonopartogram"), timeline_chart(timeline, width=_BODY_W), build.timeline_summary(timeline),
+             Spacer(1, 6), build.points_table(timeline)]
+    for exam in exams:
+        story.append(KeepTogether([_heading(f"Exam {exam.id}: {exam.acquired:%Y-%m-%d %H:%M}"), build.exam_block(exam),
+                                   Spacer(1, 4), *build.key_frame(exam, 7.5 * cm), Spacer(1, 4),
+                                   build.measurement_table(exam)]))
+    story += [Spacer(1, 8), _p(DISCLAIMER, _SMALL)]
+    _ReportDoc(out, f"Labour {labor_id} report", _page_header(records, labor_id)).build(story)
+    return out
