@@ -106,6 +106,28 @@ def _frame_class(prediction: FramePrediction, classes: tuple[str, ...], ps: bool
     return ("one_structure" if (ps or fh) else "no_anatomy"), None
 
 
+_BIOMETRY_KEYS = ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks", "ga_range_weeks")
+_TRANSPERINEAL_KEYS = ("aop_deg", "hsd_px", "hsd_mm")
+
+
+def apply_plane_policy(measured: dict, frame_class: str) -> dict:
+    """Withhold values the frame's plane does not support, with the reason: head biometry only on an axial head
+    plane, AoP and HSD only on a transperineal view. Also applied to values recomputed after a person's edit
+    (``workstation.cine_review``), so an edit never shows a value the AI withheld."""
+    reasons = measured.setdefault("reasons", {})
+    if frame_class != BIOMETRY_PLANE:
+        for key in _BIOMETRY_KEYS:
+            if measured.get(key) is not None:
+                measured[key] = None
+                reasons[key] = f"head biometry is taken on an axial head plane; this frame is classed {frame_class}"
+    if frame_class in (BIOMETRY_PLANE, "no_anatomy"):
+        for key in _TRANSPERINEAL_KEYS:
+            if measured.get(key) is not None:
+                measured[key] = None
+                reasons[key] = f"no transperineal view: this frame is classed {frame_class}"
+    return measured
+
+
 def analyze_prediction(prediction: FramePrediction, model: Model, calibration: Calibration | None, index: int,
                        time_s: float, keep_maps: bool = False) -> FrameResult:
     """Measurements and uncertainty for one frame's prediction."""
@@ -115,17 +137,7 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
     fh_present = bool((labels == 2).sum() >= min_pixels)
     frame_class, class_probs = _frame_class(prediction, model.manifest.outputs.plane_classes, ps_present, fh_present)
     measured = measure_labelmap(labels, calibration).to_json()
-    reasons = measured.setdefault("reasons", {})
-    if frame_class != BIOMETRY_PLANE:
-        for key in ("hc_px", "hc_mm", "bpd_mm", "ofd_mm", "ga_weeks"):
-            if measured.get(key) is not None:
-                measured[key] = None
-                reasons[key] = f"head biometry is taken on an axial head plane; this frame is classed {frame_class}"
-    if frame_class in (BIOMETRY_PLANE, "no_anatomy"):
-        for key in ("aop_deg", "hsd_px", "hsd_mm"):
-            if measured.get(key) is not None:
-                measured[key] = None
-                reasons[key] = f"no transperineal view: this frame is classed {frame_class}"
+    apply_plane_policy(measured, frame_class)
     entropy = entropy_map(prediction.probs)
     gap = None
     if prediction.regression and measured.get("aop_deg") is not None and "aop_deg" in prediction.regression:

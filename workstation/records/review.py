@@ -1,7 +1,8 @@
 """A person's review of an exam's measurement: a correction (edited geometry) or a confirmation.
 
-A correction goes through ``workstation.measure.recompute`` with the exam's own calibration, the same path
-the GUI's calipers take, so a value corrected headless equals one corrected on screen. Each review is a new
+A correction goes through ``workstation.cine_review.recompute_json`` (``workstation.measure.recompute`` and the
+pipeline's plane rule) with the exam's own calibration and the frame's class from its latest analysis: the same
+path the GUI's calipers take, so a value corrected headless equals one corrected on screen. Each review is a new
 measurement row that names the row it acted on (``supersedes_id``); nothing is overwritten.
 
 Partial geometry: the parts given replace those of the current measurement when it is on the same frame;
@@ -31,8 +32,9 @@ def merged_geometry(edited: dict, base: dict | None) -> dict:
 def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, user: str,
             note: str | None = None) -> Measurement:
     """A person's correction: values recomputed from ``geometry`` (frame-pixel points) on frame ``frame_index``."""
+    from workstation.cine_review import recompute_json
     from workstation.io import load
-    from workstation.measure import Geometry, MeasurementRefused, recompute
+    from workstation.measure import Geometry
 
     exam = records.exam(exam_id)
     if not 0 <= frame_index < exam.n_frames:
@@ -42,15 +44,16 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
     current = records.current_measurement(exam_id)
     base = current.geometry if current is not None and current.frame_index == frame_index else None
     try:
-        parsed = Geometry.from_json(merged_geometry(geometry, base))
+        merged = merged_geometry(geometry, base)
+        Geometry.from_json(merged)
     except (KeyError, TypeError, ValueError, IndexError) as exc:  # MeasurementRefused is a ValueError
         raise RecordsError(f"the geometry JSON is not usable: {exc}") from None
     cine = load(records.file_path(exam))
     try:
-        measured = recompute(parsed, cine.calibration, cine.frame_shape).to_json()
+        # A refused construction comes back as values of None with the reason, reported just below.
+        measured = recompute_json(merged, cine.calibration, cine.frame_shape, _analysed_frame_class(records, exam_id,
+                                                                                                    frame_index))
         time_s = float(cine.times_s[frame_index])
-    except MeasurementRefused as exc:
-        raise RecordsError(f"the corrected geometry gives no measurement: {exc}") from None
     finally:
         cine.close()
     if all(measured.get(key) is None for key in VALUE_KEYS):
@@ -59,6 +62,15 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
     return records.add_measurement(
         exam_id, CORRECTION, user, measured, supersedes_id=None if current is None else current.id,
         frame_index=frame_index, time_s=time_s, calibration_source=measured["calibration"]["source"], note=note)
+
+
+def _analysed_frame_class(records: Records, exam_id: int, frame_index: int) -> str | None:
+    """The frame's plane class in the exam's latest analysis; None when the frame was never analysed."""
+    analysis = records.latest_analysis(exam_id)
+    if analysis is None:
+        return None
+    frame = next((f for f in records.frame_results(analysis.id) if f.get("index") == frame_index), None)
+    return None if frame is None else frame.get("frame_class")
 
 
 def confirm(records: Records, exam_id: int, user: str, note: str | None = None) -> Measurement:

@@ -1,0 +1,121 @@
+"""The Qt-free review state behind the window: corrections recomputed by the core, undo snapshots, compact maps."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from workstation.calibration import Calibration
+from workstation.cine_review import (CineAnalysis, FrameMaps, FrameMeasurementState, compact, ps_moved,
+                                     recompute_json)
+from workstation.inference.pipeline import FrameResult
+from workstation.measure import Geometry, measure_labelmap, recompute
+from workstation.synthetic import make_transperineal_cine
+
+SHAPE = (480, 640)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return make_transperineal_cine(n_frames=3, seed=0)
+
+
+def frame_result(synthetic, index, frame_class="standard_plane", uncertainty=0.3, keep_maps=True):
+    labels = synthetic.labels[index]
+    entropy = np.full(labels.shape, 0.5, np.float32)
+    measured = measure_labelmap(labels, Calibration.manual_mm_per_px(0.2)).to_json()
+    return FrameResult(index, index * 0.04, frame_class, None, True, True, measured, uncertainty,
+                       {"boundary_entropy": 0.3, "flip_disagreement": None, "regression_gap": None}, None,
+                       labels if keep_maps else None, entropy if keep_maps else None)
+
+
+def moved_tangent(geometry: dict, dy: float = 25.0) -> dict:
+    edited = copy.deepcopy(geometry)
+    x, y = edited["aop"]["tangent_point"]
+    edited["aop"]["tangent_point"] = [x, y + dy]
+    return edited
+
+
+def test_a_correction_is_recomputed_by_the_core_and_clears_a_confirmation(synthetic):
+    calibration = Calibration.manual_mm_per_px(0.2)
+    result = frame_result(synthetic, 1)
+    state = FrameMeasurementState(1, "standard_plane", 0.3, copy.deepcopy(result.measurements))
+    state.accept("Midwife A", when="2026-01-01T08:00:00+00:00")
+    edited = moved_tangent(state.ai_geometry)
+    state.correct(edited, calibration, SHAPE, "Dr B")
+    expected = recompute(Geometry.from_json(edited), calibration, SHAPE).to_json()
+    assert state.current()["aop_deg"] == expected["aop_deg"] != state.ai["aop_deg"]
+    assert state.ai["aop_deg"] == result.measurements["aop_deg"]  # the AI value is kept
+    assert state.corrected_by == "Dr B" and state.corrected_at
+    assert state.confirmed is False and state.confirmed_by is None  # the edit voids the earlier confirmation
+    record = state.to_dict()
+    assert record["ai"]["aop_deg"] == result.measurements["aop_deg"] and record["corrected"]["aop_deg"] == expected["aop_deg"]
+
+
+def test_snapshot_and_restore_undo_an_edit_and_an_acceptance(synthetic):
+    state = FrameMeasurementState(0, "standard_plane", 0.2, frame_result(synthetic, 0).measurements)
+    before = state.snapshot()
+    state.correct(moved_tangent(state.ai_geometry), None, SHAPE, "Dr B")
+    state.accept("Dr B")
+    after = state.snapshot()
+    state.restore(before)
+    assert state.corrected is None and not state.confirmed and state.current() is state.ai
+    state.restore(after)
+    assert state.is_corrected and state.confirmed_by == "Dr B"
+    state.reset_to_ai()
+    assert state.corrected is None and state.confirmed is False
+
+
+def test_an_edit_never_shows_a_value_the_plane_withholds(synthetic):
+    result = frame_result(synthetic, 0)
+    withheld = recompute_json(result.measurements["geometry"], None, SHAPE, "not_transperineal")
+    assert withheld["aop_deg"] is None and "no transperineal view" in withheld["reasons"]["aop_deg"]
+    unclassed = recompute_json(result.measurements["geometry"], None, SHAPE, None)
+    assert unclassed["aop_deg"] == pytest.approx(result.measurements["aop_deg"], abs=1e-3)
+
+
+def test_unmeasurable_geometry_gives_reasons_not_an_exception():
+    measured = recompute_json({"head_ellipse": {"center": [1, 1], "semi_axes": [0, 0], "angle_deg": 0}}, None, SHAPE,
+                              "standard_plane")
+    assert measured["hc_px"] is None and "cannot be measured" in measured["reasons"]["hc_px"]
+
+
+def test_moving_the_ps_axis_moves_the_hsd_start(synthetic):
+    geometry = copy.deepcopy(frame_result(synthetic, 0).measurements["geometry"])
+    geometry["ps_axis"]["inferior"] = [300.0, 100.0]
+    assert ps_moved(geometry)["hsd"]["start"] == [300.0, 100.0]
+
+
+def test_a_manual_calibration_recomputes_ai_and_corrected_mm(synthetic):
+    result = frame_result(synthetic, 2)
+    analysis = CineAnalysis(3, SHAPE, None)
+    state = analysis.add(*compact(result))
+    state.correct(moved_tangent(state.ai_geometry), None, SHAPE, "Dr B")
+    assert state.current()["hsd_mm"] is None
+    analysis.set_calibration(Calibration.manual_mm_per_px(0.25))
+    assert state.ai["hsd_mm"] == pytest.approx(state.ai["hsd_px"] * 0.25, rel=1e-3)
+    assert state.corrected["hsd_mm"] == pytest.approx(state.corrected["hsd_px"] * 0.25, rel=1e-3)
+    assert state.corrected["calibration"]["source"] == "manual"
+
+
+def test_cine_analysis_keeps_compact_maps_and_chooses_a_frame(synthetic):
+    analysis = CineAnalysis(3, SHAPE, Calibration.manual_mm_per_px(0.2))
+    for index, uncertainty in ((0, 0.5), (1, 0.2), (2, 0.4)):
+        result, maps = compact(frame_result(synthetic, index, uncertainty=uncertainty))
+        assert result.labels is None and result.uncertainty_map is None  # the full maps leave with `compact`
+        analysis.add(result, maps)
+    assert analysis.chosen()[0] == 1
+    assert np.array_equal(analysis.maps[1].labels(), synthetic.labels[1])
+    assert analysis.maps[1].uncertainty_small.shape == (SHAPE[0] // 4, SHAPE[1] // 4)
+    assert analysis.maps[1].uncertainty_small.dtype == np.uint8 and int(analysis.maps[1].uncertainty_small[0, 0]) == 128
+    # Compact: a label map PNG and a 1/16-size uncertainty map, far below one float32 map of the frame.
+    assert analysis.maps_nbytes < 3 * SHAPE[0] * SHAPE[1] * 4 / 8
+    summary = analysis.to_dict()
+    assert summary["chosen_frame"] == 1 and len(summary["frames"]) == 3
+
+
+def test_frame_maps_need_a_label_map():
+    assert FrameMaps.from_arrays(None, None) is None
+    maps = FrameMaps.from_arrays(np.zeros((8, 8), np.uint8), None)
+    assert maps.labels().shape == (8, 8) and maps.uncertainty_small.shape == (1, 1)

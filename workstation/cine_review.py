@@ -1,0 +1,222 @@
+"""One cine's analysis and a person's review of it, Qt-free: the state behind the window's calipers and undo.
+
+``FrameMeasurementState`` holds, per analysed frame, the AI measurement JSON (kept), the geometry a person moved
+the calipers to, who did it and when, and whether a person accepted the frame's values; ``snapshot``/``restore``
+give an undo stack everything it needs. Values after an edit come from :func:`workstation.measure.recompute` and
+the pipeline's plane rule only (:func:`recompute_json`); this module never computes geometry itself. The records
+(``workstation.records.review``) correct measurements through the same :func:`recompute_json`.
+
+``CineAnalysis`` keeps the per-frame results of one cine compactly: the label map PNG-encoded and the uncertainty
+map at a quarter of the resolution as uint8, so a long cine keeps memory flat.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import cv2
+import numpy as np
+
+from workstation.calibration import Calibration
+from workstation.inference.pipeline import FrameResult, apply_plane_policy, choose_frame
+from workstation.measure import Geometry, MeasurementRefused, recompute
+
+__all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
+           "apply_plane_policy", "compact", "now_iso", "ps_moved", "recompute_json"]
+
+UNCERTAINTY_MAP_STEP = 4  # the kept uncertainty map has 1/4 of the frame's rows and columns
+VALUE_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
+
+
+def now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def recompute_json(geometry: dict, calibration: Calibration | None, frame_shape, frame_class: str | None,
+                   previous: dict | None = None) -> dict:
+    """Measurement JSON of ``geometry`` through ``workstation.measure.recompute`` and the plane rule
+    (``frame_class`` None: the frame was never classed, so no value is withheld for its plane).
+
+    A value absent both before and after keeps its earlier (more specific) reason.
+    """
+    try:
+        measured = recompute(Geometry.from_json(geometry), calibration, tuple(frame_shape)).to_json()
+    except (MeasurementRefused, ValueError, KeyError, TypeError) as exc:
+        measured = {key: None for key in VALUE_KEYS}
+        measured["geometry"] = copy.deepcopy(geometry)
+        measured["reasons"] = {key: f"the edited geometry cannot be measured: {exc}" for key in VALUE_KEYS}
+        measured["calibration"] = {"source": "none" if calibration is None else calibration.source, "detail": None}
+    if frame_class is not None:
+        apply_plane_policy(measured, frame_class)
+    if previous:
+        old = previous.get("reasons", {})
+        for key, reason in old.items():
+            if measured.get(key) is None and previous.get(key) is None:
+                measured["reasons"][key] = reason
+    return measured
+
+
+def ps_moved(geometry: dict) -> dict:
+    """Geometry after a PS-axis edit: the HSD starts at the PS inferior end (the AoP vertex follows in recompute)."""
+    g = copy.deepcopy(geometry)
+    ps, hsd = g.get("ps_axis"), g.get("hsd")
+    if ps and hsd:
+        hsd["start"] = list(ps["inferior"])
+    return g
+
+
+@dataclass
+class FrameMeasurementState:
+    """One frame's AI measurement and a person's correction and confirmation of it (plain data)."""
+
+    frame_index: int
+    frame_class: str
+    uncertainty: float
+    ai: dict  # the pipeline's measurement JSON: aop_deg, hsd_px, hsd_mm, ..., geometry, reasons, calibration
+    corrected: dict | None = None  # recomputed measurement JSON of the corrected geometry
+    corrected_by: str | None = None
+    corrected_at: str | None = None  # ISO 8601 with offset
+    confirmed: bool = False
+    confirmed_by: str | None = None
+    confirmed_at: str | None = None
+
+    @property
+    def ai_geometry(self) -> dict:
+        return self.ai.get("geometry") or {}
+
+    @property
+    def corrected_geometry(self) -> dict | None:
+        return None if self.corrected is None else self.corrected.get("geometry")
+
+    @property
+    def is_corrected(self) -> bool:
+        return self.corrected is not None
+
+    def current(self) -> dict:
+        """The values in force: the correction when there is one, else the AI's."""
+        return self.corrected if self.corrected is not None else self.ai
+
+    def current_geometry(self) -> dict:
+        return self.current().get("geometry") or {}
+
+    def snapshot(self) -> dict:
+        return copy.deepcopy({k: getattr(self, k) for k in
+                              ("corrected", "corrected_by", "corrected_at", "confirmed", "confirmed_by", "confirmed_at")})
+
+    def restore(self, snapshot: dict) -> None:
+        for key, value in copy.deepcopy(snapshot).items():
+            setattr(self, key, value)
+
+    def correct(self, geometry: dict, calibration: Calibration | None, frame_shape, user: str,
+                when: str | None = None) -> None:
+        """Record a person's geometry; a confirmation of earlier values no longer holds."""
+        self.corrected = recompute_json(geometry, calibration, frame_shape, self.frame_class, self.ai)
+        self.corrected_by, self.corrected_at = user, when or now_iso()
+        self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
+
+    def reset_to_ai(self) -> None:
+        self.corrected = self.corrected_by = self.corrected_at = None
+        self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
+
+    def accept(self, user: str, when: str | None = None) -> None:
+        self.confirmed, self.confirmed_by, self.confirmed_at = True, user, when or now_iso()
+
+    def recalibrate(self, calibration: Calibration | None, frame_shape) -> None:
+        """New calibration (e.g. manual): AI and corrected values recomputed from their own geometry."""
+        if self.ai.get("geometry"):
+            self.ai = recompute_json(self.ai["geometry"], calibration, frame_shape, self.frame_class, self.ai)
+        if self.corrected is not None:
+            self.corrected = recompute_json(self.corrected["geometry"], calibration, frame_shape, self.frame_class,
+                                            self.corrected)
+
+    def to_dict(self) -> dict:
+        """JSON-safe record of this frame for a records layer."""
+        return {
+            "frame_index": self.frame_index, "frame_class": self.frame_class, "uncertainty": self.uncertainty,
+            "ai": copy.deepcopy(self.ai), "ai_geometry": copy.deepcopy(self.ai_geometry),
+            "corrected": copy.deepcopy(self.corrected), "corrected_geometry": copy.deepcopy(self.corrected_geometry),
+            "corrected_by": self.corrected_by, "corrected_at": self.corrected_at, "confirmed": self.confirmed,
+            "confirmed_by": self.confirmed_by, "confirmed_at": self.confirmed_at,
+        }
+
+
+@dataclass
+class FrameMaps:
+    """The per-pixel outputs kept for one frame, compact."""
+
+    labels_png: bytes
+    uncertainty_small: np.ndarray  # uint8, 0..255 = normalised entropy 0..1, 1/UNCERTAINTY_MAP_STEP resolution
+
+    @staticmethod
+    def from_arrays(labels: np.ndarray | None, uncertainty: np.ndarray | None) -> "FrameMaps | None":
+        if labels is None:
+            return None
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(labels, dtype=np.uint8))
+        if not ok:
+            return None
+        if uncertainty is None:
+            small = np.zeros((1, 1), np.uint8)
+        else:
+            h, w = uncertainty.shape
+            size = (max(1, w // UNCERTAINTY_MAP_STEP), max(1, h // UNCERTAINTY_MAP_STEP))
+            small = cv2.resize(uncertainty.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            small = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return FrameMaps(png.tobytes(), small)
+
+    def labels(self) -> np.ndarray:
+        return cv2.imdecode(np.frombuffer(self.labels_png, np.uint8), cv2.IMREAD_UNCHANGED)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.labels_png) + self.uncertainty_small.nbytes
+
+
+def compact(result: FrameResult) -> tuple[FrameResult, FrameMaps | None]:
+    """The result without its full-resolution maps, and the maps in compact form."""
+    maps = FrameMaps.from_arrays(result.labels, result.uncertainty_map)
+    result.labels = None
+    result.uncertainty_map = None
+    return result, maps
+
+
+@dataclass
+class CineAnalysis:
+    """Everything analysed so far for one cine (Qt-free)."""
+
+    n_frames: int
+    frame_shape: tuple[int, int]
+    calibration: Calibration | None
+    model_info: dict = field(default_factory=dict)
+    results: dict[int, FrameResult] = field(default_factory=dict)
+    maps: dict[int, FrameMaps] = field(default_factory=dict)
+    states: dict[int, FrameMeasurementState] = field(default_factory=dict)
+    complete: bool = False
+    cancelled: bool = False
+
+    def add(self, result: FrameResult, maps: FrameMaps | None) -> FrameMeasurementState:
+        self.results[result.index] = result
+        if maps is not None:
+            self.maps[result.index] = maps
+        state = FrameMeasurementState(result.index, result.frame_class, float(result.uncertainty),
+                                      copy.deepcopy(result.measurements))
+        self.states[result.index] = state
+        return state
+
+    def chosen(self) -> tuple[int | None, str]:
+        return choose_frame([self.results[i] for i in sorted(self.results)])
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        self.calibration = calibration
+        for state in self.states.values():
+            state.recalibrate(calibration, self.frame_shape)
+
+    @property
+    def maps_nbytes(self) -> int:
+        return sum(m.nbytes for m in self.maps.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        chosen, why = self.chosen()
+        return {"n_frames": self.n_frames, "model": self.model_info, "chosen_frame": chosen, "why": why,
+                "complete": self.complete, "frames": [self.states[i].to_dict() for i in sorted(self.states)]}
