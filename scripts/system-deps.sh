@@ -3,7 +3,8 @@
 # render PDF reports to PNG in tests, binutils for PyInstaller. Installs only what is missing; needs root
 # (or sudo) and apt-get, otherwise it says what to install and carries on.
 set -eu
-PACKAGES="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 poppler-utils binutils"
+# the xcb libraries are what Qt needs on an X11/XWayland desktop; installed here so the frozen app bundles them
+PACKAGES="libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxcb-shape0 libxcb-randr0 poppler-utils binutils"
 missing=""
 for pkg in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

@@ -131,6 +131,9 @@ def cmd_demo_cine(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workstation", description="Labor ward ultrasound workstation (AoP, HSD, HC).")
     parser.add_argument("--version", action="version", version=f"workstation {__version__}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation offline (model hash, decoders, analysis, report, window); "
+                             "exit 0 only if every step passes")
     sub = parser.add_subparsers(dest="command")
 
     def model_options(p):
@@ -189,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.self_test:
+        from workstation.selftest import run_self_test
+
+        return run_self_test()
     if args.command is None:
         return run_default()
     try:
