@@ -135,3 +135,31 @@ def test_evaluate_on_real_hc18_runs(tiny_manifest, capsys):
 def test_evaluate_rejects_a_folder_that_is_not_a_dataset(tmp_path, tiny_manifest, capsys):
     assert main(["evaluate", "--dataset", "psfhs", str(tmp_path), "--model", tiny_manifest]) == 2
     assert "not a dataset folder" in capsys.readouterr().err
+
+
+def test_screenshot_of_the_window_through_the_real_entry_point(tmp_path):
+    dcm = tmp_path / "demo.dcm"
+    assert run_cli("demo-cine", str(dcm), "--frames", "12").returncode == 0
+    out = tmp_path / "shots" / "window.png"
+    done = run_cli("--screenshot", str(out), str(dcm))
+    assert done.returncode == 0, done.stderr  # a crash at exit (e.g. bool_dealloc) would show here
+    assert "Fatal Python error" not in done.stderr
+    image = cv2.imread(str(out))
+    assert image.shape == (900, 1440, 3) and image.std() > 20  # the whole window, not a blank image
+    assert "frame" in done.stdout  # why that frame was chosen
+
+
+def test_a_missing_file_for_the_window_is_one_line_and_no_window(tmp_path):
+    done = run_cli(str(tmp_path / "nowhere.dcm"))
+    assert done.returncode == 2 and done.stderr.strip() == f"error: {tmp_path / 'nowhere.dcm'}: no such file or folder"
+
+
+def test_headless_commands_never_import_qt(tmp_path):
+    labels = tmp_path / "labels.png"
+    cv2.imwrite(str(labels), make_transperineal_cine(1, seed=4).labels[0])
+    code = ("import sys\nfrom workstation.cli import main\nassert main(['measure', sys.argv[1]]) == 0\n"
+            "qt = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6'))\n"
+            "assert not qt, qt\n")
+    done = subprocess.run([sys.executable, "-c", code, str(labels)], capture_output=True, text=True, cwd=REPO_ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -1,7 +1,9 @@
-"""The ``workstation`` command: every operation of the app, headless.
+"""The ``workstation`` command: the window, and every operation of the app headless.
 
-``workstation`` alone starts the window; subcommands analyse, measure, evaluate and
-benchmark without Qt. Errors a user can fix (a bad file, a refused model) print one line
+``workstation [FILE...]`` starts the window (on FILE, else on the welcome page that offers the
+demo cine); ``workstation --screenshot OUT.png [FILE]`` saves a screenshot of it offscreen.
+Subcommands analyse, measure, evaluate and benchmark without Qt (Qt is imported only for
+the window). Errors a user can fix (a bad file, a refused model) print one line
 and exit 2; they never show a traceback.
 """
 from __future__ import annotations
@@ -99,6 +101,10 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.gui:
+        from workstation.gui.bench import main as gui_bench
+
+        return gui_bench(["--json"] if args.json else [])
     from workstation.bench import run_bench
     from workstation.inference.engine import load_model
 
@@ -129,7 +135,11 @@ def cmd_demo_cine(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workstation", description="Labor ward ultrasound workstation (AoP, HSD, HC).")
+    parser = argparse.ArgumentParser(
+        prog="workstation", description="Labor ward ultrasound workstation (AoP, HSD, HC).",
+        epilog="The window: 'workstation [FILE ...]' opens it (on FILE, or on the welcome page that offers the demo "
+               "cine); 'workstation --screenshot OUT.png [FILE]' opens it offscreen, analyses FILE (or the demo), "
+               "saves a screenshot of the chosen frame and exits.")
     parser.add_argument("--version", action="version", version=f"workstation {__version__}")
     parser.add_argument("--self-test", action="store_true",
                         help="check this installation offline (model hash, decoders, analysis, report, window); "
@@ -174,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     p.add_argument("--compare-siglip", action="store_true",
                    help="also time a SigLIP so400m-sized encoder at 448x448 (needs torch and transformers)")
+    p.add_argument("--gui", action="store_true",
+                   help="instead: the window's longest UI stall and display frame rate while it analyses the demo")
     model_options(p)
     p.set_defaults(run=cmd_bench)
 
@@ -190,14 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    if _opens_window(argv, parser):
+        return run_window(argv)
     args = parser.parse_args(argv)
     if args.self_test:
         from workstation.selftest import run_self_test
 
         return run_self_test()
     if args.command is None:
-        return run_default()
+        return run_window([])
     try:
         return args.run(args)
     except WorkstationError as exc:
@@ -210,14 +225,27 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def run_default() -> int:
-    """No subcommand: until the window lands, analyse the demo cine and print its summary."""
-    from workstation.paths import data_dir
+def _opens_window(argv: list[str], parser: argparse.ArgumentParser) -> bool:
+    """``workstation FILE...`` or ``workstation --screenshot ...``: the window, not a subcommand."""
+    if not argv:
+        return False  # the plain parser handles it (and --self-test, --version, --help)
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    first = argv[0]
+    return first == "--screenshot" or first.startswith("--screenshot=") or (
+        not first.startswith("-") and first not in subcommands)
 
-    demo = data_dir() / "demo" / "demo-cine.dcm"
-    if not demo.exists():
-        demo.parent.mkdir(parents=True, exist_ok=True)
-        from workstation.synthetic import write_demo_cine
 
-        write_demo_cine(demo)
-    return main(["analyze", str(demo)])
+def run_window(argv: list[str]) -> int:
+    """Open the window on FILE(s), or take a screenshot; Qt is imported only here."""
+    parser = argparse.ArgumentParser(prog="workstation", description="Open the workstation window.")
+    parser.add_argument("files", nargs="*", help="scans to open (DICOM, video, images, a folder of images)")
+    parser.add_argument("--screenshot", metavar="OUT.png",
+                        help="offscreen: open FILE (or the demo), wait for the analysis, save the window, exit")
+    args = parser.parse_args(argv)
+    missing = [f for f in args.files if not Path(f).exists()]
+    if missing:
+        print(f"error: {missing[0]}: no such file or folder", file=sys.stderr)
+        return EXIT_USER_ERROR
+    from workstation.gui.app import main as window_main
+
+    return window_main(args.files, screenshot=args.screenshot)

@@ -1,0 +1,366 @@
+"""The window end to end (offscreen): open a multi-frame DICOM, analyse it in the worker pool, correct by dragging
+calipers with real mouse events, undo/redo, accept, keyboard playback, cancel, errors from workers."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6 import QtCore  # noqa: E402
+
+from gui_support import (DEMO_FRAMES, OracleModel, make_window, mouse_drag, no_leftover_jobs,  # noqa: E402,F401
+                         open_and_analyse, synthetic_demo, write_demo)
+from workstation.cine_review import recompute_json  # noqa: E402
+from workstation.gui.panel import plain_text  # noqa: E402
+from workstation.measure import measure_labelmap  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("no_leftover_jobs")
+Qt = QtCore.Qt
+
+
+@pytest.fixture(scope="module")
+def demo_dcm(tmp_path_factory):
+    return write_demo(tmp_path_factory.mktemp("cine"))
+
+
+@pytest.fixture
+def analysed(make_window, qtbot, demo_dcm):
+    window = make_window()
+    open_and_analyse(qtbot, window, demo_dcm)
+    return window
+
+
+def test_a_multiframe_dicom_is_analysed_frame_by_frame(analysed):
+    window = analysed
+    assert window.cine.n_frames == DEMO_FRAMES and window.analysis.complete
+    assert len(window.analysis.states) == DEMO_FRAMES and window.strip.analysed == DEMO_FRAMES
+    # The values on screen are the core's values for the frame's anatomy.
+    expected = measure_labelmap(synthetic_demo().labels[0], window.analysis.calibration)
+    assert window.current_frame == 0
+    assert window.panel.value_text("ai", "AoP") == f"{expected.aop_deg:.1f}°"
+    assert window.panel.value_text("ai", "HSD") == f"{expected.hsd_mm:.1f} mm"
+    assert "DICOM ultrasound regions" in window.panel.calibration_label.text()
+    chosen, why = window.analysis.chosen()
+    assert window.strip.chosen == chosen is not None and "standard transperineal plane" in why
+    assert "Analysis done" in window.statusBar().currentMessage()
+    assert not window.progress.isVisible() and not window.cancel_button.isVisible()
+    # Every overlay of a standard plane is drawn: masks, PS axis, tangent with its value, HSD line, ellipse.
+    assert window.overlays.mask_item.isVisible() and window.overlays.aop_text.isVisible()
+    assert window.overlays.aop_text.textItem.toPlainText() == f"AoP {expected.aop_deg:.1f}°"
+    assert all(window.calipers.rois[name].isVisible() for name in ("ps_axis", "aop", "hsd", "head_ellipse"))
+
+
+def test_dragging_the_tangent_point_recomputes_aop_and_undo_redo_restore_it(analysed, qtbot):
+    window = analysed
+    window.go_to_frame(5)
+    state = window.current_state()
+    ai_aop = state.ai["aop_deg"]
+    handles_before = window.calipers.handle_points()
+    edits = []
+    window.measurementEdited.connect(lambda frame, record: edits.append((frame, record)))
+    start = window.handle_viewport_pos("tangent_point")
+    end = start + QtCore.QPoint(-30, 45)
+    mouse_drag(qtbot, window, start, end)
+
+    assert state.is_corrected and state.corrected_by == "Dr Test"
+    corrected = state.corrected["aop_deg"]
+    assert corrected is not None and abs(corrected - ai_aop) > 1.0
+    assert state.ai["aop_deg"] == ai_aop  # the AI value is kept beside the correction
+    # The value is the core's for the geometry the calipers now hold.
+    geometry = window.calipers.geometry()
+    again = recompute_json(geometry, window.analysis.calibration, window.analysis.frame_shape, state.frame_class)
+    assert corrected == pytest.approx(again["aop_deg"], abs=1e-3)
+    assert window.calipers.handle_points()["tangent_point"] != handles_before["tangent_point"]
+    assert window.undo_stack.count() == 1  # one drag, one undoable edit
+    assert [e[0] for e in edits] == [5] and edits[0][1]["change"] == "correction"
+    assert edits[0][1]["corrected"]["aop_deg"] == corrected and edits[0][1]["ai"]["aop_deg"] == ai_aop
+    assert window.panel.value_text("corrected", "AoP") == f"{corrected:.1f}°"
+    handles_after = window.calipers.handle_points()
+
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert not state.is_corrected and state.current()["aop_deg"] == ai_aop
+    assert window.calipers.handle_points() == handles_before
+    assert window.panel.value_text("corrected", "AoP") == ""
+
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert state.is_corrected and state.corrected["aop_deg"] == corrected
+    assert window.calipers.handle_points() == handles_after
+    assert [e[1]["change"] for e in edits] == ["correction", "undo", "correction"]
+
+
+def test_undo_brings_back_the_frame_it_edited(analysed, qtbot):
+    window = analysed
+    window.go_to_frame(3)
+    start = window.handle_viewport_pos("hsd_end")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(25, 30))
+    edited = window.analysis.states[3]
+    assert edited.is_corrected and edited.corrected["hsd_px"] != edited.ai["hsd_px"]
+    window.go_to_frame(8)
+    window.undo_stack.undo()
+    assert window.current_frame == 3 and not edited.is_corrected
+
+
+def test_moving_the_ps_inferior_end_moves_the_aop_vertex_and_hsd_start(analysed, qtbot):
+    window = analysed
+    window.go_to_frame(2)
+    state = window.current_state()
+    start = window.handle_viewport_pos("ps_inferior")
+    previews = []
+    window.calipers.editPreview.connect(previews.append)
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(-35, -20))
+    assert previews, "values are recomputed while the handle moves"
+    geometry = state.corrected["geometry"]
+    inferior = geometry["ps_axis"]["inferior"]
+    assert geometry["aop"]["vertex"] == inferior and geometry["hsd"]["start"] == inferior
+    assert inferior != state.ai["geometry"]["ps_axis"]["inferior"]
+    assert state.corrected["aop_deg"] != state.ai["aop_deg"]
+
+
+def test_the_head_ellipse_is_moved_and_resized_by_its_handles(analysed, qtbot):
+    window = analysed
+    window.go_to_frame(4)
+    state = window.current_state()
+    roi = window.calipers.ellipse_roi
+    ai_ellipse = state.ai["geometry"]["head_ellipse"]
+    # Drag the body (inside the ellipse, away from the other calipers): the centre moves.
+    centre = window.frame_to_viewport(*ai_ellipse["center"])
+    offset = QtCore.QPoint(0, 40)
+    mouse_drag(qtbot, window, centre + offset, centre + offset + QtCore.QPoint(20, 15))
+    moved = state.corrected["geometry"]["head_ellipse"]
+    assert moved["center"][0] > ai_ellipse["center"][0] + 5 and moved["semi_axes"] == pytest.approx(
+        ai_ellipse["semi_axes"], abs=0.05)
+    # The minor-axis handle (the last scale handle) changes only that axis.
+    handle = roi.getHandles()[-1]
+    start = window.view.mapFromScene(handle.scenePos())
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(0, 30))
+    resized = state.corrected["geometry"]["head_ellipse"]
+    assert resized["semi_axes"] != pytest.approx(moved["semi_axes"], abs=1.0)
+    assert window.undo_stack.count() == 2
+    window.undo_stack.undo()
+    assert state.corrected["geometry"]["head_ellipse"] == moved
+    # Head biometry stays withheld on a transperineal plane, edited or not, with the reason.
+    assert state.corrected["hc_px"] is None and "axial head plane" in state.corrected["reasons"]["hc_px"]
+
+
+def test_accept_records_the_user_and_reset_goes_back_to_the_ai(make_window, qtbot, demo_dcm):
+    window = make_window(user="Midwife Jones")
+    open_and_analyse(qtbot, window, demo_dcm, exam_id=42, frame=6)
+    assert window.current_frame == 6
+    accepted = []
+    window.frameAccepted.connect(lambda frame, record: accepted.append((frame, record)))
+    qtbot.mouseClick(window.panel.accept_button, Qt.MouseButton.LeftButton)
+    state = window.current_state()
+    assert state.confirmed and state.confirmed_by == "Midwife Jones" and state.confirmed_at
+    assert accepted and accepted[0][0] == 6
+    record = accepted[0][1]
+    assert record["exam_id"] == 42 and record["confirmed_by"] == "Midwife Jones" and record["file"] == str(demo_dcm)
+    assert record["calibration_source"] == "dicom_regions" and record["model"]["name"] == "oracle"
+    assert "Accepted by Midwife Jones" in plain_text(window.panel.provenance_label)
+    assert not window.panel.accept_button.isEnabled()
+    qtbot.mouseClick(window.panel.reset_button, Qt.MouseButton.LeftButton)
+    assert not state.confirmed and not state.is_corrected
+    window.undo_stack.undo()
+    assert state.confirmed_by == "Midwife Jones"
+
+
+def test_without_a_user_name_nothing_is_recorded(make_window, qtbot, demo_dcm):
+    window = make_window(user="")
+    open_and_analyse(qtbot, window, demo_dcm)
+    window.accept_frame()
+    assert not window.current_state().confirmed
+    assert "Enter your name" in window.error_banner.text
+    start = window.handle_viewport_pos("tangent_point")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(0, 40))
+    assert not window.current_state().is_corrected and window.undo_stack.count() == 0
+    # The caliper went back to where the recorded values are.
+    assert window.calipers.handle_points()["tangent_point"] == window.current_state().ai["geometry"]["aop"][
+        "tangent_point"]
+
+
+def test_keyboard_plays_steps_and_jumps(analysed, qtbot):
+    window = analysed
+    window.go_to_frame(0)
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    assert window.current_frame == 1
+    qtbot.keyClick(window, Qt.Key.Key_Left)
+    assert window.current_frame == 0
+    qtbot.keyClick(window, Qt.Key.Key_End)
+    assert window.current_frame == DEMO_FRAMES - 1
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    assert window.current_frame == 0
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    assert window.playback.speed == 1.5
+    window.set_speed(1.0)
+    shown = []
+    window.frameShown.connect(shown.append)
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.playback.playing
+    qtbot.wait(400)  # 10 frames' time at the file's 25 frames/s
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert not window.playback.playing
+    assert len(set(shown)) >= 4, shown
+    # While playing the calipers cannot be grabbed; paused, they can.
+    assert window.calipers.editable
+
+
+def test_playback_without_loop_stops_on_the_last_frame(analysed, qtbot):
+    window = analysed
+    window.loop_check.setChecked(False)
+    window.set_speed(2.0)
+    window.go_to_frame(DEMO_FRAMES - 4)
+    window.playback.play()
+    qtbot.waitUntil(lambda: not window.playback.playing, timeout=3000)
+    assert window.current_frame == DEMO_FRAMES - 1
+
+
+def test_the_strip_and_slider_jump_to_a_frame(analysed, qtbot):
+    window = analysed
+    strip = window.strip
+    x = round(strip._column_rect(7).center().x())
+    qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=QtCore.QPoint(x, strip.height() // 2))
+    assert window.current_frame == 7 and strip.current == 7
+    window.slider.setValue(9)
+    assert window.current_frame == 9
+    window.go_to_chosen_frame()
+    assert window.current_frame == window.analysis.chosen()[0]
+
+
+def test_cancel_stops_the_analysis_and_keeps_what_was_done(make_window, qtbot, demo_dcm):
+    slow = OracleModel(delay_s=0.25)
+    window = make_window(model_provider=lambda: slow)
+    window.open_file(demo_dcm)
+    qtbot.waitUntil(lambda: window.analysis is not None and len(window.analysis.states) >= 1, timeout=20_000)
+    assert window.cancel_button.isVisible()
+    with qtbot.waitSignal(window.analysisFinished, timeout=10_000) as finished:
+        qtbot.mouseClick(window.cancel_button, Qt.MouseButton.LeftButton)
+    assert finished.args == [True]
+    analysed = len(window.analysis.states)
+    assert 1 <= analysed < DEMO_FRAMES and not window.analysis.complete
+    assert "stopped after" in window.statusBar().currentMessage()
+    window.go_to_frame(DEMO_FRAMES - 1)
+    assert window.current_state() is None and "not analysed" in plain_text(window.panel.frame_label)
+
+
+def test_closing_a_cine_cancels_its_analysis(make_window, qtbot, demo_dcm):
+    slow = OracleModel(delay_s=0.25)
+    window = make_window(model_provider=lambda: slow)
+    window.open_file(demo_dcm)
+    qtbot.waitUntil(lambda: window.analysing, timeout=20_000)
+    window.close_cine()
+    assert window.cine is None and window.pages.currentWidget() is window.welcome
+    qtbot.waitUntil(lambda: not window.analysis_pool.busy(), timeout=5000)
+    assert slow.batches < DEMO_FRAMES
+
+
+def test_a_broken_file_is_reported_and_the_window_keeps_working(analysed, qtbot, tmp_path, demo_dcm):
+    window = analysed
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"\0" * 128 + b"DICM" + b"garbage" * 20)
+    with qtbot.waitSignal(window.errorShown, timeout=10_000) as error:
+        window.open_file(broken)
+    assert "Could not open broken.dcm" in error.args[0] and window.error_banner.text == error.args[0]
+    assert window.cine is not None and window.path == demo_dcm  # the cine on screen stays
+    qtbot.keyClick(window, Qt.Key.Key_Right)
+    assert window.current_frame == 1
+    open_and_analyse(qtbot, window, demo_dcm)
+    assert window.analysis.complete and not window.error_banner.isVisible()
+
+
+def test_an_analysis_error_is_reported_and_the_cine_still_plays(make_window, qtbot, demo_dcm):
+    failing = OracleModel(fail_at=2)
+    window = make_window(model_provider=lambda: failing)
+    with qtbot.waitSignal(window.errorShown, timeout=20_000) as error:
+        window.open_file(demo_dcm)
+    assert "The analysis stopped" in error.args[0] and "told to fail" in error.args[0]
+    qtbot.waitUntil(lambda: not window.analysing, timeout=5000)
+    assert 0 < len(window.analysis.states) < DEMO_FRAMES
+    window.go_to_frame(DEMO_FRAMES - 1)
+    assert window.current_frame == DEMO_FRAMES - 1
+
+
+def test_a_refused_model_is_reported(make_window, qtbot, demo_dcm):
+    from workstation.errors import ModelError
+
+    def refuse():
+        raise ModelError("no model named 'missing' (available: psfh-multitask)")
+
+    window = make_window(model_provider=refuse)
+    with qtbot.waitSignal(window.errorShown, timeout=20_000) as error:
+        window.open_file(demo_dcm)
+    assert error.args[0] == "The analysis stopped: no model named 'missing' (available: psfh-multitask)"
+
+
+def test_manual_calibration_from_the_depth_scale_recomputes_mm(analysed, qtbot):
+    window = analysed
+    state = window.current_state()
+    window.start_manual_calibration()
+    assert window.calibration_bar.isVisible()
+    line = window._calibration_line
+    superior, inferior = line.roi.getHandles()
+    line.roi.movePoint(superior, QtCore.QPointF(30.0, 100.0))
+    line.roi.movePoint(inferior, QtCore.QPointF(30.0, 300.0))
+    assert window.calibration_bar.length_px == pytest.approx(200.0)
+    window.calibration_bar.mm_spin.setValue(50.0)
+    qtbot.mouseClick(window.calibration_bar.apply_button, Qt.MouseButton.LeftButton)
+    assert window.analysis.calibration.source == "manual" and not window.calibration_bar.isVisible()
+    assert state.ai["hsd_mm"] == pytest.approx(state.ai["hsd_px"] * 0.25, rel=1e-3)
+    assert "manual" in plain_text(window.panel.calibration_label) and "Dr Test" in plain_text(
+        window.panel.calibration_label)
+    window.start_manual_calibration()
+    qtbot.mouseClick(window.calibration_bar.file_button, Qt.MouseButton.LeftButton)
+    assert window.analysis.calibration.source == "dicom_regions"
+
+
+def test_overlays_switch_on_and_off_and_the_choice_is_kept(analysed):
+    window = analysed
+    window.overlay_actions["masks"].trigger()
+    assert not window.overlays.mask_item.isVisible() and not window.settings.overlay_visible("masks")
+    window.overlay_actions["aop"].trigger()
+    assert not window.overlays.tangent_line.isVisible() and not window.calipers.tangent_roi.isVisible()
+    window.overlay_actions["uncertainty"].trigger()
+    assert window.overlays.uncertainty_item.isVisible()
+    window.outline_action.trigger()
+    window.overlay_actions["masks"].trigger()
+    assert window.overlays.fh_outline.isVisible() and not window.overlays.mask_item.isVisible()
+    window.go_to_frame(1)
+    assert not window.calipers.tangent_roi.isVisible()  # stays off on the next frame
+
+
+def test_settings_dialog_saves_name_device_model_and_colours(analysed):
+    from workstation.gui.settings import SettingsDialog
+
+    window = analysed
+    dialog = SettingsDialog(window.settings, window)
+    dialog.user_edit.setText("Dr Who")
+    dialog.device_combo.setCurrentText("cpu")
+    dialog.mask_opacity.setValue(50)
+    dialog.colour_buttons["hsd"].set_rgb((10, 20, 30))
+    dialog.accept()
+    assert window.settings.user_name == "Dr Who" and window.settings.device == "cpu"
+    assert window.settings.mask_opacity == 0.5 and window.settings.colour("hsd") == (10, 20, 30)
+    assert window.overlays.hsd_line.opts["pen"].color().getRgb()[:3] == (10, 20, 30)
+    assert "psfh-multitask" in [dialog.model_combo.itemText(i) for i in range(dialog.model_combo.count())]
+
+
+def test_first_start_offers_the_demo_cine(make_window, qtbot):
+    window = make_window()
+    assert window.pages.currentWidget() is window.welcome
+    with qtbot.waitSignal(window.cineOpened, timeout=30_000):
+        qtbot.mouseClick(window.welcome.demo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.analysing, timeout=30_000)
+    assert window.cine.n_frames == 48 and window.path.name == "demo-cine.dcm"
+    assert window.settings.recent_files[0] == str(window.path.resolve())
+
+
+def test_dropping_a_file_opens_it(make_window, qtbot, demo_dcm):
+    from PySide6 import QtGui
+
+    window = make_window()
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(demo_dcm))])
+    event = QtGui.QDropEvent(QtCore.QPointF(100, 100), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                             Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.analysisFinished, timeout=30_000):
+        window.dropEvent(event)
+    assert window.path == demo_dcm

@@ -1,0 +1,118 @@
+"""Start the window (``workstation [FILE...]``) or take a screenshot of it (``workstation --screenshot OUT.png``).
+
+Shutdown is ordered, so the process exits cleanly: the window stops playback and every worker and waits for the
+threads, then the widgets are deleted (deferred deletes processed), the garbage collected, and only then does
+Python exit. (With a PySide6 that over-releases None/True, 6.12.0, even this order ends in "Fatal Python error:
+bool_dealloc"; pyproject.toml pins a version without that fault and tests/test_gui_qt_binding.py checks it.)
+"""
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+from pathlib import Path
+
+SCREENSHOT_SIZE = (1440, 900)
+
+
+def configure_pyqtgraph() -> None:
+    import pyqtgraph as pg
+
+    # Frames are (rows, columns) arrays; antialiasing keeps thin caliper lines legible.
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+
+def application():
+    """The QApplication, created once (tests get theirs from pytest-qt)."""
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication([sys.argv[0] if sys.argv else "workstation"])
+        app.setApplicationName("workstation")
+        app.setApplicationDisplayName("Workstation")
+    configure_pyqtgraph()
+    return app
+
+
+def close_window(app, window) -> None:
+    """Workers stopped and waited for, then widgets deleted and the garbage collected, in that order."""
+    from PySide6 import QtCore
+
+    window.shutdown()
+    window.close()
+    window.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    app.processEvents()
+    gc.collect()
+
+
+def wait_for(app, condition, timeout_s: float) -> bool:
+    """Run the event loop until ``condition()`` or the timeout; True when the condition came true."""
+    from PySide6 import QtCore
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.005)
+    return True
+
+
+def take_screenshot(app, window, file: str | None, out: str | Path, timeout_s: float = 600.0) -> int:
+    """Open ``file`` (or the demo), wait for the analysis, show the chosen frame with overlays, save a PNG."""
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    finished, errors = [], []
+    window.analysisFinished.connect(finished.append)
+    window.errorShown.connect(errors.append)
+    if file:
+        window.open_file(file)
+    else:
+        window.open_demo()
+    # Done when the analysis ends, or when the file never opened (an error and no cine).
+    if not wait_for(app, lambda: finished or (errors and window.cine is None), timeout_s):
+        print(f"error: the analysis did not finish within {timeout_s:.0f} s", file=sys.stderr)
+        return 1
+    if window.cine is None:
+        print(f"error: {errors[-1]}", file=sys.stderr)
+        return 1
+    if errors:
+        print(f"error: {errors[-1]}", file=sys.stderr)
+        return 1
+    window.go_to_chosen_frame()
+    for _ in range(5):  # let layouts settle and the viewport paint
+        app.processEvents()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(out), "PNG"):
+        print(f"error: cannot write {out}", file=sys.stderr)
+        return 1
+    chosen, why = window.analysis.chosen()
+    print(f"{out}: {why}")
+    return 0
+
+
+def main(files: list[str] | None = None, screenshot: str | None = None) -> int:
+    """The window on ``files`` (the first opened, the rest in File > Recent), or the welcome page with the demo
+    offered; with ``screenshot``, offscreen: open, analyse, save the window as a PNG, exit 0."""
+    if screenshot:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no display
+    app = application()
+    from workstation.gui.main_window import MainWindow
+
+    window = MainWindow()
+    try:
+        if screenshot:
+            return take_screenshot(app, window, files[0] if files else None, screenshot)
+        files = list(files or [])
+        for extra in reversed(files[1:]):
+            window.settings.add_recent_file(extra)
+        window.show()
+        if files:
+            window.open_file(files[0])
+        return app.exec()
+    finally:
+        close_window(app, window)

@@ -1,0 +1,34 @@
+"""Undoable review actions: a correction (a caliper drop), Reset to AI, Accept.
+
+Each action is applied to the frame's ``FrameMeasurementState`` first; the command then holds that state's
+snapshots before and after, and undo/redo restore one or the other through the window, which also brings the
+frame back on screen and puts the calipers where the values say. Restoring a snapshot never recomputes: the
+values undone to are exactly the values that were shown.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6 import QtGui
+
+CORRECTION, RESET, ACCEPT = "correction", "reset", "accept"
+UNDO = "undo"
+
+
+class ReviewCommand(QtGui.QUndoCommand):
+    """Moves one frame's review state between two snapshots."""
+
+    def __init__(self, apply: Callable[[int, dict, str], None], frame_index: int, before: dict, after: dict,
+                 kind: str, text: str):
+        super().__init__(text)
+        self.apply = apply
+        self.frame_index = frame_index
+        self.before = before
+        self.after = after
+        self.kind = kind
+
+    def redo(self) -> None:  # QUndoStack.push calls this once at once: the state is already "after", so harmless
+        self.apply(self.frame_index, self.after, self.kind)
+
+    def undo(self) -> None:
+        self.apply(self.frame_index, self.before, UNDO)

@@ -1,0 +1,877 @@
+"""The workstation's main window: open a scan, watch it play, see and correct the AI's measurements.
+
+Layout: the cine viewer in the centre with the frame slider, the per-frame strip and the playback controls under
+it; the measurement panel in a dock on the right; the status bar with the analysis progress and Cancel. Other
+panels (patient records, the labour timeline) come in through ``add_side_dock`` and talk to the window through
+``open_file`` and the signals ``measurementEdited`` and ``frameAccepted``.
+
+Everything slow runs in ``workers``; the UI thread only shows frames, draws overlays and records edits. A result
+is shown as soon as it arrives; results of a cine that was closed are dropped.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from workstation.calibration import Calibration
+from workstation.cine_review import CineAnalysis, FrameMeasurementState, ps_moved, recompute_json
+from workstation.gui.calibration_tool import CalibrationBar, CalibrationLine
+from workstation.gui.calipers import Calipers
+from workstation.gui.editing import ACCEPT, CORRECTION, RESET, ReviewCommand
+from workstation.gui.overlays import OverlayLayer
+from workstation.gui.panel import MeasurementPanel
+from workstation.gui.settings import OVERLAYS, Settings, SettingsDialog
+from workstation.gui.strip import FrameStrip
+from workstation.gui.viewer import SPEEDS, FrameView, Playback
+from workstation.gui.workers import AnalysedFrame, AnalysisJob, LoadCineJob, ModelCache, WorkerPool
+from workstation.io.images import IMAGE_EXTENSIONS
+from workstation.io.video import VIDEO_EXTENSIONS
+from workstation.paths import data_dir
+
+log = logging.getLogger(__name__)
+
+FILE_FILTER = ("Scans (*.dcm *.dicom *.dic *.ima {video} {images});;DICOM (*.dcm *.dicom *.dic *.ima);;"
+               "Video ({video});;Images ({images});;All files (*)").format(
+    video=" ".join(f"*{e}" for e in sorted(VIDEO_EXTENSIONS)), images=" ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS)))
+
+
+def demo_path() -> Path:
+    return data_dir() / "demo" / "demo-cine.dcm"
+
+
+class ErrorBanner(QtWidgets.QFrame):
+    """The last error, in red above the viewer, until dismissed; the window goes on working under it."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setStyleSheet("ErrorBanner { background: #6b1d1d; border: 1px solid #d04a4a; } "
+                           "QLabel { color: #ffe0e0; }")
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        self.label = QtWidgets.QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.label, 1)
+        close = QtWidgets.QToolButton()
+        close.setText("Dismiss")
+        close.clicked.connect(self.hide)
+        layout.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+    @property
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+class WelcomePage(QtWidgets.QWidget):
+    """What a first start shows: open the demo cine, a file, a folder, or a recent file."""
+
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addStretch(1)
+        title = QtWidgets.QLabel("<h1>Labour ward ultrasound workstation</h1>"
+                                 "<p>Open a transperineal scan (DICOM, video, images or a folder of images). The AI "
+                                 "finds the pubic symphysis and the fetal head and measures the angle of progression "
+                                 "and the head-symphysis distance on every frame; you can correct and accept them."
+                                 "</p><p>Nothing to open yet? The demo cine is a synthetic scan the workstation makes "
+                                 "itself (no patient in it).</p>")
+        title.setWordWrap(True)
+        title.setMaximumWidth(720)
+        layout.addWidget(title, 0, QtCore.Qt.AlignmentFlag.AlignHCenter)
+        buttons = QtWidgets.QHBoxLayout()
+        self.demo_button = QtWidgets.QPushButton("Open demo cine")
+        self.demo_button.setDefault(True)
+        self.demo_button.clicked.connect(window.open_demo)
+        open_button = QtWidgets.QPushButton("Open file…")
+        open_button.clicked.connect(window.choose_file)
+        folder_button = QtWidgets.QPushButton("Open folder of images…")
+        folder_button.clicked.connect(window.choose_folder)
+        for button in (self.demo_button, open_button, folder_button):
+            button.setMinimumHeight(36)
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        layout.setAlignment(buttons, QtCore.Qt.AlignmentFlag.AlignHCenter)
+        self.recent_list = QtWidgets.QListWidget()
+        self.recent_list.setMaximumWidth(720)
+        self.recent_list.setMaximumHeight(180)
+        self.recent_list.itemActivated.connect(lambda item: window.open_file(item.text()))
+        self.recent_title = QtWidgets.QLabel("<b>Recent</b>")
+        layout.addWidget(self.recent_title, 0, QtCore.Qt.AlignmentFlag.AlignHCenter)
+        layout.addWidget(self.recent_list, 0, QtCore.Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(2)
+
+    def set_recent(self, files: list[str]) -> None:
+        self.recent_list.clear()
+        self.recent_list.addItems(files)
+        self.recent_list.setVisible(bool(files))
+        self.recent_title.setVisible(bool(files))
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """The window. ``model_provider`` returns the model to analyse with (default: the settings' model, one ONNX
+    Runtime session per model and device, reused)."""
+
+    measurementEdited = QtCore.Signal(int, object)  # frame index, review record (see review_record)
+    frameAccepted = QtCore.Signal(int, object)  # frame index, review record
+    cineOpened = QtCore.Signal(str)
+    cineClosed = QtCore.Signal()
+    analysisFinished = QtCore.Signal(bool)  # True when cancelled (or stopped by an error)
+    frameShown = QtCore.Signal(int)
+    errorShown = QtCore.Signal(str)
+
+    def __init__(self, settings: Settings | None = None, model_provider: Callable[[], object] | None = None,
+                 parent=None):
+        super().__init__(parent)
+        self.settings = settings or Settings(parent=self)
+        self.models = ModelCache()
+        self.model_provider = model_provider or (lambda: self.models.get(self.settings.model, self.settings.device))
+        self.load_pool = WorkerPool("load", 2, self)
+        self.analysis_pool = WorkerPool("analysis", 1, self)
+        self.undo_stack = QtGui.QUndoStack(self)
+        self.cine = None
+        self.path: Path | None = None
+        self.exam_id: int | None = None
+        self.file_calibration: Calibration | None = None
+        self.analysis: CineAnalysis | None = None
+        self.model_info: dict = {}
+        self.current_frame = 0
+        self._load_job: LoadCineJob | None = None
+        self._load_request: tuple[Path, int | None, int | None] | None = None
+        self._analysis_job: AnalysisJob | None = None
+        self._edit_before: tuple[int, dict] | None = None
+        self._calibration_line: CalibrationLine | None = None
+        self._shut_down = False
+        self.setWindowTitle("Workstation")
+        self.setAcceptDrops(True)
+        self._build_central()
+        self._build_panel_dock()
+        self._build_status_bar()
+        self._build_menus()
+        self.settings.changed.connect(self._settings_changed)
+        self.resize(1400, 880)
+        self._show_welcome()
+
+    # ------------------------------------------------------------------------------------------- layout
+    def _build_central(self) -> None:
+        central = QtWidgets.QWidget()
+        outer = QtWidgets.QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        self.error_banner = ErrorBanner()  # above the pages: seen on the welcome page too
+        outer.addWidget(self.error_banner)
+        self.pages = QtWidgets.QStackedWidget()
+        outer.addWidget(self.pages, 1)
+        self.welcome = WelcomePage(self)
+        self.pages.addWidget(self.welcome)
+        workspace = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(workspace)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(3)
+        self.calibration_bar = CalibrationBar()
+        self.calibration_bar.hide()
+        self.calibration_bar.applied.connect(self._apply_manual_calibration)
+        self.calibration_bar.fileCalibrationRequested.connect(self._use_file_calibration)
+        self.calibration_bar.cancelled.connect(self._end_manual_calibration)
+        layout.addWidget(self.calibration_bar)
+        self.view = FrameView()
+        self.view.setAcceptDrops(False)  # drops go to the window, which opens them
+        layout.addWidget(self.view, 1)
+        self.overlays = OverlayLayer(self.view.view_box, self.settings)
+        self.calipers = Calipers(self.view.view_box, self.settings, self)
+        self.calipers.editStarted.connect(self._edit_started)
+        self.calipers.editPreview.connect(self._edit_preview)
+        self.calipers.editFinished.connect(self._edit_finished)
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.slider.setRange(0, 0)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.slider.sliderPressed.connect(self._pause)
+        layout.addWidget(self.slider)
+        self.strip = FrameStrip()
+        self.strip.frameRequested.connect(self.go_to_frame)
+        layout.addWidget(self.strip)
+        layout.addLayout(self._build_controls())
+        self.pages.addWidget(workspace)
+        self.workspace = workspace
+        self.setCentralWidget(central)
+        self.playback = Playback(self)
+        self.playback.frameChanged.connect(self.show_frame)
+        self.playback.playingChanged.connect(self._playing_changed)
+        self.playback.loop = self.settings.loop
+
+    def _build_controls(self) -> QtWidgets.QHBoxLayout:
+        row = QtWidgets.QHBoxLayout()
+        style = self.style()
+        icons = QtWidgets.QStyle.StandardPixmap
+
+        def button(icon, tip, slot):
+            b = QtWidgets.QToolButton()
+            b.setIcon(style.standardIcon(icon))
+            b.setToolTip(tip)
+            b.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # keys stay the window's shortcuts
+            b.clicked.connect(slot)
+            row.addWidget(b)
+            return b
+
+        button(icons.SP_MediaSkipBackward, "First frame (Home)", lambda: self.playback.first())
+        button(icons.SP_MediaSeekBackward, "Previous frame (Left)", lambda: self.playback.step(-1))
+        self.play_button = button(icons.SP_MediaPlay, "Play / pause (Space)", lambda: self.playback.toggle())
+        button(icons.SP_MediaSeekForward, "Next frame (Right)", lambda: self.playback.step(1))
+        button(icons.SP_MediaSkipForward, "Last frame (End)", lambda: self.playback.last())
+        row.addSpacing(12)
+        row.addWidget(QtWidgets.QLabel("Speed"))
+        self.speed_combo = QtWidgets.QComboBox()
+        self.speed_combo.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        for speed in SPEEDS:
+            self.speed_combo.addItem(f"{speed:g}×", speed)
+        self.speed_combo.setCurrentIndex(SPEEDS.index(1.0))
+        self.speed_combo.currentIndexChanged.connect(lambda i: self.set_speed(SPEEDS[i]))
+        row.addWidget(self.speed_combo)
+        self.loop_check = QtWidgets.QCheckBox("Loop")
+        self.loop_check.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.loop_check.setChecked(self.settings.loop)
+        self.loop_check.toggled.connect(self._set_loop)
+        row.addWidget(self.loop_check)
+        row.addSpacing(12)
+        self.frame_label = QtWidgets.QLabel()
+        row.addWidget(self.frame_label, 1)
+        fit = QtWidgets.QToolButton()
+        fit.setText("Fit")
+        fit.setToolTip("Show the whole frame (F)")
+        fit.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        fit.clicked.connect(self.view.fit)
+        row.addWidget(fit)
+        return row
+
+    def _build_panel_dock(self) -> None:
+        self.panel = MeasurementPanel()
+        self.panel.resetRequested.connect(self.reset_frame_to_ai)
+        self.panel.acceptRequested.connect(self.accept_frame)
+        self.panel_dock = QtWidgets.QDockWidget("Measurements", self)
+        self.panel_dock.setObjectName("measurements-dock")
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.panel)
+        self.panel_dock.setWidget(scroll)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.panel_dock)
+        self.resizeDocks([self.panel_dock], [340], QtCore.Qt.Orientation.Horizontal)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.setFormat("analysed %v/%m")
+        self.progress.hide()
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the analysis; frames analysed so far are kept")
+        self.cancel_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.cancel_button.clicked.connect(self.cancel_analysis)
+        self.cancel_button.hide()
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+
+    def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None, checkable=False, checked=False,
+                tip: str | None = None) -> QtGui.QAction:
+        action = QtGui.QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QtGui.QKeySequence(shortcut))
+        if checkable:
+            action.setCheckable(True)
+            action.setChecked(checked)
+            action.toggled.connect(slot)
+        else:
+            action.triggered.connect(lambda _=False: slot())
+        if tip:
+            action.setStatusTip(tip)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "&Open…", self.choose_file, QtGui.QKeySequence.StandardKey.Open,
+                     tip="Open a DICOM file, a video or an image")
+        self._action(file_menu, "Open &folder of images…", self.choose_folder)
+        self._action(file_menu, "Open &demo cine", self.open_demo)
+        self.recent_menu = file_menu.addMenu("&Recent")
+        file_menu.addSeparator()
+        self.close_action = self._action(file_menu, "&Close cine", self.close_cine, QtGui.QKeySequence.StandardKey.Close)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QtGui.QKeySequence.StandardKey.Quit)
+
+        edit_menu = bar.addMenu("&Edit")
+        self.undo_action = self.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QtGui.QKeySequence("Ctrl+Z"))
+        self.redo_action = self.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QtGui.QKeySequence("Ctrl+Shift+Z"), QtGui.QKeySequence("Ctrl+Y")])
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
+        self._action(edit_menu, "Reset frame to &AI", self.reset_frame_to_ai)
+        self._action(edit_menu, "&Accept frame", self.accept_frame, "Ctrl+Return")
+        edit_menu.addSeparator()
+        self._action(edit_menu, "&Settings…", self.open_settings, QtGui.QKeySequence.StandardKey.Preferences)
+
+        view_menu = bar.addMenu("&View")
+        self.overlay_actions: dict[str, QtGui.QAction] = {}
+        for name, text in OVERLAYS.items():
+            self.overlay_actions[name] = self._action(
+                view_menu, text, lambda on, name=name: self.set_overlay_visible(name, on), checkable=True,
+                checked=self.settings.overlay_visible(name))
+        self.outline_action = self._action(view_menu, "Masks as outlines", self._set_mask_outlines, checkable=True,
+                                           checked=self.settings.mask_outlines)
+        view_menu.addSeparator()
+        self._action(view_menu, "&Fit frame", self.view.fit, "F")
+        self.panels_menu = view_menu.addMenu("&Panels")
+        self.panels_menu.addAction(self.panel_dock.toggleViewAction())
+
+        play_menu = bar.addMenu("&Playback")
+        self.play_action = self._action(play_menu, "&Play / pause", self.playback.toggle, "Space")
+        self._action(play_menu, "Pre&vious frame", lambda: self.playback.step(-1), "Left")
+        self._action(play_menu, "&Next frame", lambda: self.playback.step(1), "Right")
+        self._action(play_menu, "&First frame", self.playback.first, "Home")
+        self._action(play_menu, "&Last frame", self.playback.last, "End")
+        self._action(play_menu, "&Slower", lambda: self._change_speed(-1), "[")
+        self._action(play_menu, "F&aster", lambda: self._change_speed(+1), "]")
+        self.loop_action = self._action(play_menu, "L&oop", self.loop_check.setChecked, checkable=True,
+                                        checked=self.settings.loop)
+        self.loop_check.toggled.connect(self.loop_action.setChecked)
+
+        analysis_menu = bar.addMenu("&Analysis")
+        self._action(analysis_menu, "&Re-analyse", self.reanalyse,
+                     tip="Analyse the cine again with the model and device in Settings")
+        self._action(analysis_menu, "&Cancel analysis", self.cancel_analysis, "Esc")
+        self._action(analysis_menu, "Go to &chosen frame", self.go_to_chosen_frame, "C")
+        tools_menu = bar.addMenu("&Tools")
+        self._action(tools_menu, "Manual &calibration from the depth scale…", self.start_manual_calibration)
+        for action in self.findChildren(QtGui.QAction):
+            # Window-wide keys work whatever has focus inside the window (not in dialogs).
+            action.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+        self._update_recent_menu()
+
+    # ------------------------------------------------------------------------------------------- extension points
+    def add_side_dock(self, widget: QtWidgets.QWidget, title: str,
+                      area: QtCore.Qt.DockWidgetArea = QtCore.Qt.DockWidgetArea.LeftDockWidgetArea
+                      ) -> QtWidgets.QDockWidget:
+        """Put another panel (records, timeline, ...) in a dock; View > Panels shows and hides it."""
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower().replace(' ', '-')}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.panels_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def review_record(self, frame_index: int, change: str) -> dict:
+        """What a records layer saves for a frame: the review state plus the file, exam and context."""
+        state = self.analysis.states[frame_index]
+        record = state.to_dict()
+        record.update({
+            "change": change, "file": str(self.path), "exam_id": self.exam_id,
+            "time_s": float(self.cine.times_s[frame_index]) if self.cine is not None else None,
+            "calibration_source": self.analysis.calibration.source if self.analysis.calibration else "none",
+            "model": dict(self.model_info),
+        })
+        return record
+
+    # ------------------------------------------------------------------------------------------- files
+    def choose_file(self) -> None:
+        start = str(self.path.parent) if self.path else str(Path.home())
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open a scan", start, FILE_FILTER)
+        if path:
+            self.open_file(path)
+
+    def choose_folder(self) -> None:
+        start = str(self.path.parent) if self.path else str(Path.home())
+        path = QtWidgets.QFileDialog.getExistingDirectory(self, "Open a folder of images", start)
+        if path:
+            self.open_file(path)
+
+    def open_demo(self) -> None:
+        self.open_file(demo_path(), make_demo=True)
+
+    def open_file(self, path, exam_id: int | None = None, frame: int | None = None, *, make_demo: bool = False) -> None:
+        """Open a scan in a worker; the cine on screen stays until the new one has loaded. ``exam_id`` is passed
+        back in every review record; ``frame`` is shown first."""
+        if self._load_job is not None:
+            self._load_job.cancel()
+        path = Path(path)
+        job = LoadCineJob(path, make_demo=make_demo)
+        job.signals.loaded.connect(self._cine_loaded)
+        job.signals.failed.connect(self._job_failed)
+        job.signals.finished.connect(self._load_finished)
+        self._load_job = job
+        self._load_request = (path, exam_id, frame)
+        self.statusBar().showMessage(f"Opening {path.name}…" if not make_demo or path.exists()
+                                     else "Making the demo cine…")
+        self.load_pool.start(job)
+
+    @QtCore.Slot(int, object)
+    def _cine_loaded(self, job_id: int, cine) -> None:
+        if self._load_job is None or job_id != self._load_job.id:
+            cine.close()  # a newer request replaced this one
+            return
+        path, exam_id, frame = self._load_request
+        self._install_cine(cine, path, exam_id, frame)
+
+    @QtCore.Slot(int, bool)
+    def _load_finished(self, job_id: int, cancelled: bool) -> None:
+        if self._load_job is not None and job_id == self._load_job.id:
+            self._load_job = None
+
+    def _install_cine(self, cine, path: Path, exam_id: int | None, frame: int | None) -> None:
+        self.close_cine(show_welcome=False)
+        self.cine = cine
+        self.path = path
+        self.exam_id = exam_id
+        self.file_calibration = cine.calibration
+        self.analysis = CineAnalysis(cine.n_frames, cine.frame_shape, cine.calibration)
+        self.playback.set_times(cine.times_s)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, cine.n_frames - 1)
+        self.slider.setValue(0)
+        self.slider.blockSignals(False)
+        self.strip.set_frame_count(cine.n_frames)
+        self.error_banner.hide()
+        self.pages.setCurrentWidget(self.workspace)
+        self.setWindowTitle(f"{path.name} — Workstation")
+        self.settings.add_recent_file(path)
+        self._update_recent_menu()
+        start = 0 if frame is None else int(min(max(0, frame), cine.n_frames - 1))
+        self.playback.index = start
+        self.show_frame(start)
+        self.view.fit()
+        fps = cine.fps
+        timing = f"{fps:.1f} fps ({cine.frame_time_source})" if fps else "single frame"
+        self.statusBar().showMessage(f"Opened {path.name}: {cine.n_frames} frames, {cine.frame_shape[1]}×"
+                                     f"{cine.frame_shape[0]}, {timing}, calibration "
+                                     f"{cine.calibration.source}", 8000)
+        self.cineOpened.emit(str(path))
+        self.start_analysis()
+
+    def close_cine(self, show_welcome: bool = True) -> None:
+        """Close the cine on screen: its analysis is cancelled, its edits' undo history dropped."""
+        self._end_manual_calibration()
+        self.playback.pause()
+        self._cancel_analysis_job()
+        had_cine = self.cine is not None
+        if self.cine is not None:
+            self.cine.close()
+        self.cine = None
+        self.analysis = None
+        self.path = None
+        self.exam_id = None
+        self.undo_stack.clear()
+        self.view.clear()
+        self.overlays.clear()
+        self.calipers.set_geometry(None)
+        self.panel.show_state(None)
+        self.strip.set_frame_count(0)
+        self.frame_label.setText("")
+        self.setWindowTitle("Workstation")
+        if show_welcome:
+            self._show_welcome()
+        if had_cine:
+            self.cineClosed.emit()
+
+    def _show_welcome(self) -> None:
+        self.welcome.set_recent(self.settings.recent_files)
+        self.pages.setCurrentWidget(self.welcome)
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        files = self.settings.recent_files
+        for path in files:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_file(p))
+        self.recent_menu.setEnabled(bool(files))
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            for extra in reversed(paths[1:]):  # the others wait in File > Recent
+                self.settings.add_recent_file(extra)
+            self.open_file(paths[0])
+            event.acceptProposedAction()
+
+    # ------------------------------------------------------------------------------------------- analysis
+    def start_analysis(self) -> None:
+        if self.cine is None:
+            return
+        self._cancel_analysis_job()
+        job = AnalysisJob(self.path, self.analysis.calibration, self.model_provider)
+        job.signals.modelReady.connect(self._model_ready)
+        job.signals.frameAnalysed.connect(self._frame_analysed)
+        job.signals.failed.connect(self._job_failed)
+        job.signals.finished.connect(self._analysis_finished)
+        self._analysis_job = job
+        self.progress.setRange(0, self.cine.n_frames)
+        self.progress.setValue(len(self.analysis.states))
+        self.progress.show()
+        self.cancel_button.show()
+        self.analysis_pool.start(job)
+
+    def reanalyse(self) -> None:
+        """Analyse again (e.g. with another model): AI values are replaced, corrections of this cine dropped."""
+        if self.cine is None:
+            return
+        if any(s.is_corrected or s.confirmed for s in self.analysis.states.values()):
+            answer = QtWidgets.QMessageBox.question(
+                self, "Re-analyse", "Re-analysing replaces the AI values and drops this cine's corrections and "
+                "acceptances from the window (what a records panel saved stays saved). Go on?")
+            if answer != QtWidgets.QMessageBox.StandardButton.Yes:
+                return
+        calibration = self.analysis.calibration
+        self.undo_stack.clear()
+        self.analysis = CineAnalysis(self.cine.n_frames, self.cine.frame_shape, calibration)
+        self.strip.set_frame_count(self.cine.n_frames)
+        self.strip.set_current(self.current_frame)
+        self.show_frame(self.current_frame)
+        self.start_analysis()
+
+    def cancel_analysis(self) -> None:
+        if self._analysis_job is not None:
+            self._analysis_job.cancel()
+            self.statusBar().showMessage("Cancelling the analysis…")
+
+    def _cancel_analysis_job(self) -> None:
+        if self._analysis_job is not None:
+            self._analysis_job.cancel()
+            self._analysis_job = None
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    @property
+    def analysing(self) -> bool:
+        return self._analysis_job is not None
+
+    @QtCore.Slot(int, object)
+    def _model_ready(self, job_id: int, description: dict) -> None:
+        if self._analysis_job is None or job_id != self._analysis_job.id:
+            return
+        self.model_info = dict(description or {})
+        self.analysis.model_info = dict(self.model_info)
+        self.panel.set_model(self.model_info)
+
+    @QtCore.Slot(int, object)
+    def _frame_analysed(self, job_id: int, frame: AnalysedFrame) -> None:
+        job = self._analysis_job
+        if job is None or job_id != job.id:
+            stale = self.analysis_pool.job(job_id)
+            if stale is not None:
+                stale.consumed()  # let a cancelled job run to its end
+            return
+        try:
+            state = self.analysis.add(frame.result, frame.maps)
+            if frame.calibration != self.analysis.calibration:  # a manual calibration came in meanwhile
+                state.recalibrate(self.analysis.calibration, self.analysis.frame_shape)
+            self.strip.set_result(state.frame_index, state.uncertainty, state.frame_class)
+            self.progress.setValue(len(self.analysis.states))
+            if state.frame_index == self.current_frame and not self.calipers.dragging:
+                self._show_analysis_of_frame()
+        finally:
+            job.consumed()
+
+    @QtCore.Slot(int, bool)
+    def _analysis_finished(self, job_id: int, cancelled: bool) -> None:
+        if self._analysis_job is None or job_id != self._analysis_job.id:
+            return
+        self._analysis_job = None
+        self.progress.hide()
+        self.cancel_button.hide()
+        done = len(self.analysis.states)
+        self.analysis.complete = done == self.analysis.n_frames
+        self.analysis.cancelled = not self.analysis.complete
+        chosen, why = self.analysis.chosen()
+        self.strip.set_chosen(chosen)
+        if self.analysis.complete:
+            self.statusBar().showMessage(f"Analysis done. {why[0].upper()}{why[1:]}.")
+        else:
+            self.statusBar().showMessage(f"Analysis stopped after {done} of {self.analysis.n_frames} frames. "
+                                         f"{why[0].upper()}{why[1:]}.")
+        self.analysisFinished.emit(not self.analysis.complete)
+
+    @QtCore.Slot(int, str)
+    def _job_failed(self, job_id: int, message: str) -> None:
+        if self._load_job is not None and job_id == self._load_job.id:
+            path = self._load_request[0] if self._load_request else None
+            self.show_error(f"Could not open {path.name if path else 'the file'}: {message}")
+        elif self._analysis_job is not None and job_id == self._analysis_job.id:
+            self.show_error(f"The analysis stopped: {message}")
+
+    def show_error(self, message: str) -> None:
+        log.warning("%s", message)
+        self.error_banner.show_message(message)
+        self.statusBar().showMessage(message, 15000)
+        self.errorShown.emit(message)
+
+    # ------------------------------------------------------------------------------------------- frames
+    @QtCore.Slot(int)
+    def show_frame(self, index: int) -> None:
+        if self.cine is None:
+            return
+        index = int(min(max(0, index), self.cine.n_frames - 1))
+        try:
+            frame = self.cine.frame(index)
+        except Exception as exc:  # a damaged frame in the middle of a file: say so, keep the rest usable
+            self.playback.pause()
+            self.show_error(f"Frame {index} of {self.path.name} cannot be decoded: {exc}")
+            return
+        self.current_frame = index
+        if self.playback.index != index:
+            self.playback.index = index
+        self.view.set_frame(frame)
+        self.slider.blockSignals(True)
+        self.slider.setValue(index)
+        self.slider.blockSignals(False)
+        self.strip.set_current(index)
+        self._show_analysis_of_frame()
+        time_s = float(self.cine.times_s[index])
+        # Frames are numbered from 0, as in the analysis' JSON and its "why" text.
+        self.frame_label.setText(f"Frame {index} [0–{self.cine.n_frames - 1}]   {time_s:.2f} s   "
+                                 f"{self.playback.speed:g}×{'   ▶' if self.playback.playing else ''}")
+        self.frameShown.emit(index)
+
+    def go_to_frame(self, index: int) -> None:
+        self.playback.pause()
+        self.playback.go_to(index)
+
+    def go_to_chosen_frame(self) -> None:
+        if self.analysis is not None:
+            chosen, _ = self.analysis.chosen()
+            if chosen is not None:
+                self.go_to_frame(chosen)
+
+    def current_state(self) -> FrameMeasurementState | None:
+        if self.analysis is None:
+            return None
+        return self.analysis.states.get(self.current_frame)
+
+    def _show_analysis_of_frame(self) -> None:
+        """Masks, geometry, calipers and panel of the frame on screen, from the review state."""
+        state = self.current_state()
+        maps = self.analysis.maps.get(self.current_frame) if self.analysis else None
+        if maps is not None:
+            self.overlays.show_maps(maps, self.analysis.frame_shape)
+        else:
+            self.overlays.clear()
+        if state is None:
+            self.calipers.set_geometry(None)
+            self.overlays.show_geometry(None)
+            message = (f"Frame {self.current_frame}: not analysed yet" if self.analysing
+                       else f"Frame {self.current_frame}: not analysed (the analysis was stopped; Analysis > "
+                            f"Re-analyse)") if self.cine is not None else None
+            self.panel.show_state(None, message=message)
+            return
+        self.calipers.set_geometry(state.current_geometry())
+        self.overlays.show_geometry(state.current())
+        self.panel.show_state(state, self.analysis.calibration.source)
+
+    # ------------------------------------------------------------------------------------------- playback
+    def _pause(self) -> None:
+        self.playback.pause()
+
+    def _slider_moved(self, value: int) -> None:
+        self.playback.go_to(value)
+
+    def set_speed(self, speed: float) -> None:
+        self.playback.set_speed(speed)
+        index = SPEEDS.index(speed) if speed in SPEEDS else None
+        if index is not None and self.speed_combo.currentIndex() != index:
+            self.speed_combo.setCurrentIndex(index)
+
+    def _change_speed(self, step: int) -> None:
+        index = min(max(0, self.speed_combo.currentIndex() + step), len(SPEEDS) - 1)
+        self.speed_combo.setCurrentIndex(index)
+
+    def _set_loop(self, loop: bool) -> None:
+        self.playback.loop = bool(loop)
+        self.settings.loop = bool(loop)
+
+    def _playing_changed(self, playing: bool) -> None:
+        icon = QtWidgets.QStyle.StandardPixmap.SP_MediaPause if playing else QtWidgets.QStyle.StandardPixmap.SP_MediaPlay
+        self.play_button.setIcon(self.style().standardIcon(icon))
+        # Calipers wait while the cine plays: a drag must land on the frame it started on.
+        self.calipers.set_editable(not playing)
+
+    # ------------------------------------------------------------------------------------------- review
+    def _edit_started(self) -> None:
+        state = self.current_state()
+        self.playback.pause()
+        self._edit_before = None if state is None else (state.frame_index, state.snapshot())
+
+    def _edit_preview(self, geometry: dict) -> None:
+        state = self.current_state()
+        if state is None:
+            return
+        preview = recompute_json(ps_moved(geometry), self.analysis.calibration, self.analysis.frame_shape,
+                                 state.frame_class, state.ai)
+        self.overlays.show_geometry(preview)
+        self.panel.show_state(state, self.analysis.calibration.source, preview=preview)
+
+    def _edit_finished(self, geometry: dict) -> None:
+        state = self.current_state()
+        before, self._edit_before = self._edit_before, None
+        if state is None or before is None or before[0] != state.frame_index:
+            self._show_analysis_of_frame()
+            return
+        user = self._user_or_ask()
+        if not user:
+            self._show_analysis_of_frame()  # calipers back where the values are
+            return
+        state.correct(ps_moved(geometry), self.analysis.calibration, self.analysis.frame_shape, user)
+        self.undo_stack.push(ReviewCommand(self._apply_review, state.frame_index, before[1], state.snapshot(),
+                                           CORRECTION, f"Correct frame {state.frame_index}"))
+
+    def reset_frame_to_ai(self) -> None:
+        state = self.current_state()
+        if state is None or not (state.is_corrected or state.confirmed):
+            return
+        before = state.snapshot()
+        state.reset_to_ai()
+        self.undo_stack.push(ReviewCommand(self._apply_review, state.frame_index, before, state.snapshot(), RESET,
+                                           f"Reset frame {state.frame_index} to AI"))
+
+    def accept_frame(self) -> None:
+        state = self.current_state()
+        if state is None or state.confirmed:
+            return
+        user = self._user_or_ask()
+        if not user:
+            return
+        before = state.snapshot()
+        state.accept(user)
+        self.undo_stack.push(ReviewCommand(self._apply_review, state.frame_index, before, state.snapshot(), ACCEPT,
+                                           f"Accept frame {state.frame_index}"))
+
+    def _user_or_ask(self) -> str:
+        user = self.settings.user_name.strip()
+        if not user:
+            self.show_error("Enter your name in Edit > Settings first: every correction and acceptance is recorded "
+                            "under a person's name.")
+        return user
+
+    def _apply_review(self, frame_index: int, snapshot: dict, change: str) -> None:
+        """Undo/redo (and the first do) of a review command: restore the snapshot, show that frame as it is now."""
+        if self.analysis is None or frame_index not in self.analysis.states:
+            return
+        state = self.analysis.states[frame_index]
+        state.restore(snapshot)
+        if frame_index != self.current_frame:
+            self.go_to_frame(frame_index)
+        else:
+            self._show_analysis_of_frame()
+        record = self.review_record(frame_index, change)
+        if change == ACCEPT:
+            self.frameAccepted.emit(frame_index, record)
+        else:
+            self.measurementEdited.emit(frame_index, record)
+
+    # ------------------------------------------------------------------------------------------- calibration
+    def start_manual_calibration(self) -> None:
+        if self.cine is None or self._calibration_line is not None:
+            return
+        self.playback.pause()
+        self._calibration_line = CalibrationLine(self.view.view_box, self.cine.frame_shape,
+                                                 self.calibration_bar.set_length_px)
+        self.calibration_bar.show()
+
+    def _end_manual_calibration(self) -> None:
+        if self._calibration_line is not None:
+            self._calibration_line.remove()
+            self._calibration_line = None
+        self.calibration_bar.hide()
+
+    def _apply_manual_calibration(self, mm_per_px: float, mm: float, px: float) -> None:
+        if self.cine is None:
+            return
+        user = self._user_or_ask()
+        if not user:
+            return
+        try:
+            calibration = self.file_calibration.with_manual(
+                mm_per_px, detail=f"drawn on the depth scale by {user}: {mm:g} mm over {px:.1f} px")
+        except ValueError as exc:
+            self.show_error(f"Manual calibration refused: {exc}")
+            return
+        self.set_calibration(calibration)
+        self._end_manual_calibration()
+        self.statusBar().showMessage(f"Manual calibration: {mm_per_px:.4f} mm per pixel; values recomputed", 8000)
+
+    def _use_file_calibration(self) -> None:
+        if self.cine is not None:
+            self.set_calibration(self.file_calibration)
+            self._end_manual_calibration()
+            self.statusBar().showMessage(f"Calibration from the file ({self.file_calibration.source}); values "
+                                         f"recomputed", 8000)
+
+    def set_calibration(self, calibration: Calibration) -> None:
+        """A new calibration for this cine: every AI and corrected value recomputed from its geometry."""
+        if self.analysis is None:
+            return
+        self.analysis.set_calibration(calibration)
+        self.cine.calibration = calibration
+        self._show_analysis_of_frame()
+
+    # ------------------------------------------------------------------------------------------- settings
+    def open_settings(self) -> None:
+        SettingsDialog(self.settings, self).exec()
+
+    def _settings_changed(self) -> None:
+        self.overlays.apply_settings()
+        self.calipers.apply_settings()
+        self.outline_action.setChecked(self.settings.mask_outlines)
+        if self.cine is not None:
+            self._show_analysis_of_frame()
+
+    def set_overlay_visible(self, name: str, visible: bool) -> None:
+        self.settings.set_overlay_visible(name, visible)
+        self.overlays.set_visible(name, visible)
+        self.calipers.set_visible(name, visible)
+        action = self.overlay_actions.get(name)
+        if action is not None and action.isChecked() != bool(visible):
+            action.setChecked(bool(visible))
+
+    def _set_mask_outlines(self, outlines: bool) -> None:
+        self.settings.mask_outlines = outlines
+        self.overlays.apply_settings()
+        if self.cine is not None:
+            self._show_analysis_of_frame()
+
+    # ------------------------------------------------------------------------------------------- shutdown
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Stop playback and every job (waiting for the threads), close the cine; safe to call twice."""
+        if self._shut_down:
+            return True
+        self._shut_down = True
+        self.playback.pause()
+        if self._load_job is not None:
+            self._load_job.cancel()
+        self._cancel_analysis_job()
+        stopped = self.load_pool.shutdown(timeout_ms) & self.analysis_pool.shutdown(timeout_ms)
+        if self.cine is not None:
+            self.cine.close()
+        self.settings.sync()
+        return stopped
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------------------------------- for tests / tools
+    def handle_viewport_pos(self, name: str) -> QtCore.QPoint:
+        """Where a caliper handle is on the viewer's viewport (what a mouse would press)."""
+        return self.view.mapFromScene(self.calipers.handle_scene_pos(name))
+
+    def frame_to_viewport(self, x: float, y: float) -> QtCore.QPoint:
+        return self.view.viewport_point(x, y)
+

@@ -1,0 +1,200 @@
+"""The measurement panel: the frame's AoP, HSD, HC, BPD and GA, the AI value beside the corrected one, with
+units, the calibration they rest on, the reason for every value withheld, who corrected and who accepted, and the
+frame's uncertainty. Reset to AI and Accept act on the frame on screen.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from workstation.cine_review import FrameMeasurementState
+from workstation.gui.strip import CLASS_NAMES
+
+CALIBRATION_NAMES = {
+    "dicom_regions": "DICOM ultrasound regions",
+    "pixel_spacing": "DICOM Pixel Spacing",
+    "imager_pixel_spacing": "DICOM Imager Pixel Spacing",
+    "manual": "manual",
+    "none": "none: pixels only",
+}
+# Rows: name, the value keys it prefers in order (mm before px), and how each is written.
+ROWS = (
+    ("AoP", (("aop_deg", "{:.1f}°"),)),
+    ("HSD", (("hsd_mm", "{:.1f} mm"), ("hsd_px", "{:.0f} px"))),
+    ("HC", (("hc_mm", "{:.1f} mm"), ("hc_px", "{:.0f} px"))),
+    ("BPD", (("bpd_mm", "{:.1f} mm"), ("bpd_px", "{:.0f} px"))),
+    ("GA", (("ga_weeks", "{:.1f} wk ±2"),)),
+)
+REASON_KEYS = {"AoP": "aop_deg", "HSD": "hsd_px", "HC": "hc_px", "BPD": "bpd_px", "GA": "ga_weeks"}
+MM_KEYS = {"HSD": "hsd_mm", "HC": "hc_mm", "BPD": "bpd_mm"}
+
+
+def format_value(values: dict | None, row: str) -> tuple[str, str]:
+    """The text of one row's value and, when it is absent or only in pixels, why."""
+    if not values:
+        return "—", ""
+    formats = dict(ROWS)[row]
+    reasons = values.get("reasons") or {}
+    for key, fmt in formats:
+        if values.get(key) is not None:
+            mm_key = MM_KEYS.get(row)
+            why = "" if key == mm_key or mm_key is None else reasons.get(mm_key, "")
+            return fmt.format(values[key]), why
+    return "—", reasons.get(REASON_KEYS[row], "not measured")
+
+
+def when_text(iso: str | None) -> str:
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def calibration_text(values: dict | None, fallback_source: str) -> str:
+    calibration = (values or {}).get("calibration") or {}
+    source = calibration.get("source") or fallback_source
+    text = CALIBRATION_NAMES.get(source, source)
+    if calibration.get("detail"):
+        text += f" ({calibration['detail']})"
+    return text
+
+
+class MeasurementPanel(QtWidgets.QWidget):
+    resetRequested = QtCore.Signal()
+    acceptRequested = QtCore.Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        layout = QtWidgets.QVBoxLayout(self)
+        self.model_label = QtWidgets.QLabel()
+        self.model_label.setWordWrap(True)
+        layout.addWidget(self.model_label)
+        self.frame_label = QtWidgets.QLabel("No frame analysed")
+        self.frame_label.setWordWrap(True)
+        layout.addWidget(self.frame_label)
+        grid = QtWidgets.QGridLayout()
+        bold = QtGui.QFont()
+        bold.setBold(True)
+        for column, title in enumerate(("", "AI", "Corrected")):
+            header = QtWidgets.QLabel(title)
+            header.setFont(bold)
+            grid.addWidget(header, 0, column)
+        self.ai_labels: dict[str, QtWidgets.QLabel] = {}
+        self.corrected_labels: dict[str, QtWidgets.QLabel] = {}
+        for row, (name, _) in enumerate(ROWS, start=1):
+            grid.addWidget(QtWidgets.QLabel(name), row, 0)
+            for column, store in ((1, self.ai_labels), (2, self.corrected_labels)):
+                label = QtWidgets.QLabel("—")
+                label.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+                store[name] = label
+                grid.addWidget(label, row, column)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(2, 1)
+        layout.addLayout(grid)
+        self.calibration_label = QtWidgets.QLabel()
+        self.calibration_label.setWordWrap(True)
+        layout.addWidget(self.calibration_label)
+        self.uncertainty_label = QtWidgets.QLabel()
+        self.uncertainty_label.setWordWrap(True)
+        layout.addWidget(self.uncertainty_label)
+        self.provenance_label = QtWidgets.QLabel()
+        self.provenance_label.setWordWrap(True)
+        layout.addWidget(self.provenance_label)
+        self.reasons_label = QtWidgets.QLabel()
+        self.reasons_label.setWordWrap(True)
+        self.reasons_label.setStyleSheet("color: #bbbbbb;")
+        layout.addWidget(self.reasons_label)
+        buttons = QtWidgets.QHBoxLayout()
+        self.reset_button = QtWidgets.QPushButton("Reset to AI")
+        self.reset_button.setToolTip("Discard the correction of this frame (undoable)")
+        self.accept_button = QtWidgets.QPushButton("Accept")
+        self.accept_button.setToolTip("Confirm this frame's values under your name from Settings (undoable)")
+        for button in (self.reset_button, self.accept_button):
+            button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # Space stays play/pause
+            buttons.addWidget(button)
+        self.reset_button.clicked.connect(self.resetRequested)
+        self.accept_button.clicked.connect(self.acceptRequested)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+        self.setMinimumWidth(300)
+        self.set_model(None)
+        self.show_state(None)
+
+    def set_model(self, model: dict | None) -> None:
+        if not model:
+            self.model_label.setText("Model: not loaded yet")
+            self.model_label.setStyleSheet("")
+            return
+        text = f"Model: {model.get('name', '?')} {model.get('version', '')} on {model.get('device', '?')}"
+        if model.get("placeholder"):
+            text += ("<br><b>PLACEHOLDER MODEL</b>: shipped so the pipeline runs end to end; its values are not "
+                     "clinically meaningful.")
+            self.model_label.setStyleSheet("background: #5a1a1a; color: #ffd0d0; border: 1px solid #c04040; "
+                                           "padding: 4px;")
+        else:
+            self.model_label.setStyleSheet("")
+        self.model_label.setText(text)
+
+    def show_state(self, state: FrameMeasurementState | None, calibration_source: str = "none",
+                   preview: dict | None = None, message: str | None = None) -> None:
+        """One frame's values; ``preview``: values of a drag in progress, shown as the corrected column."""
+        if state is None:
+            self.frame_label.setText(message or "No analysed frame on screen")
+            for store in (self.ai_labels, self.corrected_labels):
+                for label in store.values():
+                    label.setText("—")
+                    label.setToolTip("")
+            for label in (self.calibration_label, self.uncertainty_label, self.provenance_label, self.reasons_label):
+                label.setText("")
+            self.reset_button.setEnabled(False)
+            self.accept_button.setEnabled(False)
+            return
+        corrected = preview if preview is not None else state.corrected
+        current = corrected if corrected is not None else state.ai
+        self.frame_label.setText(f"<b>Frame {state.frame_index}</b>: "
+                                 f"{CLASS_NAMES.get(state.frame_class, state.frame_class)}")
+        reasons = []
+        for name, _ in ROWS:
+            text, why = format_value(state.ai, name)
+            self.ai_labels[name].setText(text)
+            self.ai_labels[name].setToolTip(why)
+            if corrected is None:
+                self.corrected_labels[name].setText("")
+                self.corrected_labels[name].setToolTip("")
+            else:
+                ctext, cwhy = format_value(corrected, name)
+                self.corrected_labels[name].setText(f"<b>{ctext}</b>" if ctext != text else ctext)
+                self.corrected_labels[name].setToolTip(cwhy)
+            _, current_why = format_value(current, name)
+            if current_why:
+                reasons.append(f"{name}: {current_why}")
+        self.calibration_label.setText(f"Calibration: {calibration_text(current, calibration_source)}")
+        level = "low" if state.uncertainty < 0.3 else ("moderate" if state.uncertainty < 0.6 else "HIGH")
+        self.uncertainty_label.setText(f"Uncertainty: {state.uncertainty:.2f} ({level}; 0 confident, 1 do not trust)")
+        lines = []
+        if preview is not None:
+            lines.append("Moving a caliper: values recomputed live; drop to record the correction.")
+        elif state.corrected is not None:
+            lines.append(f"Corrected by <b>{state.corrected_by}</b> at {when_text(state.corrected_at)}")
+        else:
+            lines.append("AI values, not corrected")
+        if state.confirmed:
+            lines.append(f"Accepted by <b>{state.confirmed_by}</b> at {when_text(state.confirmed_at)}")
+        else:
+            lines.append("Not accepted yet")
+        self.provenance_label.setText("<br>".join(lines))
+        self.reasons_label.setText("<br>".join(reasons))
+        self.reset_button.setEnabled(state.corrected is not None or state.confirmed)
+        self.accept_button.setEnabled(not state.confirmed)
+
+    def value_text(self, column: str, row: str) -> str:
+        """The plain text of one cell (tests and accessibility)."""
+        return plain_text((self.ai_labels if column == "ai" else self.corrected_labels)[row])
+
+
+def plain_text(label: QtWidgets.QLabel) -> str:
+    """A label's text without its markup."""
+    return QtGui.QTextDocumentFragment.fromHtml(label.text()).toPlainText()
