@@ -1,0 +1,50 @@
+"""``workstation --self-test``: every step runs for real, and the network watch really catches a connection."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from workstation.selftest import NetworkWatch
+
+
+def test_network_watch_catches_an_internet_connection_attempt():
+    watch = NetworkWatch()
+    sys.addaudithook(watch)
+    watch.active = True
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(0.5)
+            try:
+                sock.connect(("127.0.0.1", 9))  # discard port: refused or not, the attempt is what counts
+            except OSError:
+                pass
+    finally:
+        watch.active = False
+    assert any("socket.connect" in attempt and "127.0.0.1" in attempt for attempt in watch.attempts)
+
+
+def _no_network_prefix() -> list[str]:
+    if shutil.which("unshare"):
+        for prefix in (["unshare", "--net", "--map-root-user"], ["unshare", "--net"]):
+            if subprocess.run(prefix + ["true"], capture_output=True).returncode == 0:
+                return prefix
+    return []
+
+
+def test_self_test_passes_from_source_with_networking_cut_off(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "WORKSTATION_DATA_DIR": str(tmp_path / "data")}
+    prefix = _no_network_prefix()
+    run = subprocess.run(prefix + [sys.executable, "-m", "workstation", "--self-test"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    report = run.stdout + run.stderr
+    assert run.returncode == 0, report
+    steps = [line for line in run.stdout.splitlines() if line.startswith("self-test: ok")]
+    assert len(steps) == 6, report  # model, decoders, analysis, report, window, network
+    assert "FAILED" not in run.stdout
+    # the self-test works in a scratch folder: nothing lands in the person's data folder
+    assert not (tmp_path / "data" / "records").exists()
