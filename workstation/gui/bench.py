@@ -8,7 +8,9 @@
 - the display frame rate: frames put on screen per second (``frameShown``) and frames the viewer actually
   painted per second, against the rate asked for (the file's frame rate times the playback speed).
 
-Each speed is measured over one full analysis of the cine (the analysis is restarted for the next speed).
+Each speed is measured over one full analysis of the cine (the analysis is restarted for the next speed). Speed 0
+is the window paused on a frame: the stall then is the analysis' cost to the UI alone; while playing, the UI
+thread's own work per displayed frame (decode, overlays, paint) adds to it.
 """
 from __future__ import annotations
 
@@ -65,12 +67,14 @@ def measure_while_analysing(app, window, speed: float, timeout_s: float = 600.0)
     finished: list[bool] = []
     window.frameShown.connect(shown.append)
     window.analysisFinished.connect(finished.append)
-    window.set_speed(speed)
+    if speed:
+        window.set_speed(speed)
     window.playback.loop = True
     probe = StallProbe()
     paints_before = window.view.image.paint_count
     window.reanalyse()
-    window.playback.play()
+    if speed:
+        window.playback.play()
     probe.start()
     start = time.perf_counter()
     completed = wait_for(app, lambda: bool(finished), timeout_s)
@@ -80,6 +84,9 @@ def measure_while_analysing(app, window, speed: float, timeout_s: float = 600.0)
     window.frameShown.disconnect(shown.append)
     window.analysisFinished.disconnect(finished.append)
     target = (window.cine.fps or 0.0) * speed
+    shown_per_s = round(len(shown) / elapsed, 1) if elapsed > 0 and speed else None
+    painted_per_s = round((window.view.image.paint_count - paints_before) / elapsed, 1) if elapsed > 0 and speed \
+        else None
     return {
         "speed": speed,
         "analysis_complete": completed and window.analysis.complete,
@@ -88,13 +95,12 @@ def measure_while_analysing(app, window, speed: float, timeout_s: float = 600.0)
         "longest_stall_ms": round(probe.longest_ms, 1),
         "stall_p99_ms": round(probe.percentile_ms(99), 1),
         "target_fps": round(target, 1),
-        "frames_shown_per_s": round(len(shown) / elapsed, 1) if elapsed > 0 else 0.0,
-        "frames_painted_per_s": round((window.view.image.paint_count - paints_before) / elapsed, 1)
-        if elapsed > 0 else 0.0,
+        "frames_shown_per_s": shown_per_s,
+        "frames_painted_per_s": painted_per_s,
     }
 
 
-def run_gui_bench(file: str | None = None, speeds=(1.0, 2.0), model_provider=None, frames: int = 48,
+def run_gui_bench(file: str | None = None, speeds=(0.0, 1.0, 2.0), model_provider=None, frames: int = 48,
                   timeout_s: float = 600.0) -> dict:
     """Open ``file`` (default: a demo cine of ``frames`` frames) and measure at each speed."""
     from workstation.gui.app import application, close_window, wait_for
@@ -139,17 +145,21 @@ def print_report(result: dict) -> None:
     print(f"model     {model.get('name', '?')} {model.get('version', '')} on {model.get('device', '?')}, "
           f"{model.get('threads', '?')} threads ({result['cpu_count']} cores, Qt platform {result['platform']})")
     for run in result["runs"]:
-        print(f"speed {run['speed']:g}x  analysis {run['frames_analysed']} frames in {run['analysis_s']:.1f} s; "
-              f"longest UI stall {run['longest_stall_ms']:.0f} ms (p99 {run['stall_p99_ms']:.0f} ms); "
-              f"display {run['frames_shown_per_s']:.1f} frames/s shown, {run['frames_painted_per_s']:.1f} painted "
-              f"(asked {run['target_fps']:.1f})")
+        what = f"playing at {run['speed']:g}x" if run["speed"] else "paused    "
+        line = (f"{what}  analysis {run['frames_analysed']} frames in {run['analysis_s']:.1f} s; "
+                f"longest UI stall {run['longest_stall_ms']:.0f} ms (p99 {run['stall_p99_ms']:.0f} ms)")
+        if run["speed"]:
+            line += (f"; display {run['frames_shown_per_s']:.1f} frames/s shown, {run['frames_painted_per_s']:.1f} "
+                     f"painted (asked {run['target_fps']:.1f})")
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workstation.gui.bench", description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", help="a scan to play (default: the demo cine)")
     parser.add_argument("--frames", type=int, default=48, help="frames of the demo cine (default 48)")
-    parser.add_argument("--speeds", default="1,2", help="playback speeds to measure, comma-separated (default 1,2)")
+    parser.add_argument("--speeds", default="0,1,2",
+                        help="playback speeds to measure, comma-separated; 0 = paused (default 0,1,2)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--show", action="store_true", help="show the window (default: offscreen)")
     args = parser.parse_args(argv)

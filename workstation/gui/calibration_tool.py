@@ -25,8 +25,15 @@ class CalibrationBar(QtWidgets.QFrame):
         super().__init__(parent)
         self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
         self.setStyleSheet("CalibrationBar { background: #103838; }")
-        layout = QtWidgets.QHBoxLayout(self)
-        layout.addWidget(QtWidgets.QLabel("Drag the cyan line's ends onto two marks of the depth scale; they are"))
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(8, 4, 8, 4)
+        instructions = QtWidgets.QLabel("Manual calibration: drag the ends of the cyan line onto two marks of the "
+                                        "scanner's depth scale and enter the distance between the marks.")
+        instructions.setWordWrap(True)
+        outer.addWidget(instructions)
+        layout = QtWidgets.QHBoxLayout()
+        outer.addLayout(layout)
+        layout.addWidget(QtWidgets.QLabel("The marks are"))
         self.mm_spin = QtWidgets.QDoubleSpinBox()
         self.mm_spin.setRange(0.5, 500.0)
         self.mm_spin.setDecimals(1)
@@ -36,9 +43,11 @@ class CalibrationBar(QtWidgets.QFrame):
         layout.addWidget(self.mm_spin)
         layout.addWidget(QtWidgets.QLabel("apart."))
         self.result_label = QtWidgets.QLabel()
+        self.result_label.setMinimumWidth(60)
         layout.addWidget(self.result_label, 1)
         self.apply_button = QtWidgets.QPushButton("Apply")
-        self.file_button = QtWidgets.QPushButton("Use the file's calibration")
+        self.file_button = QtWidgets.QPushButton("File's calibration")
+        self.file_button.setToolTip("Drop the manual calibration: back to what the file says")
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         for button in (self.apply_button, self.file_button, self.cancel_button):
             layout.addWidget(button)
@@ -51,11 +60,11 @@ class CalibrationBar(QtWidgets.QFrame):
     def set_length_px(self, px: float) -> None:
         self.length_px = float(px)
         if self.length_px < 5:
-            self.result_label.setText("the line is too short to calibrate")
+            self.result_label.setText("line too short")
             self.apply_button.setEnabled(False)
             return
         mm_per_px = self.mm_spin.value() / self.length_px
-        self.result_label.setText(f"= {self.length_px:.1f} px, so {mm_per_px:.4f} mm per pixel")
+        self.result_label.setText(f"= {self.length_px:.1f} px: {mm_per_px:.4f} mm/px")
         self.apply_button.setEnabled(True)
 
     def _apply(self) -> None:
