@@ -9,6 +9,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from gui_support import make_window, no_leftover_jobs, open_and_analyse, write_demo  # noqa: E402,F401
+from workstation.gui.panel import plain_text  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_leftover_jobs")
 
@@ -30,5 +31,7 @@ def test_the_ui_stays_responsive_while_the_shipped_model_analyses(make_window, q
           f"{run['frames_shown_per_s']:.1f} frames/s shown, {run['frames_painted_per_s']:.1f} painted "
           f"(asked {run['target_fps']:.0f})")
     assert run["analysis_complete"] and run["frames_analysed"] == 24
+    # The shipped model's manifest marks it a placeholder: the panel says so in plain words.
+    assert window.model_info["placeholder"] and "PLACEHOLDER MODEL" in plain_text(window.panel.model_label)
     assert run["longest_stall_ms"] < STALL_BOUND_MS
     assert run["frames_shown_per_s"] > MIN_DISPLAY_FPS and run["frames_painted_per_s"] > MIN_DISPLAY_FPS

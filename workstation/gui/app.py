@@ -23,6 +23,24 @@ def configure_pyqtgraph() -> None:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 
+def _drop_offscreen_noise() -> None:
+    """The offscreen platform warns that it cannot apply size hints on every dock and dialog; nothing is wrong, so
+    that one message is dropped and every other Qt message goes where it went before."""
+    from PySide6 import QtCore
+
+    previous = None
+
+    def handler(mode, context, message):
+        if "propagateSizeHints" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            sys.stderr.write(message + "\n")
+
+    previous = QtCore.qInstallMessageHandler(handler)
+
+
 def application():
     """The QApplication, created once (tests get theirs from pytest-qt)."""
     from PySide6 import QtWidgets
@@ -32,6 +50,8 @@ def application():
         app = QtWidgets.QApplication([sys.argv[0] if sys.argv else "workstation"])
         app.setApplicationName("workstation")
         app.setApplicationDisplayName("Workstation")
+        if app.platformName() == "offscreen":
+            _drop_offscreen_noise()
     configure_pyqtgraph()
     return app
 
