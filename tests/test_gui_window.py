@@ -364,3 +364,13 @@ def test_dropping_a_file_opens_it(make_window, qtbot, demo_dcm):
     with qtbot.waitSignal(window.analysisFinished, timeout=30_000):
         window.dropEvent(event)
     assert window.path == demo_dcm
+
+
+def test_other_panels_dock_beside_the_viewer(make_window):
+    from PySide6 import QtWidgets
+
+    window = make_window()
+    panel = QtWidgets.QLabel("records")
+    dock = window.add_side_dock(panel, "Patient records")
+    assert dock.widget() is panel and window.dockWidgetArea(dock) == Qt.DockWidgetArea.LeftDockWidgetArea
+    assert dock.toggleViewAction() in window.panels_menu.actions()
