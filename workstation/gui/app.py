@@ -115,15 +115,94 @@ def take_screenshot(app, window, file: str | None, out: str | Path, timeout_s: f
     return 0
 
 
-def main(files: list[str] | None = None, screenshot: str | None = None) -> int:
+def report_startup_time(out=None, timeout_s: float = 60.0) -> int:
+    """``workstation --startup-time``: start the window as a person's start does (welcome page, records panels),
+    wait until it has been painted once, print one line with the seconds since the process started, close in
+    order and return 0 (1 if it never painted within ``timeout_s``).
+
+    The platform is the real one when there is a display (the window flashes up for a moment); on Linux with
+    neither DISPLAY nor WAYLAND_DISPLAY set, and no QT_QPA_PLATFORM chosen, it is ``offscreen``. The figures:
+    ``import`` is process start to Qt and the window's modules loaded (interpreter, the app's imports, the
+    QApplication), ``built`` the window and its records panels constructed, ``painted`` shown to first paint.
+    It builds the window the way ``main()`` does; keep the two in step.
+    """
+    from workstation.selftest import process_age_s
+
+    out = out or sys.stdout
+    entered = time.perf_counter()
+    age_at_entry = process_age_s()
+
+    def age() -> float:
+        """Seconds since the process started (where the OS says), else since this function was entered."""
+        return (age_at_entry if age_at_entry is not None else 0.0) + time.perf_counter() - entered
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = application()
+    from PySide6 import QtCore
+
+    from workstation.gui.main_window import MainWindow
+    from workstation.gui.records_link import attach_records
+
+    imported = age()
+    window = MainWindow()
+    try:
+        attach_records(window)  # as main() does: the records of the data folder
+        built = age()
+
+        painted: list[bool] = []
+
+        class FirstPaint(QtCore.QObject):
+            def eventFilter(self, obj, event):  # noqa: N802 (Qt's name)
+                if event.type() == QtCore.QEvent.Type.Paint:
+                    painted.append(True)
+                return False
+
+        watcher = FirstPaint()
+        window.installEventFilter(watcher)
+        window.show()
+        # The backing store paints the window and all its children in one pass; a zero timer queued after the
+        # first paint fires once that pass (and the flush to the screen) has returned to the event loop.
+        settled: list[bool] = []
+        ok = wait_for(app, lambda: bool(painted) and window.windowHandle() is not None
+                      and window.windowHandle().isExposed(), timeout_s)
+        if ok:
+            QtCore.QTimer.singleShot(0, lambda: settled.append(True))
+            ok = wait_for(app, lambda: bool(settled), timeout_s)
+        shown = age()
+        window.removeEventFilter(watcher)
+        if not ok:
+            print(f"error: the window was not painted within {timeout_s:.0f} s", file=sys.stderr)
+            return 1
+        if window.grab().isNull():  # the window renders (not timed)
+            print("error: the window rendered nothing", file=sys.stderr)
+            return 1
+        since = "the process started" if age_at_entry is not None else "the window code started (no process age here)"
+        print(f"startup: window shown {shown:.2f} s after {since} (import {imported:.2f} s, built "
+              f"{built - imported:.2f} s, painted {shown - built:.2f} s; platform {app.platformName()})", file=out,
+              flush=True)
+        return 0
+    finally:
+        close_window(app, window)
+
+
+def main(files: list[str] | None = None, screenshot: str | None = None,
+         startup_time: bool = False) -> int:
     """The window on ``files`` (the first opened, the rest in File > Recent), or the welcome page with the demo
-    offered; with ``screenshot``, offscreen: open, analyse, save the window as a PNG, exit 0."""
+    offered; with ``screenshot``, offscreen: open, analyse, save the window as a PNG, exit 0; with ``startup_time``,
+    show the window, time its first paint, print it and exit (``report_startup_time``)."""
+    if startup_time:
+        return report_startup_time()
     if screenshot:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no display
     app = application()
     from workstation.gui.main_window import MainWindow
 
     window = MainWindow()
+    if not screenshot:
+        from workstation.gui.records_link import attach_records
+
+        attach_records(window)  # the records of the data folder (WORKSTATION_DATA_DIR, or the user's)
     try:
         if screenshot:
             return take_screenshot(app, window, files[0] if files else None, screenshot)

@@ -168,6 +168,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._edit_before: tuple[int, dict] | None = None
         self._calibration_line: CalibrationLine | None = None
         self._shut_down = False
+        self._shutdown_steps: list[Callable[[int], bool]] = []
         self.setWindowTitle("Workstation")
         self.setAcceptDrops(True)
         self._build_central()
@@ -389,6 +390,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(area, dock)
         self.panels_menu.addAction(dock.toggleViewAction())
         return dock
+
+    def add_shutdown_step(self, step: Callable[[int], bool]) -> None:
+        """``step(timeout_ms)`` runs at shutdown, before the window's own pools stop (a panel's jobs)."""
+        self._shutdown_steps.append(step)
 
     def review_record(self, frame_index: int, change: str) -> dict:
         """What a records layer saves for a frame: the review state plus the file, exam and context."""
@@ -886,7 +891,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self._load_job is not None:
             self._load_job.cancel()
         self._cancel_analysis_job()
-        stopped = self.load_pool.shutdown(timeout_ms) & self.analysis_pool.shutdown(timeout_ms)
+        stopped = all([step(timeout_ms) for step in self._shutdown_steps])
+        stopped = self.load_pool.shutdown(timeout_ms) & self.analysis_pool.shutdown(timeout_ms) & stopped
         if self.cine is not None:
             self.cine.close()
         self.settings.sync()

@@ -12,7 +12,7 @@ vertex and superior point are the PS axis' ends).
 from __future__ import annotations
 
 from workstation.records.database import RecordsError
-from workstation.records.store import CONFIRMATION, CORRECTION, VALUE_KEYS, Measurement, Records
+from workstation.records.store import AI, CONFIRMATION, CORRECTION, VALUE_KEYS, Measurement, Records
 
 GEOMETRY_PARTS = ("ps_axis", "aop", "hsd", "head_ellipse", "head_contour")
 
@@ -84,3 +84,43 @@ def confirm(records: Records, exam_id: int, user: str, note: str | None = None) 
         exam_id, CONFIRMATION, user, values, analysis_id=current.analysis_id, supersedes_id=current.id,
         frame_index=current.frame_index, time_s=current.time_s, uncertainty=current.uncertainty,
         calibration_source=current.calibration_source, geometry=current.geometry, reasons=current.reasons, note=note)
+
+
+def save_viewer_review(records: Records, review: dict) -> Measurement | None:
+    """Keep a review made in the viewer: ``review`` is the window's review record of one frame (its state as it
+    now stands, ``workstation.cine_review.FrameMeasurementState.to_dict`` plus exam, time, calibration, model).
+
+    Confirmed: a confirmation row of the values on screen. Corrected: a correction row. Neither (Reset to AI or
+    an undo back to the AI value): when the exam's current value is a person's on that frame, an AI row that
+    supersedes it (a withdrawal, see ``Records.current_measurement``); otherwise nothing. The values are those
+    the viewer computed (same ``recompute_json`` path as ``correct``), so nothing is recomputed here. Returns
+    the new row, or None when nothing changed (no exam, or the same row again)."""
+    exam_id = review.get("exam_id")
+    if exam_id is None:
+        return None
+    records.exam(exam_id)
+    frame_index = int(review["frame_index"])
+    current = records.current_measurement(exam_id)
+    corrected = review.get("corrected")
+    values = corrected or review.get("ai") or {}
+    geometry = review.get("corrected_geometry") if corrected else review.get("ai_geometry")
+    note = None
+    if review.get("confirmed"):
+        kind, by = CONFIRMATION, review.get("confirmed_by")
+    elif corrected:
+        kind, by = CORRECTION, review.get("corrected_by")
+    else:
+        if current is None or current.kind == AI or current.frame_index != frame_index:
+            return None
+        model = review.get("model") or {}
+        kind, by = AI, f"{model.get('name', 'model')} {model.get('version', '')}".strip()
+        note = f"{current.kind} by {current.by} withdrawn in the viewer (Reset to AI or undo); the AI value stands"
+    if not by:
+        raise RecordsError("a correction or confirmation needs who made it (a user name)")
+    if (current is not None and current.kind == kind and current.by == by and current.frame_index == frame_index
+            and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)):
+        return None  # the same review again (a redo of what is already kept)
+    return records.add_measurement(
+        exam_id, kind, by, values, supersedes_id=None if current is None else current.id, frame_index=frame_index,
+        time_s=review.get("time_s"), uncertainty=review.get("uncertainty"),
+        calibration_source=review.get("calibration_source"), geometry=geometry, note=note)

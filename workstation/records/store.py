@@ -414,12 +414,22 @@ class Records:
                                                          (exam_id,))]
 
     def current_measurement(self, exam_id: int) -> Measurement | None:
-        """The latest row by a person (correction or confirmation) if any, else the latest AI row."""
+        """The latest row by a person (correction or confirmation) if any, else the latest AI row.
+
+        A new analysis never displaces a person's value. A person can withdraw their own (Reset to AI, or undo,
+        in the viewer): that appends an AI row whose ``supersedes_id`` names the withdrawn row, and the AI value
+        is current again."""
         rows = self.measurements(exam_id)
-        by_people = [m for m in rows if m.kind != AI]
-        if by_people:
-            return by_people[-1]
-        return rows[-1] if rows else None
+        by_person = None
+        for m in rows:
+            if m.kind != AI:
+                by_person = m
+            elif by_person is not None and m.supersedes_id == by_person.id:
+                by_person = None
+        if by_person is not None:
+            return by_person
+        rows_ai = [m for m in rows if m.kind == AI]
+        return rows_ai[-1] if rows_ai else None
 
     def latest_ai_measurement(self, exam_id: int) -> Measurement | None:
         rows = [m for m in self.measurements(exam_id) if m.kind == AI]

@@ -1,0 +1,169 @@
+"""The window with its patient records and labour timeline (offscreen, real SQLite records, real mouse drags).
+
+The ward flow end to end: three exams of one labour in the records; the first opened from the records panel at
+its measured frame; a caliper dragged; the correction kept in the records at once (who, values, the AI row it
+supersedes); the timeline turning that exam into a person's point; undo withdrawing it (the AI value current
+again); redo and Accept; and the labour PDF naming who confirmed what. A screenshot of the whole window goes
+to ``out/screenshots/window_records.png``.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6 import QtCore  # noqa: E402
+
+from gui_support import OracleModel, make_window, mouse_drag, no_leftover_jobs  # noqa: E402,F401
+from records_support import DEMO_FRAMES, three_exam_labor  # noqa: E402
+from workstation.records import AI, CONFIRMATION, CORRECTION, Records, save_viewer_review  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("no_leftover_jobs")
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "out" / "screenshots"
+
+
+@pytest.fixture
+def records(tmp_path):
+    with Records(tmp_path / "data") as opened:
+        yield opened
+
+
+@pytest.fixture
+def ward(make_window, records, tmp_path, qtbot):
+    """A window with the records attached, three exams of one labour, the labour selected."""
+    from workstation.gui.records_link import attach_records
+
+    exam_ids = three_exam_labor(records, tmp_path / "usb")
+    oracle = OracleModel(n_frames=DEMO_FRAMES, seed=0)  # knows the first exam's frames (seed 0)
+    window = make_window(model_provider=lambda: oracle, size=(1500, 950))
+    link = attach_records(window, records, analyze=False)
+    labor_id = records.exam(exam_ids[0]).labor_id
+    assert link.panel.select_labor(labor_id)
+    qtbot.waitUntil(lambda: link.timeline.labor_id == labor_id, timeout=5000)
+    return window, link, exam_ids, labor_id
+
+
+def test_a_correction_in_the_viewer_is_kept_in_the_records_and_drawn_as_a_persons_point(ward, records, qtbot):
+    window, link, exam_ids, labor_id = ward
+    exam_id = exam_ids[0]
+    assert len(link.timeline.points("ai")) == 3 and not link.timeline.points("confirmed")
+    ai_row = records.current_measurement(exam_id)
+    assert ai_row.kind == AI and ai_row.frame_index == 0
+
+    # Opening from the records panel opens the stored file at the measured frame, with the exam's id.
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    assert window.exam_id == exam_id and window.current_frame == 0
+    assert window.path == records.file_path(records.exam(exam_id))
+    assert link.timeline.highlighted_exam_id == exam_id
+
+    saved = []
+    link.reviewSaved.connect(saved.append)
+    start = window.handle_viewport_pos("tangent_point")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(-30, 45))
+    state = window.current_state()
+    assert state.is_corrected
+    row = records.current_measurement(exam_id)
+    assert saved and saved[-1].id == row.id
+    assert row.kind == CORRECTION and row.by == "Dr Test" and row.supersedes_id == ai_row.id
+    assert row.aop_deg == pytest.approx(state.corrected["aop_deg"]) and row.frame_index == 0
+    assert row.calibration_source == "dicom_regions" and row.hsd_mm == pytest.approx(state.corrected["hsd_mm"])
+    assert records.latest_ai_measurement(exam_id).id == ai_row.id  # the AI value is kept beside it
+    persons = link.timeline.points("confirmed")
+    assert [p["exam_id"] for p in persons] == [exam_id]
+    assert persons[0]["aop_deg"] == pytest.approx(row.aop_deg)
+    assert len(link.timeline.points("ai")) == 2
+
+    # Undo withdraws the correction: an AI row superseding it, and the AI value is current again.
+    window.undo_stack.undo()
+    current = records.current_measurement(exam_id)
+    assert current.kind == AI and current.supersedes_id == row.id and "withdrawn" in current.note
+    assert current.aop_deg == pytest.approx(ai_row.aop_deg, abs=0.2)
+    assert not link.timeline.points("confirmed")
+
+    # Redo brings the correction back (a new row), Accept confirms it under the same name.
+    window.undo_stack.redo()
+    assert records.current_measurement(exam_id).kind == CORRECTION
+    window.accept_frame()
+    confirmed = records.current_measurement(exam_id)
+    assert confirmed.kind == CONFIRMATION and confirmed.by == "Dr Test"
+    assert confirmed.aop_deg == pytest.approx(row.aop_deg)
+    kinds = [m.kind for m in records.measurements(exam_id)]
+    assert kinds == [AI, CORRECTION, AI, CORRECTION, CONFIRMATION]  # nothing overwritten
+    # The records panel shows the exam as a person's value.
+    assert link.panel.exam_table.findItems("confirmed by Dr Test", QtCore.Qt.MatchFlag.MatchContains)
+
+    window.go_to_frame(0)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(SCREENSHOTS / "window_records.png"))
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_the_labour_report_names_who_confirmed_the_corrected_exam(ward, records, qtbot, tmp_path):
+    window, link, exam_ids, labor_id = ward
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.open_exam(exam_ids[0], 0)
+    start = window.handle_viewport_pos("tangent_point")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(-30, 45))
+    window.accept_frame()
+    value = records.current_measurement(exam_ids[0]).aop_deg
+    out = tmp_path / "labour.pdf"
+    with qtbot.waitSignal(link.panel.reportFinished, timeout=60_000) as finished:
+        link.panel.write_report("labor", labor_id, out)
+    assert finished.args == [str(out), ""]
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "confirmation by Dr Test" in text and f"{value:.1f}" in text
+
+
+def test_a_file_opened_outside_the_records_is_not_saved_to_them(make_window, records, qtbot, tmp_path):
+    from gui_support import open_and_analyse, write_demo
+    from workstation.gui.records_link import attach_records
+
+    window = make_window()
+    link = attach_records(window, records, analyze=False)
+    open_and_analyse(qtbot, window, write_demo(tmp_path / "loose"))
+    saved = []
+    link.reviewSaved.connect(saved.append)
+    window.accept_frame()
+    assert window.current_state().confirmed and window.exam_id is None and not saved
+    assert records.patients() == []
+
+
+def test_a_review_of_an_unknown_exam_is_refused_with_a_clear_message(records):
+    from workstation.records import RecordsError
+
+    with pytest.raises(RecordsError, match="no exam with id 99"):
+        save_viewer_review(records, {"exam_id": 99, "frame_index": 0, "confirmed": True, "confirmed_by": "A"})
+
+
+def test_an_opened_exam_whose_file_is_gone_says_so(ward, records):
+    window, link, exam_ids, _ = ward
+    path = records.file_path(records.exam(exam_ids[1]))
+    path.unlink()
+    link.open_exam(exam_ids[1], 0)
+    assert "missing" in window.error_banner.text and window.cine is None
+
+
+def test_viewer_reviews_are_appended_once_and_a_reset_without_a_persons_value_adds_nothing(records, tmp_path):
+    exam_id = three_exam_labor(records, tmp_path / "usb")[0]
+    ai = records.current_measurement(exam_id)
+    values = {key: getattr(ai, key) for key in ("aop_deg", "hsd_px", "hsd_mm")}
+    review = {"exam_id": exam_id, "frame_index": 0, "ai": values, "ai_geometry": ai.geometry, "corrected": None,
+              "confirmed": False, "model": {"name": "tiny", "version": "0.0.1"}, "time_s": 0.0}
+    assert save_viewer_review(records, review) is None  # back to the AI value when it already is current
+    confirmed = save_viewer_review(records, {**review, "confirmed": True, "confirmed_by": "Midwife Jones"})
+    assert confirmed.kind == CONFIRMATION and confirmed.supersedes_id == ai.id
+    assert save_viewer_review(records, {**review, "confirmed": True, "confirmed_by": "Midwife Jones"}) is None
+    # A new analysis does not displace the person's value; only a withdrawal does.
+    records.add_measurement(exam_id, AI, "tiny 0.0.1", values, frame_index=0)
+    assert records.current_measurement(exam_id).id == confirmed.id
+    withdrawn = save_viewer_review(records, review)
+    assert withdrawn.kind == AI and records.current_measurement(exam_id).id == withdrawn.id
+    with pytest.raises(Exception, match="who made it"):
+        save_viewer_review(records, {**review, "confirmed": True, "confirmed_by": ""})

@@ -1,0 +1,100 @@
+"""The patient records and the labour timeline beside the viewer, and what ties them to it.
+
+- Opening an exam (double-click in the exams table or on a timeline point) opens its file in the viewer at the
+  frame of its current measurement, with the exam's id, so that every review made there belongs to that exam.
+- Every correction, acceptance, Reset to AI and undo in the viewer is kept in the records at once
+  (``workstation.records.save_viewer_review``: a new row, nothing overwritten), and the records panel and the
+  timeline refresh, so a corrected exam turns into a person's point on the timeline and in the next report.
+- The panel analyses imported scans with the window's own model cache (one ONNX Runtime session per model).
+"""
+from __future__ import annotations
+
+import logging
+
+from PySide6 import QtCore, QtWidgets
+
+from workstation.gui.records_dock import PatientRecordsWidget
+from workstation.gui.timeline_dock import LaborTimelineWidget
+from workstation.records import Records, RecordsError, save_viewer_review
+
+log = logging.getLogger(__name__)
+
+
+class RecordsLink(QtCore.QObject):
+    """Owns the two panels of one window and the wiring between them and the viewer."""
+
+    reviewSaved = QtCore.Signal(object)  # the new Measurement row (None rows are not announced)
+    saveFailed = QtCore.Signal(str)
+
+    def __init__(self, window, records: Records, *, analyze: bool = True, model_provider=None):
+        super().__init__(window)
+        self.window = window
+        self.records = records
+        provider = model_provider or (lambda: window.models.get(window.settings.model, window.settings.device))
+        self.panel = PatientRecordsWidget(records, model_provider=provider, analyze=analyze)
+        self.timeline = LaborTimelineWidget(records)
+        self.panel_dock = window.add_side_dock(self.panel, "Patients")
+        self.timeline_dock = window.add_side_dock(self.timeline, "Labour timeline",
+                                                  QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.panel.laborSelected.connect(self.timeline.set_labor)
+        self.panel.laborCleared.connect(self.timeline.clear)
+        self.panel.recordsChanged.connect(self.timeline.refresh)
+        self.panel.examOpenRequested.connect(self.open_exam)
+        self.timeline.examOpenRequested.connect(self.open_exam)
+        window.measurementEdited.connect(self._review_changed)
+        window.frameAccepted.connect(self._review_changed)
+        window.cineOpened.connect(self._cine_opened)
+        window.add_shutdown_step(self.shutdown)
+        if self.panel.selected_labor_id() is not None:
+            self.timeline.set_labor(self.panel.selected_labor_id())
+
+    @QtCore.Slot(int, int)
+    def open_exam(self, exam_id: int, frame: int) -> None:
+        try:
+            exam = self.records.exam(exam_id)
+            path = self.records.file_path(exam)
+        except RecordsError as exc:
+            self.window.show_error(str(exc))
+            return
+        if not path.exists():
+            self.window.show_error(f"The stored file of exam {exam_id} is missing ({path}); run "
+                                   f"`workstation records check` to see what else is.")
+            return
+        self.window.open_file(path, exam_id=exam_id, frame=frame)
+
+    @QtCore.Slot(str)
+    def _cine_opened(self, _path: str) -> None:
+        self.timeline.highlight_exam(self.window.exam_id)
+
+    @QtCore.Slot(int, object)
+    def _review_changed(self, _frame_index: int, review: dict) -> None:
+        if review.get("exam_id") is None:
+            return  # a file opened outside the records: the review lives in the viewer only
+        try:
+            row = save_viewer_review(self.records, review)
+        except RecordsError as exc:
+            message = f"This review was not saved to the records: {exc}"
+            self.window.show_error(message)
+            self.saveFailed.emit(message)
+            return
+        if row is None:
+            return
+        log.info("exam %s: %s by %s saved (row %s)", row.exam_id, row.kind, row.by, row.id)
+        self.window.statusBar().showMessage(
+            f"Saved to the records: {row.kind} of exam {row.exam_id}, frame {row.frame_index}", 6000)
+        self.panel.refresh()
+        self.timeline.refresh()
+        self.timeline.highlight_exam(row.exam_id)
+        self.reviewSaved.emit(row)
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        self.panel.cancel_jobs()
+        return self.panel.wait_for_jobs(timeout_ms)
+
+
+def attach_records(window, records: Records | None = None, **options) -> RecordsLink:
+    """Open the records of the data folder (default ``workstation.paths.data_dir()``) beside ``window``."""
+    return RecordsLink(window, records if records is not None else Records(), **options)
+
+
+__all__ = ["RecordsLink", "attach_records"]
