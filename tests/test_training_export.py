@@ -78,3 +78,21 @@ def test_shipped_model_matches_its_manifest():
     assert onnx_path.stat().st_size == manifest["size_bytes"] < 30 * 1024 * 1024
     verify(read_manifest(SHIPPED))
     assert (SHIPPED.parent / f"{manifest['name']}.md").exists()
+
+
+def test_a_run_stopped_before_its_export_can_still_be_exported_and_says_so(tmp_path):
+    run = tmp_path / "runs" / "m"
+    run.mkdir(parents=True)
+    records = [{"t_s": 20.0, "event": "data", "cases": {"PSFHS": [10, 4], "HC18": [6, 2]}, "device": "cpu"},
+               {"t_s": 200.0, "event": "epoch", "epoch": 0}, {"t_s": 400.0, "event": "epoch", "epoch": 1}]
+    (run / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    checkpoint = {"epoch": 1, "metrics": {"dice_ps": 0.5, "dice_fh": 0.7}}
+    with pytest.raises(SystemExit, match="give --name and --version"):
+        E.info_for_stopped_run(run / "best.pt", checkpoint, name=None, version=None, command=None)
+    info = E.info_for_stopped_run(run / "best.pt", checkpoint, name="m", version="1.0.0",
+                                  command="python -m workstation.training.train --seed 3 --minutes 125")
+    assert info["placeholder"] is False and info["cases"]["PSFHS"] == (10, 4)
+    training = info["training"]
+    assert training["seed"] == "3" and training["minutes"] == "125" and training["epochs"] == 2
+    assert "stopped after epoch 1" in training["stopped_early"]
+    assert info["metrics"]["val"]["dice_fh"] == 0.7

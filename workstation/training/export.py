@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import shlex
 import time
 import warnings
 from pathlib import Path
@@ -165,9 +166,10 @@ AoP/HSD targets come from the reference label maps through `workstation.measure`
 Project targets for the real model: Dice FH >= 0.96, PS >= 0.91, AoP MAE <= 4 deg, <= 15 ms per frame.
 
 ## Training
-`{training['command']}` - seed {training['seed']}, {training['epochs']} epochs (best: {training.get('best_epoch', 'n/a')}),
-{training['minutes']} min budget,
+`{training['command']}` - seed {training.get('seed', 'n/a')}, {training['epochs']} epochs (best: {training.get('best_epoch', 'n/a')}),
+{training.get('minutes', 'n/a')} min budget,
 device {training['device']}, torch {training['torch']}.
+{('Note: ' + training['stopped_early'] + '.') if training.get('stopped_early') else ''}
 
 ## Limitations
 - PSFHS comes from a few machines of one research group; other scanners, presets and probe positions are untested.
@@ -208,11 +210,38 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="a best.pt written by workstation.training.train")
     parser.add_argument("--out", type=Path, default=Path("models"))
+    parser.add_argument("--name", default=None, help="only for a run stopped before its own export")
+    parser.add_argument("--version", default=None, help="only for a run stopped before its own export")
+    parser.add_argument("--command", default=None, help="the training command, for the manifest of a stopped run")
     args = parser.parse_args(argv)
     model, checkpoint = load_checkpoint(args.checkpoint)
-    info = checkpoint["export"]
+    info = checkpoint.get("export") or info_for_stopped_run(args.checkpoint, checkpoint, name=args.name,
+                                                            version=args.version, command=args.command)
     export_model(model, args.out, **info)
     return 0
+
+
+def info_for_stopped_run(checkpoint_path: Path, checkpoint: dict, *, name: str | None, version: str | None,
+                         command: str | None) -> dict:
+    """Manifest facts for a run that was stopped (killed, machine reclaimed) after saving a best epoch but
+    before exporting: they are rebuilt from the run's own ``log.jsonl`` so that the model card says so."""
+    if not (name and version):
+        raise SystemExit(f"{checkpoint_path} was saved by a run that never finished; give --name and --version")
+    log_path = Path(checkpoint_path).with_name("log.jsonl")
+    records = [json.loads(line) for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    data = next(r for r in records if r.get("event") == "data")
+    epochs = [r for r in records if r.get("event") == "epoch"]
+    options = shlex.split(command or "")
+    def option(flag: str):
+        return options[options.index(flag) + 1] if flag in options[:-1] else None
+    training = {"command": command or "unknown", "seed": option("--seed"), "minutes": option("--minutes"),
+                "epochs": len(epochs), "best_epoch": checkpoint["epoch"],
+                "stopped_early": f"the run was stopped after epoch {epochs[-1]['epoch']} (its log ends at "
+                                 f"{epochs[-1]['t_s'] / 60:.0f} min) before its own export; exported from best.pt",
+                "device": data.get("device"), "torch": torch.__version__.split("+")[0]}
+    return {"name": name, "version": version, "placeholder": False,
+            "cases": {k: tuple(v) for k, v in data["cases"].items()},
+            "training": training, "metrics": {"val": checkpoint["metrics"]}}
 
 
 if __name__ == "__main__":
