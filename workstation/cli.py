@@ -1,7 +1,8 @@
 """The ``workstation`` command: the window, and every operation of the app headless.
 
 ``workstation [FILE...]`` starts the window (on FILE, else on the welcome page that offers the
-demo cine); ``workstation --screenshot OUT.png [FILE]`` saves a screenshot of it offscreen.
+demo cine); ``workstation --screenshot OUT.png [FILE]`` saves a screenshot of it offscreen;
+``workstation --startup-time`` times the window's start to its first paint.
 Subcommands analyse, measure, evaluate and benchmark without Qt (Qt is imported only for
 the window). Errors a user can fix (a bad file, a refused model) print one line
 and exit 2; they never show a traceback.
@@ -144,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--self-test", action="store_true",
                         help="check this installation offline (model hash, decoders, analysis, report, window); "
                              "exit 0 only if every step passes")
+    parser.add_argument("--startup-time", action="store_true",
+                        help="start the window (offscreen when there is no display), wait for its first paint, print "
+                             "the seconds since the process started, close it and exit 0")
     sub = parser.add_subparsers(dest="command")
 
     def model_options(p):
@@ -211,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         from workstation.selftest import run_self_test
 
         return run_self_test()
+    if args.startup_time:
+        from workstation.gui.app import main as window_main
+
+        return window_main(startup_time=True)
     if args.command is None:
         return run_window([])
     try:
@@ -228,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 def _opens_window(argv: list[str], parser: argparse.ArgumentParser) -> bool:
     """``workstation FILE...`` or ``workstation --screenshot ...``: the window, not a subcommand."""
     if not argv:
-        return False  # the plain parser handles it (and --self-test, --version, --help)
+        return False  # the plain parser handles it (and --self-test, --startup-time, --version, --help)
     subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     first = argv[0]
     return first == "--screenshot" or first.startswith("--screenshot=") or (
