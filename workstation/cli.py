@@ -89,7 +89,7 @@ def cmd_measure(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from workstation.evaluate import evaluate
+    from workstation.evaluate import evaluate, format_summary
     from workstation.inference.engine import load_model
 
     model = load_model(args.model, device=args.device)
@@ -98,6 +98,8 @@ def cmd_evaluate(args) -> int:
     if not args.cases:
         result.pop("cases", None)
     emit_json(result, args.json)
+    if args.json and not args.quiet:  # the JSON went to a file: the figures, readable, on the terminal
+        print(format_summary(result))
     return 0
 
 

@@ -2,7 +2,9 @@
 
 * psfhs: ``images/ID.png`` + ``labels/ID_label.png`` -> Dice and HD95 per class, and the
   AoP absolute error against the AoP computed from the reference labels with the same
-  geometry code (``workstation.measure``);
+  geometry code (``workstation.measure``); and how well the per-frame uncertainty that
+  ``workstation analyze`` reports detects frames whose AoP is off by more than 10 degrees
+  (``uncertainty_auroc``, see :func:`uncertainty_auroc`);
 * hc18: ``images/NNN_HC.png``, ``masks/NNN_HC_mask.png`` and the csv of pixel sizes and
   reference HC -> Dice/HD95 of the head and the HC absolute error in mm.
 
@@ -21,10 +23,13 @@ import numpy as np
 from workstation.calibration import Calibration
 from workstation.errors import InputError
 from workstation.inference.engine import Model
+from workstation.inference.pipeline import analyze_prediction
 from workstation.measure import HC18_OUTLINE_WIDTH_PX, load_labelmap, measure_labelmap
 from workstation.splits import split_of
 
 DATASETS = ("psfhs", "hc18")
+BAD_AOP_THRESHOLD_DEG = 10  # the issue's definition of a bad frame: AoP error above 10 degrees
+PIPELINE_FLIP_TTA = True  # as `workstation analyze` runs by default (its --no-tta turns it off)
 
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float | None:
@@ -60,6 +65,48 @@ def _mean(values: list[float | None]) -> float | None:
     return round(float(np.mean(kept)), 4) if kept else None
 
 
+def auroc(scores, positives) -> float | None:
+    """Area under the ROC curve of ``scores`` for telling ``positives`` from the rest.
+
+    Rank-based (Mann-Whitney U): the probability that a positive scores higher than a
+    negative, a tie counting one half (tied scores get their average rank). None when
+    there are no positives or no negatives.
+    """
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    positives = np.asarray(positives, dtype=bool).ravel()
+    if scores.shape != positives.shape:
+        raise ValueError(f"{scores.size} scores for {positives.size} labels")
+    if np.isnan(scores).any():
+        raise ValueError("a score is NaN")
+    n_pos = int(positives.sum())
+    n_neg = positives.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    first_rank = np.cumsum(counts) - counts + 1  # 1-based rank of the first of each run of equal scores
+    ranks = (first_rank + (counts - 1) / 2.0)[inverse.ravel()]
+    u = ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
+def uncertainty_auroc(cases: list[dict], threshold_deg: float = BAD_AOP_THRESHOLD_DEG) -> dict:
+    """How well the per-frame uncertainty detects bad frames, as an AUROC.
+
+    A case is *bad* when the AoP that ``workstation analyze`` reports for it
+    (``aop_pipeline``) is more than ``threshold_deg`` from the reference AoP, or when
+    the pipeline gives no AoP at all (a missing AoP counts as bad, scored with its
+    uncertainty). Cases without a reference AoP cannot be judged and are left out of
+    ``n``. The score is the pipeline's scalar ``uncertainty`` (higher = less trusted), so
+    1.0 means every bad frame is more uncertain than every good one and 0.5 is chance;
+    ``auroc`` is None when there are no bad or no good cases.
+    """
+    judged = [c for c in cases if c.get("aop_ref") is not None]
+    bad = [c["aop_pipeline"] is None or abs(c["aop_pipeline"] - c["aop_ref"]) > threshold_deg for c in judged]
+    value = auroc([c["uncertainty"] for c in judged], bad)
+    return {"threshold_deg": threshold_deg, "auroc": None if value is None else round(value, 4),
+            "n_bad": int(sum(bad)), "n": len(judged)}
+
+
 def _read_gray(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
@@ -79,12 +126,16 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
     cases = _cases(folder, split)[:limit]
     dices = {"ps": [], "fh": []}
     hds = {"ps": [], "fh": []}
-    aop_errors, per_case = [], []
+    aop_errors, pipeline_errors, per_case = [], [], []
     for n, image_path in enumerate(cases, 1):
         label_path = folder / "labels" / f"{image_path.stem}_label.png"
         ref = load_labelmap(label_path)
-        prediction = model.predict([_read_gray(image_path)])[0]
+        image = _read_gray(image_path)
+        prediction = model.predict([image])[0]
         pred = prediction.probs.argmax(0).astype(np.uint8)
+        # What `workstation analyze` reports for this frame (flip TTA, plane policy): its AoP and uncertainty.
+        frame = analyze_prediction(model.predict([image], flip_tta=PIPELINE_FLIP_TTA)[0], model, None, 0, 0.0)
+        aop_pipeline = frame.measurements.get("aop_deg")
         for key, cls in (("ps", 1), ("fh", 2)):
             dices[key].append(dice(pred == cls, ref == cls))
             hds[key].append(hd95(pred == cls, ref == cls))
@@ -93,8 +144,13 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         error = None if ref_aop is None or pred_aop is None else abs(pred_aop - ref_aop)
         if error is not None:
             aop_errors.append(error)
+        pipeline_error = None if ref_aop is None or aop_pipeline is None else abs(aop_pipeline - ref_aop)
+        if pipeline_error is not None:
+            pipeline_errors.append(pipeline_error)
         per_case.append({"id": image_path.stem, "aop_ref": ref_aop, "aop_pred": pred_aop, "aop_abs_error": error,
-                         "regression_aop": (prediction.regression or {}).get("aop_deg")})
+                         "regression_aop": (prediction.regression or {}).get("aop_deg"),
+                         "aop_pipeline": aop_pipeline, "aop_pipeline_abs_error": pipeline_error,
+                         "uncertainty": round(frame.uncertainty, 4)})
         if progress:
             progress(n, len(cases))
     with_ref = [c for c in per_case if c["aop_ref"] is not None]
@@ -106,6 +162,11 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         "aop_cases_scored": len(aop_errors),
         "aop_missing_in_prediction": sum(1 for c in with_ref if c["aop_pred"] is None),
         "hc_abs_error_mm": _stats([]),
+        # The figures above score one plain pass; these score what `workstation analyze` reports (flip TTA, plane
+        # policy), which is also what the uncertainty describes.
+        "aop_abs_error_deg_pipeline": _stats(pipeline_errors),
+        "aop_missing_in_pipeline": sum(1 for c in with_ref if c["aop_pipeline"] is None),
+        "uncertainty_auroc": uncertainty_auroc(per_case),
         "cases": per_case,
     }
 
@@ -172,3 +233,56 @@ def evaluate(model: Model, dataset: str, folder: str | Path, split: str = "val",
     result = run(model, folder, split, limit, progress)
     result["model"] = model.describe()
     return result
+
+
+def _fmt(value, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def format_summary(result: dict) -> str:
+    """The evaluate JSON as a few human-readable lines (``python -m workstation.evaluate RESULT.json``)."""
+    model = result.get("model") or {}
+    lines = [f"{result.get('dataset', '?')} {result.get('split', '')}: {result.get('n', '?')} cases, "
+             f"model {model.get('name', '?')} {model.get('version', '')} ({model.get('device', '?')}, "
+             f"{model.get('threads', '?')} threads)"]
+    dice_, hd = result.get("dice") or {}, result.get("hd95_px") or {}
+    lines.append(f"Dice              PS {_fmt(dice_.get('ps'), 4)}  FH {_fmt(dice_.get('fh'), 4)}")
+    lines.append(f"HD95 (px)         PS {_fmt(hd.get('ps'))}  FH {_fmt(hd.get('fh'))}")
+    for key, label, missing in (("aop_abs_error_deg", "AoP error (deg)  ", "aop_missing_in_prediction"),
+                                ("aop_abs_error_deg_pipeline", "AoP as analyze   ", "aop_missing_in_pipeline")):
+        stats = result.get(key)
+        if stats and stats.get("mean") is not None:
+            lines.append(f"{label} mean {_fmt(stats['mean'])}, median {_fmt(stats['median'])}, p95 {_fmt(stats['p95'])}"
+                         f" ({result.get(missing, 0)} missing)")
+    roc = result.get("uncertainty_auroc")
+    if roc is not None:
+        lines.append(f"uncertainty AUROC {_fmt(roc['auroc'], 3)} for AoP error > {roc['threshold_deg']} deg or missing "
+                     f"({roc['n_bad']} bad of {roc['n']})")
+    hc = result.get("hc_abs_error_mm")
+    if hc and hc.get("mean") is not None:
+        lines.append(f"HC error (mm)     mean {_fmt(hc['mean'])}, median {_fmt(hc['median'])}, p95 {_fmt(hc['p95'])}"
+                     f" ({result.get('hc_missing_in_prediction', 0)} missing)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print saved evaluate JSON files (``workstation evaluate ... --json OUT``) as human-readable summaries."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m workstation.evaluate", description=main.__doc__)
+    parser.add_argument("results", nargs="+", help="evaluate JSON files")
+    args = parser.parse_args(argv)
+    for i, path in enumerate(args.results):
+        try:
+            result = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"cannot read evaluate result {path}: {exc}", file=sys.stderr)
+            return 2
+        print(("\n" if i else "") + format_summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""Evaluate: the rank-based AUROC, the uncertainty-vs-bad-AoP block, and its place in the evaluate JSON."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import shared_path
+from workstation.evaluate import auroc, evaluate, format_summary, main as summary_main, uncertainty_auroc
+
+AUROC_KEYS = {"threshold_deg", "auroc", "n_bad", "n"}
+
+
+# --- auroc: hand-computed cases -------------------------------------------------------------------------------
+
+def test_auroc_perfect_separation_is_one():
+    assert auroc([0.1, 0.2, 0.3, 0.8, 0.9], [False, False, False, True, True]) == 1.0
+
+
+def test_auroc_reversed_separation_is_zero():
+    assert auroc([0.9, 0.8, 0.3, 0.2, 0.1], [False, False, False, True, True]) == 0.0
+
+
+def test_auroc_all_tied_is_one_half():
+    assert auroc([0.4] * 6, [True, False, True, False, False, False]) == 0.5
+
+
+def test_auroc_small_known_example():
+    # Positives 0.35 and 0.8 against negatives 0.1 and 0.4: 0.35 beats 0.1 only, 0.8 beats both -> 3 of 4 pairs.
+    assert auroc([0.1, 0.4, 0.35, 0.8], [False, False, True, True]) == pytest.approx(0.75)
+
+
+def test_auroc_ties_between_classes_count_one_half():
+    # Positives 0.5 and 0.9, negatives 0.2 and 0.5: 0.5 beats 0.2 and ties 0.5 (1.5), 0.9 beats both (2) -> 3.5/4.
+    assert auroc([0.2, 0.5, 0.5, 0.9], [False, True, False, True]) == pytest.approx(0.875)
+
+
+def test_auroc_is_none_without_both_classes():
+    assert auroc([0.1, 0.2], [False, False]) is None
+    assert auroc([0.1, 0.2], [True, True]) is None
+    assert auroc([], []) is None
+
+
+def test_auroc_rejects_nan_and_mismatched_lengths():
+    with pytest.raises(ValueError):
+        auroc([0.1, float("nan")], [True, False])
+    with pytest.raises(ValueError):
+        auroc([0.1, 0.2, 0.3], [True, False])
+
+
+def test_auroc_matches_pairwise_counting_on_random_data_with_ties():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 6, 200) / 5.0  # few distinct values: many ties
+    positives = rng.random(200) < 0.3
+    pos, neg = scores[positives], scores[~positives]
+    pairs = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    assert auroc(scores, positives) == pytest.approx(pairs / (pos.size * neg.size))
+
+
+# --- uncertainty_auroc: which cases are bad ------------------------------------------------------------------
+
+def test_missing_pipeline_aop_counts_as_bad_and_missing_reference_is_left_out():
+    cases = [
+        {"aop_ref": 120.0, "aop_pipeline": 121.0, "uncertainty": 0.1},   # good
+        {"aop_ref": 120.0, "aop_pipeline": 135.0, "uncertainty": 0.7},   # bad: 15 deg off
+        {"aop_ref": 120.0, "aop_pipeline": None, "uncertainty": 0.9},    # bad: no AoP
+        {"aop_ref": 110.0, "aop_pipeline": 120.0, "uncertainty": 0.2},   # good: exactly 10 deg is not above 10
+        {"aop_ref": None, "aop_pipeline": 120.0, "uncertainty": 0.95},   # cannot be judged
+    ]
+    assert uncertainty_auroc(cases) == {"threshold_deg": 10, "auroc": 1.0, "n_bad": 2, "n": 4}
+
+
+def test_uncertainty_auroc_is_null_with_no_bad_case():
+    cases = [{"aop_ref": 120.0, "aop_pipeline": 121.0, "uncertainty": u} for u in (0.1, 0.5)]
+    assert uncertainty_auroc(cases) == {"threshold_deg": 10, "auroc": None, "n_bad": 0, "n": 2}
+
+
+# --- the evaluate JSON of a tiny run -------------------------------------------------------------------------
+
+def _psfhs_folder(root, n=6):
+    from workstation.synthetic import make_transperineal_cine
+
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    cine = make_transperineal_cine(n, shape=(256, 256), seed=5)
+    for i in range(n):
+        cv2.imwrite(str(root / "images" / f"{i:05d}.png"), np.choose(cine.labels[i], [0, 150, 255]).astype(np.uint8))
+        cv2.imwrite(str(root / "labels" / f"{i:05d}_label.png"), cine.labels[i])
+    return root
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    pytest.importorskip("onnx")
+    from model_fixtures import build_tiny_onnx, write_manifest
+    from workstation.inference.engine import load_model
+
+    return load_model(str(write_manifest(build_tiny_onnx(tmp_path / "tiny.onnx", size=256), size=256)), device="cpu")
+
+
+def _consistent(result):
+    block = result["uncertainty_auroc"]
+    assert set(block) == AUROC_KEYS and block["threshold_deg"] == 10
+    judged = [c for c in result["cases"] if c["aop_ref"] is not None]
+    assert block["n"] == len(judged)
+    assert block["n_bad"] == sum(1 for c in judged if c["aop_pipeline"] is None or c["aop_pipeline_abs_error"] > 10)
+    assert block["auroc"] is None or 0.0 <= block["auroc"] <= 1.0
+    assert all(0.0 <= c["uncertainty"] <= 1.0 for c in result["cases"])
+
+
+def test_evaluate_json_of_a_tiny_run_has_the_uncertainty_auroc(tmp_path, tiny_model, capsys):
+    folder = _psfhs_folder(tmp_path / "psfhs")
+    result = evaluate(tiny_model, "psfhs", folder, split="all")
+    assert result["n"] == 6
+    _consistent(result)
+    # The grey-level model reproduces these labels: no bad frame, so the AUROC is undefined, not a number.
+    assert result["uncertainty_auroc"]["n_bad"] == 0 and result["uncertainty_auroc"]["auroc"] is None
+    assert result["aop_abs_error_deg_pipeline"]["mean"] < 2.0
+    # Through the CLI, without --cases, the block is still there and JSON-clean.
+    from workstation.cli import main
+
+    assert main(["evaluate", "--dataset", "psfhs", str(folder), "--split", "all", "--model",
+                 str(tmp_path / "tiny.json"), "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["uncertainty_auroc"] == result["uncertainty_auroc"] and "cases" not in out
+
+
+def test_the_summary_prints_the_uncertainty_auroc(tmp_path, capsys):
+    result = {"dataset": "psfhs", "split": "val", "n": 4, "dice": {"ps": 0.9, "fh": 0.95},
+              "hd95_px": {"ps": 6.0, "fh": 8.0}, "aop_abs_error_deg": {"mean": 8.4, "median": 6.2, "p95": 21.0},
+              "hc_abs_error_mm": {"mean": None, "median": None, "p95": None},
+              "uncertainty_auroc": {"threshold_deg": 10, "auroc": 0.62, "n_bad": 1, "n": 4}}
+    text = format_summary(result)
+    assert "uncertainty AUROC 0.620 for AoP error > 10 deg" in text and "1 bad of 4" in text
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(result))
+    assert summary_main([str(path)]) == 0
+    assert "uncertainty AUROC 0.620" in capsys.readouterr().out
+
+
+def test_uncertainty_auroc_on_real_psfhs(tiny_model):
+    folder = shared_path("psfhs")
+    _consistent(evaluate(tiny_model, "psfhs", folder, limit=5))
