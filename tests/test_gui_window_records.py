@@ -167,3 +167,49 @@ def test_viewer_reviews_are_appended_once_and_a_reset_without_a_persons_value_ad
     assert withdrawn.kind == AI and records.current_measurement(exam_id).id == withdrawn.id
     with pytest.raises(Exception, match="who made it"):
         save_viewer_review(records, {**review, "confirmed": True, "confirmed_by": ""})
+
+
+class HashedOracle(OracleModel):
+    """The oracle with a model identity (name, version, sha256) as a real model's manifest gives."""
+
+    def __init__(self, sha256: str):
+        super().__init__(n_frames=DEMO_FRAMES, seed=0)
+        self.sha256 = sha256
+
+    def describe(self) -> dict:
+        return {**super().describe(), "sha256": self.sha256, "version": self.sha256[:4]}
+
+
+def test_an_exam_analysed_in_the_viewer_by_another_model_keeps_that_analysis(make_window, records, qtbot,
+                                                                             tmp_path, monkeypatch):
+    from PySide6 import QtWidgets
+
+    from workstation.gui.records_link import attach_records
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "question",
+                        lambda *a, **k: QtWidgets.QMessageBox.StandardButton.Yes)  # "drop the window's reviews?"
+
+    exam_id = three_exam_labor(records, tmp_path / "usb")[0]
+    models = {"now": HashedOracle("a" * 64)}
+    window = make_window(model_provider=lambda: models["now"])
+    link = attach_records(window, records, analyze=False)
+    saved = []
+    link.analysisSaved.connect(saved.append)
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.open_exam(exam_id, 0)
+    assert len(saved) == 1 and saved[0].model_sha256 == "a" * 64 and saved[0].n_frames == DEMO_FRAMES
+    frames = records.frame_results(saved[0].id)
+    assert len(frames) == DEMO_FRAMES and frames[0]["aop_deg"] == pytest.approx(
+        window.analysis.states[0].ai["aop_deg"])
+    ai_row = records.current_measurement(exam_id)
+    assert ai_row.kind == AI and ai_row.analysis_id == saved[0].id and ai_row.frame_index == saved[0].chosen_frame
+
+    window.accept_frame()  # a person's value, then the same model again: nothing new
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        window.reanalyse()
+    assert len(saved) == 1
+    models["now"] = HashedOracle("b" * 64)  # another model: its analysis is kept, the person's value stays current
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        window.reanalyse()
+    assert [a.model_sha256[0] for a in records.analyses(exam_id)] == ["a", "b"]
+    assert records.current_measurement(exam_id).kind == CONFIRMATION

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from workstation.calibration import Calibration
-from workstation.inference.pipeline import FrameResult, apply_plane_policy, choose_frame
+from workstation.inference.pipeline import FrameResult, apply_plane_policy, choose_frame, summarize
 from workstation.measure import Geometry, MeasurementRefused, recompute
 
 __all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
@@ -215,6 +215,14 @@ class CineAnalysis:
     @property
     def maps_nbytes(self) -> int:
         return sum(m.nbytes for m in self.maps.values())
+
+    def analyze_json(self) -> dict[str, Any]:
+        """The AI's results in the ``analyze`` contract (model, frames, summary), as the pipeline computed them
+        (with the file's calibration; a manual calibration applies to the review states only)."""
+        results = [self.results[i] for i in sorted(self.results)]
+        return {"model": dict(self.model_info), "n_frames": self.n_frames, "cancelled": not self.complete,
+                "calibration_source": self.calibration.source if self.calibration else "none",
+                "frames": [r.to_json() for r in results], "summary": summarize(results)}
 
     def to_dict(self) -> dict[str, Any]:
         chosen, why = self.chosen()

@@ -6,6 +6,9 @@
   (``workstation.records.save_viewer_review``: a new row, nothing overwritten), and the records panel and the
   timeline refresh, so a corrected exam turns into a person's point on the timeline and in the next report.
 - The panel analyses imported scans with the window's own model cache (one ONNX Runtime session per model).
+- An exam analysed in the viewer by a model other than the one its records hold (a newer model, another
+  device's choice in Settings) has that analysis saved too: a new analysis and AI row, which never displaces a
+  person's value. The same model again saves nothing (its results would be the same).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ class RecordsLink(QtCore.QObject):
 
     reviewSaved = QtCore.Signal(object)  # the new Measurement row (None rows are not announced)
     saveFailed = QtCore.Signal(str)
+    analysisSaved = QtCore.Signal(object)  # the new Analysis row
 
     def __init__(self, window, records: Records, *, analyze: bool = True, model_provider=None):
         super().__init__(window)
@@ -44,6 +48,7 @@ class RecordsLink(QtCore.QObject):
         window.measurementEdited.connect(self._review_changed)
         window.frameAccepted.connect(self._review_changed)
         window.cineOpened.connect(self._cine_opened)
+        window.analysisFinished.connect(self._analysis_finished)
         window.add_shutdown_step(self.shutdown)
         if self.panel.selected_labor_id() is not None:
             self.timeline.set_labor(self.panel.selected_labor_id())
@@ -65,6 +70,30 @@ class RecordsLink(QtCore.QObject):
     @QtCore.Slot(str)
     def _cine_opened(self, _path: str) -> None:
         self.timeline.highlight_exam(self.window.exam_id)
+
+    @QtCore.Slot(bool)
+    def _analysis_finished(self, cancelled: bool) -> None:
+        exam_id, analysis = self.window.exam_id, self.window.analysis
+        if cancelled or exam_id is None or analysis is None or not analysis.complete:
+            return
+        model = analysis.model_info or {}
+        if not model.get("sha256"):
+            log.info("exam %s: analysed by a model without a sha256 (%s); not saved", exam_id, model.get("name"))
+            return
+        try:
+            latest = self.records.latest_analysis(exam_id)
+            if latest is not None and latest.model_sha256 == model["sha256"]:
+                return
+            saved = self.records.save_analysis(exam_id, analysis.analyze_json())
+        except RecordsError as exc:
+            self.window.show_error(f"The analysis was not saved to the records: {exc}")
+            return
+        self.window.statusBar().showMessage(
+            f"Saved to the records: analysis of exam {exam_id} by {saved.model_name} {saved.model_version}", 6000)
+        self.panel.refresh()
+        self.timeline.refresh()
+        self.timeline.highlight_exam(exam_id)
+        self.analysisSaved.emit(saved)
 
     @QtCore.Slot(int, object)
     def _review_changed(self, _frame_index: int, review: dict) -> None:
