@@ -129,3 +129,16 @@ def test_an_uncalibrated_exam_reports_pixels_with_the_reason(tmp_path):
     flat = " ".join(text.split())
     assert row.hsd_mm is None and f"{row.hsd_px:.0f} px (no mm: the file" in flat and "calibration: none" in flat
     assert "PLACEHOLDER" not in flat  # no model analysed this exam
+
+
+def test_render_overlays_enlarges_a_small_frame_and_draws_the_geometry_at_the_same_place():
+    frame = np.zeros((128, 128), np.uint8)
+    geometry = {"ps_axis": {"superior": [20.0, 30.0], "inferior": [60.0, 40.0]}}
+    plain = render_overlays(frame, geometry)
+    enlarged = render_overlays(frame, geometry, min_side=300)  # 128 -> x3 = 384
+    assert plain.shape == (128, 128, 3) and enlarged.shape == (384, 384, 3)
+    # The inferior end's red dot lands at 3x its frame position; nothing is drawn far from the axis.
+    assert tuple(enlarged[120, 180]) == (255, 64, 64)
+    assert tuple(plain[40, 60]) == (255, 64, 64)
+    assert not enlarged[300:, :].any() and not enlarged[:, 250:].any()
+    assert (render_overlays(np.zeros((600, 800), np.uint8), geometry, min_side=480).shape == (600, 800, 3))

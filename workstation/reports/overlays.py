@@ -56,21 +56,26 @@ def _tint_labels(image: np.ndarray, labels: np.ndarray) -> None:
 class _Painter:
     """Lines, marks and outlined text scaled to the frame, so overlays read the same on any frame size."""
 
-    def __init__(self, image: np.ndarray):
+    def __init__(self, image: np.ndarray, zoom: int = 1):
         self.image = image
+        self.zoom = zoom  # the image was enlarged this many times; geometry stays in frame pixels
         self.unit = max(1.0, min(image.shape[:2]) / 360.0)
         self.thickness = max(1, round(1.5 * self.unit))
 
+    def at(self, p) -> tuple[int, int]:
+        return _fixed(np.asarray(p, float) * self.zoom)
+
     def line(self, p, q, colour) -> None:
-        cv2.line(self.image, _fixed(p), _fixed(q), colour, self.thickness, cv2.LINE_AA, _SHIFT)
+        cv2.line(self.image, self.at(p), self.at(q), colour, self.thickness, cv2.LINE_AA, _SHIFT)
 
     def dot(self, p, colour, radius: float) -> None:
-        cv2.circle(self.image, _fixed(p), int(radius * self.unit * _SUB), colour, -1, cv2.LINE_AA, _SHIFT)
-        cv2.circle(self.image, _fixed(p), int(radius * self.unit * _SUB), (0, 0, 0), 1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(self.image, self.at(p), int(radius * self.unit * _SUB), colour, -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(self.image, self.at(p), int(radius * self.unit * _SUB), (0, 0, 0), 1, cv2.LINE_AA, _SHIFT)
 
     def text(self, anchor, text: str, colour, away=None) -> None:
         """Text centred on ``anchor``, or wholly beyond it along the unit vector ``away``; kept inside the frame,
         with a dark outline for contrast on bright tissue."""
+        anchor = np.asarray(anchor, float) * self.zoom
         scale = 0.62 * self.unit  # readable when a 640-px frame is printed 7.5 cm wide
         (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, self.thickness)
         if away is not None:  # push the box's centre out until its near edge sits at the anchor
@@ -98,14 +103,14 @@ def _draw_aop(painter: _Painter, aop: dict, aop_deg: float | None) -> None:
     start = math.degrees(math.atan2(*(superior - vertex)[::-1]))
     end = math.degrees(math.atan2(*(tangent - vertex)[::-1]))
     sweep = (end - start + 540.0) % 360.0 - 180.0  # the angle itself, never its 360-degree complement
-    radius = min(28.0 * painter.unit, 0.6 * reach)
-    cv2.ellipse(painter.image, _fixed(vertex), (int(radius * _SUB), int(radius * _SUB)), 0.0, start, start + sweep,
+    radius = min(28.0 * painter.unit, 0.6 * reach * painter.zoom)
+    cv2.ellipse(painter.image, painter.at(vertex), (int(radius * _SUB), int(radius * _SUB)), 0.0, start, start + sweep,
                 COLOURS["tangent"], painter.thickness, cv2.LINE_AA, _SHIFT)
     if aop_deg is None:
         aop_deg = aop_from_points(superior, vertex, tangent)
     # At the far end of the tangent line: inside the angle is where the HSD line and its label run.
     direction = _unit_vector(vertex, tangent)
-    painter.text(line_end + direction * 6 * painter.unit, f"AoP {aop_deg:.1f} deg", COLOURS["tangent"], direction)
+    painter.text(line_end + direction * 6 * painter.unit / painter.zoom, f"AoP {aop_deg:.1f} deg", COLOURS["tangent"], direction)
 
 
 def _draw_hsd(painter: _Painter, hsd: dict, values: dict, away_from: np.ndarray | None) -> None:
@@ -113,7 +118,8 @@ def _draw_hsd(painter: _Painter, hsd: dict, values: dict, away_from: np.ndarray 
     painter.line(start, end, COLOURS["hsd"])
     across = _unit_vector(start, end)[::-1] * np.array([1.0, -1.0])
     for p in (start, end):  # end ticks make a caliper of the line
-        painter.line(p - across * 5 * painter.unit, p + across * 5 * painter.unit, COLOURS["hsd"])
+        tick = across * 5 * painter.unit / painter.zoom
+        painter.line(p - tick, p + tick, COLOURS["hsd"])
     if values.get("hsd_mm") is not None:
         text = f"HSD {values['hsd_mm']:.1f} mm"
     else:
@@ -123,27 +129,32 @@ def _draw_hsd(painter: _Painter, hsd: dict, values: dict, away_from: np.ndarray 
     # Label on the side of the line away from the tangent line, so the two labels never meet.
     if away_from is not None and np.dot(across, np.asarray(away_from, float) - middle) > 0:
         across = -across
-    painter.text(middle + across * 8 * painter.unit, text, COLOURS["hsd"], across)
+    painter.text(middle + across * 8 * painter.unit / painter.zoom, text, COLOURS["hsd"], across)
 
 
 def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray | None = None,
-                    values: dict | None = None) -> np.ndarray:
+                    values: dict | None = None, min_side: int = 0) -> np.ndarray:
     """An RGB copy of ``frame`` with the measurement geometry drawn on it.
 
     ``geometry``: the ``workstation.measure`` geometry JSON (any part may be absent or ``None``).
     ``labels``: an optional label map (0 background, 1 PS, 2 fetal head) tinted under the lines.
     ``values``: optional values to print (``aop_deg``, ``hsd_mm``, ``hsd_px``); without them AoP is computed
     from the points and HSD is given in pixels.
+    ``min_side``: a frame smaller than this is first enlarged by a whole factor (a 256-px PSFHS frame is
+    doubled for a report), so that lines and labels keep the proportions they have on a scanner-sized frame.
     """
     image = _as_rgb(frame)
     if labels is not None:
         _tint_labels(image, np.asarray(labels))
+    zoom = max(1, math.ceil(min_side / min(image.shape[:2]))) if min_side else 1
+    if zoom > 1:
+        image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
     geometry, values = geometry or {}, values or {}
-    painter = _Painter(image)
+    painter = _Painter(image, zoom)
     ellipse = geometry.get("head_ellipse")
     if ellipse:
-        axes = (int(ellipse["semi_axes"][0] * _SUB), int(ellipse["semi_axes"][1] * _SUB))
-        cv2.ellipse(image, _fixed(ellipse["center"]), axes, float(ellipse["angle_deg"]), 0, 360,
+        axes = (int(ellipse["semi_axes"][0] * zoom * _SUB), int(ellipse["semi_axes"][1] * zoom * _SUB))
+        cv2.ellipse(image, painter.at(ellipse["center"]), axes, float(ellipse["angle_deg"]), 0, 360,
                     COLOURS["head_ellipse"], painter.thickness, cv2.LINE_AA, _SHIFT)
     if geometry.get("hsd"):
         tangent = (geometry.get("aop") or {}).get("tangent_point")

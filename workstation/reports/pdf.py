@@ -29,6 +29,7 @@ from workstation.reports.overlays import render_overlays
 DISCLAIMER = ("Decision support only. AoP, HSD, the trend and the stalled flag are computed by software from "
               "ultrasound images and can be wrong; they do not replace clinical examination and judgement. "
               "Values marked AI have not been reviewed by a person.")
+REPORT_FRAME_MIN_SIDE = 480  # smaller frames are enlarged before drawing, so labels keep scanner-frame proportions
 _MARGIN = 1.6 * cm
 _PAGE_W, _PAGE_H = A4
 _BODY_W = _PAGE_W - 2 * _MARGIN
@@ -164,7 +165,7 @@ class _ReportBuilder:
         finally:
             cine.close()
         values = {"aop_deg": current.aop_deg, "hsd_mm": current.hsd_mm, "hsd_px": current.hsd_px}
-        image = render_overlays(frame, current.geometry, values=values)
+        image = render_overlays(frame, current.geometry, values=values, min_side=REPORT_FRAME_MIN_SIDE)
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         rows, cols = image.shape[:2]
         picture = Image(io.BytesIO(png.tobytes()), width=width, height=width * rows / cols)
