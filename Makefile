@@ -36,5 +36,14 @@ package-check:
 bench: $(STAMP)
 	$(BIN)/workstation bench
 
+# The shipped model's recipe (about two hours on 2 CPU cores; ../shared/data beside the repo), then its
+# uncertainty calibration on the training split, then the figures for its model card.
+train: $(STAMP)
+	$(BIN)/python -m workstation.training.train --data ../shared/data --out models --name psfh-multitask --epochs 55 --minutes 125 --seed 0
+	$(BIN)/python -m workstation.training.calibrate_uncertainty --model psfh-multitask --data ../shared/data
+	$(BIN)/workstation evaluate --dataset psfhs ../shared/data/psfhs
+	$(BIN)/workstation evaluate --dataset hc18 ../shared/data/hc18
+	$(BIN)/workstation bench
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info

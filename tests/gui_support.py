@@ -43,7 +43,7 @@ class OracleModel:
     def __init__(self, n_frames: int = DEMO_FRAMES, seed: int = 0, delay_s: float = 0.0, fail_at: int | None = None):
         cine = synthetic_demo(n_frames, seed)
         self.labels = {frame_key(f): l for f, l in zip(cine.frames, cine.labels)}
-        self.manifest = SimpleNamespace(name="oracle", version="test", placeholder=False,
+        self.manifest = SimpleNamespace(name="oracle", version="test", placeholder=False, uncertainty=None,
                                         outputs=SimpleNamespace(plane_classes=PLANE_CLASSES))
         self.delay_s = delay_s
         self.fail_at = fail_at

@@ -374,3 +374,17 @@ def test_other_panels_dock_beside_the_viewer(make_window):
     dock = window.add_side_dock(panel, "Patient records")
     assert dock.widget() is panel and window.dockWidgetArea(dock) == Qt.DockWidgetArea.LeftDockWidgetArea
     assert dock.toggleViewAction() in window.panels_menu.actions()
+
+
+def test_panel_says_what_a_calibrated_uncertainty_means(qtbot):
+    from workstation.cine_review import FrameMeasurementState
+    from workstation.gui.panel import MeasurementPanel
+
+    panel = MeasurementPanel()
+    qtbot.addWidget(panel)
+    values = {"aop_deg": 128.0, "hsd_px": 30.0, "geometry": {}, "reasons": {}}
+    panel.show_state(FrameMeasurementState(0, "standard_plane", 0.72, dict(values), uncertainty_method="calibrated"))
+    assert plain_text(panel.uncertainty_label) == (
+        "Uncertainty: 0.72 (HIGH; the model's chance that this AoP is more than 10° off)")
+    panel.show_state(FrameMeasurementState(0, "standard_plane", 0.2, dict(values)))
+    assert plain_text(panel.uncertainty_label) == "Uncertainty: 0.20 (low; 0 confident, 1 do not trust)"

@@ -81,6 +81,7 @@ class FrameMeasurementState:
     confirmed: bool = False
     confirmed_by: str | None = None
     confirmed_at: str | None = None
+    uncertainty_method: str = "blend"  # "calibrated": the chance the AoP is more than 10 degrees off
 
     @property
     def ai_geometry(self) -> dict:
@@ -200,7 +201,8 @@ class CineAnalysis:
         if maps is not None:
             self.maps[result.index] = maps
         state = FrameMeasurementState(result.index, result.frame_class, float(result.uncertainty),
-                                      copy.deepcopy(result.measurements))
+                                      copy.deepcopy(result.measurements),
+                                      uncertainty_method=result.uncertainty_method)
         self.states[result.index] = state
         return state
 

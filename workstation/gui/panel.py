@@ -173,7 +173,9 @@ class MeasurementPanel(QtWidgets.QWidget):
                 reasons.append(f"{name}: {current_why}")
         self.calibration_label.setText(f"Calibration: {calibration_text(current, calibration_source)}")
         level = "low" if state.uncertainty < 0.3 else ("moderate" if state.uncertainty < 0.6 else "HIGH")
-        self.uncertainty_label.setText(f"Uncertainty: {state.uncertainty:.2f} ({level}; 0 confident, 1 do not trust)")
+        meaning = ("the model's chance that this AoP is more than 10° off" if state.uncertainty_method == "calibrated"
+                   else "0 confident, 1 do not trust")
+        self.uncertainty_label.setText(f"Uncertainty: {state.uncertainty:.2f} ({level}; {meaning})")
         lines = []
         if preview is not None:
             lines.append("Moving a caliper: values recomputed live; drop to record the correction.")

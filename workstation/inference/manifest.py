@@ -19,6 +19,7 @@ from pathlib import Path
 
 from workstation.errors import ModelError
 from workstation.inference.preprocess import InputSpec
+from workstation.inference.uncertainty import UncertaintyCalibration, calibration_from_manifest
 
 DEFAULT_PLANE_CLASSES = ("standard_plane", "one_structure", "not_transperineal", "no_anatomy")
 SEGMENTATION_CLASSES = {0: "background", 1: "pubic_symphysis", 2: "fetal_head"}
@@ -46,6 +47,7 @@ class ModelManifest:
     outputs: OutputSpec
     placeholder: bool = False
     contract: str = "workstation"
+    uncertainty: UncertaintyCalibration | None = None  # None: the pipeline's fixed blend of signals
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -128,7 +130,7 @@ def read_manifest(path: str | Path) -> ModelManifest:
                          "0 background, 1 pubic_symphysis, 2 fetal_head")
     return ModelManifest(name=name, version=version, file=model_file, sha256=sha256, input_name=input_name,
                          input_spec=spec, outputs=output_spec, placeholder=bool(raw.get("placeholder", False)),
-                         contract=contract, raw=raw)
+                         contract=contract, uncertainty=calibration_from_manifest(raw, where), raw=raw)
 
 
 def verify(manifest: ModelManifest) -> None:

@@ -3,13 +3,19 @@
 The same code serves the CLI (``workstation analyze``), the GUI's worker pool (which
 iterates :func:`iter_frame_results` and sends each result by signal) and the records.
 
-Per-frame uncertainty (0 = confident, 1 = do not trust) combines three signals, each
+Per-frame uncertainty (0 = confident, 1 = do not trust) is made from these signals, each
 reported on its own in ``uncertainty_parts`` so nothing is hidden:
 
 * ``boundary_entropy``: mean normalised entropy of the class probabilities in a band
   around the predicted PS and FH outlines, where AoP and HSD are decided;
+* ``ps_boundary_entropy``: the same along the pubic symphysis outline alone (its axis makes the AoP);
 * ``flip_disagreement``: 1 - Dice between the plain and the mirrored pass;
 * ``regression_gap``: |direct AoP regression - geometric AoP| / 20 degrees, capped at 1.
+
+When the model's manifest carries an ``uncertainty_calibration`` (``workstation.inference.uncertainty``,
+fitted on the training split), the uncertainty of a transperineal frame is that calibration's
+probability that the AoP is more than 10 degrees off (``uncertainty_method`` "calibrated"); otherwise it
+is a fixed blend of the first, third and fourth signals ("blend").
 
 The per-pixel map the viewer shows is the normalised entropy itself.
 """
@@ -46,6 +52,7 @@ class FrameResult:
     regression: dict[str, float] | None
     labels: np.ndarray | None = field(default=None, repr=False)  # kept when asked (viewer overlays)
     uncertainty_map: np.ndarray | None = field(default=None, repr=False)
+    uncertainty_method: str = "blend"  # "calibrated": P(AoP error > 10 deg) from the model's manifest
 
     def to_json(self) -> dict:
         m = self.measurements
@@ -65,6 +72,7 @@ class FrameResult:
             "ga_weeks": m.get("ga_weeks"),
             "uncertainty": round(self.uncertainty, 4),
             "uncertainty_parts": self.uncertainty_parts,
+            "uncertainty_method": self.uncertainty_method,
             "regression": self.regression,
             "geometry": m.get("geometry"),
             "reasons": m.get("reasons", {}),
@@ -78,18 +86,25 @@ def entropy_map(probs: np.ndarray) -> np.ndarray:
     return (-(p * np.log(p)).sum(axis=0) / np.log(probs.shape[0])).astype(np.float32)
 
 
-def _boundary_entropy(labels: np.ndarray, entropy: np.ndarray) -> float | None:
-    edges = cv2.morphologyEx((labels > 0).astype(np.uint8) + (labels == 1).astype(np.uint8), cv2.MORPH_GRADIENT,
-                             np.ones((3, 3), np.uint8)) > 0
+def _band_entropy(regions: np.ndarray, entropy: np.ndarray) -> float | None:
+    """Mean entropy in a 5-px band along the outlines of ``regions`` (uint8 codes, 0 = none)."""
+    edges = cv2.morphologyEx(regions, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
     if not edges.any():
         return None
     band = cv2.dilate(edges.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     return float(entropy[band].mean())
 
 
+def _boundary_entropy(labels: np.ndarray, entropy: np.ndarray) -> float | None:
+    return _band_entropy((labels > 0).astype(np.uint8) + (labels == 1).astype(np.uint8), entropy)
+
+
+_BLEND_WEIGHTS = {"boundary_entropy": 0.4, "flip_disagreement": 0.3, "regression_gap": 0.3}
+
+
 def _combine(parts: dict[str, float | None], whole_frame_entropy: float) -> float:
-    weights = {"boundary_entropy": 0.4, "flip_disagreement": 0.3, "regression_gap": 0.3}
-    known = {k: v for k, v in parts.items() if v is not None}
+    weights = _BLEND_WEIGHTS
+    known = {k: v for k, v in parts.items() if v is not None and k in weights}
     if not known:
         return float(min(1.0, whole_frame_entropy))
     total = sum(weights[k] for k in known)
@@ -142,13 +157,18 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
     gap = None
     if prediction.regression and measured.get("aop_deg") is not None and "aop_deg" in prediction.regression:
         gap = min(1.0, abs(prediction.regression["aop_deg"] - measured["aop_deg"]) / _REGRESSION_GAP_FULL_DEG)
-    parts = {"boundary_entropy": _boundary_entropy(labels, entropy), "flip_disagreement": prediction.flip_disagreement,
-             "regression_gap": gap}
-    uncertainty = _combine(parts, float(entropy.mean()))
+    parts = {"boundary_entropy": _boundary_entropy(labels, entropy),
+             "ps_boundary_entropy": _band_entropy((labels == 1).astype(np.uint8), entropy) if ps_present else None,
+             "flip_disagreement": prediction.flip_disagreement, "regression_gap": gap}
+    calibration = model.manifest.uncertainty
+    if calibration is not None and calibration.applies_to(frame_class) and parts["flip_disagreement"] is not None:
+        uncertainty, method = calibration.probability(parts), "calibrated"
+    else:  # no calibration, another plane, or no flip pass (the calibration was fitted with one)
+        uncertainty, method = _combine(parts, float(entropy.mean())), "blend"
     regression = {k: round(v, 3) for k, v in prediction.regression.items()} if prediction.regression else None
     return FrameResult(index, float(time_s), frame_class, class_probs, ps_present, fh_present, measured, uncertainty,
                        {k: (None if v is None else round(float(v), 4)) for k, v in parts.items()}, regression,
-                       labels if keep_maps else None, entropy if keep_maps else None)
+                       labels if keep_maps else None, entropy if keep_maps else None, method)
 
 
 def iter_frame_results(cine, model: Model, *, indices=None, flip_tta: bool = True, keep_maps: bool = False,
