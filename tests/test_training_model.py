@@ -55,3 +55,35 @@ def test_loss_without_plane_or_regression_targets_is_finite():
     assert torch.isfinite(loss)
     assert parts["plane"] == 0.0 and parts["regression"] == 0.0
     loss.backward()
+
+
+def test_dice_weights_make_the_pubic_symphysis_count_more():
+    from workstation.training.model import soft_dice_loss
+
+    target = torch.zeros(1, 32, 32, dtype=torch.long)
+    target[0, 2:6, 2:12] = 1
+    target[0, 12:30, 8:30] = 2
+    logits = torch.zeros(1, 3, 32, 32)
+    logits[0, 2][target[0] == 2] = 8.0  # the head is found, the symphysis is missed
+    plain = soft_dice_loss(logits, target)
+    weighted = soft_dice_loss(logits, target, weights=(2.0, 1.0))
+    assert weighted > plain  # the missed class weighs more
+    assert soft_dice_loss(logits, target, weights=(1.0, 1.0)) == pytest.approx(plain.item())
+
+
+def test_training_can_start_from_a_checkpoint(tmp_path):
+    """--init: a run begins from the saved weights (with lr 0 its best checkpoint keeps them exactly)."""
+    from conftest import shared_path
+    from workstation.training.train import main
+
+    data = shared_path("psfhs").parent
+    torch.manual_seed(1)
+    saved = PSFHMultiTaskNet()
+    torch.save({"model": saved.state_dict()}, tmp_path / "init.pt")
+    main(["--data", str(data), "--runs", str(tmp_path), "--name", "ft", "--limit", "4", "--batch-size", "2",
+          "--epochs", "1", "--minutes", "5", "--lr", "0", "--no-export", "--init", str(tmp_path / "init.pt"),
+          "--ps-dice-weight", "2"])
+    assert '"event": "init"' in (tmp_path / "ft" / "log.jsonl").read_text()
+    trained = torch.load(tmp_path / "ft" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    for name, value in saved.named_parameters():  # buffers (BatchNorm statistics) move even at lr 0
+        assert torch.equal(trained[name], value.detach()), name

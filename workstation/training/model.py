@@ -123,8 +123,10 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def soft_dice_loss(seg_logits: torch.Tensor, target: torch.Tensor, classes=(1, 2), eps: float = 1.0) -> torch.Tensor:
-    """1 - mean soft Dice over the foreground classes, pooled over the batch (stable when a frame lacks a class)."""
+def soft_dice_loss(seg_logits: torch.Tensor, target: torch.Tensor, classes=(1, 2), eps: float = 1.0,
+                   weights=None) -> torch.Tensor:
+    """1 - mean soft Dice over the foreground classes, pooled over the batch (stable when a frame lacks a class);
+    ``weights`` (one per class) weight that mean."""
     probs = seg_logits.softmax(dim=1)
     losses = []
     for c in classes:
@@ -132,7 +134,10 @@ def soft_dice_loss(seg_logits: torch.Tensor, target: torch.Tensor, classes=(1, 2
         t = (target == c).float()
         intersection = (p * t).sum()
         losses.append(1.0 - (2.0 * intersection + eps) / (p.sum() + t.sum() + eps))
-    return torch.stack(losses).mean()
+    if weights is None:
+        return torch.stack(losses).mean()
+    w = torch.as_tensor(weights, dtype=seg_logits.dtype, device=seg_logits.device)
+    return (torch.stack(losses) * w).sum() / w.sum()
 
 
 class MultiTaskLoss(nn.Module):
@@ -140,14 +145,17 @@ class MultiTaskLoss(nn.Module):
 
     TASKS = ("seg", "plane", "regression")
 
-    def __init__(self, learn_weights: bool = True):
+    def __init__(self, learn_weights: bool = True, ps_dice_weight: float = 1.0):
         super().__init__()
+        # The AoP follows the pubic symphysis axis, the smaller and harder structure: its Dice may count more.
+        self.dice_weights = (ps_dice_weight, 1.0)
         # s = log(sigma^2); start at 0 (weight 1 for every task).
         self.log_vars = nn.Parameter(torch.zeros(len(self.TASKS)), requires_grad=learn_weights)
 
     def forward(self, outputs, seg_target, plane_target, regression_target, regression_mask):
         seg_logits, plane_logits, regression = outputs
-        seg_loss = F.cross_entropy(seg_logits, seg_target) + soft_dice_loss(seg_logits, seg_target)
+        seg_loss = F.cross_entropy(seg_logits, seg_target) + soft_dice_loss(seg_logits, seg_target,
+                                                                            weights=self.dice_weights)
         if (plane_target != IGNORE_INDEX).any():
             plane_loss = F.cross_entropy(plane_logits, plane_target, ignore_index=IGNORE_INDEX)
         else:

@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N cases per dataset/split (smoke runs)")
     parser.add_argument("--no-export", action="store_true")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="start from the weights of a best.pt (fine-tuning) instead of random ones")
+    parser.add_argument("--ps-dice-weight", type=float, default=1.0,
+                        help="weight of the pubic symphysis in the Dice loss (fetal head 1)")
     return parser
 
 
@@ -179,8 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     log({"event": "data", "root": str(data_root), "cases": cases, "train_items_per_epoch": len(train_set),
          "val_items": len(val_set), "device": str(device)})
 
-    model = PSFHMultiTaskNet().to(device)
-    criterion = MultiTaskLoss().to(device)
+    model = PSFHMultiTaskNet()
+    if args.init is not None:
+        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+        log({"event": "init", "from": str(args.init)})
+    model = model.to(device)
+    criterion = MultiTaskLoss(ps_dice_weight=args.ps_dice_weight).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # measurably faster depthwise convs on CPU
     optimizer = torch.optim.AdamW([{"params": model.parameters(), "weight_decay": args.weight_decay},
