@@ -385,6 +385,6 @@ def test_panel_says_what_a_calibrated_uncertainty_means(qtbot):
     values = {"aop_deg": 128.0, "hsd_px": 30.0, "geometry": {}, "reasons": {}}
     panel.show_state(FrameMeasurementState(0, "standard_plane", 0.72, dict(values), uncertainty_method="calibrated"))
     assert plain_text(panel.uncertainty_label) == (
-        "Uncertainty: 0.72 (HIGH; the model's chance that this AoP is more than 10° off)")
+        "Uncertainty: 0.72 (HIGH; the model's chance that this frame's AoP is missing or more than 10° off)")
     panel.show_state(FrameMeasurementState(0, "standard_plane", 0.2, dict(values)))
     assert plain_text(panel.uncertainty_label) == "Uncertainty: 0.20 (low; 0 confident, 1 do not trust)"

@@ -173,7 +173,8 @@ class MeasurementPanel(QtWidgets.QWidget):
                 reasons.append(f"{name}: {current_why}")
         self.calibration_label.setText(f"Calibration: {calibration_text(current, calibration_source)}")
         level = "low" if state.uncertainty < 0.3 else ("moderate" if state.uncertainty < 0.6 else "HIGH")
-        meaning = ("the model's chance that this AoP is more than 10° off" if state.uncertainty_method == "calibrated"
+        meaning = ("the model's chance that this frame's AoP is missing or more than 10° off"
+                   if state.uncertainty_method == "calibrated"
                    else "0 confident, 1 do not trust")
         self.uncertainty_label.setText(f"Uncertainty: {state.uncertainty:.2f} ({level}; {meaning})")
         lines = []
