@@ -52,7 +52,7 @@ class OracleModel:
     def describe(self) -> dict:
         return {"name": "oracle", "version": "test", "placeholder": False, "device": "cpu", "threads": 1}
 
-    def predict(self, frames, flip_tta: bool = False):
+    def predict(self, frames, tta: bool = False):
         self.batches += 1
         if self.fail_at is not None and self.batches >= self.fail_at:
             raise RuntimeError("the oracle was told to fail")

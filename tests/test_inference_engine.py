@@ -34,13 +34,39 @@ def test_prediction_is_at_frame_resolution_and_sums_to_one(tiny_model_path):
     assert set(prediction.regression) == {"aop_deg", "hsd_px"}
 
 
-def test_flip_tta_reports_disagreement_and_rgb_frames_work(tiny_model_path):
+def test_tta_reports_disagreement_and_rgb_frames_work(tiny_model_path):
     model = load_model(str(tiny_model_path), device="cpu", threads=1)
     frame = np.zeros((64, 64, 3), np.uint8)
     frame[10:30, 5:20] = 255
-    prediction = model.predict([frame], flip_tta=True)[0]
+    prediction = model.predict([frame], tta=True)[0]
     # a pixel-wise model is mirror-equivariant: both passes agree exactly
     assert prediction.flip_disagreement == pytest.approx(0.0, abs=1e-6)
+    assert model.predict([frame])[0].tta_labels is None
+
+
+def test_tta_rotated_passes_are_turned_back_onto_the_plain_pass(tiny_model_path):
+    model = load_model(str(tiny_model_path), device="cpu", threads=1)
+    frame = np.zeros((64, 64), np.uint8)
+    frame[20:44, 12:30] = 250  # head
+    frame[26:38, 40:52] = 150  # pubic symphysis
+    predictions = model.predict([frame, np.zeros((64, 64), np.uint8)], tta=True)
+    plain, mirrored, turned_left, turned_right = predictions[0].tta_labels
+    assert plain.shape == (64, 64) and len(predictions[1].tta_labels) == 4
+    assert set(np.unique(plain)) == {0, 1, 2}
+    assert (mirrored == plain).all()
+    def head_centre(labels):
+        ys, xs = np.nonzero(labels == 2)
+        return np.array([ys.mean(), xs.mean()])
+
+    for turned in (turned_left, turned_right):
+        # a pixel-wise model is rotation-equivariant too: turned back, each pass lies on the plain one, apart from
+        # edges that resampling moves by a pixel
+        assert (turned != plain).mean() < 0.04
+        assert np.abs(head_centre(turned) - head_centre(plain)).max() < 0.5
+    # and they were really turned: left turned, the head would sit about 2 px away
+    import cv2
+    unturned = cv2.warpAffine(turned_left, cv2.getRotationMatrix2D((32, 32), 8.0, 1.0), (64, 64), flags=cv2.INTER_NEAREST)
+    assert np.abs(head_centre(unturned) - head_centre(plain)).max() > 1.5
 
 
 def test_hash_mismatch_is_refused_with_a_clear_message(tmp_path):

@@ -16,7 +16,7 @@ from workstation.calibration import Calibration, Scale, UltrasoundRegion
 from workstation.errors import InputError
 from workstation.measure import (AoPLines, Ellipse, Geometry, MeasurementRefused, PSAxis, aop_from_points,
                                  ellipse_in_mm, ellipse_measurements, fit_head_ellipse, hadlock_ga_weeks,
-                                 hsd_from_points, load_labelmap, measure_labelmap, ramanujan_perimeter, recompute,
+                                 aop_of_labelmap, hsd_from_points, load_labelmap, measure_labelmap, ramanujan_perimeter, recompute,
                                  tangent_point_to_head)
 
 CONTRACT_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_px", "hc_mm", "bpd_mm", "ofd_mm", "ga_weeks", "geometry", "reasons")
@@ -191,6 +191,17 @@ def test_ga_and_its_range_come_with_a_calibrated_head():
 
 
 # --- edge cases -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("axis_deg,head_turn_deg", SCENES[:3])
+def test_aop_alone_is_the_same_construction_as_the_full_measurement(axis_deg, head_turn_deg):
+    labels, _, _, _ = transperineal_scene(axis_deg, head_turn_deg)
+    assert aop_of_labelmap(labels) == pytest.approx(measure_labelmap(labels).aop_deg, abs=1e-9)
+    assert aop_of_labelmap(np.where(labels == 2, 2, 0).astype(np.uint8)) is None  # no PS
+    assert aop_of_labelmap(np.where(labels == 1, 1, 0).astype(np.uint8)) is None  # no head
+    inside = labels.copy()
+    draw_ellipse(inside, (250, 250), 120, 120, 0, 2)  # the head swallows the PS end: refused, not a number
+    assert measure_labelmap(inside).aop_deg is None and aop_of_labelmap(inside) is None
+
 
 def test_empty_map_gives_no_values_and_says_why():
     m = measure_labelmap(np.zeros((64, 64), np.uint8))

@@ -16,12 +16,13 @@ from workstation.inference.uncertainty import UncertaintyCalibration, calibratio
 from workstation.io import Cine
 from workstation.synthetic import make_transperineal_cine
 
-FEATURES = ["boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy"]
+FEATURES = ["boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread"]
 
 
 def calibration_record(**changes) -> dict:
-    record = {"kind": "logistic", "features": FEATURES, "mean": [0.2, 0.05, 0.3, 0.3], "std": [0.1, 0.05, 0.2, 0.1],
-              "weights": [0.2, -0.1, 0.5, 0.5], "bias": -1.3, "fill": [1.0, 1.0, 1.0, 1.0], "threshold_deg": 10}
+    record = {"kind": "logistic", "features": FEATURES, "mean": [0.2, 0.05, 0.3, 0.3, 0.2],
+              "std": [0.1, 0.05, 0.2, 0.1, 0.15], "weights": [0.2, -0.1, 0.5, 0.5, 0.3], "bias": -1.3,
+              "fill": [1.0, 1.0, 1.0, 1.0, 1.0], "threshold_deg": 10}
     record.update(changes)
     return record
 
@@ -55,7 +56,8 @@ def test_fit_logistic_refuses_what_it_cannot_fit():
 
 def test_probability_fills_a_missing_signal_with_the_least_trusted_value():
     calibration = calibration_from_manifest({"uncertainty_calibration": calibration_record()}, "m.json")
-    parts = {"boundary_entropy": 0.2, "flip_disagreement": 0.05, "regression_gap": 0.3, "ps_boundary_entropy": 0.3}
+    parts = {"boundary_entropy": 0.2, "flip_disagreement": 0.05, "regression_gap": 0.3, "ps_boundary_entropy": 0.3,
+             "tta_aop_spread": 0.2}
     at_mean = calibration.probability(parts)
     assert at_mean == pytest.approx(1 / (1 + np.exp(1.3)))
     assert calibration.probability({**parts, "regression_gap": None}) > calibration.probability(
@@ -66,8 +68,8 @@ def test_probability_fills_a_missing_signal_with_the_least_trusted_value():
 
 @pytest.mark.parametrize("change, message", [
     ({"features": FEATURES[:3] + ["pixel_count"]}, "unknown signals"),
-    ({"weights": [0.1, 0.2]}, "4 values each"),
-    ({"std": [0.1, 0.0, 0.2, 0.1]}, "std must be positive"),
+    ({"weights": [0.1, 0.2]}, "5 values each"),
+    ({"std": [0.1, 0.0, 0.2, 0.1, 0.1]}, "std must be positive"),
     ({"kind": "isotonic"}, "not 'logistic'"),
     ({"bias": None}, "uncertainty_calibration"),
 ])
@@ -95,6 +97,10 @@ def test_pipeline_reports_the_calibrated_probability_where_it_applies(tmp_path):
     for old, new in zip(before, after):
         assert new.uncertainty_parts == old.uncertainty_parts  # the same signals, reported as before
         assert new.uncertainty_parts["ps_boundary_entropy"] is not None
+        if new.measurements["aop_deg"] is not None:
+            # the tiny model is pixel-wise, so the test-time passes agree on the AoP but for resampling, which moves
+            # the edges of a PS a few pixels long at its 64-px input by a few degrees
+            assert 0.0 < new.uncertainty_parts["tta_aop_spread"] < 0.5
         if new.frame_class in ("standard_plane", "one_structure"):
             assert new.uncertainty_method == "calibrated"
             # (the reported parts are rounded to 4 decimals)
@@ -104,8 +110,31 @@ def test_pipeline_reports_the_calibrated_probability_where_it_applies(tmp_path):
             assert new.uncertainty_method == "blend" and new.uncertainty == pytest.approx(old.uncertainty)
         assert new.to_json()["uncertainty_method"] == new.uncertainty_method
     assert any(r.uncertainty_method == "calibrated" for r in after)
-    # Without the flip pass the calibration (fitted with it) does not apply.
-    assert {r.uncertainty_method for r in iter_frame_results(cine, calibrated, flip_tta=False)} == {"blend"}
+    # Without the test-time passes the calibration (fitted with them) does not apply.
+    assert {r.uncertainty_method for r in iter_frame_results(cine, calibrated, tta=False)} == {"blend"}
+
+
+def test_tta_aop_spread_is_the_spread_of_the_passes_aops_capped():
+    from workstation.inference.engine import FramePrediction
+    from workstation.inference.pipeline import _tta_aop_spread
+    from workstation.measure import aop_of_labelmap
+
+    synthetic = make_transperineal_cine(n_frames=24, shape=(240, 320), seed=2)
+    maps = [synthetic.labels[i].astype(np.uint8) for i in (0, 2, 4, 8)]
+    aops = [aop_of_labelmap(m) for m in maps]
+    assert None not in aops and 5 < max(aops) - min(aops) < 15  # the head descends, so the AoP opens
+
+    def spread(label_maps):
+        return _tta_aop_spread(FramePrediction(np.zeros((3, 2, 2), np.float32), None, None, 0.0, label_maps))
+
+    assert spread([maps[0]] * 4) == pytest.approx(0.0)
+    assert spread(maps) == pytest.approx(min(1.0, float(np.std(aops)) / 10.0))
+    empty = np.zeros_like(maps[0])
+    assert spread([maps[0], maps[3], empty, empty]) == pytest.approx(abs(aops[0] - aops[3]) / 2 / 10.0)
+    assert spread([maps[0], empty, empty, empty]) is None  # one AoP has no spread: the calibration's fill applies
+    assert spread(None) is None
+    far = synthetic.labels[23].astype(np.uint8)  # 26 deg more open: a std over 10 deg is capped at 1
+    assert spread([maps[0], far, maps[0], far]) == 1.0
 
 
 def test_the_shipped_model_carries_a_calibration_fitted_on_the_training_split():
@@ -114,6 +143,7 @@ def test_the_shipped_model_carries_a_calibration_fitted_on_the_training_split():
     assert isinstance(calibration, UncertaintyCalibration)
     record = model.manifest.raw["uncertainty_calibration"]
     assert "training split" in record["fitted_on"]
+    assert "tta_aop_spread" in calibration.features
     assert record["auroc"]["val"]["auroc"] > record["auroc"]["val"]["auroc_blend"]
 
 
@@ -128,5 +158,5 @@ def test_calibration_command_fits_on_real_labels_and_leaves_the_manifest_alone_o
     assert shipped.read_bytes() == before
     assert "AUROC for AoP error > 10 deg: train" in out
     record = json.loads(out[:out.rindex("}") + 1])
-    assert record["features"] == FEATURES and len(record["weights"]) == 4
+    assert record["features"] == FEATURES and len(record["weights"]) == len(FEATURES)
     assert record["auroc"]["train"]["n"] > 30

@@ -36,7 +36,7 @@ def model_latency_ms(model: Model, repeats: int = 100, warmup: int = 10) -> dict
             "input": [1, spec.channels, spec.height, spec.width], "repeats": repeats}
 
 
-def cine_fps(model: Model, n_frames: int = 120, flip_tta: bool = True) -> dict:
+def cine_fps(model: Model, n_frames: int = 120, tta: bool = True) -> dict:
     """Frames per second of the whole analysis (model, TTA, measurements, uncertainty) over a synthetic cine."""
     from workstation.io import Cine  # the synthetic cine needs no file round trip
     from workstation.synthetic import make_transperineal_cine
@@ -44,10 +44,10 @@ def cine_fps(model: Model, n_frames: int = 120, flip_tta: bool = True) -> dict:
     synthetic = make_transperineal_cine(n_frames=n_frames, seed=1)
     cine = Cine.from_arrays(synthetic.frames, frame_time_ms=synthetic.frame_time_ms, source="synthetic-bench")
     start = time.perf_counter()
-    count = sum(1 for _ in iter_frame_results(cine, model, flip_tta=flip_tta))
+    count = sum(1 for _ in iter_frame_results(cine, model, tta=tta))
     elapsed = time.perf_counter() - start
     return {"fps": round(count / elapsed, 2), "frames": count, "frame_shape": list(cine.frame_shape),
-            "flip_tta": flip_tta}
+            "tta": tta}
 
 
 def run_bench(model: Model, repeats: int = 100, n_frames: int = 120, compare_siglip: bool = False) -> dict:

@@ -72,7 +72,7 @@ def cmd_analyze(args) -> int:
     if model.manifest.placeholder:
         print(f"warning: model {model.manifest.name} {model.manifest.version} is a PLACEHOLDER: its values are not "
               "clinically meaningful", file=sys.stderr)
-    results = [analyze_cine(cine, model, progress=_Progress(cine.source.name, args.quiet), flip_tta=not args.no_tta)
+    results = [analyze_cine(cine, model, progress=_Progress(cine.source.name, args.quiet), tta=not args.no_tta)
                for cine in cines]
     emit_json(results[0] if len(results) == 1 else results, args.json)
     return 0
@@ -120,7 +120,7 @@ def cmd_bench(args) -> int:
         print(f"latency/frame  median {result['latency_ms']['median']:.2f} ms, p95 {result['latency_ms']['p95']:.2f} ms "
               f"at input {result['latency_input']}")
         print(f"cine           {result['cine_fps']:.1f} frames/s over {result['cine']['frames']} frames "
-              f"{result['cine']['frame_shape']} (whole pipeline, flip TTA)")
+              f"{result['cine']['frame_shape']} (whole pipeline, test-time passes)")
         if "siglip_so400m" in result:
             siglip = result["siglip_so400m"]
             print(f"SigLIP so400m  median {siglip['median_ms']:.0f} ms at {siglip['input']} ({siglip['parameters_m']:.0f}M "
@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", help="DICOM, video, image files or folders of images")
     p.add_argument("--json", metavar="OUT", help="write JSON here instead of stdout")
     p.add_argument("--mm-per-px", type=float, help="manual calibration, overriding what the file says")
-    p.add_argument("--no-tta", action="store_true", help="skip the mirrored pass (faster, no flip disagreement)")
+    p.add_argument("--no-tta", action="store_true",
+                   help="skip the test-time passes (mirrored, turned): about twice as fast, but no calibrated uncertainty")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     model_options(p)
     p.set_defaults(run=cmd_analyze)

@@ -29,7 +29,7 @@ from workstation.splits import split_of
 
 DATASETS = ("psfhs", "hc18")
 BAD_AOP_THRESHOLD_DEG = 10  # the definition of a bad frame: AoP error above 10 degrees
-PIPELINE_FLIP_TTA = True  # as `workstation analyze` runs by default (its --no-tta turns it off)
+PIPELINE_TTA = True  # as `workstation analyze` runs by default (its --no-tta turns it off)
 
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float | None:
@@ -133,8 +133,8 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         image = _read_gray(image_path)
         prediction = model.predict([image])[0]
         pred = prediction.probs.argmax(0).astype(np.uint8)
-        # What `workstation analyze` reports for this frame (flip TTA, plane policy): its AoP and uncertainty.
-        frame = analyze_prediction(model.predict([image], flip_tta=PIPELINE_FLIP_TTA)[0], model, None, 0, 0.0)
+        # What `workstation analyze` reports for this frame (test-time passes, plane policy): its AoP and uncertainty.
+        frame = analyze_prediction(model.predict([image], tta=PIPELINE_TTA)[0], model, None, 0, 0.0)
         aop_pipeline = frame.measurements.get("aop_deg")
         for key, cls in (("ps", 1), ("fh", 2)):
             dices[key].append(dice(pred == cls, ref == cls))
@@ -162,8 +162,8 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         "aop_cases_scored": len(aop_errors),
         "aop_missing_in_prediction": sum(1 for c in with_ref if c["aop_pred"] is None),
         "hc_abs_error_mm": _stats([]),
-        # The figures above score one plain pass; these score what `workstation analyze` reports (flip TTA, plane
-        # policy), which is also what the uncertainty describes.
+        # The figures above score one plain pass; these score what `workstation analyze` reports (test-time passes,
+        # plane policy), which is also what the uncertainty describes.
         "aop_abs_error_deg_pipeline": _stats(pipeline_errors),
         "aop_missing_in_pipeline": sum(1 for c in with_ref if c["aop_pipeline"] is None),
         "uncertainty_auroc": uncertainty_auroc(per_case),

@@ -171,12 +171,12 @@ class AnalysisJob(Job):
     title = "analysis"
 
     def __init__(self, path: str | Path, calibration: Calibration, model_provider: Callable[[], object],
-                 flip_tta: bool = True, max_pending: int = 8, indices=None):
+                 tta: bool = True, max_pending: int = 8, indices=None):
         super().__init__()
         self.path = Path(path)
         self.calibration = calibration
         self.model_provider = model_provider
-        self.flip_tta = flip_tta
+        self.tta = tta
         self.indices = indices
         self._room = threading.Semaphore(max_pending)
 
@@ -201,7 +201,7 @@ class AnalysisJob(Job):
         cine = load(self.path)
         cine.calibration = self.calibration
         try:
-            for result in iter_frame_results(cine, model, indices=self.indices, flip_tta=self.flip_tta,
+            for result in iter_frame_results(cine, model, indices=self.indices, tta=self.tta,
                                              keep_maps=True, cancelled=self.is_cancelled):
                 result, maps = compact(result)
                 if not self._wait_for_room():

@@ -4,6 +4,13 @@
 models folder), verifies the ONNX file's sha256, and opens one InferenceSession.
 ``Model.predict`` turns frames into per-class probabilities at frame resolution, the
 plane-class probabilities and the direct AoP/HSD regression when the model has them.
+
+With ``tta`` (test-time augmentation, as the pipeline runs by default) each frame also goes
+through a mirrored pass, averaged into the probabilities, and two passes rotated by
+``ROTATION_TTA_DEG``. The rotated passes are not averaged in (on the validation split that did not
+lower the AoP error). They are kept as label maps so that the pipeline can measure how far the
+AoP moves when the picture turns a little. That spread is the best single predictor of a bad
+AoP that was found.
 """
 from __future__ import annotations
 
@@ -13,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+import cv2
+
 from workstation.errors import ModelError
 from workstation.inference.manifest import ModelManifest, read_manifest, verify
 from workstation.inference.preprocess import frame_to_input, input_px_to_frame_px, maps_to_frame
@@ -21,6 +30,7 @@ from workstation.paths import shipped_models_dir, user_models_dir
 DEFAULT_MODEL = "psfh-multitask"
 DEVICES = ("auto", "cpu", "gpu")
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider")
+ROTATION_TTA_DEG = (8.0, -8.0)  # about the input's centre; small enough to stay inside the training augmentation
 
 
 @dataclass
@@ -29,6 +39,9 @@ class FramePrediction:
     plane_probs: np.ndarray | None  # (K,) softmax over the manifest's plane classes
     regression: dict[str, float] | None  # {"aop_deg": .., "hsd_px": .. (frame pixels)}
     flip_disagreement: float | None = None  # 1 - mean Dice (PS, FH) between plain and mirrored passes
+    # With tta: the label map of each pass (plain, mirrored, rotated by ROTATION_TTA_DEG), mapped back into the
+    # model's input space (input resolution, letterboxed), for the AoP's stability across passes.
+    tta_labels: list[np.ndarray] | None = None
 
 
 def default_threads() -> int:
@@ -84,6 +97,26 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _rotation(angle_deg: float, height: int, width: int) -> np.ndarray:
+    return cv2.getRotationMatrix2D((width / 2.0, height / 2.0), angle_deg, 1.0)
+
+
+def _rotate_inputs(batch: np.ndarray, angle_deg: float, black: float) -> np.ndarray:
+    """(N, C, H, W) model inputs turned about their centre; the corners filled with black (as the letterbox)."""
+    n, c, h, w = batch.shape
+    matrix = _rotation(angle_deg, h, w)
+    flat = batch.reshape(n * c, h, w)
+    turned = [cv2.warpAffine(x, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=black) for x in flat]
+    return np.stack(turned).reshape(n, c, h, w).astype(np.float32)
+
+
+def _unrotate_labels(labels: np.ndarray, angle_deg: float) -> np.ndarray:
+    h, w = labels.shape
+    matrix = cv2.invertAffineTransform(_rotation(angle_deg, h, w))
+    return cv2.warpAffine(labels, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def _mean_structure_dice(a: np.ndarray, b: np.ndarray) -> float:
     """Mean Dice of PS and FH between two label maps; a class absent from both counts as agreement."""
     scores = []
@@ -129,22 +162,33 @@ class Model:
         values = self.session.run(self._output_names, {self.manifest.input_name: batch})
         return dict(zip(self._output_names, values))
 
-    def predict(self, frames: list[np.ndarray], flip_tta: bool = False) -> list[FramePrediction]:
-        """Predictions for frames of any size; with ``flip_tta`` also the mirrored pass, averaged."""
+    def predict(self, frames: list[np.ndarray], tta: bool = False) -> list[FramePrediction]:
+        """Predictions for frames of any size; with ``tta`` also the mirrored pass (averaged) and the rotated
+        passes (kept as label maps)."""
         spec = self.manifest.input_spec
         prepared = [frame_to_input(f, spec) for f in frames]
         batch = np.stack([x for x, _ in prepared]).astype(np.float32)
-        raw = self.run_inputs(batch)
-        if flip_tta:
-            mirrored = self.run_inputs(np.ascontiguousarray(batch[..., ::-1]))
+        n = len(batch)
         outs = self.manifest.outputs
+        if tta:
+            passes = [batch, np.ascontiguousarray(batch[..., ::-1])] + [
+                _rotate_inputs(batch, a, (0.0 - spec.mean) / spec.std) for a in ROTATION_TTA_DEG]
+            # One run per pass, not one batch of all: ONNX Runtime's arena grows with the batch (peak RSS doubled).
+            raw, mirrored, *turned = [self.run_inputs(x) for x in passes]
+            rotated = [t[outs.segmentation] for t in turned]
+        else:
+            raw = self.run_inputs(batch)
         results = []
         for i, (_, placement) in enumerate(prepared):
             seg = _softmax(raw[outs.segmentation][i].astype(np.float32), axis=0)
-            disagreement = None
-            if flip_tta:
+            disagreement, tta_labels = None, None
+            if tta:
                 seg_mirrored = _softmax(mirrored[outs.segmentation][i][..., ::-1].astype(np.float32), axis=0)
-                disagreement = 1.0 - _mean_structure_dice(seg.argmax(0), seg_mirrored.argmax(0))
+                plain_labels = seg.argmax(0).astype(np.uint8)
+                mirrored_labels = seg_mirrored.argmax(0).astype(np.uint8)
+                disagreement = 1.0 - _mean_structure_dice(plain_labels, mirrored_labels)
+                tta_labels = [plain_labels, mirrored_labels] + [
+                    _unrotate_labels(r[i].argmax(0).astype(np.uint8), a) for r, a in zip(rotated, ROTATION_TTA_DEG)]
                 seg = 0.5 * (seg + seg_mirrored)
             plane = None
             if outs.plane:
@@ -161,7 +205,7 @@ class Model:
                     if name == "hsd_px" and outs.hsd_units == "input_px":
                         value = input_px_to_frame_px(value, spec, placement)
                     regression[name] = value
-            results.append(FramePrediction(maps_to_frame(seg, placement), plane, regression, disagreement))
+            results.append(FramePrediction(maps_to_frame(seg, placement), plane, regression, disagreement, tta_labels))
         return results
 
 

@@ -10,7 +10,10 @@ reported on its own in ``uncertainty_parts`` so nothing is hidden:
   around the predicted PS and FH outlines, where AoP and HSD are decided;
 * ``ps_boundary_entropy``: the same along the pubic symphysis outline alone (its axis makes the AoP);
 * ``flip_disagreement``: 1 - Dice between the plain and the mirrored pass;
-* ``regression_gap``: |direct AoP regression - geometric AoP| / 20 degrees, capped at 1.
+* ``regression_gap``: |direct AoP regression - geometric AoP| / 20 degrees, capped at 1;
+* ``tta_aop_spread``: the standard deviation of the AoP measured on each test-time pass (plain,
+  mirrored, turned by +-8 degrees; ``workstation.inference.engine``) / 10 degrees, capped at 1.
+  A pubic symphysis whose axis swings when the picture turns a little gives an unreliable AoP.
 
 When the model's manifest carries an ``uncertainty_calibration`` (``workstation.inference.uncertainty``,
 fitted on the training split), the uncertainty of a transperineal frame is that calibration's
@@ -29,12 +32,13 @@ import numpy as np
 
 from workstation.calibration import Calibration
 from workstation.inference.engine import FramePrediction, Model
-from workstation.measure import measure_labelmap
+from workstation.measure import aop_of_labelmap, measure_labelmap
 
 STANDARD_PLANE = "standard_plane"
 BIOMETRY_PLANE = "not_transperineal"  # an axial head plane: where HC, BPD and GA belong
 _MIN_STRUCTURE_FRACTION = 5e-4  # of the frame's pixels; smaller blobs are noise, not anatomy
 _REGRESSION_GAP_FULL_DEG = 20.0
+_TTA_SPREAD_FULL_DEG = 10.0
 _BATCH = 4
 
 
@@ -111,6 +115,17 @@ def _combine(parts: dict[str, float | None], whole_frame_entropy: float) -> floa
     return float(min(1.0, max(0.0, sum(weights[k] * v for k, v in known.items()) / total)))
 
 
+def _tta_aop_spread(prediction: FramePrediction) -> float | None:
+    """How much the AoP moves across the test-time passes; None without them or with fewer than two AoPs."""
+    if not prediction.tta_labels:
+        return None
+    aops = [aop_of_labelmap(labels) for labels in prediction.tta_labels]
+    aops = [a for a in aops if a is not None]
+    if len(aops) < 2:
+        return None
+    return min(1.0, float(np.std(aops)) / _TTA_SPREAD_FULL_DEG)
+
+
 def _frame_class(prediction: FramePrediction, classes: tuple[str, ...], ps: bool, fh: bool) -> tuple[str, dict | None]:
     if prediction.plane_probs is not None:
         probs = {name: round(float(p), 4) for name, p in zip(classes, prediction.plane_probs)}
@@ -159,11 +174,13 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
         gap = min(1.0, abs(prediction.regression["aop_deg"] - measured["aop_deg"]) / _REGRESSION_GAP_FULL_DEG)
     parts = {"boundary_entropy": _boundary_entropy(labels, entropy),
              "ps_boundary_entropy": _band_entropy((labels == 1).astype(np.uint8), entropy) if ps_present else None,
-             "flip_disagreement": prediction.flip_disagreement, "regression_gap": gap}
+             "flip_disagreement": prediction.flip_disagreement, "regression_gap": gap,
+             "tta_aop_spread": _tta_aop_spread(prediction) if ps_present and fh_present else None}
     calibration = model.manifest.uncertainty
-    if calibration is not None and calibration.applies_to(frame_class) and parts["flip_disagreement"] is not None:
+    tta_ran = prediction.tta_labels is not None
+    if calibration is not None and calibration.applies_to(frame_class) and tta_ran:
         uncertainty, method = calibration.probability(parts), "calibrated"
-    else:  # no calibration, another plane, or no flip pass (the calibration was fitted with one)
+    else:  # no calibration, another plane, or no test-time passes (the calibration was fitted with them)
         uncertainty, method = _combine(parts, float(entropy.mean())), "blend"
     regression = {k: round(v, 3) for k, v in prediction.regression.items()} if prediction.regression else None
     return FrameResult(index, float(time_s), frame_class, class_probs, ps_present, fh_present, measured, uncertainty,
@@ -171,7 +188,7 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
                        labels if keep_maps else None, entropy if keep_maps else None, method)
 
 
-def iter_frame_results(cine, model: Model, *, indices=None, flip_tta: bool = True, keep_maps: bool = False,
+def iter_frame_results(cine, model: Model, *, indices=None, tta: bool = True, keep_maps: bool = False,
                        cancelled: Callable[[], bool] | None = None) -> Iterator[FrameResult]:
     """Analyse frames in small batches, yielding one result per frame; stops early when ``cancelled()``."""
     indices = list(range(cine.n_frames)) if indices is None else list(indices)
@@ -179,7 +196,7 @@ def iter_frame_results(cine, model: Model, *, indices=None, flip_tta: bool = Tru
         if cancelled is not None and cancelled():
             return
         chunk = indices[start:start + _BATCH]
-        predictions = model.predict([cine.frame(i) for i in chunk], flip_tta=flip_tta)
+        predictions = model.predict([cine.frame(i) for i in chunk], tta=tta)
         for i, prediction in zip(chunk, predictions):
             yield analyze_prediction(prediction, model, cine.calibration, i, float(cine.times_s[i]), keep_maps)
 
@@ -216,10 +233,10 @@ def summarize(results: list[FrameResult]) -> dict:
 
 
 def analyze_cine(cine, model: Model, *, progress: Callable[[int, int], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None, flip_tta: bool = True) -> dict:
+                 cancelled: Callable[[], bool] | None = None, tta: bool = True) -> dict:
     """The `analyze` JSON for one cine."""
     results = []
-    for result in iter_frame_results(cine, model, flip_tta=flip_tta, cancelled=cancelled):
+    for result in iter_frame_results(cine, model, tta=tta, cancelled=cancelled):
         results.append(result)
         if progress is not None:
             progress(len(results), cine.n_frames)

@@ -63,17 +63,9 @@ def _region_parts(labels: np.ndarray, label: int):
     return region, points
 
 
-def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None, *,
-                     head_outline_width_px: float = 0.0) -> Measurements:
-    """AoP, HSD and head biometry of a label map (0 background, 1 PS, 2 FH), with their geometry and reasons.
-
-    ``head_outline_width_px``: see ``fit_head_ellipse`` (non-zero only for masks filled from drawn outlines).
-    """
-    labels = check_labelmap(labels)
-    reasons: dict[str, str] = {}
-    ps_region, ps_edge = _region_parts(labels, PS_LABEL)
-    fh_region, fh_edge = _region_parts(labels, FH_LABEL)
-
+def _aop_construction(ps_region, ps_edge, fh_edge, reasons: dict[str, str]):
+    """Head contour, PS axis and AoP lines from the PS region and outlines (ISUOG / Kalache); what cannot be
+    built is None, with its reason put in ``reasons``."""
     head_contour = None if fh_edge is None else convex_hull(fh_edge)
     ps_axis = aop = None
     if ps_region is None or head_contour is None:
@@ -88,6 +80,35 @@ def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None,
             aop = AoPLines(ps_axis.inferior, ps_axis.superior, tangent)
         except MeasurementRefused as refused:
             reasons.setdefault("aop_deg", str(refused))
+    return head_contour, ps_axis, aop
+
+
+def aop_of_labelmap(labels: np.ndarray) -> float | None:
+    """The AoP alone (degrees, or None when it cannot be built or is implausible), by the same construction
+    as ``measure_labelmap`` without the HSD and head ellipse: for the pipeline's checks across test-time passes."""
+    labels = check_labelmap(labels)
+    ps_region, ps_edge = _region_parts(labels, PS_LABEL)
+    fh_edge = _region_parts(labels, FH_LABEL)[1] if ps_region is not None else None
+    aop = _aop_construction(ps_region, ps_edge, fh_edge, {})[2]
+    if aop is None:
+        return None
+    try:
+        return check_aop_plausible(aop_from_points(aop.superior, aop.vertex, aop.tangent_point))
+    except MeasurementRefused:
+        return None
+
+
+def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None, *,
+                     head_outline_width_px: float = 0.0) -> Measurements:
+    """AoP, HSD and head biometry of a label map (0 background, 1 PS, 2 FH), with their geometry and reasons.
+
+    ``head_outline_width_px``: see ``fit_head_ellipse`` (non-zero only for masks filled from drawn outlines).
+    """
+    labels = check_labelmap(labels)
+    reasons: dict[str, str] = {}
+    ps_region, ps_edge = _region_parts(labels, PS_LABEL)
+    fh_region, fh_edge = _region_parts(labels, FH_LABEL)
+    head_contour, ps_axis, aop = _aop_construction(ps_region, ps_edge, fh_edge, reasons)
     hsd = None
     if ps_axis is not None and "hsd_px" not in reasons:
         try:

@@ -2,7 +2,7 @@
 
     python -m workstation.training.calibrate_uncertainty --model psfh-multitask --data ../shared/data
 
-Runs the pipeline exactly as ``workstation analyze`` does (flip TTA) on every PSFHS case of the training
+Runs the pipeline exactly as ``workstation analyze`` does (test-time passes) on every PSFHS case of the training
 split, scores each frame bad when its AoP is more than 10 degrees from the AoP of the expert labels (or
 when it gives none), and fits a logistic regression of "bad" on the pipeline's uncertainty signals
 (``workstation.inference.uncertainty``). The validation split is used only to report the AUROC of the
@@ -25,8 +25,8 @@ from workstation.inference.pipeline import analyze_prediction
 from workstation.inference.uncertainty import UncertaintyCalibration, fit_logistic
 from workstation.measure import load_labelmap, measure_labelmap
 
-FEATURES = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy")
-FILL = (1.0, 1.0, 1.0, 1.0)  # a missing signal (no PS, no AoP) counts as the least trusted value
+FEATURES = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread")
+FILL = (1.0, 1.0, 1.0, 1.0, 1.0)  # a missing signal (no PS, no AoP) counts as the least trusted value
 
 
 def collect(model, folder: Path, split: str, limit: int | None = None, progress=None) -> list[dict]:
@@ -37,7 +37,7 @@ def collect(model, folder: Path, split: str, limit: int | None = None, progress=
         reference = measure_labelmap(load_labelmap(folder / "labels" / f"{image_path.stem}_label.png")).aop_deg
         if reference is None:
             continue
-        frame = analyze_prediction(model.predict([_read_gray(image_path)], flip_tta=True)[0], model, None, 0, 0.0)
+        frame = analyze_prediction(model.predict([_read_gray(image_path)], tta=True)[0], model, None, 0, 0.0)
         aop = frame.measurements.get("aop_deg")
         rows.append({"id": image_path.stem, "parts": frame.uncertainty_parts, "frame_class": frame.frame_class,
                      "uncertainty": frame.uncertainty, "method": frame.uncertainty_method,
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     calibration = fit(train)
     metrics = {"train": score(calibration, train), "val": score(calibration, val)}
     record = calibration.to_json(
-        fitted_on=f"PSFHS training split ({len(train)} frames, workstation.splits.split_of); flip TTA as analyze",
+        fitted_on=f"PSFHS training split ({len(train)} frames, workstation.splits.split_of); test-time passes as analyze",
         command="python -m workstation.training.calibrate_uncertainty" + (f" --model {args.model}" if args.model else ""),
         auroc=metrics)
     print(json.dumps(record, indent=2))
