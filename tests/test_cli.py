@@ -114,6 +114,9 @@ def test_evaluate_scores_a_perfect_segmenter_perfectly(tmp_path, capsys):
     assert result["dice"]["fh"] > 0.97 and result["dice"]["ps"] > 0.9
     assert result["aop_abs_error_deg"]["mean"] < 2.0
     assert result["hc_abs_error_mm"]["mean"] is None
+    # what analyze shows (test-time passes averaged in) is scored too; for this model it is as good
+    assert result["dice_pipeline"]["fh"] > 0.97 and result["dice_pipeline"]["ps"] > 0.9
+    assert result["aop_abs_error_deg_pipeline"]["mean"] < 2.0
 
 
 def test_evaluate_on_real_psfhs_runs(tiny_manifest, capsys):
@@ -130,6 +133,7 @@ def test_evaluate_on_real_hc18_runs(tiny_manifest, capsys):
                  "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 3 and result["dice"]["ps"] is None and "hc_abs_error_mm" in result
+    assert 0.0 <= result["dice_pipeline"]["fh"] <= 1.0 and "hc_abs_error_mm_pipeline" in result
 
 
 def test_evaluate_rejects_a_folder_that_is_not_a_dataset(tmp_path, tiny_manifest, capsys):

@@ -8,6 +8,10 @@
 * hc18: ``images/NNN_HC.png``, ``masks/NNN_HC_mask.png`` and the csv of pixel sizes and
   reference HC -> Dice/HD95 of the head and the HC absolute error in mm.
 
+The main figures score one plain pass of the model. The ``*_pipeline`` keys score what
+``workstation analyze`` shows a user: the masks with the mirrored pass averaged in, its plane
+policy, and (hc18) its HC without the correction for HC18's outline width.
+
 By default only the validation split (:mod:`workstation.splits`) is scored, since the
 shipped model was trained on the rest.
 """
@@ -125,6 +129,7 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
                    progress: Callable[[int, int], None] | None = None) -> dict:
     cases = _cases(folder, split)[:limit]
     dices = {"ps": [], "fh": []}
+    pipeline_dices = {"ps": [], "fh": []}
     hds = {"ps": [], "fh": []}
     aop_errors, pipeline_errors, per_case = [], [], []
     for n, image_path in enumerate(cases, 1):
@@ -134,10 +139,13 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         prediction = model.predict([image])[0]
         pred = prediction.probs.argmax(0).astype(np.uint8)
         # What `workstation analyze` reports for this frame (test-time passes, plane policy): its AoP and uncertainty.
-        frame = analyze_prediction(model.predict([image], tta=PIPELINE_TTA)[0], model, None, 0, 0.0)
+        seen = model.predict([image], tta=PIPELINE_TTA)[0]
+        frame = analyze_prediction(seen, model, None, 0, 0.0)
         aop_pipeline = frame.measurements.get("aop_deg")
+        seen_labels = seen.probs.argmax(0)
         for key, cls in (("ps", 1), ("fh", 2)):
             dices[key].append(dice(pred == cls, ref == cls))
+            pipeline_dices[key].append(dice(seen_labels == cls, ref == cls))
             hds[key].append(hd95(pred == cls, ref == cls))
         ref_aop = measure_labelmap(ref).aop_deg
         pred_aop = measure_labelmap(pred).aop_deg
@@ -164,6 +172,7 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         "hc_abs_error_mm": _stats([]),
         # The figures above score one plain pass; these score what `workstation analyze` reports (test-time passes,
         # plane policy), which is also what the uncertainty describes.
+        "dice_pipeline": {k: _mean(v) for k, v in pipeline_dices.items()},
         "aop_abs_error_deg_pipeline": _stats(pipeline_errors),
         "aop_missing_in_pipeline": sum(1 for c in with_ref if c["aop_pipeline"] is None),
         "uncertainty_auroc": uncertainty_auroc(per_case),
@@ -189,10 +198,11 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
                   progress: Callable[[int, int], None] | None = None) -> dict:
     reference = _reference_hc(folder)
     cases = _cases(folder, split)[:limit]
-    dices, hds, hc_errors, per_case = [], [], [], []
+    dices, pipeline_dices, hds, hc_errors, pipeline_hc_errors, per_case = [], [], [], [], [], []
     for n, image_path in enumerate(cases, 1):
         ref = _read_gray(folder / "masks" / f"{image_path.stem}_mask.png") > 0
-        prediction = model.predict([_read_gray(image_path)])[0]
+        image = _read_gray(image_path)
+        prediction = model.predict([image])[0]
         pred_labels = prediction.probs.argmax(0).astype(np.uint8)
         head = pred_labels == 2
         dices.append(dice(head, ref))
@@ -208,7 +218,19 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         error = None if hc is None or ref_hc is None else abs(hc - ref_hc)
         if error is not None:
             hc_errors.append(error)
-        per_case.append({"id": image_path.stem, "hc_ref_mm": ref_hc, "hc_pred_mm": hc, "hc_abs_error_mm": error})
+        # What `workstation analyze` reports for this frame with the csv's pixel size as a manual calibration:
+        # test-time passes, plane policy (HC only on a frame it classes an axial head plane), no outline correction.
+        seen = model.predict([image], tta=PIPELINE_TTA)[0]
+        pipeline_dices.append(dice(seen.probs.argmax(0) == 2, ref))
+        hc_seen = None
+        if pixel_mm is not None:
+            seen_frame = analyze_prediction(seen, model, Calibration.manual_mm_per_px(pixel_mm), 0, 0.0)
+            hc_seen = seen_frame.measurements.get("hc_mm")
+        pipeline_error = None if hc_seen is None or ref_hc is None else abs(hc_seen - ref_hc)
+        if pipeline_error is not None:
+            pipeline_hc_errors.append(pipeline_error)
+        per_case.append({"id": image_path.stem, "hc_ref_mm": ref_hc, "hc_pred_mm": hc, "hc_abs_error_mm": error,
+                         "hc_pipeline_mm": hc_seen, "hc_pipeline_abs_error_mm": pipeline_error})
         if progress:
             progress(n, len(cases))
     return {
@@ -218,6 +240,9 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         "aop_abs_error_deg": _stats([]),
         "hc_abs_error_mm": _stats(hc_errors),
         "hc_missing_in_prediction": sum(1 for c in per_case if c["hc_pred_mm"] is None),
+        "dice_pipeline": {"ps": None, "fh": _mean(pipeline_dices)},
+        "hc_abs_error_mm_pipeline": _stats(pipeline_hc_errors),
+        "hc_missing_in_pipeline": sum(1 for c in per_case if c["hc_pipeline_mm"] is None),
         "cases": per_case,
     }
 
@@ -247,6 +272,9 @@ def format_summary(result: dict) -> str:
              f"{model.get('threads', '?')} threads)"]
     dice_, hd = result.get("dice") or {}, result.get("hd95_px") or {}
     lines.append(f"Dice              PS {_fmt(dice_.get('ps'), 4)}  FH {_fmt(dice_.get('fh'), 4)}")
+    seen = result.get("dice_pipeline")
+    if seen:
+        lines.append(f"Dice as analyze   PS {_fmt(seen.get('ps'), 4)}  FH {_fmt(seen.get('fh'), 4)}")
     lines.append(f"HD95 (px)         PS {_fmt(hd.get('ps'))}  FH {_fmt(hd.get('fh'))}")
     for key, label, missing in (("aop_abs_error_deg", "AoP error (deg)  ", "aop_missing_in_prediction"),
                                 ("aop_abs_error_deg_pipeline", "AoP as analyze   ", "aop_missing_in_pipeline")):
@@ -258,10 +286,12 @@ def format_summary(result: dict) -> str:
     if roc is not None:
         lines.append(f"uncertainty AUROC {_fmt(roc['auroc'], 3)} for AoP error > {roc['threshold_deg']} deg or missing "
                      f"({roc['n_bad']} bad of {roc['n']})")
-    hc = result.get("hc_abs_error_mm")
-    if hc and hc.get("mean") is not None:
-        lines.append(f"HC error (mm)     mean {_fmt(hc['mean'])}, median {_fmt(hc['median'])}, p95 {_fmt(hc['p95'])}"
-                     f" ({result.get('hc_missing_in_prediction', 0)} missing)")
+    for key, label, missing in (("hc_abs_error_mm", "HC error (mm)    ", "hc_missing_in_prediction"),
+                                ("hc_abs_error_mm_pipeline", "HC as analyze    ", "hc_missing_in_pipeline")):
+        hc = result.get(key)
+        if hc and hc.get("mean") is not None:
+            lines.append(f"{label} mean {_fmt(hc['mean'])}, median {_fmt(hc['median'])}, p95 {_fmt(hc['p95'])}"
+                         f" ({result.get(missing, 0)} missing)")
     return "\n".join(lines)
 
 
