@@ -71,6 +71,58 @@ def test_dice_weights_make_the_pubic_symphysis_count_more():
     assert soft_dice_loss(logits, target, weights=(1.0, 1.0)) == pytest.approx(plain.item())
 
 
+def _bar_logits(angle_deg: float, size: int = 64, label: int = 1, sharpness: float = 6.0) -> torch.Tensor:
+    """Logits of a (1, 3, size, size) map with a bar of ``label`` through the centre at ``angle_deg``."""
+    import math
+
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    c, s = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+    along = (xs - size / 2) * c + (ys - size / 2) * s
+    across = -(xs - size / 2) * s + (ys - size / 2) * c
+    inside = (along.abs() < size * 0.3) & (across.abs() < size * 0.06)
+    logits = torch.zeros(1, 3, size, size)
+    logits[0, label][inside] = sharpness
+    return logits
+
+
+def test_ps_axis_loss_measures_how_far_the_axis_turns():
+    from workstation.training.model import ps_axis_loss
+
+    target = _bar_logits(20.0).argmax(1)
+    assert ps_axis_loss(_bar_logits(20.0), target) < 0.02
+    turned = [ps_axis_loss(_bar_logits(20.0 + d), target).item() for d in (5, 10, 20, 90)]
+    assert turned == sorted(turned) and turned[-1] > 1.9  # a perpendicular axis is the farthest (chord 2)
+    assert turned[0] == pytest.approx(2 * torch.sin(torch.tensor(0.0873)).item(), abs=0.03)  # ~ twice the angle
+    assert ps_axis_loss(_bar_logits(200.0), target) < 0.02  # an axis has no direction: 180 deg off is the same axis
+    # frames without a PS (or with a round one) are left out; a batch of only those gives 0 with a gradient
+    no_ps = torch.zeros(1, 64, 64, dtype=torch.long)
+    logits = _bar_logits(20.0).requires_grad_(True)
+    loss = ps_axis_loss(logits, no_ps)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert logits.grad is not None
+
+
+def test_the_axis_loss_turns_a_predicted_axis_toward_the_reference():
+    from workstation.training.model import ps_axis_loss
+
+    target = _bar_logits(20.0).argmax(1)
+    logits = _bar_logits(35.0).requires_grad_(True)
+    optimizer = torch.optim.SGD([logits], lr=50.0)
+    first = ps_axis_loss(logits, target).item()
+    for _ in range(30):
+        optimizer.zero_grad()
+        ps_axis_loss(logits, target).backward()
+        optimizer.step()
+    assert ps_axis_loss(logits, target).item() < 0.5 * first
+    criterion = MultiTaskLoss(ps_axis_weight=1.0)
+    model = PSFHMultiTaskNet(widths=TINY)
+    _, parts = criterion(model(torch.randn(1, 1, 256, 256)), _bar_logits(20.0, size=256).argmax(1),
+                         torch.tensor([IGNORE_INDEX]), torch.zeros(1, 2), torch.tensor([False]))
+    assert 0.0 <= parts["ps_axis"] <= 2.0
+
+
 def test_training_can_start_from_a_checkpoint(tmp_path):
     """--init: a run begins from the saved weights (with lr 0 its best checkpoint keeps them exactly)."""
     from conftest import shared_path
@@ -82,8 +134,9 @@ def test_training_can_start_from_a_checkpoint(tmp_path):
     torch.save({"model": saved.state_dict()}, tmp_path / "init.pt")
     main(["--data", str(data), "--runs", str(tmp_path), "--name", "ft", "--limit", "4", "--batch-size", "2",
           "--epochs", "1", "--minutes", "5", "--lr", "0", "--no-export", "--init", str(tmp_path / "init.pt"),
-          "--ps-dice-weight", "2"])
-    assert '"event": "init"' in (tmp_path / "ft" / "log.jsonl").read_text()
+          "--ps-dice-weight", "2", "--ps-axis-weight", "1"])
+    log = (tmp_path / "ft" / "log.jsonl").read_text()
+    assert '"event": "init"' in log and '"train_ps_axis"' in log
     trained = torch.load(tmp_path / "ft" / "best.pt", map_location="cpu", weights_only=False)["model"]
     for name, value in saved.named_parameters():  # buffers (BatchNorm statistics) move even at lr 0
         assert torch.equal(trained[name], value.detach()), name

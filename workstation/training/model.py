@@ -140,15 +140,53 @@ def soft_dice_loss(seg_logits: torch.Tensor, target: torch.Tensor, classes=(1, 2
     return (torch.stack(losses) * w).sum() / w.sum()
 
 
+def _doubled_axis(mass_map: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per (N, H, W) map: the unit vector of twice its principal-axis angle (an axis has no sign, so the angle
+    is doubled to make it a direction), from its weighted second moments; and its anisotropy
+    (lambda1 - lambda2) / (lambda1 + lambda2) in [0, 1] (0 = round)."""
+    _, h, w = mass_map.shape
+    ys = torch.arange(h, dtype=mass_map.dtype, device=mass_map.device).view(1, h, 1) / h
+    xs = torch.arange(w, dtype=mass_map.dtype, device=mass_map.device).view(1, 1, w) / w
+    mass = mass_map.sum((1, 2)) + eps
+    cx = (mass_map * xs).sum((1, 2)) / mass
+    cy = (mass_map * ys).sum((1, 2)) / mass
+    dx, dy = xs - cx.view(-1, 1, 1), ys - cy.view(-1, 1, 1)
+    mu20 = (mass_map * dx * dx).sum((1, 2)) / mass
+    mu02 = (mass_map * dy * dy).sum((1, 2)) / mass
+    mu11 = (mass_map * dx * dy).sum((1, 2)) / mass
+    v = torch.stack([mu20 - mu02, 2.0 * mu11], dim=1)
+    length = torch.sqrt((v * v).sum(1) + eps * eps)
+    return v / length[:, None], length / (mu20 + mu02 + eps)
+
+
+def ps_axis_loss(seg_logits: torch.Tensor, target: torch.Tensor, min_pixels: int = 30,
+                 min_anisotropy: float = 0.3) -> torch.Tensor:
+    """How far the predicted pubic symphysis's long axis turns from the reference's: the chord between their
+    doubled-angle unit vectors (about the angle difference in radians, times two), averaged over the frames
+    whose reference PS is present and elongated. The AoP is measured from that axis, and its direction carries
+    most of the AoP error (see the model card), which the Dice loss hardly sees."""
+    probs = seg_logits.softmax(dim=1)[:, 1]
+    reference = (target == 1).to(probs.dtype)
+    predicted_axis, _ = _doubled_axis(probs)
+    reference_axis, anisotropy = _doubled_axis(reference)
+    valid = (reference.sum((1, 2)) >= min_pixels) & (anisotropy > min_anisotropy)
+    if not bool(valid.any()):
+        return probs.sum() * 0.0
+    chord = torch.sqrt(((predicted_axis - reference_axis) ** 2).sum(1) + 1e-8)
+    return chord[valid].mean()
+
+
 class MultiTaskLoss(nn.Module):
     """CE + Dice for segmentation, CE for the plane, masked smooth-L1 for AoP/HSD, Kendall-weighted."""
 
     TASKS = ("seg", "plane", "regression")
 
-    def __init__(self, learn_weights: bool = True, ps_dice_weight: float = 1.0):
+    def __init__(self, learn_weights: bool = True, ps_dice_weight: float = 1.0, ps_axis_weight: float = 0.0):
         super().__init__()
-        # The AoP follows the pubic symphysis axis, the smaller and harder structure: its Dice may count more.
+        # The AoP follows the pubic symphysis axis, the smaller and harder structure: its Dice may count more,
+        # and its direction may be trained directly (ps_axis_loss).
         self.dice_weights = (ps_dice_weight, 1.0)
+        self.ps_axis_weight = ps_axis_weight
         # s = log(sigma^2); start at 0 (weight 1 for every task).
         self.log_vars = nn.Parameter(torch.zeros(len(self.TASKS)), requires_grad=learn_weights)
 
@@ -156,6 +194,10 @@ class MultiTaskLoss(nn.Module):
         seg_logits, plane_logits, regression = outputs
         seg_loss = F.cross_entropy(seg_logits, seg_target) + soft_dice_loss(seg_logits, seg_target,
                                                                             weights=self.dice_weights)
+        axis_loss = None
+        if self.ps_axis_weight > 0:
+            axis_loss = ps_axis_loss(seg_logits, seg_target)
+            seg_loss = seg_loss + self.ps_axis_weight * axis_loss
         if (plane_target != IGNORE_INDEX).any():
             plane_loss = F.cross_entropy(plane_logits, plane_target, ignore_index=IGNORE_INDEX)
         else:
@@ -169,4 +211,7 @@ class MultiTaskLoss(nn.Module):
             regression_loss = regression.sum() * 0.0
         parts = torch.stack([seg_loss, plane_loss, regression_loss])
         total = (torch.exp(-self.log_vars) * parts + self.log_vars).sum()
-        return total, {name: float(v) for name, v in zip(self.TASKS, parts.detach())}
+        logged = {name: float(v) for name, v in zip(self.TASKS, parts.detach())}
+        if axis_loss is not None:
+            logged["ps_axis"] = float(axis_loss.detach())
+        return total, logged

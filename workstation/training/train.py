@@ -7,7 +7,8 @@
   over the *progress*, max(step / planned steps, elapsed / budget), so a run stopped by the clock
   still ends on a small learning rate instead of being cut mid-schedule.
 * After every epoch the validation split is scored; the best epoch (mean Dice of PS and FH on
-  PSFHS validation) is kept in ``runs/<name>/best.pt`` and the final export uses it.
+  PSFHS validation) is kept in ``runs/<name>/best.pt`` and the final export uses it. With
+  ``--select last`` the last epoch is kept instead, so that the validation split chooses nothing.
 * Fixed seeds everywhere (torch, numpy, per-sample augmentation seeded by (seed, epoch, index));
   deterministic algorithms are requested (warn-only: a few CPU kernels have no deterministic twin).
 * CUDA when available (``--device auto``), else the CPU with ``--threads`` (2 by default: the
@@ -148,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start from the weights of a best.pt (fine-tuning) instead of random ones")
     parser.add_argument("--ps-dice-weight", type=float, default=1.0,
                         help="weight of the pubic symphysis in the Dice loss (fetal head 1)")
+    parser.add_argument("--select", choices=("dice", "last"), default="dice",
+                        help="which epoch to keep: best mean Dice on the validation split, or the last one (when "
+                             "the validation split should not choose, e.g. to report its AoP error untouched)")
+    parser.add_argument("--ps-axis-weight", type=float, default=0.0,
+                        help="weight of the loss on the pubic symphysis axis direction (model.ps_axis_loss); 0 = off")
     return parser
 
 
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
         log({"event": "init", "from": str(args.init)})
     model = model.to(device)
-    criterion = MultiTaskLoss(ps_dice_weight=args.ps_dice_weight).to(device)
+    criterion = MultiTaskLoss(ps_dice_weight=args.ps_dice_weight, ps_axis_weight=args.ps_axis_weight).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # measurably faster depthwise convs on CPU
     optimizer = torch.optim.AdamW([{"params": model.parameters(), "weight_decay": args.weight_decay},
@@ -243,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                  **{f"train_{k}": round(v / batches, 4) for k, v in sums.items()},
                  "log_vars": [round(float(v), 3) for v in criterion.log_vars.detach().cpu()],
                  "val": {k: v for k, v in metrics.items() if k != "plane_accuracy_per_class"}})
-            if metrics["score"] is not None and metrics["score"] > best_score:
+            better = metrics["score"] is not None and metrics["score"] > best_score
+            if args.select == "last" or better:
                 best_score, best_metrics, best_epoch = metrics["score"], metrics, epoch
                 torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_args": {},
                             "epoch": epoch, "metrics": metrics}, run_dir / "best.pt")
@@ -258,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(checkpoint["model"])
     model.eval()
     training = {"command": command, "seed": args.seed, "epochs": epochs_done, "best_epoch": best_epoch,
+                "selected_by": "last epoch" if args.select == "last" else "best mean Dice on the validation split",
                 "minutes": args.minutes, "device": device.type, "torch": torch.__version__.split("+")[0],
                 "batch_size": args.batch_size, "lr": args.lr}
     export_info = {"name": args.name, "version": args.version, "placeholder": args.placeholder, "cases": cases,
