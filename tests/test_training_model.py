@@ -1,6 +1,8 @@
 """The multi-task network and its loss: shapes, and one optimisation step on a tiny synthetic batch."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -140,3 +142,59 @@ def test_training_can_start_from_a_checkpoint(tmp_path):
     trained = torch.load(tmp_path / "ft" / "best.pt", map_location="cpu", weights_only=False)["model"]
     for name, value in saved.named_parameters():  # buffers (BatchNorm statistics) move even at lr 0
         assert torch.equal(trained[name], value.detach()), name
+
+
+def test_a_killed_run_resumes_after_its_last_finished_epoch(tmp_path, monkeypatch):
+    """--resume: a run killed during its second epoch's validation goes on from the state after its first."""
+    from conftest import shared_path
+    from workstation.training import train
+
+    data = shared_path("psfhs").parent
+    arguments = ["--data", str(data), "--runs", str(tmp_path), "--limit", "4", "--batch-size", "2", "--minutes", "30",
+                 "--no-export", "--select", "last", "--epochs", "2"]
+    train.main(arguments + ["--name", "whole"])
+
+    real_evaluate, calls = train.evaluate, []
+
+    def killed_in_the_second_validation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("machine restarted")
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", killed_in_the_second_validation)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(arguments + ["--name", "broken"])
+    monkeypatch.setattr(train, "evaluate", real_evaluate)
+    assert torch.load(tmp_path / "broken" / "last.pt", map_location="cpu", weights_only=False)["epoch"] == 0
+    train.main(arguments + ["--name", "broken", "--resume"])
+
+    records = [json.loads(line) for line in (tmp_path / "broken" / "log.jsonl").read_text().splitlines()]
+    whole = [json.loads(line) for line in (tmp_path / "whole" / "log.jsonl").read_text().splitlines()]
+    assert [r["after_epoch"] for r in records if r["event"] == "resume"] == [0]
+    epochs = {r["epoch"]: r for r in records if r["event"] == "epoch"}
+    whole_epochs = {r["epoch"]: r for r in whole if r["event"] == "epoch"}
+    assert sorted(epochs) == [0, 1]  # epoch 0 from before the kill, epoch 1 after the resume; none twice
+    # the step count and the learning-rate schedule go on (a fresh start would be back at step 4, a high rate)
+    assert epochs[1]["steps"] == whole_epochs[1]["steps"] == 8
+    assert epochs[1]["lr"] == pytest.approx(whole_epochs[1]["lr"], rel=1e-3)
+    assert epochs[1]["t_s"] > epochs[0]["t_s"]  # and so does the clock of the wall-time budget
+    # Adam's moments came back too: its step count runs over both halves
+    state = torch.load(tmp_path / "broken" / "last.pt", map_location="cpu", weights_only=False)
+    assert state["epoch"] == 1 and int(state["optimizer"]["state"][0]["step"]) == 8
+    resumed = torch.load(tmp_path / "broken" / "best.pt", map_location="cpu", weights_only=False)
+    assert resumed["epoch"] == 1
+    assert resumed["export"]["training"]["command"].endswith("--epochs 2 --name broken")  # --resume is no argument
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    from conftest import shared_path
+    from workstation.training.train import main
+
+    data = shared_path("psfhs").parent
+    with pytest.raises(SystemExit, match="no .*last.pt"):
+        main(["--data", str(data), "--runs", str(tmp_path), "--name", "none", "--resume", "--limit", "2"])
+    (tmp_path / "other").mkdir()
+    torch.save({"argv": ["--epochs", "3"], "elapsed_s": 1.0}, tmp_path / "other" / "last.pt")
+    with pytest.raises(SystemExit, match="arguments differ"):
+        main(["--data", str(data), "--runs", str(tmp_path), "--name", "other", "--resume", "--limit", "2"])

@@ -154,7 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
                              "the validation split should not choose, e.g. to report its AoP error untouched)")
     parser.add_argument("--ps-axis-weight", type=float, default=0.0,
                         help="weight of the loss on the pubic symphysis axis direction (model.ps_axis_loss); 0 = off")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on from the run's last.pt (written after every epoch) with the same arguments, "
+                             "e.g. after the machine restarted; its clock and learning-rate schedule carry on")
     return parser
+
+
+def save_resume_state(path: Path, state: dict) -> None:
+    """last.pt, written whole or not at all: a kill while saving leaves the previous epoch's state."""
+    partial = path.with_suffix(".pt.partial")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def _run_arguments(argv: list[str] | None) -> list[str]:
+    """The run's arguments without --resume, to check that a resumed run is the same run."""
+    return [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,7 +183,18 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.runs / args.name
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "log.jsonl"
-    log_path.write_text("", encoding="utf-8")
+    resume_path = run_dir / "last.pt"
+    resumed = None
+    if args.resume:
+        if not resume_path.exists():
+            raise SystemExit(f"--resume: no {resume_path} to go on from (was the run started with this --runs/--name?)")
+        resumed = torch.load(resume_path, map_location="cpu", weights_only=False)
+        if resumed["argv"] != _run_arguments(argv):
+            raise SystemExit("--resume: the arguments differ from the stopped run's: "
+                             + " ".join(resumed["argv"]))
+        started -= resumed["elapsed_s"]  # the wall-clock budget and the schedule count the time already spent
+    else:
+        log_path.write_text("", encoding="utf-8")
 
     def log(record: dict) -> None:
         record = {"t_s": round(time.monotonic() - started, 1), **record}
@@ -205,13 +231,26 @@ def main(argv: list[str] | None = None) -> int:
     planned_steps = max(1, args.epochs * len(loader))
     train_budget_s = max(0.0, budget_s - FINAL_RESERVE_S)
     warmup_steps = min(100, planned_steps // 20)
-    command = "python -m workstation.training.train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = "python -m workstation.training.train " + " ".join(shlex.quote(a) for a in _run_arguments(argv))
     log({"event": "model", "params": count_parameters(model), "planned_steps": planned_steps})
 
     best_score, best_metrics, best_epoch, step, epochs_done = -1.0, None, -1, 0, 0
     out_of_time = False
     last_validation_s = 30.0  # replaced by the measured time after the first validation
-    for epoch in range(args.epochs):
+    first_epoch = 0
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        criterion.load_state_dict(resumed["criterion"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        generator.set_state(resumed["generator"])
+        torch.set_rng_state(resumed["torch_rng"])
+        np.random.set_state(resumed["numpy_rng"])
+        random.setstate(resumed["python_rng"])
+        best_score, best_metrics, best_epoch = resumed["best_score"], resumed["best_metrics"], resumed["best_epoch"]
+        step, epochs_done, last_validation_s = resumed["step"], resumed["epochs_done"], resumed["last_validation_s"]
+        first_epoch = resumed["epoch"] + 1
+        log({"event": "resume", "after_epoch": resumed["epoch"], "steps": step})
+    for epoch in range(first_epoch, args.epochs):
         train_set.set_epoch(epoch)
         model.train()
         epoch_start, sums, batches = time.monotonic(), {}, 0
@@ -254,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
                 best_score, best_metrics, best_epoch = metrics["score"], metrics, epoch
                 torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_args": {},
                             "epoch": epoch, "metrics": metrics}, run_dir / "best.pt")
+            save_resume_state(resume_path, {
+                "argv": _run_arguments(argv), "epoch": epoch, "elapsed_s": time.monotonic() - started,
+                "model": model.state_dict(), "criterion": criterion.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
+                "best_score": best_score, "best_metrics": best_metrics, "best_epoch": best_epoch, "step": step,
+                "epochs_done": epochs_done, "last_validation_s": last_validation_s})
         if out_of_time:
             log({"event": "budget", "message": f"wall-clock budget reached after {epochs_done} epochs"})
             break
