@@ -11,6 +11,10 @@
   ``--select last`` the last epoch is kept instead, so that the validation split chooses nothing.
 * Fixed seeds everywhere (torch, numpy, per-sample augmentation seeded by (seed, epoch, index));
   deterministic algorithms are requested (warn-only: a few CPU kernels have no deterministic twin).
+  With those kernels and the clock in the schedule, two runs of one command end close, not
+  bit-identical (the first epoch's loss differs in the third decimal).
+* ``runs/<name>/last.pt`` holds the whole state after every epoch; ``--resume`` with the same
+  arguments goes on from it after a kill or restart.
 * CUDA when available (``--device auto``), else the CPU with ``--threads`` (2 by default: the
   workstation class of machine).
 """
