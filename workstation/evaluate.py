@@ -264,6 +264,17 @@ def _fmt(value, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
+def _error_lines(result: dict, rows) -> list[str]:
+    """One line of mean/median/p95 per (key, label, missing-count key) whose figures the result holds."""
+    lines = []
+    for key, label, missing in rows:
+        stats = result.get(key)
+        if stats and stats.get("mean") is not None:
+            lines.append(f"{label} mean {_fmt(stats['mean'])}, median {_fmt(stats['median'])}, p95 {_fmt(stats['p95'])}"
+                         f" ({result.get(missing, 0)} missing)")
+    return lines
+
+
 def format_summary(result: dict) -> str:
     """The evaluate JSON as a few human-readable lines (``python -m workstation.evaluate RESULT.json``)."""
     model = result.get("model") or {}
@@ -276,22 +287,14 @@ def format_summary(result: dict) -> str:
     if seen:
         lines.append(f"Dice as analyze   PS {_fmt(seen.get('ps'), 4)}  FH {_fmt(seen.get('fh'), 4)}")
     lines.append(f"HD95 (px)         PS {_fmt(hd.get('ps'))}  FH {_fmt(hd.get('fh'))}")
-    for key, label, missing in (("aop_abs_error_deg", "AoP error (deg)  ", "aop_missing_in_prediction"),
-                                ("aop_abs_error_deg_pipeline", "AoP as analyze   ", "aop_missing_in_pipeline")):
-        stats = result.get(key)
-        if stats and stats.get("mean") is not None:
-            lines.append(f"{label} mean {_fmt(stats['mean'])}, median {_fmt(stats['median'])}, p95 {_fmt(stats['p95'])}"
-                         f" ({result.get(missing, 0)} missing)")
+    lines += _error_lines(result, (("aop_abs_error_deg", "AoP error (deg)  ", "aop_missing_in_prediction"),
+                                   ("aop_abs_error_deg_pipeline", "AoP as analyze   ", "aop_missing_in_pipeline")))
     roc = result.get("uncertainty_auroc")
     if roc is not None:
         lines.append(f"uncertainty AUROC {_fmt(roc['auroc'], 3)} for AoP error > {roc['threshold_deg']} deg or missing "
                      f"({roc['n_bad']} bad of {roc['n']})")
-    for key, label, missing in (("hc_abs_error_mm", "HC error (mm)    ", "hc_missing_in_prediction"),
-                                ("hc_abs_error_mm_pipeline", "HC as analyze    ", "hc_missing_in_pipeline")):
-        hc = result.get(key)
-        if hc and hc.get("mean") is not None:
-            lines.append(f"{label} mean {_fmt(hc['mean'])}, median {_fmt(hc['median'])}, p95 {_fmt(hc['p95'])}"
-                         f" ({result.get(missing, 0)} missing)")
+    lines += _error_lines(result, (("hc_abs_error_mm", "HC error (mm)    ", "hc_missing_in_prediction"),
+                                   ("hc_abs_error_mm_pipeline", "HC as analyze    ", "hc_missing_in_pipeline")))
     return "\n".join(lines)
 
 
