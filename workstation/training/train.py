@@ -187,13 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.runs / args.name
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path = run_dir / "log.jsonl"
+    run_arguments = _run_arguments(argv)
     resume_path = run_dir / "last.pt"
     resumed = None
     if args.resume:
         if not resume_path.exists():
             raise SystemExit(f"--resume: no {resume_path} to go on from (was the run started with this --runs/--name?)")
         resumed = torch.load(resume_path, map_location="cpu", weights_only=False)
-        if resumed["argv"] != _run_arguments(argv):
+        if resumed["argv"] != run_arguments:
             raise SystemExit("--resume: the arguments differ from the stopped run's: "
                              + " ".join(resumed["argv"]))
         started -= resumed["elapsed_s"]  # the wall-clock budget and the schedule count the time already spent
@@ -235,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     planned_steps = max(1, args.epochs * len(loader))
     train_budget_s = max(0.0, budget_s - FINAL_RESERVE_S)
     warmup_steps = min(100, planned_steps // 20)
-    command = "python -m workstation.training.train " + " ".join(shlex.quote(a) for a in _run_arguments(argv))
+    command = "python -m workstation.training.train " + " ".join(shlex.quote(a) for a in run_arguments)
     log({"event": "model", "params": count_parameters(model), "planned_steps": planned_steps})
 
     best_score, best_metrics, best_epoch, step, epochs_done = -1.0, None, -1, 0, 0
@@ -298,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_args": {},
                             "epoch": epoch, "metrics": metrics}, run_dir / "best.pt")
             save_resume_state(resume_path, {
-                "argv": _run_arguments(argv), "epoch": epoch, "elapsed_s": time.monotonic() - started,
+                "argv": run_arguments, "epoch": epoch, "elapsed_s": time.monotonic() - started,
                 "model": model.state_dict(), "criterion": criterion.state_dict(), "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
