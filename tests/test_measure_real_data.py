@@ -102,25 +102,24 @@ def test_the_models_input_size_costs_hc_almost_nothing():
     output is (bilinear, argmax) still gives the experts' HC: the model's HC error is in its segmentation, not in
     the input size or the mapping back."""
     from workstation.calibration import Calibration
+    from workstation.evaluate import _reference_hc
     from workstation.inference.engine import find_manifest, read_manifest
-    from workstation.inference.preprocess import frame_to_input, maps_to_frame
+    from workstation.inference.preprocess import maps_to_frame, place
+    from workstation.training.data import to_unit
 
     spec = read_manifest(find_manifest("psfh-multitask")).input_spec
     root = shared_path("hc18")
-    with open(root / "training_set_pixel_size_and_HC.csv", newline="") as f:
-        rows = list(csv.DictReader(f))[::10]  # 100 cases of all sizes and ages
+    reference = sorted(_reference_hc(root).items())[::10]  # 100 cases of all sizes and ages
     errors = []
-    for row in rows:
-        mask = cv2.imread(str(root / "masks" / row["filename"].replace(".png", "_mask.png")), cv2.IMREAD_GRAYSCALE)
-        squeezed, placement = frame_to_input(np.where(mask > 0, 255, 0).astype(np.uint8), spec)
-        head_probability = np.clip(squeezed[0] * spec.std + spec.mean, 0.0, 1.0)
+    for filename, (mm_per_px, reference_hc) in reference:
+        mask = cv2.imread(str(root / "masks" / filename.replace(".png", "_mask.png")), cv2.IMREAD_GRAYSCALE)
+        head_probability = to_unit(np.where(mask > 0, 255, 0).astype(np.uint8), spec)
         probs = np.stack([1.0 - head_probability, np.zeros_like(head_probability), head_probability])
-        head = maps_to_frame(probs.astype(np.float32), placement).argmax(0) == 2
+        head = maps_to_frame(probs, place(mask.shape, spec)).argmax(0) == 2
         assert head.shape == mask.shape
-        hc = measure_labelmap(np.where(head, 2, 0).astype(np.uint8),
-                              Calibration.manual_mm_per_px(float(row["pixel size(mm)"])),
+        hc = measure_labelmap(np.where(head, 2, 0).astype(np.uint8), Calibration.manual_mm_per_px(mm_per_px),
                               head_outline_width_px=HC18_OUTLINE_WIDTH_PX).hc_mm
-        errors.append(hc - float(row["head circumference (mm)"]))
+        errors.append(hc - reference_hc)
     errors = np.array(errors)
     print("\n" + _summary(f"HC18 masks through the {spec.height}x{spec.width} input and back", errors))
     assert np.abs(errors).mean() < 0.2 and np.abs(errors).max() < 0.6
