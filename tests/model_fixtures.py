@@ -9,8 +9,12 @@ import numpy as np
 from workstation.inference.manifest import file_sha256
 
 
-def build_tiny_onnx(path: Path, channels: int = 1, size: int = 64, names=("image", "seg_logits", "plane_logits", "aop_hsd")):
-    """A 1x1-conv 'segmenter' of grey levels, with a plane head and a regression head."""
+def build_tiny_onnx(path: Path, channels: int = 1, size: int = 64, names=("image", "seg_logits", "plane_logits", "aop_hsd"),
+                    seg_bias=(0.0, -0.5, -19.0), plane_weights=None):
+    """A 1x1-conv 'segmenter' of grey levels, with a plane head and a regression head.
+
+    ``plane_weights`` (3x4) maps the frame's mean class logits to the plane logits; by default all
+    classes tie (the first, standard_plane, wins)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -19,8 +23,8 @@ def build_tiny_onnx(path: Path, channels: int = 1, size: int = 64, names=("image
     # Normalised input x in [-1, 1]: black -> background, mid-grey (x ~ 0.2) -> PS, white -> fetal head.
     weights[1, :, 0, 0] = 10.0 / channels
     weights[2, :, 0, 0] = 30.0 / channels
-    bias = np.array([0.0, -0.5, -19.0], np.float32)
-    gemm_plane = np.full((3, 4), 0.1, np.float32)
+    bias = np.array(seg_bias, np.float32)
+    gemm_plane = np.full((3, 4), 0.1, np.float32) if plane_weights is None else np.asarray(plane_weights, np.float32)
     gemm_reg = np.array([[0.5, 0.2], [0.1, 0.1], [0.2, 0.3]], np.float32)
     nodes = [
         helper.make_node("Conv", [input_name, "w", "b"], [seg_name]),

@@ -41,6 +41,8 @@ def test_the_ui_stays_responsive_while_the_shipped_model_analyses(make_window, q
     label = plain_text(window.panel.model_label)
     assert window.model_info["name"] in label and window.model_info["version"] in label
     assert ("PLACEHOLDER MODEL" in label) == bool(window.model_info["placeholder"])
+    head = window.model_info["head_biometry_model"]  # the shipped model names its head-biometry model; so does the panel
+    assert f"Head outline on axial head planes: {head['name']} {head['version']}" in label
     assert paused["longest_stall_ms"] < STALL_BOUND_MS
     assert playing["longest_stall_ms"] < PLAYING_STALL_BOUND_MS
     assert playing["frames_shown_per_s"] > MIN_DISPLAY_FPS and playing["frames_painted_per_s"] > MIN_DISPLAY_FPS

@@ -10,6 +10,7 @@ from model_fixtures import build_tiny_onnx, write_manifest
 from workstation.errors import ModelError
 from workstation.inference.engine import find_manifest, load_model, select_providers
 from workstation.inference.manifest import read_manifest
+from workstation.inference.pipeline import analyze_prediction
 
 pytest.importorskip("onnx")
 
@@ -133,3 +134,59 @@ def test_device_choice():
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         with pytest.raises(ModelError, match="no GPU execution provider"):
             select_providers("gpu")
+
+
+# --------------------------------------------------------------------------- head-biometry specialist
+
+# The main tiny model classes a bright frame (positive mean PS logit) as not_transperineal and a dark one as
+# standard_plane; the specialist calls every pixel fetal head, so its outline is easy to tell from the main one's.
+_BRIGHT_IS_AXIAL = [[0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+
+
+def _main_with_specialist(tmp_path, plane="not_transperineal", specialist_name="tiny-head"):
+    main = write_manifest(build_tiny_onnx(tmp_path / "tiny.onnx", plane_weights=_BRIGHT_IS_AXIAL),
+                          head_biometry={"model": specialist_name, "plane": plane})
+    head = build_tiny_onnx(tmp_path / "tiny-head.onnx", seg_bias=(0.0, -50.0, 50.0))
+    write_manifest(head, name="tiny-head", outputs={"segmentation": {"name": "seg_logits"}}, role="head_biometry")
+    return main
+
+
+def test_head_specialist_outlines_the_frames_classed_as_axial_head_planes(tmp_path):
+    model = load_model(str(_main_with_specialist(tmp_path)), device="cpu", threads=1)
+    assert model.head_specialist is not None and model.describe()["head_biometry_model"]["name"] == "tiny-head"
+    axial = np.full((64, 80), 240, np.uint8)  # bright: the main model classes it not_transperineal
+    transperineal = np.zeros((64, 80), np.uint8)
+    transperineal[20:40, 30:60] = 250
+    for tta in (False, True):
+        head_frame, tp_frame = model.predict([axial, transperineal], tta=tta)
+        classes = model.manifest.outputs.plane_classes
+        assert classes[int(np.argmax(head_frame.plane_probs))] == "not_transperineal"
+        assert classes[int(np.argmax(tp_frame.plane_probs))] == "standard_plane"
+        assert head_frame.segmented_by == "tiny-head 0.0.1" and tp_frame.segmented_by is None
+        assert (head_frame.probs.argmax(0) == 2).all()  # the specialist's outline, not the main model's
+        assert (tp_frame.probs.argmax(0)[:10, :10] == 0).all()  # the main model's own
+        assert head_frame.regression == pytest.approx(model.predict([axial], tta=tta)[0].regression)
+        assert (head_frame.tta_labels is not None) == tta
+    shown = analyze_prediction(head_frame, model, None, 0, 0.0).to_json()  # what analyze and the viewer carry
+    assert shown["frame_class"] == "not_transperineal" and shown["segmented_by"] == "tiny-head 0.0.1"
+    assert analyze_prediction(tp_frame, model, None, 1, 0.0).to_json()["segmented_by"] is None
+
+
+def test_head_specialist_problems_are_refused_with_clear_messages(tmp_path):
+    with pytest.raises(ModelError, match="no model named 'absent-head'"):
+        load_model(str(_main_with_specialist(tmp_path, specialist_name="absent-head")), device="cpu", threads=1)
+    with pytest.raises(ModelError, match="does not grade"):
+        load_model(str(_main_with_specialist(tmp_path, plane="axial")), device="cpu", threads=1)
+    main = _main_with_specialist(tmp_path)
+    (tmp_path / "tiny-head.onnx").write_bytes((tmp_path / "tiny-head.onnx").read_bytes() + b"x")
+    with pytest.raises(ModelError, match="tiny-head refused"):
+        load_model(str(main), device="cpu", threads=1)
+
+
+def test_head_biometry_models_are_not_offered_as_main_models(tmp_path, monkeypatch):
+    from workstation.inference import engine
+
+    _main_with_specialist(tmp_path)
+    monkeypatch.setattr(engine, "available_manifests", lambda: sorted(tmp_path.glob("*.json")))
+    assert engine.main_model_names() == sorted({engine.DEFAULT_MODEL, "tiny"})
+    assert engine.find_manifest("tiny-head") == tmp_path / "tiny-head.json"  # still found by name when named

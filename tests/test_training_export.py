@@ -69,15 +69,35 @@ def test_verify_onnx_catches_a_different_model(tmp_path):
         E.verify_onnx(other, path)
 
 
+def test_a_head_biometry_export_declares_only_its_segmentation(tmp_path):
+    manifest = E.export_model(_tiny_model(), tmp_path, name="tiny-head", version="0.0.1", placeholder=True,
+                              cases={"PSFHS": (0, 0), "HC18": (4, 2)},
+                              training={"command": "test", "seed": 0, "epochs": 0, "minutes": 0, "device": "cpu",
+                                        "torch": torch.__version__},
+                              metrics={"val": {"dice_fh_hc18": 0.5}}, measure_latency=False, task="head")
+    assert manifest["role"] == "head_biometry" and set(manifest["outputs"]) == {"segmentation"}
+    assert manifest["intended_use"].startswith("Head-biometry specialist")
+    parsed = read_manifest(tmp_path / "tiny-head.json")
+    assert parsed.outputs.plane is None and parsed.outputs.regression is None
+
+
 @pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model in models/ yet")
-def test_shipped_model_matches_its_manifest():
-    manifest = json.loads(SHIPPED.read_text())
-    assert REQUIRED_KEYS <= set(manifest)
-    onnx_path = SHIPPED.parent / manifest["file"]
-    assert file_sha256(onnx_path) == manifest["sha256"]
-    assert onnx_path.stat().st_size == manifest["size_bytes"] < 30 * 1024 * 1024
-    verify(read_manifest(SHIPPED))
-    assert (SHIPPED.parent / f"{manifest['name']}.md").exists()
+def test_shipped_models_match_their_manifests():
+    names = []
+    for path in sorted(SHIPPED.parent.glob("*.json")):
+        manifest = json.loads(path.read_text())
+        assert REQUIRED_KEYS <= set(manifest), path.name
+        onnx_path = path.parent / manifest["file"]
+        assert file_sha256(onnx_path) == manifest["sha256"]
+        assert onnx_path.stat().st_size == manifest["size_bytes"] < 30 * 1024 * 1024
+        verify(read_manifest(path))
+        assert (path.parent / f"{manifest['name']}.md").exists()
+        names.append(manifest["name"])
+    # a head-biometry model named by the main manifest ships beside it
+    companion = json.loads(SHIPPED.read_text()).get("head_biometry")
+    if companion:
+        assert companion["model"] in names
+        assert json.loads((SHIPPED.parent / f"{companion['model']}.json").read_text())["role"] == "head_biometry"
 
 
 def test_a_run_stopped_before_its_export_can_still_be_exported_and_says_so(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,7 @@ from workstation.training.model import (IGNORE_INDEX, PLANE_CLASSES, MultiTaskLo
                                         PSFHMultiTaskNet, count_parameters)
 
 TINY = (8, 8, 16, 16, 16)
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_output_shapes_and_size():
@@ -198,3 +200,38 @@ def test_resume_refuses_a_different_run(tmp_path):
     torch.save({"argv": ["--epochs", "3"], "elapsed_s": 1.0}, tmp_path / "other" / "last.pt")
     with pytest.raises(SystemExit, match="arguments differ"):
         main(["--data", str(data), "--runs", str(tmp_path), "--name", "other", "--resume", "--limit", "2"])
+
+
+def test_a_head_task_run_trains_and_scores_on_hc18_alone(tmp_path):
+    """--task head: no PSFHS in training or validation, the HC18 head Dice picks the epoch, a head manifest."""
+    from conftest import shared_path
+    from workstation.training.train import main
+
+    import shutil
+
+    from workstation.inference.engine import load_model
+
+    data = shared_path("hc18").parent
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("psfh-multitask.onnx", "psfh-multitask.json"):  # the main model the head model is attached to
+        shutil.copy(REPO_ROOT / "models" / name, out / name)
+    main(["--data", str(data), "--runs", str(tmp_path / "runs"), "--out", str(out), "--name", "head",
+          "--task", "head", "--limit", "4", "--batch-size", "2", "--epochs", "1", "--minutes", "5",
+          "--attach-to", "psfh-multitask"])
+    records = [json.loads(line) for line in (tmp_path / "runs" / "head" / "log.jsonl").read_text().splitlines()]
+    data_record = next(r for r in records if r["event"] == "data")
+    assert data_record["cases"] == {"PSFHS": [0, 0], "HC18": [4, 4]} and data_record["train_items_per_epoch"] == 4
+    val = next(r for r in records if r["event"] == "epoch")["val"]
+    assert val["cases_psfhs"] == 0 and val["cases_hc18"] == 4 and val["score"] == val["dice_fh_hc18"] is not None
+    manifest = json.loads((out / "head.json").read_text())
+    assert manifest["role"] == "head_biometry" and set(manifest["outputs"]) == {"segmentation"}
+    # --attach-to: the main model's manifest now names it, and the engine opens both
+    model = load_model(str(out / "psfh-multitask.json"), device="cpu", threads=1)
+    assert model.head_specialist.manifest.name == "head"
+    assert model.describe()["head_biometry_model"]["used_on"] == "not_transperineal"
+    with pytest.raises(SystemExit, match="needs --task head"):
+        main(["--data", str(data), "--runs", str(tmp_path / "runs"), "--out", str(out), "--attach-to", "psfh-multitask"])
+    with pytest.raises(SystemExit, match="no .*absent.json"):
+        main(["--data", str(data), "--runs", str(tmp_path / "runs"), "--out", str(out), "--task", "head",
+              "--attach-to", "absent"])

@@ -56,6 +56,9 @@ def run_bench(model: Model, repeats: int = 100, n_frames: int = 120, compare_sig
     result = {"latency_ms": {"median": latency["median"], "p95": latency["p95"]}, "latency_input": latency["input"],
               "cine_fps": cine["fps"], "cine": cine, "peak_rss_mb": peak_rss_mb(), "device": model.device,
               "threads": model.threads, "model": model.describe()}
+    if model.head_specialist is not None:  # runs only on axial head planes, so it is timed on its own
+        head = model_latency_ms(model.head_specialist, repeats=repeats)
+        result["head_biometry_latency_ms"] = {"median": head["median"], "p95": head["p95"]}
     if compare_siglip:
         siglip = siglip_so400m_latency_ms(threads=model.threads)
         siglip["ratio_to_ours"] = round(siglip["median_ms"] / latency["median"], 1)

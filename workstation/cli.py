@@ -119,6 +119,10 @@ def cmd_bench(args) -> int:
         print(f"model          {model.manifest.name} {model.manifest.version} ({result['device']}, {result['threads']} threads)")
         print(f"latency/frame  median {result['latency_ms']['median']:.2f} ms, p95 {result['latency_ms']['p95']:.2f} ms "
               f"at input {result['latency_input']}")
+        if "head_biometry_latency_ms" in result:
+            head = result["head_biometry_latency_ms"]
+            print(f"head model     {model.head_specialist.manifest.name} {model.head_specialist.manifest.version}: "
+                  f"median {head['median']:.2f} ms, p95 {head['p95']:.2f} ms (axial head planes only)")
         print(f"cine           {result['cine_fps']:.1f} frames/s over {result['cine']['frames']} frames "
               f"{result['cine']['frame_shape']} (whole pipeline, test-time passes)")
         if "siglip_so400m" in result:

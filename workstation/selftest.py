@@ -68,7 +68,9 @@ def step_model(ctx: dict) -> str:
     ctx["model"] = model
     info = model.manifest.describe()
     placeholder = " (PLACEHOLDER model)" if info.get("placeholder") else ""
-    return f"{info['name']} {info['version']} sha256 {info['sha256'][:12]}... verified{placeholder}"
+    head = model.head_specialist.manifest.describe() if model.head_specialist else None
+    head_text = f"; head model {head['name']} {head['version']} sha256 {head['sha256'][:12]}... verified" if head else ""
+    return f"{info['name']} {info['version']} sha256 {info['sha256'][:12]}... verified{placeholder}{head_text}"
 
 
 def step_decoders(ctx: dict) -> str:

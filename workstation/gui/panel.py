@@ -129,6 +129,9 @@ class MeasurementPanel(QtWidgets.QWidget):
             self.model_label.setStyleSheet("")
             return
         text = f"Model: {model.get('name', '?')} {model.get('version', '')} on {model.get('device', '?')}"
+        head = model.get("head_biometry_model")
+        if head:  # a second model outlines the head on axial head planes: say which
+            text += f"<br>Head outline on axial head planes: {head.get('name', '?')} {head.get('version', '')}"
         if model.get("placeholder"):
             text += ("<br><b>PLACEHOLDER MODEL</b>: shipped so the pipeline runs end to end; its values are not "
                      "clinically meaningful.")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workstation.inference.engine import DEFAULT_MODEL, DEVICES, available_manifests
+from workstation.inference.engine import DEFAULT_MODEL, DEVICES, main_model_names
 from workstation.paths import data_dir
 from workstation.reports.overlays import COLOURS
 
@@ -163,13 +163,6 @@ class Settings(QtCore.QObject):
         self._q.setValue("playback/loop", bool(value))
 
 
-def model_names() -> list[str]:
-    """Models the engine can find (shipped and user-added), by manifest file name."""
-    names = {DEFAULT_MODEL}
-    names.update(p.stem for p in available_manifests())
-    return sorted(names)
-
-
 class ColourButton(QtWidgets.QPushButton):
     """A button showing a colour; clicking it opens a colour chooser."""
 
@@ -208,7 +201,7 @@ class SettingsDialog(QtWidgets.QDialog):
         form.addRow("Analysis device", self.device_combo)
         self.model_combo = QtWidgets.QComboBox()
         self.model_combo.setEditable(True)  # a manifest path also works
-        self.model_combo.addItems(model_names())
+        self.model_combo.addItems(main_model_names())
         self.model_combo.setCurrentText(settings.model)
         form.addRow("Model", self.model_combo)
         self.mask_opacity = self._percent_spin(settings.mask_opacity)

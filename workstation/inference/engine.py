@@ -42,6 +42,9 @@ class FramePrediction:
     # With tta: the label map of each pass (plain, mirrored, rotated by ROTATION_TTA_DEG), mapped back into the
     # model's input space (input resolution, letterboxed), for the AoP's stability across passes.
     tta_labels: list[np.ndarray] | None = None
+    # "name version" of the model whose segmentation `probs` holds when it is not the main model
+    # (the head-biometry specialist on axial head planes); None: the main model's own.
+    segmented_by: str | None = None
 
 
 def default_threads() -> int:
@@ -55,6 +58,20 @@ def available_manifests() -> list[Path]:
         if folder.is_dir():
             found.extend(sorted(folder.glob("*.json")))
     return found
+
+
+def main_model_names() -> list[str]:
+    """Models a person can choose (shipped and user-added, by manifest file name): not the head-biometry models,
+    which only serve the main model that names them."""
+    names = {DEFAULT_MODEL}
+    for path in available_manifests():
+        try:
+            if read_manifest(path).raw.get("role") == "head_biometry":
+                continue
+        except ModelError:
+            pass  # listed all the same: choosing it gives the clear error
+        names.add(path.stem)
+    return sorted(names)
 
 
 def find_manifest(name_or_path: str | None = None) -> Path:
@@ -128,9 +145,16 @@ def _mean_structure_dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class Model:
-    """One verified ONNX model and its single InferenceSession."""
+    """One verified ONNX model and its single InferenceSession.
 
-    def __init__(self, manifest: ModelManifest, device: str = "auto", threads: int | None = None):
+    A manifest may name a head-biometry specialist (``"head_biometry": {"model": NAME, "plane": CLASS}``): a
+    second model, verified and opened the same way, whose segmentation replaces the main model's on the
+    frames the main model classes as that plane (axial head planes, where HC is measured). The main model
+    still grades the plane, so the specialist never decides where it is used.
+    """
+
+    def __init__(self, manifest: ModelManifest, device: str = "auto", threads: int | None = None,
+                 with_head_specialist: bool = True):
         import onnxruntime as ort
 
         verify(manifest)
@@ -153,9 +177,26 @@ class Model:
         if missing:
             raise ModelError(f"model {manifest.name} lacks the outputs {missing} that its manifest names (has {sorted(outputs)})")
         self._output_names = wanted
+        self.head_specialist: Model | None = None
+        self.head_specialist_plane: str | None = None
+        specialist = manifest.raw.get("head_biometry") if with_head_specialist else None
+        if specialist:
+            plane = specialist.get("plane", "not_transperineal")
+            if not manifest.outputs.plane or plane not in manifest.outputs.plane_classes:
+                raise ModelError(f"model {manifest.name} names a head-biometry model for the plane {plane!r}, "
+                                 f"which it does not grade")
+            name = str(specialist.get("model", ""))
+            beside = manifest.manifest_path.parent / f"{name}.json"
+            self.head_specialist = Model(read_manifest(beside if beside.is_file() else find_manifest(name)), device,
+                                         threads, with_head_specialist=False)
+            self.head_specialist_plane = plane
 
     def describe(self) -> dict:
-        return {**self.manifest.describe(), "device": self.device, "threads": self.threads}
+        described = {**self.manifest.describe(), "device": self.device, "threads": self.threads}
+        if self.head_specialist is not None:
+            described["head_biometry_model"] = {**self.head_specialist.manifest.describe(),
+                                                "used_on": self.head_specialist_plane}
+        return described
 
     def run_inputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Raw outputs for an (N, C, H, W) float32 batch already in the model's input space."""
@@ -206,7 +247,23 @@ class Model:
                         value = input_px_to_frame_px(value, spec, placement)
                     regression[name] = value
             results.append(FramePrediction(maps_to_frame(seg, placement), plane, regression, disagreement, tta_labels))
+        if self.head_specialist is not None:
+            self._segment_heads(frames, results, tta)
         return results
+
+    def _segment_heads(self, frames: list[np.ndarray], results: list[FramePrediction], tta: bool) -> None:
+        """On frames classed as the specialist's plane, its segmentation (and test-time passes) replace ours."""
+        classes = self.manifest.outputs.plane_classes
+        chosen = [i for i, r in enumerate(results)
+                  if r.plane_probs is not None and classes[int(np.argmax(r.plane_probs))] == self.head_specialist_plane]
+        if not chosen:
+            return
+        specialist = self.head_specialist
+        by = f"{specialist.manifest.name} {specialist.manifest.version}"
+        for i, head in zip(chosen, specialist.predict([frames[i] for i in chosen], tta=tta)):
+            ours = results[i]
+            results[i] = FramePrediction(head.probs, ours.plane_probs, ours.regression, head.flip_disagreement,
+                                         head.tta_labels, segmented_by=by)
 
 
 def load_model(name_or_path: str | None = None, device: str = "auto", threads: int | None = None) -> Model:

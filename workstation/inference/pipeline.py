@@ -57,6 +57,7 @@ class FrameResult:
     labels: np.ndarray | None = field(default=None, repr=False)  # kept when asked (viewer overlays)
     uncertainty_map: np.ndarray | None = field(default=None, repr=False)
     uncertainty_method: str = "blend"  # "calibrated": P(AoP error > 10 deg) from the model's manifest
+    segmented_by: str | None = None  # the head-biometry model that outlined this frame, when not the main model
 
     def to_json(self) -> dict:
         m = self.measurements
@@ -77,6 +78,7 @@ class FrameResult:
             "uncertainty": round(self.uncertainty, 4),
             "uncertainty_parts": self.uncertainty_parts,
             "uncertainty_method": self.uncertainty_method,
+            "segmented_by": self.segmented_by,
             "regression": self.regression,
             "geometry": m.get("geometry"),
             "reasons": m.get("reasons", {}),
@@ -185,7 +187,7 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
     regression = {k: round(v, 3) for k, v in prediction.regression.items()} if prediction.regression else None
     return FrameResult(index, float(time_s), frame_class, class_probs, ps_present, fh_present, measured, uncertainty,
                        {k: (None if v is None else round(float(v), 4)) for k, v in parts.items()}, regression,
-                       labels if keep_maps else None, entropy if keep_maps else None, method)
+                       labels if keep_maps else None, entropy if keep_maps else None, method, prediction.segmented_by)
 
 
 def iter_frame_results(cine, model: Model, *, indices=None, tta: bool = True, keep_maps: bool = False,

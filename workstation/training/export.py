@@ -39,6 +39,10 @@ MODEL_LICENCE = ("Weights: licensed with the workstation project. Trained on PSF
 INTENDED_USE = ("Decision support for trained sonographers/midwives on intrapartum transperineal ultrasound: segment the "
                 "pubic symphysis and fetal head, grade the plane, estimate AoP and HSD, each shown with its uncertainty "
                 "for a person to review. Not a diagnostic device; not validated for clinical decisions.")
+HEAD_INTENDED_USE = ("Head-biometry specialist: outlines the fetal skull on frames that the main model classes as an "
+                     "axial head plane, for HC, BPD and Hadlock gestational age, each shown for a person to review. "
+                     "It does not grade planes and is not used on transperineal frames. Not a diagnostic device; not "
+                     "validated for clinical decisions.")
 
 
 def export_onnx(model: torch.nn.Module, path: Path, size: int = INPUT_SPEC.height) -> Path:
@@ -94,19 +98,25 @@ def onnx_latency_ms(path: Path, threads: int = 2, runs: int = 50, warmup: int = 
 
 
 def build_manifest(onnx_path: Path, *, name: str, version: str, placeholder: bool, cases: dict, training: dict,
-                   metrics: dict, created: str | None = None) -> dict:
-    """The schema-1 manifest. ``cases``: {"PSFHS": (train, val), "HC18": (train, val)}."""
-    return {
+                   metrics: dict, created: str | None = None, task: str = "multitask") -> dict:
+    """The schema-1 manifest. ``cases``: {"PSFHS": (train, val), "HC18": (train, val)}.
+
+    A ``head`` task model (the head-biometry specialist) declares only its segmentation: its plane and
+    regression heads saw HC18 alone and mean nothing, so no reader may use them."""
+    outputs = {"segmentation": {"name": OUTPUT_NAMES[0]},
+               "plane": {"name": OUTPUT_NAMES[1], "classes": list(PLANE_CLASSES)},
+               "regression": {"name": OUTPUT_NAMES[2], "fields": ["aop_deg", "hsd_px"],
+                              "scale": list(REGRESSION_SCALE), "hsd_units": "input_px"}}
+    if task == "head":
+        outputs = {"segmentation": outputs["segmentation"]}
+    manifest = {
         "schema": 1, "name": name, "version": version, "placeholder": bool(placeholder),
         "file": onnx_path.name, "sha256": file_sha256(onnx_path), "size_bytes": onnx_path.stat().st_size,
         "input": {"name": INPUT_NAME, "shape": [None, INPUT_SPEC.channels, INPUT_SPEC.height, INPUT_SPEC.width],
                   "dtype": "float32", "channels": INPUT_SPEC.channels, "resize": INPUT_SPEC.resize,
                   "normalisation": {"scale": INPUT_SPEC.scale, "mean": INPUT_SPEC.mean, "std": INPUT_SPEC.std}},
         "class_map": {"0": "background", "1": "pubic_symphysis", "2": "fetal_head"},
-        "outputs": {"segmentation": {"name": OUTPUT_NAMES[0]},
-                    "plane": {"name": OUTPUT_NAMES[1], "classes": list(PLANE_CLASSES)},
-                    "regression": {"name": OUTPUT_NAMES[2], "fields": ["aop_deg", "hsd_px"],
-                                   "scale": list(REGRESSION_SCALE), "hsd_units": "input_px"}},
+        "outputs": outputs,
         "training_data": [{"name": dataset, **DATASETS[dataset], "cases_train": int(cases.get(dataset, (0, 0))[0]),
                            "cases_val": int(cases.get(dataset, (0, 0))[1])} for dataset in DATASETS],
         "split_rule": SPLIT_RULE,
@@ -114,8 +124,11 @@ def build_manifest(onnx_path: Path, *, name: str, version: str, placeholder: boo
         "metrics": metrics,
         "licence": MODEL_LICENCE,
         "created": created or _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "intended_use": INTENDED_USE,
+        "intended_use": HEAD_INTENDED_USE if task == "head" else INTENDED_USE,
     }
+    if task == "head":
+        manifest["role"] = "head_biometry"
+    return manifest
 
 
 def _fmt(value, digits=3):
@@ -132,6 +145,44 @@ def model_card(manifest: dict, *, params: int, latency: dict | None) -> str:
                            f"{d['cases_val']} val cases" for d in manifest["training_data"])
     latency_line = (f"{latency['median_ms']} ms median (p90 {latency['p90_ms']} ms) per 256x256 frame, batch 1, "
                     f"ONNX Runtime CPU, {latency['threads']} threads" if latency else "not measured")
+    if manifest.get("role") == "head_biometry":
+        return f"""# {manifest['name']} {manifest['version']} (head-biometry specialist)
+
+{status}
+## Intended use
+{manifest['intended_use']}
+
+## Model
+The project's network (`workstation.training.model`, {params:,} parameters) trained for the head alone: only
+`seg_logits` is declared (background / pubic symphysis / fetal head; its plane and regression outputs are not used).
+The main model's manifest names this one under `head_biometry`; the engine runs it only on frames the main model
+classes as axial head planes, and the frame's JSON says so (`segmented_by`).
+Input `image` (N,1,256,256) as the main model. File `{manifest['file']}`, {manifest['size_bytes']:,} bytes,
+sha256 `{manifest['sha256']}`. Latency: {latency_line}.
+
+## Data
+{data_lines}
+
+Split: {manifest['split_rule']}.
+
+## Validation metrics (HC18 validation split, un-augmented)
+- Dice fetal head on HC18 axial planes {_fmt(val.get('dice_fh_hc18'))}
+- HC error: `workstation evaluate --dataset hc18 ../shared/data/hc18` (with the main model naming this one).
+
+## Training
+`{training['command']}` - seed {training.get('seed', 'n/a')}, {training['epochs']} epochs (kept: {training.get('best_epoch', 'n/a')}),
+{training.get('minutes', 'n/a')} min budget, device {training['device']}, torch {training['torch']}.
+{('Initialised from `' + training['initialised_from'] + '` (weights trained on the data listed there).')
+ if training.get('initialised_from') else 'From random weights.'}
+
+## Limitations
+- HC18 comes from one hospital's scanners; other machines and presets are untested.
+- HC18 masks are filled outlines (slightly larger heads than the reference ellipses); the evaluation corrects for
+  the outline's width, `workstation analyze` does not (clinical frames have no drawn outline).
+
+## Licence
+{manifest['licence']}
+"""
     return f"""# {manifest['name']} {manifest['version']}
 
 {status}
@@ -183,14 +234,14 @@ device {training['device']}, torch {training['torch']}.
 
 
 def export_model(model: torch.nn.Module, out_dir: Path, *, name: str, version: str, placeholder: bool, cases: dict,
-                 training: dict, metrics: dict, measure_latency: bool = True) -> dict:
+                 training: dict, metrics: dict, measure_latency: bool = True, task: str = "multitask") -> dict:
     """Export, verify against torch, write ``<name>.onnx``, ``<name>.json`` and ``<name>.md``; returns the manifest."""
     out_dir = Path(out_dir)
     onnx_path = export_onnx(model, out_dir / f"{name}.onnx")
     diff = verify_onnx(model, onnx_path)
     latency = onnx_latency_ms(onnx_path) if measure_latency else None
     manifest = build_manifest(onnx_path, name=name, version=version, placeholder=placeholder, cases=cases,
-                              training=training, metrics=metrics)
+                              training=training, metrics=metrics, task=task)
     (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     (out_dir / f"{name}.md").write_text(model_card(manifest, params=count_parameters(model), latency=latency),
                                         encoding="utf-8")

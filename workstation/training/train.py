@@ -123,7 +123,11 @@ def evaluate(model: torch.nn.Module, dataset: D.ValidationSet, device: torch.dev
                                      enumerate(("standard_plane", "one_structure", "not_transperineal", "no_anatomy"))},
         "cases_psfhs": len(dice_ps), "cases_hc18": len(dice_hc18),
     }
-    metrics["score"] = None if metrics["dice_ps"] is None else round(0.5 * (metrics["dice_ps"] + metrics["dice_fh"]), 4)
+    # The epoch score: mean PS/FH Dice on PSFHS; a head-biometry run (no PSFHS) is scored by its HC18 head Dice.
+    if metrics["dice_ps"] is not None:
+        metrics["score"] = round(0.5 * (metrics["dice_ps"] + metrics["dice_fh"]), 4)
+    else:
+        metrics["score"] = metrics["dice_fh_hc18"]
     return metrics
 
 
@@ -158,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "the validation split should not choose, e.g. to report its AoP error untouched)")
     parser.add_argument("--ps-axis-weight", type=float, default=0.0,
                         help="weight of the loss on the pubic symphysis axis direction (model.ps_axis_loss); 0 = off")
+    parser.add_argument("--task", choices=("multitask", "head"), default="multitask",
+                        help="multitask: the PSFHS + HC18 network; head: a head-biometry specialist for HC, trained "
+                             "and scored on HC18 alone (every HC18 training case each epoch)")
+    parser.add_argument("--attach-to", default=None, metavar="MAIN_MODEL",
+                        help="with --task head: after the export, name this head model in the manifest of the main "
+                             "model MAIN_MODEL in --out, so the engine uses it on axial head planes")
     parser.add_argument("--resume", action="store_true",
                         help="go on from the run's last.pt (written after every epoch) with the same arguments, "
                              "e.g. after the machine restarted; its clock and learning-rate schedule carry on")
@@ -171,6 +181,16 @@ def save_resume_state(path: Path, state: dict) -> None:
     partial.replace(path)
 
 
+def attach_head_model(main_manifest: Path, head_name: str, plane: str = "not_transperineal") -> None:
+    """Name the head-biometry model in the main model's manifest (the engine reads ``head_biometry``); the main
+    model's ONNX file and hash are untouched."""
+    manifest = json.loads(main_manifest.read_text(encoding="utf-8"))
+    manifest["head_biometry"] = {"model": head_name, "plane": plane}
+    partial = main_manifest.with_suffix(".json.partial")
+    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    partial.replace(main_manifest)
+
+
 def _run_arguments(argv: list[str] | None) -> list[str]:
     """The run's arguments without --resume, to check that a resumed run is the same run."""
     return [a for a in (sys.argv[1:] if argv is None else argv) if a != "--resume"]
@@ -178,6 +198,10 @@ def _run_arguments(argv: list[str] | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.attach_to and (args.task != "head" or args.no_export):
+        raise SystemExit("--attach-to needs --task head and an export (no --no-export)")
+    if args.attach_to and not (args.out / f"{args.attach_to}.json").is_file():
+        raise SystemExit(f"--attach-to: no {args.out / (args.attach_to + '.json')} to attach the head model to")
     started = time.monotonic()
     budget_s = args.minutes * 60.0
     torch.set_num_threads(max(1, args.threads))
@@ -210,10 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     splits = {(name, split): fn(data_root, split)[:args.limit] for name, fn in (("PSFHS", D.psfhs_cases),
                                                                                ("HC18", D.hc18_cases))
               for split in ("train", "val")}
-    if not splits[("PSFHS", "train")]:
+    if args.task == "head":
+        if not splits[("HC18", "train")]:
+            raise SystemExit(f"no HC18 cases under {data_root / 'hc18'} (is --data right?)")
+        # The head specialist sees HC18 only: PSFHS is left out of both its training and its validation.
+        splits[("PSFHS", "train")], splits[("PSFHS", "val")] = [], []
+    elif not splits[("PSFHS", "train")]:
         raise SystemExit(f"no PSFHS cases under {data_root / 'psfhs'} (is --data right?)")
     train_set = D.TrainingMix(splits[("PSFHS", "train")], splits[("HC18", "train")], seed=args.seed,
-                              hc18_per_epoch=args.hc18_per_epoch)
+                              hc18_per_epoch=None if args.task == "head" else args.hc18_per_epoch)
     val_set = D.ValidationSet(splits[("PSFHS", "val")], splits[("HC18", "val")],
                               synthetic_each=min(40, max(4, len(splits[("PSFHS", "val")]) // 4)))
     cases = {name: (len(splits[(name, "train")]), len(splits[(name, "val")])) for name in ("PSFHS", "HC18")}
@@ -318,14 +347,19 @@ def main(argv: list[str] | None = None) -> int:
     training = {"command": command, "seed": args.seed, "epochs": epochs_done, "best_epoch": best_epoch,
                 "selected_by": "last epoch" if args.select == "last" else "best mean Dice on the validation split",
                 "minutes": args.minutes, "device": device.type, "torch": torch.__version__.split("+")[0],
-                "batch_size": args.batch_size, "lr": args.lr}
+                "batch_size": args.batch_size, "lr": args.lr, "task": args.task}
+    if args.init is not None:
+        training["initialised_from"] = str(args.init)
     export_info = {"name": args.name, "version": args.version, "placeholder": args.placeholder, "cases": cases,
-                   "training": training, "metrics": {"val": best_metrics}}
+                   "training": training, "metrics": {"val": best_metrics}, "task": args.task}
     checkpoint["export"] = export_info
     torch.save(checkpoint, run_dir / "best.pt")
     log({"event": "best", "epoch": best_epoch, "val": best_metrics})
     if not args.no_export:
         export_model(model, args.out, **export_info)
+        if args.attach_to:
+            attach_head_model(args.out / f"{args.attach_to}.json", args.name)
+            log({"event": "attached", "main_model": args.attach_to, "head_model": args.name})
     log({"event": "done", "minutes": round((time.monotonic() - started) / 60.0, 2)})
     return 0
 
