@@ -24,6 +24,7 @@ from workstation.inference.engine import load_model
 from workstation.inference.pipeline import analyze_prediction
 from workstation.inference.uncertainty import UncertaintyCalibration, fit_logistic
 from workstation.measure import load_labelmap, measure_labelmap
+from workstation.training.export import update_manifest
 
 FEATURES = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread")
 FILL = (1.0, 1.0, 1.0, 1.0, 1.0)  # a missing signal (no PS, no AoP) counts as the least trusted value
@@ -102,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(blend {metrics['val']['auroc_blend']}; {metrics['val']['n_bad']} bad of {metrics['val']['n']})")
     if not args.dry_run:
         path = model.manifest.manifest_path
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest["uncertainty_calibration"] = record
-        path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        update_manifest(path, "uncertainty_calibration", record)
         print(f"wrote uncertainty_calibration into {path}")
     return 0
 

@@ -135,77 +135,39 @@ def _fmt(value, digits=3):
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def model_card(manifest: dict, *, params: int, latency: dict | None) -> str:
+def _card_sections(manifest: dict, params: int, latency_line: str) -> dict:
+    """The parts of the model card that differ between the main (multi-task) model and a head-biometry model."""
     val = manifest["metrics"].get("val", {})
-    training = manifest["training"]
-    status = ("**PLACEHOLDER.** Trained for a few minutes only so the pipeline runs end to end; its numbers are "
-              "far from the project targets. Every output of the workstation marks it as a placeholder. Do not use "
-              "it to judge the method, and never for patient care.\n" if manifest["placeholder"] else "")
-    data_lines = "\n".join(f"- {d['name']} ({d['licence']}): {d['citation']}; {d['cases_train']} train / "
-                           f"{d['cases_val']} val cases" for d in manifest["training_data"])
-    latency_line = (f"{latency['median_ms']} ms median (p90 {latency['p90_ms']} ms) per 256x256 frame, batch 1, "
-                    f"ONNX Runtime CPU, {latency['threads']} threads" if latency else "not measured")
     if manifest.get("role") == "head_biometry":
-        return f"""# {manifest['name']} {manifest['version']} (head-biometry specialist)
-
-{status}
-## Intended use
-{manifest['intended_use']}
-
-## Model
-The project's network (`workstation.training.model`, {params:,} parameters) trained for the head alone: only
+        return {
+            "title": f"{manifest['name']} {manifest['version']} (head-biometry specialist)",
+            "model": f"""The project's network (`workstation.training.model`, {params:,} parameters) trained for the head alone: only
 `seg_logits` is declared (background / pubic symphysis / fetal head; its plane and regression outputs are not used).
 The main model's manifest names this one under `head_biometry`; the engine runs it only on frames the main model
 classes as axial head planes, and the frame's JSON says so (`segmented_by`).
 Input `image` (N,1,256,256) as the main model. File `{manifest['file']}`, {manifest['size_bytes']:,} bytes,
-sha256 `{manifest['sha256']}`. Latency: {latency_line}.
-
-## Data
-{data_lines}
-
-Split: {manifest['split_rule']}.
-
-## Validation metrics (HC18 validation split, un-augmented)
+sha256 `{manifest['sha256']}`. Latency: {latency_line}.""",
+            "data_note": "",
+            "metrics": f"""## Validation metrics (HC18 validation split, un-augmented)
 - Dice fetal head on HC18 axial planes {_fmt(val.get('dice_fh_hc18'))}
-- HC error: `workstation evaluate --dataset hc18 ../shared/data/hc18` (with the main model naming this one).
-
-## Training
-`{training['command']}` - seed {training.get('seed', 'n/a')}, {training['epochs']} epochs (kept: {training.get('best_epoch', 'n/a')}),
-{training.get('minutes', 'n/a')} min budget, device {training['device']}, torch {training['torch']}.
-{('Initialised from `' + training['initialised_from'] + '` (weights trained on the data listed there).')
- if training.get('initialised_from') else 'From random weights.'}
-
-## Limitations
-- HC18 comes from one hospital's scanners; other machines and presets are untested.
+- HC error: `workstation evaluate --dataset hc18 ../shared/data/hc18` (with the main model naming this one).""",
+            "limitations": """- HC18 comes from one hospital's scanners; other machines and presets are untested.
 - HC18 masks are filled outlines (slightly larger heads than the reference ellipses); the evaluation corrects for
-  the outline's width, `workstation analyze` does not (clinical frames have no drawn outline).
-
-## Licence
-{manifest['licence']}
-"""
-    return f"""# {manifest['name']} {manifest['version']}
-
-{status}
-## Intended use
-{manifest['intended_use']}
-
-## Model
-One light encoder-decoder (strided stem, depthwise-separable U-Net, {params:,} parameters), three heads:
+  the outline's width, `workstation analyze` does not (clinical frames have no drawn outline).""",
+        }
+    return {
+        "title": f"{manifest['name']} {manifest['version']}",
+        "model": f"""One light encoder-decoder (strided stem, depthwise-separable U-Net, {params:,} parameters), three heads:
 `seg_logits` (N,3,256,256: background / pubic symphysis / fetal head), `plane_logits` (N,4: {", ".join(PLANE_CLASSES)}),
 `aop_hsd` (N,2: [AoP/180, HSD/256], multiply by `scale` for degrees and input pixels).
 Input `image` (N,1,256,256): grey frame letterboxed to 256x256, (p/255-0.5)/0.5
 (`workstation.inference.preprocess`). File `{manifest['file']}`, {manifest['size_bytes']:,} bytes, sha256 `{manifest['sha256']}`.
-Latency: {latency_line}.
-
-## Data
-{data_lines}
-
-Split: {manifest['split_rule']}.
+Latency: {latency_line}.""",
+        "data_note": """
 Frame classes are weak labels derived in `workstation/training/data.py` (PSFHS = standard plane; PSFHS with one
 structure cropped or inpainted away = one structure; HC18 = not transperineal; blank/speckle/blurred = no anatomy).
-AoP/HSD targets come from the reference label maps through `workstation.measure`.
-
-## Validation metrics (validation split, un-augmented)
+AoP/HSD targets come from the reference label maps through `workstation.measure`.""",
+        "metrics": f"""## Validation metrics (validation split, un-augmented)
 - Dice pubic symphysis {_fmt(val.get('dice_ps'))}, fetal head {_fmt(val.get('dice_fh'))} (PSFHS, mean per image)
 - Dice fetal head on HC18 axial planes {_fmt(val.get('dice_fh_hc18'))}
 - AoP MAE from the predicted masks {_fmt(val.get('aop_mae_deg'), 2)} deg (geometry refused on
@@ -214,23 +176,64 @@ AoP/HSD targets come from the reference label maps through `workstation.measure`
 - Plane accuracy {_fmt(val.get('plane_accuracy'))} (PSFHS, HC18 and synthetic frames); per class:
   {", ".join(f"{k} {_fmt(v)}" for k, v in (val.get('plane_accuracy_per_class') or {}).items()) or "n/a"}
 
-Project targets for the real model: Dice FH >= 0.96, PS >= 0.91, AoP MAE <= 4 deg, <= 15 ms per frame.
-
-## Training
-`{training['command']}` - seed {training.get('seed', 'n/a')}, {training['epochs']} epochs (best: {training.get('best_epoch', 'n/a')}),
-{training.get('minutes', 'n/a')} min budget,
-device {training['device']}, torch {training['torch']}.
-{('Note: ' + training['stopped_early'] + '.') if training.get('stopped_early') else ''}
-
-## Limitations
-- PSFHS comes from a few machines of one research group; other scanners, presets and probe positions are untested.
+Project targets for the real model: Dice FH >= 0.96, PS >= 0.91, AoP MAE <= 4 deg, <= 15 ms per frame.""",
+        "limitations": """- PSFHS comes from a few machines of one research group; other scanners, presets and probe positions are untested.
 - Frame classes are derived, not graded by people; `one_structure` and `no_anatomy` frames are partly synthetic.
 - HSD is in input pixels; mm need a trustworthy calibration, which the workstation handles separately.
-- HC18 masks are filled outlines (slightly larger heads than the reference ellipses).
+- HC18 masks are filled outlines (slightly larger heads than the reference ellipses).""",
+    }
+
+
+def model_card(manifest: dict, *, params: int, latency: dict | None) -> str:
+    training = manifest["training"]
+    status = ("**PLACEHOLDER.** Trained for a few minutes only so the pipeline runs end to end; its numbers are "
+              "far from the project targets. Every output of the workstation marks it as a placeholder. Do not use "
+              "it to judge the method, and never for patient care.\n" if manifest["placeholder"] else "")
+    data_lines = "\n".join(f"- {d['name']} ({d['licence']}): {d['citation']}; {d['cases_train']} train / "
+                           f"{d['cases_val']} val cases" for d in manifest["training_data"])
+    latency_line = (f"{latency['median_ms']} ms median (p90 {latency['p90_ms']} ms) per 256x256 frame, batch 1, "
+                    f"ONNX Runtime CPU, {latency['threads']} threads" if latency else "not measured")
+    part = _card_sections(manifest, params, latency_line)
+    # Older manifests do not record the starting weights, so their absence says nothing either way.
+    notes = [f"Initialised from `{training['initialised_from']}`." if training.get("initialised_from") else "",
+             f"Note: {training['stopped_early']}." if training.get("stopped_early") else ""]
+    return f"""# {part['title']}
+
+{status}
+## Intended use
+{manifest['intended_use']}
+
+## Model
+{part['model']}
+
+## Data
+{data_lines}
+
+Split: {manifest['split_rule']}.{part['data_note']}
+
+{part['metrics']}
+
+## Training
+`{training['command']}` - seed {training.get('seed', 'n/a')}, {training['epochs']} epochs (kept: {training.get('best_epoch', 'n/a')}),
+{training.get('minutes', 'n/a')} min budget, device {training['device']}, torch {training['torch']}.
+{" ".join(n for n in notes if n)}
+
+## Limitations
+{part['limitations']}
 
 ## Licence
 {manifest['licence']}
 """
+
+
+def update_manifest(path: Path, key: str, value) -> None:
+    """Set one key of a written manifest (the uncertainty calibration, the head-biometry model it names), written
+    whole or not at all; the ONNX file and its hash are untouched."""
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest[key] = value
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 def export_model(model: torch.nn.Module, out_dir: Path, *, name: str, version: str, placeholder: bool, cases: dict,

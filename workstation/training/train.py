@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from workstation.training import data as D
-from workstation.training.export import export_model
+from workstation.training.export import export_model, update_manifest
 from workstation.training.model import (IGNORE_INDEX, REGRESSION_SCALE, MultiTaskLoss, PSFHMultiTaskNet,
                                         count_parameters)
 
@@ -179,16 +179,6 @@ def save_resume_state(path: Path, state: dict) -> None:
     partial = path.with_suffix(".pt.partial")
     torch.save(state, partial)
     partial.replace(path)
-
-
-def attach_head_model(main_manifest: Path, head_name: str, plane: str = "not_transperineal") -> None:
-    """Name the head-biometry model in the main model's manifest (the engine reads ``head_biometry``); the main
-    model's ONNX file and hash are untouched."""
-    manifest = json.loads(main_manifest.read_text(encoding="utf-8"))
-    manifest["head_biometry"] = {"model": head_name, "plane": plane}
-    partial = main_manifest.with_suffix(".json.partial")
-    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    partial.replace(main_manifest)
 
 
 def _run_arguments(argv: list[str] | None) -> list[str]:
@@ -358,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_export:
         export_model(model, args.out, **export_info)
         if args.attach_to:
-            attach_head_model(args.out / f"{args.attach_to}.json", args.name)
+            # the engine reads "head_biometry" and uses this model on the frames the main model classes that plane
+            update_manifest(args.out / f"{args.attach_to}.json", "head_biometry",
+                            {"model": args.name, "plane": "not_transperineal"})
             log({"event": "attached", "main_model": args.attach_to, "head_model": args.name})
     log({"event": "done", "minutes": round((time.monotonic() - started) / 60.0, 2)})
     return 0
