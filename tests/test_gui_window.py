@@ -388,3 +388,31 @@ def test_panel_says_what_a_calibrated_uncertainty_means(qtbot):
         "Uncertainty: 0.72 (HIGH; the model's chance that this frame's AoP is missing or more than 10° off)")
     panel.show_state(FrameMeasurementState(0, "standard_plane", 0.2, dict(values)))
     assert plain_text(panel.uncertainty_label) == "Uncertainty: 0.20 (low; 0 confident, 1 do not trust)"
+
+
+def test_panel_says_which_segmentation_the_ai_aop_was_drawn_on(qtbot):
+    from workstation.cine_review import FrameMeasurementState
+    from workstation.gui.panel import MeasurementPanel
+
+    panel = MeasurementPanel()
+    qtbot.addWidget(panel)
+    construction = {"segmentation": "turned +8°", "direct_estimate_deg": 127.34,
+                    "candidates_deg": {"averaged": 133.0, "plain": 134.1, "mirrored": 132.2, "turned +8°": 127.9,
+                                       "turned -8°": 135.5}}
+    values = {"aop_deg": 127.9, "hsd_px": 30.0, "geometry": {}, "reasons": {}, "aop_construction": construction}
+    panel.show_state(FrameMeasurementState(0, "standard_plane", 0.2, dict(values)))
+    assert plain_text(panel.construction_label) == (
+        "AI AoP drawn on the turned +8° test-time segmentation, the nearest to the model's direct AoP estimate "
+        "(127.3°); on the segmentation shown it would be 133.0°.")
+    averaged = {**construction, "segmentation": "averaged"}
+    panel.show_state(FrameMeasurementState(0, "standard_plane", 0.2, {**values, "aop_construction": averaged}))
+    assert plain_text(panel.construction_label) == (
+        "AI AoP drawn on the averaged segmentation shown, the nearest to the model's direct AoP estimate (127.3°).")
+    # no AoP (withheld, or none built), or no record (a model without a direct estimate): nothing to say
+    panel.show_state(FrameMeasurementState(0, "one_structure", 0.2, {**values, "aop_deg": None}))
+    assert plain_text(panel.construction_label) == ""
+    panel.show_state(FrameMeasurementState(0, "standard_plane", 0.2, {k: v for k, v in values.items()
+                                                                      if k != "aop_construction"}))
+    assert plain_text(panel.construction_label) == ""
+    panel.show_state(None)
+    assert plain_text(panel.construction_label) == ""

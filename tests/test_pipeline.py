@@ -1,6 +1,8 @@
 """The analysis pipeline over a cine: per-frame JSON contract, chosen frame, cancellation, calibration."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,91 @@ def test_entropy_map_bounds():
 
 def test_choose_frame_says_why_when_nothing_qualifies():
     assert choose_frame([]) == (None, "no frame of 0 gave an AoP or a head ellipse")
+
+
+# --- which segmentation the AoP is constructed on -------------------------------------------------------------
+
+
+def _one_hot(labels: np.ndarray) -> np.ndarray:
+    return np.stack([(labels == k).astype(np.float32) for k in range(3)])
+
+
+def _prediction_with_passes(model, averaged, passes, direct_aop, plane=(1.0, 0.0, 0.0, 0.0)):
+    """A prediction whose overlay is ``averaged`` and whose test-time passes are ``passes`` (frame label maps,
+    placed into the model input as the engine keeps them), with ``direct_aop`` as the regression."""
+    from workstation.inference.engine import FramePrediction
+    from workstation.inference.preprocess import labels_to_input, place
+
+    spec = model.manifest.input_spec
+    return FramePrediction(_one_hot(averaged), np.asarray(plane, np.float32), {"aop_deg": direct_aop, "hsd_px": 30.0},
+                           0.01, [labels_to_input(p, spec) for p in passes], placement=place(averaged.shape, spec))
+
+
+@pytest.fixture(scope="module")
+def model_128(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model128")
+    return load_model(str(write_manifest(build_tiny_onnx(folder / "tiny.onnx", size=128), size=128)), device="cpu",
+                      threads=1)
+
+
+def test_the_aop_is_constructed_on_the_pass_nearest_the_direct_estimate(model_128):
+    from workstation.inference.engine import TTA_PASS_NAMES
+    from workstation.inference.pipeline import analyze_prediction
+    from workstation.measure import aop_of_labelmap
+    from workstation.measure.transperineal import aop_from_points
+
+    synthetic = make_transperineal_cine(n_frames=24, shape=(240, 320), seed=2)
+    maps = {i: synthetic.labels[i].astype(np.uint8) for i in (0, 6, 12, 18)}
+    aops = {i: aop_of_labelmap(m) for i, m in maps.items()}
+    assert aops[0] < aops[6] < aops[12] < aops[18] and aops[18] - aops[0] > 12  # the head descends: the AoP opens
+    passes = [maps[0], maps[6], maps[12], maps[18]]
+    # The direct estimate sits by the third pass's AoP: that pass's segmentation makes the lines and the value.
+    frame = analyze_prediction(_prediction_with_passes(model_128, maps[0], passes, aops[12] + 0.5), model_128, None,
+                               0, 0.0, keep_maps=True)
+    construction = frame.measurements["aop_construction"]
+    assert construction["segmentation"] == TTA_PASS_NAMES[2]
+    assert construction["direct_estimate_deg"] == pytest.approx(aops[12] + 0.5, abs=0.01)
+    assert list(construction["candidates_deg"]) == ["averaged", *TTA_PASS_NAMES]
+    assert construction["candidates_deg"]["averaged"] == pytest.approx(aops[0], abs=0.01)
+    assert frame.measurements["aop_deg"] == pytest.approx(aops[12], abs=1.5)  # the pass went to 128 px and back
+    lines = frame.measurements["geometry"]["aop"]
+    drawn = aop_from_points(lines["superior"], lines["vertex"], lines["tangent_point"])
+    assert drawn == pytest.approx(frame.measurements["aop_deg"], abs=1e-3)  # the value is the angle drawn
+    assert (frame.labels == maps[0]).all()  # the overlay stays the averaged segmentation
+    # the gap to the direct estimate: small for what is shown, large for the averaged segmentation it replaced
+    assert frame.uncertainty_parts["regression_gap"] < 0.1
+    assert frame.uncertainty_parts["averaged_regression_gap"] == pytest.approx(
+        min(1.0, abs(aops[12] + 0.5 - aops[0]) / 20.0), abs=1e-3)
+
+    # A direct estimate by the averaged segmentation's AoP keeps it.
+    kept = analyze_prediction(_prediction_with_passes(model_128, maps[0], passes[1:] + [maps[18]], aops[0] - 0.3),
+                              model_128, None, 0, 0.0)
+    assert kept.measurements["aop_construction"]["segmentation"] == "averaged"
+    assert kept.measurements["aop_deg"] == pytest.approx(aops[0], abs=1e-3)
+    assert kept.uncertainty_parts["averaged_regression_gap"] == kept.uncertainty_parts["regression_gap"]
+
+
+def test_no_construction_is_chosen_without_passes_regression_or_a_transperineal_plane(model_128, tmp_path):
+    from workstation.inference.engine import FramePrediction
+    from workstation.inference.pipeline import analyze_prediction
+    from workstation.measure import aop_of_labelmap
+
+    synthetic = make_transperineal_cine(n_frames=24, shape=(240, 320), seed=2)
+    first, last = synthetic.labels[0].astype(np.uint8), synthetic.labels[18].astype(np.uint8)
+    far = aop_of_labelmap(last)
+    no_passes = FramePrediction(_one_hot(first), np.array([1.0, 0, 0, 0], np.float32), {"aop_deg": far}, None, None)
+    no_regression = _prediction_with_passes(model_128, first, [last] * 4, far)
+    no_regression.regression = None
+    axial = _prediction_with_passes(model_128, first, [last] * 4, far, plane=(0.0, 0.0, 1.0, 0.0))
+    for prediction in (no_passes, no_regression, axial):
+        frame = analyze_prediction(prediction, model_128, None, 0, 0.0)
+        assert "aop_construction" not in frame.measurements
+    # A stretched input changes angles, so the passes' AoPs (measured at input resolution) cannot be compared.
+    manifest_path = write_manifest(build_tiny_onnx(tmp_path / "stretch.onnx", size=128), size=128)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["input"]["resize"] = "stretch"
+    manifest_path.write_text(json.dumps(manifest))
+    stretched = load_model(str(manifest_path), device="cpu", threads=1)
+    frame = analyze_prediction(_prediction_with_passes(stretched, first, [last] * 4, far), stretched, None, 0, 0.0)
+    assert "aop_construction" not in frame.measurements
+    assert frame.measurements["aop_deg"] == pytest.approx(aop_of_labelmap(first), abs=1e-3)

@@ -16,13 +16,14 @@ from workstation.inference.uncertainty import UncertaintyCalibration, calibratio
 from workstation.io import Cine
 from workstation.synthetic import make_transperineal_cine
 
-FEATURES = ["boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread"]
+FEATURES = ["boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread",
+            "averaged_regression_gap"]
 
 
 def calibration_record(**changes) -> dict:
-    record = {"kind": "logistic", "features": FEATURES, "mean": [0.2, 0.05, 0.3, 0.3, 0.2],
-              "std": [0.1, 0.05, 0.2, 0.1, 0.15], "weights": [0.2, -0.1, 0.5, 0.5, 0.3], "bias": -1.3,
-              "fill": [1.0, 1.0, 1.0, 1.0, 1.0], "threshold_deg": 10}
+    record = {"kind": "logistic", "features": FEATURES, "mean": [0.2, 0.05, 0.3, 0.3, 0.2, 0.3],
+              "std": [0.1, 0.05, 0.2, 0.1, 0.15, 0.2], "weights": [0.2, -0.1, 0.5, 0.5, 0.3, 0.2], "bias": -1.3,
+              "fill": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], "threshold_deg": 10}
     record.update(changes)
     return record
 
@@ -57,7 +58,7 @@ def test_fit_logistic_refuses_what_it_cannot_fit():
 def test_probability_fills_a_missing_signal_with_the_least_trusted_value():
     calibration = calibration_from_manifest({"uncertainty_calibration": calibration_record()}, "m.json")
     parts = {"boundary_entropy": 0.2, "flip_disagreement": 0.05, "regression_gap": 0.3, "ps_boundary_entropy": 0.3,
-             "tta_aop_spread": 0.2}
+             "tta_aop_spread": 0.2, "averaged_regression_gap": 0.3}
     at_mean = calibration.probability(parts)
     assert at_mean == pytest.approx(1 / (1 + np.exp(1.3)))
     assert calibration.probability({**parts, "regression_gap": None}) > calibration.probability(
@@ -68,8 +69,8 @@ def test_probability_fills_a_missing_signal_with_the_least_trusted_value():
 
 @pytest.mark.parametrize("change, message", [
     ({"features": FEATURES[:3] + ["pixel_count"]}, "unknown signals"),
-    ({"weights": [0.1, 0.2]}, "5 values each"),
-    ({"std": [0.1, 0.0, 0.2, 0.1, 0.1]}, "std must be positive"),
+    ({"weights": [0.1, 0.2]}, "6 values each"),
+    ({"std": [0.1, 0.0, 0.2, 0.1, 0.1, 0.1]}, "std must be positive"),
     ({"kind": "isotonic"}, "not 'logistic'"),
     ({"bias": None}, "uncertainty_calibration"),
 ])
@@ -115,7 +116,6 @@ def test_pipeline_reports_the_calibrated_probability_where_it_applies(tmp_path):
 
 
 def test_tta_aop_spread_is_the_spread_of_the_passes_aops_capped():
-    from workstation.inference.engine import FramePrediction
     from workstation.inference.pipeline import _tta_aop_spread
     from workstation.measure import aop_of_labelmap
 
@@ -125,7 +125,7 @@ def test_tta_aop_spread_is_the_spread_of_the_passes_aops_capped():
     assert None not in aops and 5 < max(aops) - min(aops) < 15  # the head descends, so the AoP opens
 
     def spread(label_maps):
-        return _tta_aop_spread(FramePrediction(np.zeros((3, 2, 2), np.float32), None, None, 0.0, label_maps))
+        return _tta_aop_spread(None if label_maps is None else [aop_of_labelmap(m) for m in label_maps])
 
     assert spread([maps[0]] * 4) == pytest.approx(0.0)
     assert spread(maps) == pytest.approx(min(1.0, float(np.std(aops)) / 10.0))

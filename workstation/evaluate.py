@@ -10,7 +10,8 @@
 
 The main figures score one plain pass of the model. The ``*_pipeline`` keys score what
 ``workstation analyze`` shows a user: the masks with the mirrored pass averaged in, its plane
-policy, and (hc18) its HC without the correction for HC18's outline width.
+policy, its AoP constructed on the segmentation the direct estimate chose
+(``aop_constructed_on``), and (hc18) its HC without the correction for HC18's outline width.
 
 By default only the validation split (:mod:`workstation.splits`) is scored, since the
 shipped model was trained on the rest.
@@ -18,6 +19,7 @@ shipped model was trained on the rest.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -158,6 +160,7 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         per_case.append({"id": image_path.stem, "aop_ref": ref_aop, "aop_pred": pred_aop, "aop_abs_error": error,
                          "regression_aop": (prediction.regression or {}).get("aop_deg"),
                          "aop_pipeline": aop_pipeline, "aop_pipeline_abs_error": pipeline_error,
+                         "aop_constructed_on": (frame.measurements.get("aop_construction") or {}).get("segmentation"),
                          "uncertainty": round(frame.uncertainty, 4)})
         if progress:
             progress(n, len(cases))
@@ -175,6 +178,9 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         "dice_pipeline": {k: _mean(v) for k, v in pipeline_dices.items()},
         "aop_abs_error_deg_pipeline": _stats(pipeline_errors),
         "aop_missing_in_pipeline": sum(1 for c in with_ref if c["aop_pipeline"] is None),
+        # which segmentation analyze constructed each AoP on (the averaged one or a test-time pass; see pipeline)
+        "aop_constructed_on": dict(Counter(str(c["aop_constructed_on"]) for c in per_case
+                                           if c["aop_pipeline"] is not None)),
         "uncertainty_auroc": uncertainty_auroc(per_case),
         "cases": per_case,
     }
@@ -289,6 +295,10 @@ def format_summary(result: dict) -> str:
     lines.append(f"HD95 (px)         PS {_fmt(hd.get('ps'))}  FH {_fmt(hd.get('fh'))}")
     lines += _error_lines(result, (("aop_abs_error_deg", "AoP error (deg)  ", "aop_missing_in_prediction"),
                                    ("aop_abs_error_deg_pipeline", "AoP as analyze   ", "aop_missing_in_pipeline")))
+    constructed = result.get("aop_constructed_on")
+    if constructed:
+        lines.append("AoP constructed on " + ", ".join(f"{name} {count}" for name, count in
+                                                       sorted(constructed.items(), key=lambda kv: -kv[1])))
     roc = result.get("uncertainty_auroc")
     if roc is not None:
         lines.append(f"uncertainty AUROC {_fmt(roc['auroc'], 3)} for AoP error > {roc['threshold_deg']} deg or missing "

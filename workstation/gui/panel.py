@@ -53,6 +53,19 @@ def when_text(iso: str | None) -> str:
         return iso
 
 
+def construction_text(ai: dict | None) -> str:
+    """Which segmentation the AI's AoP lines were drawn on, and why (``workstation.inference.pipeline``)."""
+    record = (ai or {}).get("aop_construction")
+    if not record or (ai or {}).get("aop_deg") is None:
+        return ""
+    direct = f"the model's direct AoP estimate ({record['direct_estimate_deg']:.1f}°)"
+    if record["segmentation"] == "averaged":
+        return f"AI AoP drawn on the averaged segmentation shown, the nearest to {direct}."
+    averaged = record.get("candidates_deg", {}).get("averaged")
+    shown = "" if averaged is None else f"; on the segmentation shown it would be {averaged:.1f}°"
+    return f"AI AoP drawn on the {record['segmentation']} test-time segmentation, the nearest to {direct}{shown}."
+
+
 def calibration_text(values: dict | None, fallback_source: str) -> str:
     calibration = (values or {}).get("calibration") or {}
     source = calibration.get("source") or fallback_source
@@ -100,6 +113,9 @@ class MeasurementPanel(QtWidgets.QWidget):
         self.uncertainty_label = QtWidgets.QLabel()
         self.uncertainty_label.setWordWrap(True)
         layout.addWidget(self.uncertainty_label)
+        self.construction_label = QtWidgets.QLabel()
+        self.construction_label.setWordWrap(True)
+        layout.addWidget(self.construction_label)
         self.provenance_label = QtWidgets.QLabel()
         self.provenance_label.setWordWrap(True)
         layout.addWidget(self.provenance_label)
@@ -150,7 +166,8 @@ class MeasurementPanel(QtWidgets.QWidget):
                 for label in store.values():
                     label.setText("—")
                     label.setToolTip("")
-            for label in (self.calibration_label, self.uncertainty_label, self.provenance_label, self.reasons_label):
+            for label in (self.calibration_label, self.uncertainty_label, self.construction_label, self.provenance_label,
+                          self.reasons_label):
                 label.setText("")
             self.reset_button.setEnabled(False)
             self.accept_button.setEnabled(False)
@@ -180,6 +197,7 @@ class MeasurementPanel(QtWidgets.QWidget):
                    if state.uncertainty_method == "calibrated"
                    else "0 confident, 1 do not trust")
         self.uncertainty_label.setText(f"Uncertainty: {state.uncertainty:.2f} ({level}; {meaning})")
+        self.construction_label.setText(construction_text(state.ai))
         lines = []
         if preview is not None:
             lines.append("Moving a caliper: values recomputed live; drop to record the correction.")

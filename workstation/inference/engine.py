@@ -10,7 +10,9 @@ through a mirrored pass, averaged into the probabilities, and two passes rotated
 ``ROTATION_TTA_DEG``. The rotated passes are not averaged in (on the validation split that did not
 lower the AoP error). They are kept as label maps so that the pipeline can measure how far the
 AoP moves when the picture turns a little. That spread is the best single predictor of a bad
-AoP that was found.
+AoP that was found. The pipeline also lets the model's direct AoP estimate choose which pass's
+segmentation the AoP is constructed on (``workstation.inference.pipeline``); ``pass_labels_in_frame``
+maps a pass's label map to the frame for that.
 """
 from __future__ import annotations
 
@@ -24,13 +26,15 @@ import cv2
 
 from workstation.errors import ModelError
 from workstation.inference.manifest import ModelManifest, read_manifest, verify
-from workstation.inference.preprocess import frame_to_input, input_px_to_frame_px, maps_to_frame
+from workstation.inference.preprocess import (Placement, frame_to_input, input_px_to_frame_px, labels_to_frame,
+                                              maps_to_frame)
 from workstation.paths import shipped_models_dir, user_models_dir
 
 DEFAULT_MODEL = "psfh-multitask"
 DEVICES = ("auto", "cpu", "gpu")
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider")
 ROTATION_TTA_DEG = (8.0, -8.0)  # about the input's centre; small enough to stay inside the training augmentation
+TTA_PASS_NAMES = ("plain", "mirrored") + tuple(f"turned {a:+g}°" for a in ROTATION_TTA_DEG)  # order of tta_labels
 
 
 @dataclass
@@ -39,12 +43,20 @@ class FramePrediction:
     plane_probs: np.ndarray | None  # (K,) softmax over the manifest's plane classes
     regression: dict[str, float] | None  # {"aop_deg": .., "hsd_px": .. (frame pixels)}
     flip_disagreement: float | None = None  # 1 - mean Dice (PS, FH) between plain and mirrored passes
-    # With tta: the label map of each pass (plain, mirrored, rotated by ROTATION_TTA_DEG), mapped back into the
-    # model's input space (input resolution, letterboxed), for the AoP's stability across passes.
+    # With tta: the label map of each pass (TTA_PASS_NAMES: plain, mirrored, rotated by ROTATION_TTA_DEG), mapped
+    # back into the model's input space (input resolution, letterboxed), for the AoP's stability across passes.
+    # Kept at input resolution because measuring four maps at frame resolution would cost more than the passes.
     tta_labels: list[np.ndarray] | None = None
     # "name version" of the model whose segmentation `probs` holds when it is not the main model
     # (the head-biometry specialist on axial head planes); None: the main model's own.
     segmented_by: str | None = None
+    placement: Placement | None = None  # where the frame sits in the model input (for pass_labels_in_frame)
+
+    def pass_labels_in_frame(self, index: int) -> np.ndarray:
+        """Test-time pass ``index``'s label map at frame resolution (nearest neighbour)."""
+        if self.tta_labels is None or self.placement is None:
+            raise ValueError("this prediction has no test-time passes")
+        return labels_to_frame(self.tta_labels[index], self.placement)
 
 
 def default_threads() -> int:
@@ -246,7 +258,8 @@ class Model:
                     if name == "hsd_px" and outs.hsd_units == "input_px":
                         value = input_px_to_frame_px(value, spec, placement)
                     regression[name] = value
-            results.append(FramePrediction(maps_to_frame(seg, placement), plane, regression, disagreement, tta_labels))
+            results.append(FramePrediction(maps_to_frame(seg, placement), plane, regression, disagreement, tta_labels,
+                                           placement=placement))
         if self.head_specialist is not None:
             self._segment_heads(frames, results, tta)
         return results
@@ -263,7 +276,7 @@ class Model:
         for i, head in zip(chosen, specialist.predict([frames[i] for i in chosen], tta=tta)):
             ours = results[i]
             results[i] = FramePrediction(head.probs, ours.plane_probs, ours.regression, head.flip_disagreement,
-                                         head.tta_labels, segmented_by=by)
+                                         head.tta_labels, segmented_by=by, placement=head.placement)
 
 
 def load_model(name_or_path: str | None = None, device: str = "auto", threads: int | None = None) -> Model:

@@ -79,6 +79,13 @@ def labels_to_input(labels: np.ndarray, spec: InputSpec) -> np.ndarray:
     return cv2.resize(canvas, (spec.width, spec.height), interpolation=cv2.INTER_NEAREST)
 
 
+def labels_to_frame(labels: np.ndarray, placement: Placement) -> np.ndarray:
+    """A label map at model resolution -> at frame resolution (nearest neighbour); the inverse of labels_to_input."""
+    full = cv2.resize(labels, (placement.side_w, placement.side_h), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(full[placement.pad_top:placement.pad_top + placement.frame_height,
+                                     placement.pad_left:placement.pad_left + placement.frame_width])
+
+
 def maps_to_frame(maps: np.ndarray, placement: Placement) -> np.ndarray:
     """(C, h, w) per-pixel maps at model resolution -> (C, H, W) at frame resolution (bilinear)."""
     out = []

@@ -19,7 +19,8 @@ import numpy as np
 
 from workstation.errors import ModelError
 
-KNOWN_SIGNALS = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread")
+KNOWN_SIGNALS = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread",
+                 "averaged_regression_gap")
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,9 @@ from workstation.inference.uncertainty import UncertaintyCalibration, fit_logist
 from workstation.measure import load_labelmap, measure_labelmap
 from workstation.training.export import update_manifest
 
-FEATURES = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread")
-FILL = (1.0, 1.0, 1.0, 1.0, 1.0)  # a missing signal (no PS, no AoP) counts as the least trusted value
+FEATURES = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread",
+            "averaged_regression_gap")
+FILL = (1.0,) * len(FEATURES)  # a missing signal (no PS, no AoP) counts as the least trusted value
 
 
 def collect(model, folder: Path, split: str, limit: int | None = None, progress=None) -> list[dict]:
