@@ -14,7 +14,8 @@ from workstation.synthetic import make_transperineal_cine
 
 pytest.importorskip("onnx")
 
-FRAME_KEYS = {"index", "time_s", "frame_class", "aop_deg", "hsd_px", "hsd_mm", "uncertainty", "geometry"}
+FRAME_KEYS = {"index", "time_s", "frame_class", "aop_deg", "hsd_px", "hsd_mm", "uncertainty", "geometry",
+              "aop_construction"}
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +122,7 @@ def test_the_aop_is_constructed_on_the_pass_nearest_the_direct_estimate(model_12
                                0, 0.0, keep_maps=True)
     construction = frame.measurements["aop_construction"]
     assert construction["segmentation"] == TTA_PASS_NAMES[2]
+    assert frame.to_json()["aop_construction"] == construction  # in analyze's JSON and the records' frame detail
     assert construction["direct_estimate_deg"] == pytest.approx(aops[12] + 0.5, abs=0.01)
     assert list(construction["candidates_deg"]) == ["averaged", *TTA_PASS_NAMES]
     assert construction["candidates_deg"]["averaged"] == pytest.approx(aops[0], abs=0.01)

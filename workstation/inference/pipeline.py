@@ -92,6 +92,7 @@ class FrameResult:
             "segmented_by": self.segmented_by,
             "regression": self.regression,
             "geometry": m.get("geometry"),
+            "aop_construction": m.get("aop_construction"),  # which segmentation the AoP lines were built on
             "reasons": m.get("reasons", {}),
             "calibration": m.get("calibration"),
         }
