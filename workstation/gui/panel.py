@@ -107,22 +107,13 @@ class MeasurementPanel(QtWidgets.QWidget):
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(2, 1)
         layout.addLayout(grid)
-        self.calibration_label = QtWidgets.QLabel()
-        self.calibration_label.setWordWrap(True)
-        layout.addWidget(self.calibration_label)
-        self.uncertainty_label = QtWidgets.QLabel()
-        self.uncertainty_label.setWordWrap(True)
-        layout.addWidget(self.uncertainty_label)
-        self.construction_label = QtWidgets.QLabel()
-        self.construction_label.setWordWrap(True)
-        layout.addWidget(self.construction_label)
-        self.provenance_label = QtWidgets.QLabel()
-        self.provenance_label.setWordWrap(True)
-        layout.addWidget(self.provenance_label)
-        self.reasons_label = QtWidgets.QLabel()
-        self.reasons_label.setWordWrap(True)
+        # the lines under the table, top to bottom
+        (self.calibration_label, self.uncertainty_label, self.construction_label, self.provenance_label,
+         self.reasons_label) = self._text_lines = [QtWidgets.QLabel() for _ in range(5)]
+        for label in self._text_lines:
+            label.setWordWrap(True)
+            layout.addWidget(label)
         self.reasons_label.setStyleSheet("color: #bbbbbb;")
-        layout.addWidget(self.reasons_label)
         buttons = QtWidgets.QHBoxLayout()
         self.reset_button = QtWidgets.QPushButton("Reset to AI")
         self.reset_button.setToolTip("Discard the correction of this frame (undoable)")
@@ -166,8 +157,7 @@ class MeasurementPanel(QtWidgets.QWidget):
                 for label in store.values():
                     label.setText("—")
                     label.setToolTip("")
-            for label in (self.calibration_label, self.uncertainty_label, self.construction_label, self.provenance_label,
-                          self.reasons_label):
+            for label in self._text_lines:
                 label.setText("")
             self.reset_button.setEnabled(False)
             self.accept_button.setEnabled(False)
