@@ -100,6 +100,27 @@ def test_exam_report_shows_patient_key_frame_correction_model_and_disclaimer(lab
         assert expected in flat, expected
     corrected = records.current_measurement(exam_ids[1])
     assert f"{corrected.aop_deg:.1f} deg" in flat and f"{corrected.hsd_mm:.1f} mm" in flat
+    assert "The AI built the AoP lines" not in flat  # the lines drawn are the person's
+
+
+def test_exam_report_says_which_segmentation_the_ai_aop_lines_were_built_on(tmp_path):
+    _poppler()
+    from workstation.synthetic import make_transperineal_cine
+
+    # grey levels the tiny model segments exactly (background 0, PS 150, head 255)
+    labels = make_transperineal_cine(n_frames=1, shape=(240, 320), seed=2).labels[0]
+    image = tmp_path / "labels.png"
+    cv2.imwrite(str(image), np.choose(labels, [0, 150, 255]).astype(np.uint8))
+    with Records(tmp_path / "data") as records:
+        exam = import_scan(records, image, mrn="MRN-7", model=tiny_model(tmp_path / "model")).exam
+        ai = records.current_measurement(exam.id)  # the model's own row, from its analysis
+        assert ai.kind == "ai" and ai.aop_deg is not None
+        frame = next(f for f in records.frame_results(ai.analysis_id) if f["index"] == ai.frame_index)
+        record = frame["aop_construction"]
+        _, text = _render(write_exam_report(records, exam.id, tmp_path / "exam.pdf"), tmp_path)
+    flat = " ".join(text.split())
+    assert f"The AI built the AoP lines on the {record['segmentation']} segmentation" in flat
+    assert f"direct AoP estimate ({record['direct_estimate_deg']:.1f} deg)" in flat
 
 
 def test_labor_report_shows_every_exam_and_the_timeline(labor_with_correction, tmp_path):

@@ -172,8 +172,22 @@ class _ReportBuilder:
         who = "AI" if current.kind == "ai" else f"{current.kind} by {current.by}"
         caption = (f"Frame {current.frame_index}" + ("" if current.time_s is None else f" ({current.time_s:.2f} s)")
                    + f", measurement of {who}. Amber: pubic symphysis axis (red dot: inferior end); blue: tangent "
-                   "to the fetal skull and AoP; magenta: HSD; green: head ellipse.")
+                   "to the fetal skull and AoP; magenta: HSD; green: head ellipse." + self._construction_note(exam, current))
         return [picture, _p(caption, _SMALL)]
+
+    def _construction_note(self, exam: Exam, current) -> str:
+        """Which segmentation the AI built the drawn AoP lines on (``workstation.inference.pipeline``), when the lines
+        drawn are still the AI's."""
+        ai = self.records.latest_ai_measurement(exam.id)
+        if ai is None or ai.analysis_id is None or ai.geometry != current.geometry or current.aop_deg is None:
+            return ""
+        frame = next((f for f in self.records.frame_results(ai.analysis_id) if f.get("index") == ai.frame_index), {})
+        record = frame.get("aop_construction")
+        if not record:
+            return ""
+        return (f" The AI built the AoP lines on the {record['segmentation']} segmentation"
+                f"{'' if record['segmentation'] == 'averaged' else ' (a single test-time pass)'}, whose AoP is the "
+                f"nearest to the model's direct AoP estimate ({record['direct_estimate_deg']:.1f} deg).")
 
     def measurement_table(self, exam: Exam) -> Table:
         ai = self.records.latest_ai_measurement(exam.id)
