@@ -48,6 +48,7 @@ from workstation.measure import aop_of_labelmap, measure_labelmap
 
 STANDARD_PLANE = "standard_plane"
 BIOMETRY_PLANE = "not_transperineal"  # an axial head plane: where HC, BPD and GA belong
+NO_TRANSPERINEAL_VIEW = (BIOMETRY_PLANE, "no_anatomy")  # frame classes where no AoP or HSD is given
 _MIN_STRUCTURE_FRACTION = 5e-4  # of the frame's pixels; smaller blobs are noise, not anatomy
 _REGRESSION_GAP_FULL_DEG = 20.0
 _TTA_SPREAD_FULL_DEG = 10.0
@@ -191,7 +192,7 @@ def apply_plane_policy(measured: dict, frame_class: str) -> dict:
             if measured.get(key) is not None:
                 measured[key] = None
                 reasons[key] = f"head biometry is taken on an axial head plane; this frame is classed {frame_class}"
-    if frame_class in (BIOMETRY_PLANE, "no_anatomy"):
+    if frame_class in NO_TRANSPERINEAL_VIEW:
         for key in _TRANSPERINEAL_KEYS:
             if measured.get(key) is not None:
                 measured[key] = None
@@ -212,7 +213,7 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
     pass_aops = None
     if prediction.tta_labels and ps_present and fh_present:
         pass_aops = [aop_of_labelmap(pass_labels) for pass_labels in prediction.tta_labels]
-    if frame_class not in (BIOMETRY_PLANE, "no_anatomy"):
+    if frame_class not in NO_TRANSPERINEAL_VIEW:  # where the plane policy keeps the AoP
         chosen, construction = _arbitrate_aop(prediction, model, averaged_aop, pass_aops)
         if chosen is not None:
             from_pass = measure_labelmap(prediction.pass_labels_in_frame(chosen), calibration).to_json()

@@ -22,12 +22,11 @@ import numpy as np
 from workstation.evaluate import BAD_AOP_THRESHOLD_DEG, _cases, _read_gray, auroc
 from workstation.inference.engine import load_model
 from workstation.inference.pipeline import analyze_prediction
-from workstation.inference.uncertainty import UncertaintyCalibration, fit_logistic
+from workstation.inference.uncertainty import KNOWN_SIGNALS, UncertaintyCalibration, fit_logistic
 from workstation.measure import load_labelmap, measure_labelmap
 from workstation.training.export import update_manifest
 
-FEATURES = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread",
-            "averaged_regression_gap")
+FEATURES = KNOWN_SIGNALS  # every signal the pipeline reports; the fit weighs them
 FILL = (1.0,) * len(FEATURES)  # a missing signal (no PS, no AoP) counts as the least trusted value
 
 

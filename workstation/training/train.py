@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader
 
 from workstation.training import data as D
 from workstation.training.export import export_model, update_manifest
-from workstation.training.model import (IGNORE_INDEX, REGRESSION_SCALE, MultiTaskLoss, PSFHMultiTaskNet,
-                                        count_parameters)
+from workstation.training.model import (IGNORE_INDEX, PLANE_CLASSES, REGRESSION_SCALE, MultiTaskLoss,
+                                        PSFHMultiTaskNet, count_parameters)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FINAL_RESERVE_S = 75.0  # kept back from --minutes for the last validation + export + model card
@@ -120,7 +120,7 @@ def evaluate(model: torch.nn.Module, dataset: D.ValidationSet, device: torch.dev
         "aop_mae_deg_regression": _mean(aop_err_reg), "hsd_mae_px_regression": _mean(hsd_err_reg),
         "plane_accuracy": _mean(all_hits),
         "plane_accuracy_per_class": {class_name: _mean(plane_hits.get(k, [])) for k, class_name in
-                                     enumerate(("standard_plane", "one_structure", "not_transperineal", "no_anatomy"))},
+                                     enumerate(PLANE_CLASSES)},
         "cases_psfhs": len(dice_ps), "cases_hc18": len(dice_hc18),
     }
     # The epoch score: mean PS/FH Dice on PSFHS; a head-biometry run (no PSFHS) is scored by its HC18 head Dice.
