@@ -116,3 +116,40 @@ def test_a_run_stopped_before_its_export_can_still_be_exported_and_says_so(tmp_p
     assert training["seed"] == "3" and training["minutes"] == "125" and training["epochs"] == 2
     assert "stopped after epoch 1" in training["stopped_early"]
     assert info["metrics"]["val"]["dice_fh"] == 0.7
+
+
+def test_a_shipped_style_onnx_becomes_a_trainable_network_that_starts_where_the_file_is(tmp_path):
+    torch.manual_seed(1)
+    model = PSFHMultiTaskNet()
+    model.train()
+    with torch.no_grad():  # BatchNorm statistics far from the identity, so folding them changes the weights
+        model(torch.randn(4, 1, 256, 256) * 2.0 + 0.5)
+    model.eval()
+    onnx_path = E.export_onnx(model, tmp_path / "full.onnx")
+    rng = np.random.default_rng(0)
+    calibration = torch.from_numpy(rng.uniform(-1, 1, (3, 1, 256, 256)).astype(np.float32))
+    recovered = E.model_from_onnx(onnx_path, calibration=calibration)
+
+    x = rng.uniform(-1, 1, (2, 1, 256, 256)).astype(np.float32)
+    from_file = E.ort_session(onnx_path).run(None, {"image": x})
+    with torch.no_grad():
+        from_recovered = [t.numpy() for t in recovered.eval()(torch.from_numpy(x))]
+        original = [t.numpy() for t in model(torch.from_numpy(x))]
+    for a, b, c in zip(from_file, from_recovered, original):
+        assert np.abs(a - b).max() < 1e-4 and np.abs(b - c).max() < 1e-4
+    # its BatchNorms are real again: trainable, and a train-mode pass over the calibration batch normalises it
+    # as the file does, so a fine-tune starts from the exported model rather than from a disturbed one
+    norms = [m for m in recovered.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.weight.requires_grad for m in norms)
+    assert not all(torch.allclose(m.running_var, torch.ones_like(m.running_var)) for m in norms)
+    with torch.no_grad():
+        in_eval = [t.numpy() for t in recovered.eval()(calibration)]
+        in_train = [t.numpy() for t in recovered.train()(calibration)]
+    for index in (0, 2):  # segmentation and regression; the plane head has dropout in train mode
+        assert np.abs(in_eval[index] - in_train[index]).max() < 1e-3
+
+
+def test_an_onnx_of_another_architecture_is_refused_clearly(tmp_path):
+    onnx_path = E.export_onnx(_tiny_model(), tmp_path / "tiny.onnx")
+    with pytest.raises(ValueError, match="do not fit PSFHMultiTaskNet"):
+        E.model_from_onnx(onnx_path)

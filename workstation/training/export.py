@@ -260,6 +260,96 @@ def load_checkpoint(path: Path) -> tuple[PSFHMultiTaskNet, dict]:
     return model.eval(), checkpoint
 
 
+def model_from_onnx(path: Path, calibration: torch.Tensor | None = None) -> PSFHMultiTaskNet:
+    """A trainable network holding the weights of an ONNX file this module exported, e.g. a shipped model whose
+    ``runs/`` checkpoint is gone.
+
+    The exporter folded each BatchNorm into the convolution before it, so every fused convolution gets its
+    BatchNorm back: with statistics measured on ``calibration`` (a batch of normalised inputs) where given, and
+    an identity otherwise, and with scale and shift set so that the network in eval mode computes what the file
+    does. The statistics matter only to training: with them a train-mode batch is normalised about as the
+    frozen file would be, so a fine-tune starts where the shipped model is.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    model = PSFHMultiTaskNet().eval()
+    modules = dict(model.named_modules())
+    state = model.state_dict()
+    fused_bias: dict[str, torch.Tensor] = {}  # BatchNorm module path -> the bias folded into its convolution
+    for node in graph.node:
+        if node.op_type == "Conv":
+            conv_path = _module_path_of(node.output[0])
+            if not isinstance(modules.get(conv_path), torch.nn.Conv2d):
+                raise ValueError(f"{path}: convolution {node.output[0]} matches no layer of {type(model).__name__}")
+            state[f"{conv_path}.weight"] = weights[node.input[1]]
+            parent, _, index = conv_path.rpartition(".")
+            norm_path = f"{parent}.{int(index) + 1}" if index.isdigit() else ""
+            if isinstance(modules.get(norm_path), torch.nn.BatchNorm2d):
+                fused_bias[norm_path] = weights[node.input[2]]
+            else:
+                state[f"{conv_path}.bias"] = weights[node.input[2]]
+        elif node.op_type == "Gemm":  # Linear layers keep their names
+            for name in node.input[1:]:
+                state[name] = weights[name]
+    missing = [name for name, module in modules.items() if isinstance(module, torch.nn.BatchNorm2d)
+               and name not in fused_bias]
+    if missing:
+        raise ValueError(f"{path}: no fused convolution for {', '.join(missing)}: not a {type(model).__name__} export")
+    for norm_path, bias in fused_bias.items():
+        eps = modules[norm_path].eps
+        state[f"{norm_path}.running_mean"] = torch.zeros_like(bias)
+        state[f"{norm_path}.running_var"] = torch.ones_like(bias)
+        state[f"{norm_path}.weight"] = torch.full_like(bias, float(np.sqrt(1.0 + eps)))
+        state[f"{norm_path}.bias"] = bias
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as mismatch:  # same layer names, other widths
+        raise ValueError(f"{path}: its weights do not fit {type(model).__name__}: {mismatch}") from None
+    if calibration is not None:
+        _restore_norm_statistics(model, fused_bias, calibration)
+    return model
+
+
+def _module_path_of(output_name: str) -> str:
+    """The module that wrote an exported tensor, from the exporter's scope name: each scope names a child of the
+    one before, a Sequential's children repeating its name (/enc1/down/depthwise/depthwise.0/Conv_output_0 ->
+    enc1.down.depthwise.0)."""
+    path: list[str] = []
+    for scope in output_name.strip("/").split("/")[:-1]:
+        if path and scope.startswith(path[-1] + "."):
+            path[-1] = scope
+        else:
+            path.append(scope)
+    return ".".join(path)
+
+
+@torch.no_grad()
+def _restore_norm_statistics(model: PSFHMultiTaskNet, fused_bias: dict[str, torch.Tensor],
+                             calibration: torch.Tensor) -> None:
+    """Give each restored BatchNorm the mean and variance its input has on ``calibration``, keeping eval outputs:
+    gamma = sqrt(var + eps) and beta = mean + fused bias undo exactly the normalisation they add."""
+    modules = dict(model.named_modules())
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [modules[name].register_forward_hook(lambda m, inputs, out, name=name: seen.__setitem__(name, inputs[0]))
+             for name in fused_bias]
+    try:
+        model(calibration)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name, bias in fused_bias.items():
+        norm = modules[name]
+        x = seen[name]
+        mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), unbiased=False)
+        norm.running_mean.copy_(mean)
+        norm.running_var.copy_(var)
+        norm.weight.copy_(torch.sqrt(var + norm.eps))
+        norm.bias.copy_(mean + bias)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, required=True, help="a best.pt written by workstation.training.train")

@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from workstation.training import data as D
-from workstation.training.export import export_model, update_manifest
+from workstation.training.export import export_model, model_from_onnx, update_manifest
 from workstation.training.model import (IGNORE_INDEX, PLANE_CLASSES, REGRESSION_SCALE, MultiTaskLoss,
                                         PSFHMultiTaskNet, count_parameters)
 
@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N cases per dataset/split (smoke runs)")
     parser.add_argument("--no-export", action="store_true")
     parser.add_argument("--init", type=Path, default=None,
-                        help="start from the weights of a best.pt (fine-tuning) instead of random ones")
+                        help="start from the weights of a best.pt, or of an exported .onnx such as a shipped model "
+                             "(fine-tuning), instead of random ones")
     parser.add_argument("--ps-dice-weight", type=float, default=1.0,
                         help="weight of the pubic symphysis in the Dice loss (fetal head 1)")
     parser.add_argument("--select", choices=("dice", "last"), default="dice",
@@ -240,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
          "val_items": len(val_set), "device": str(device)})
 
     model = PSFHMultiTaskNet()
-    if args.init is not None:
+    if args.init is not None and args.init.suffix == ".onnx":
+        # The BatchNorm statistics come from the first training items, the data the fine-tune goes on with.
+        calibration = torch.from_numpy(np.stack([train_set[i]["image"] for i in range(min(64, len(train_set)))]))
+        model = model_from_onnx(args.init, calibration=calibration)
+        log({"event": "init", "from": str(args.init), "batchnorm_statistics_from_items": len(calibration)})
+    elif args.init is not None:
         model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
         log({"event": "init", "from": str(args.init)})
     model = model.to(device)
