@@ -402,12 +402,13 @@ def test_panel_says_which_segmentation_the_ai_aop_was_drawn_on(qtbot):
     values = {"aop_deg": 127.9, "hsd_px": 30.0, "geometry": {}, "reasons": {}, "aop_construction": construction}
     panel.show_state(FrameMeasurementState(0, "standard_plane", 0.2, dict(values)))
     assert plain_text(panel.construction_label) == (
-        "AI AoP drawn on the turned +8° test-time segmentation, the nearest to the model's direct AoP estimate "
-        "(127.3°); on the segmentation shown it would be 133.0°.")
+        "The AI built the AoP lines on the turned +8° segmentation (a single test-time pass), whose AoP is the "
+        "nearest to the model's direct AoP estimate (127.3°); on the averaged segmentation it would be 133.0°.")
     averaged = {**construction, "segmentation": "averaged"}
     panel.show_state(FrameMeasurementState(0, "standard_plane", 0.2, {**values, "aop_construction": averaged}))
     assert plain_text(panel.construction_label) == (
-        "AI AoP drawn on the averaged segmentation shown, the nearest to the model's direct AoP estimate (127.3°).")
+        "The AI built the AoP lines on the averaged segmentation, whose AoP is the nearest to the model's direct "
+        "AoP estimate (127.3°).")
     # no AoP (withheld, or none built), or no record (a model without a direct estimate): nothing to say
     panel.show_state(FrameMeasurementState(0, "one_structure", 0.2, {**values, "aop_deg": None}))
     assert plain_text(panel.construction_label) == ""

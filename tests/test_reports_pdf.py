@@ -115,7 +115,9 @@ def test_exam_report_says_which_segmentation_the_ai_aop_lines_were_built_on(tmp_
         exam = import_scan(records, image, mrn="MRN-7", model=tiny_model(tmp_path / "model")).exam
         ai = records.current_measurement(exam.id)  # the model's own row, from its analysis
         assert ai.kind == "ai" and ai.aop_deg is not None
-        frame = next(f for f in records.frame_results(ai.analysis_id) if f["index"] == ai.frame_index)
+        frame = records.frame_result(ai.analysis_id, ai.frame_index)
+        assert frame == next(f for f in records.frame_results(ai.analysis_id) if f["index"] == ai.frame_index)
+        assert records.frame_result(ai.analysis_id, 10_000) is None
         record = frame["aop_construction"]
         _, text = _render(write_exam_report(records, exam.id, tmp_path / "exam.pdf"), tmp_path)
     flat = " ".join(text.split())

@@ -10,6 +10,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workstation.cine_review import FrameMeasurementState
 from workstation.gui.strip import CLASS_NAMES
+from workstation.inference.pipeline import describe_aop_construction
 
 CALIBRATION_NAMES = {
     "dicom_regions": "DICOM ultrasound regions",
@@ -54,16 +55,10 @@ def when_text(iso: str | None) -> str:
 
 
 def construction_text(ai: dict | None) -> str:
-    """Which segmentation the AI's AoP lines were drawn on, and why (``workstation.inference.pipeline``)."""
-    record = (ai or {}).get("aop_construction")
-    if not record or (ai or {}).get("aop_deg") is None:
+    """Which segmentation the AI's AoP lines were drawn on, and why; nothing once the AoP is gone."""
+    if (ai or {}).get("aop_deg") is None:
         return ""
-    direct = f"the model's direct AoP estimate ({record['direct_estimate_deg']:.1f}°)"
-    if record["segmentation"] == "averaged":
-        return f"AI AoP drawn on the averaged segmentation shown, the nearest to {direct}."
-    averaged = record.get("candidates_deg", {}).get("averaged")
-    shown = "" if averaged is None else f"; on the segmentation shown it would be {averaged:.1f}°"
-    return f"AI AoP drawn on the {record['segmentation']} test-time segmentation, the nearest to {direct}{shown}."
+    return describe_aop_construction((ai or {}).get("aop_construction"))
 
 
 def calibration_text(values: dict | None, fallback_source: str) -> str:

@@ -168,6 +168,20 @@ def _arbitrate_aop(prediction: FramePrediction, model: Model, averaged_aop: floa
     return index, record
 
 
+def describe_aop_construction(record: dict | None, degree: str = "°") -> str:
+    """One sentence on which segmentation the AI's AoP lines were built on and why, from an ``aop_construction``
+    record: the panel and the PDF report both say it so."""
+    if not record:
+        return ""
+    direct = f"the model's direct AoP estimate ({record['direct_estimate_deg']:.1f}{degree})"
+    if record["segmentation"] == "averaged":
+        return f"The AI built the AoP lines on the averaged segmentation, whose AoP is the nearest to {direct}."
+    averaged = record.get("candidates_deg", {}).get("averaged")
+    instead = "" if averaged is None else f"; on the averaged segmentation it would be {averaged:.1f}{degree}"
+    return (f"The AI built the AoP lines on the {record['segmentation']} segmentation (a single test-time pass), "
+            f"whose AoP is the nearest to {direct}{instead}.")
+
+
 def _frame_class(prediction: FramePrediction, classes: tuple[str, ...], ps: bool, fh: bool) -> tuple[str, dict | None]:
     if prediction.plane_probs is not None:
         probs = {name: round(float(p), 4) for name, p in zip(classes, prediction.plane_probs)}

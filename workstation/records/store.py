@@ -370,6 +370,12 @@ class Records:
                           (analysis_id,))
         return [json.loads(r[0]) for r in rows]
 
+    def frame_result(self, analysis_id: int, frame_index: int | None) -> dict | None:
+        """The `analyze` JSON of one frame of an analysis, or None when it was not kept."""
+        row = self._row("SELECT detail_json FROM frame_results WHERE analysis_id = ? AND frame_index = ?",
+                        (analysis_id, frame_index))
+        return None if row is None else json.loads(row[0])
+
     # -- measurements -----------------------------------------------------------------------------------
     def add_measurement(self, exam_id: int, kind: str, by: str, values: dict[str, Any], *,
                         analysis_id: int | None = None, supersedes_id: int | None = None,

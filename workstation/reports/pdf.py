@@ -21,6 +21,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
 
+from workstation.inference.pipeline import describe_aop_construction
 from workstation.records.store import Exam, Measurement, Records, now_iso
 from workstation.records.timeline import labor_timeline
 from workstation.reports.chart import timeline_chart
@@ -181,13 +182,9 @@ class _ReportBuilder:
         ai = self.records.latest_ai_measurement(exam.id)
         if ai is None or ai.analysis_id is None or ai.geometry != current.geometry or current.aop_deg is None:
             return ""
-        frame = next((f for f in self.records.frame_results(ai.analysis_id) if f.get("index") == ai.frame_index), {})
-        record = frame.get("aop_construction")
-        if not record:
-            return ""
-        return (f" The AI built the AoP lines on the {record['segmentation']} segmentation"
-                f"{'' if record['segmentation'] == 'averaged' else ' (a single test-time pass)'}, whose AoP is the "
-                f"nearest to the model's direct AoP estimate ({record['direct_estimate_deg']:.1f} deg).")
+        frame = self.records.frame_result(ai.analysis_id, ai.frame_index) or {}
+        text = describe_aop_construction(frame.get("aop_construction"), degree=" deg")
+        return f" {text}" if text else ""
 
     def measurement_table(self, exam: Exam) -> Table:
         ai = self.records.latest_ai_measurement(exam.id)
