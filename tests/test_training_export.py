@@ -153,3 +153,35 @@ def test_an_onnx_of_another_architecture_is_refused_clearly(tmp_path):
     onnx_path = E.export_onnx(_tiny_model(), tmp_path / "tiny.onnx")
     with pytest.raises(ValueError, match="do not fit PSFHMultiTaskNet"):
         E.model_from_onnx(onnx_path)
+
+
+def test_an_int8_copy_is_calibrated_on_training_frames_and_loads_like_the_float_model(tmp_path):
+    pytest.importorskip("onnxruntime.quantization")
+    from test_training_data import _write_fake_dataset
+    from workstation.inference.engine import load_model
+    from workstation.training import quantize as Q
+
+    _write_fake_dataset(tmp_path / "data")
+    torch.manual_seed(0)
+    E.export_model(PSFHMultiTaskNet().eval(), tmp_path / "float", name="full", version="0.0.1", placeholder=True,
+                   cases={"PSFHS": (3, 0), "HC18": (2, 0)},
+                   training={"command": "test", "seed": 0, "epochs": 0, "minutes": 0, "device": "cpu",
+                             "torch": torch.__version__}, metrics={"val": {}}, measure_latency=False)
+    written = Q.quantize(tmp_path / "float" / "full.json", tmp_path / "data", tmp_path / "int8")
+
+    manifest = read_manifest(written)
+    verify(manifest)  # the hash is the int8 file's own
+    assert manifest.name == "full-int8" and manifest.file.name == "full-int8.onnx"
+    import onnx
+    ops = {node.op_type for node in onnx.load(str(manifest.file)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert manifest.file.stat().st_size < (tmp_path / "float" / "full.onnx").stat().st_size / 2
+    assert "calibration" in json.loads(written.read_text())["quantization"]
+
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320)).astype(np.uint8)
+    quantized = load_model(str(written), threads=1).predict([frame])[0]
+    floating = load_model(str(tmp_path / "float" / "full.json"), threads=1).predict([frame])[0]
+    assert quantized.probs.shape == floating.probs.shape
+    assert floating.probs.std() > 0.01  # the float model's output is not flat, so agreeing with it says something
+    assert np.abs(quantized.probs - floating.probs).mean() < 0.05
+    assert quantized.regression["aop_deg"] == pytest.approx(floating.regression["aop_deg"], abs=10.0)
