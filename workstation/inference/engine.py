@@ -17,7 +17,7 @@ maps a pass's label map to the frame for that.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -274,9 +274,9 @@ class Model:
         specialist = self.head_specialist
         by = f"{specialist.manifest.name} {specialist.manifest.version}"
         for i, head in zip(chosen, specialist.predict([frames[i] for i in chosen], tta=tta)):
-            ours = results[i]
-            results[i] = FramePrediction(head.probs, ours.plane_probs, ours.regression, head.flip_disagreement,
-                                         head.tta_labels, segmented_by=by, placement=head.placement)
+            # the specialist's segmentation and passes; our plane class and direct estimate
+            results[i] = replace(head, plane_probs=results[i].plane_probs, regression=results[i].regression,
+                                 segmented_by=by)
 
 
 def load_model(name_or_path: str | None = None, device: str = "auto", threads: int | None = None) -> Model:

@@ -48,7 +48,7 @@ def quantize(manifest_path: Path, data_root: Path, out_dir: Path) -> Path:
 
     class Frames(CalibrationDataReader):
         def __init__(self):
-            self._batches = iter(inputs[i:i + 1] for i in range(len(inputs)))
+            self._batches = (inputs[i:i + 1] for i in range(len(inputs)))
 
         def get_next(self):
             batch = next(self._batches, None)
@@ -70,7 +70,7 @@ def quantize(manifest_path: Path, data_root: Path, out_dir: Path) -> Path:
                                  "calibration": f"{len(inputs)} training-split frames (PSFHS and HC18)"}})
     raw.pop("head_biometry", None)  # the int8 copy stands alone; its scores are the main model's alone
     target_manifest = out_dir / f"{name}.json"
-    target_manifest.write_text(json.dumps(raw, indent=1) + "\n", encoding="utf-8")
+    target_manifest.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     return target_manifest
 
 
