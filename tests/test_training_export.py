@@ -149,9 +149,22 @@ def test_a_shipped_style_onnx_becomes_a_trainable_network_that_starts_where_the_
         assert np.abs(in_eval[index] - in_train[index]).max() < 1e-3
 
 
+def test_an_onnx_of_other_widths_comes_back_at_its_widths(tmp_path):
+    model = _tiny_model()
+    onnx_path = E.export_onnx(model, tmp_path / "tiny.onnx")
+    recovered = E.model_from_onnx(onnx_path).eval()
+    assert recovered.widths == (8, 8, 16, 16, 16)
+    x = torch.from_numpy(np.random.default_rng(2).uniform(-1, 1, (1, 1, 256, 256)).astype(np.float32))
+    with torch.no_grad():
+        for a, b in zip(recovered(x), model(x)):
+            assert torch.allclose(a, b, atol=1e-4)
+
+
 def test_an_onnx_of_another_architecture_is_refused_clearly(tmp_path):
-    onnx_path = E.export_onnx(_tiny_model(), tmp_path / "tiny.onnx")
-    with pytest.raises(ValueError, match="do not fit PSFHMultiTaskNet"):
+    other = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU()).eval()
+    onnx_path = tmp_path / "other.onnx"
+    torch.onnx.export(other, torch.zeros(1, 1, 32, 32), str(onnx_path), input_names=["image"], dynamo=False)
+    with pytest.raises(ValueError, match="not a PSFHMultiTaskNet export"):
         E.model_from_onnx(onnx_path)
 
 

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from workstation.training.model import (IGNORE_INDEX, PLANE_CLASSES, MultiTaskLoss,  # noqa: E402
-                                        PSFHMultiTaskNet, count_parameters)
+                                        PSFHMultiTaskNet, count_parameters, widen_network)
 
 TINY = (8, 8, 16, 16, 16)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +144,61 @@ def test_training_can_start_from_a_checkpoint(tmp_path):
     trained = torch.load(tmp_path / "ft" / "best.pt", map_location="cpu", weights_only=False)["model"]
     for name, value in saved.named_parameters():  # buffers (BatchNorm statistics) move even at lr 0
         assert torch.equal(trained[name], value.detach()), name
+
+
+def test_a_widened_network_computes_what_the_narrow_one_did_and_its_new_channels_learn():
+    torch.manual_seed(2)
+    narrow = PSFHMultiTaskNet(widths=TINY)
+    narrow.train()
+    with torch.no_grad():  # BatchNorm statistics away from the identity
+        narrow(torch.randn(4, 1, 256, 256) * 2.0 + 0.3)
+    wide = widen_network(narrow, (8, 12, 24, 20, 32))
+    assert wide.widths == (8, 12, 24, 20, 32) and count_parameters(wide) > count_parameters(narrow)
+    x = torch.randn(2, 1, 256, 256)
+    for mode in ("eval", "train"):  # train mode: the old channels see the same batch statistics
+        narrow.train(mode == "train")
+        wide.train(mode == "train")
+        with torch.no_grad():
+            before, after = narrow(x), wide(x)
+        checked = (0, 2) if mode == "train" else (0, 1, 2)  # the plane head's dropout draws differently in train mode
+        for i in checked:
+            assert torch.allclose(before[i], after[i], atol=1e-4), (mode, i)
+    # one step moves the weights that bring the new channels in (they start at zero)
+    reads_new = wide.enc2.down.pointwise[0].weight  # (24, 12, 1, 1): input channels 8.. are new
+    assert torch.count_nonzero(reads_new[:16, 8:]) == 0
+    criterion = MultiTaskLoss()
+    optimizer = torch.optim.AdamW(wide.parameters(), lr=1e-3)
+    seg_target = torch.randint(0, 3, (2, 256, 256))
+    loss, _ = criterion(wide(x), seg_target, torch.tensor([0, 1]), torch.zeros(2, 2), torch.tensor([True, True]))
+    loss.backward()
+    optimizer.step()
+    assert torch.count_nonzero(reads_new[:16, 8:]) > 0
+    with pytest.raises(ValueError, match="at least"):
+        widen_network(wide, TINY)
+
+
+def test_training_can_widen_the_network_it_starts_from(tmp_path):
+    """--init with --widths: the run goes on with the wider network, and its checkpoint rebuilds at that width."""
+    from conftest import shared_path
+    from workstation.training.export import load_checkpoint
+    from workstation.training.train import main
+
+    data = shared_path("psfhs").parent
+    torch.manual_seed(3)
+    torch.save({"model": PSFHMultiTaskNet(widths=TINY).state_dict(), "model_args": {"widths": list(TINY)}},
+               tmp_path / "init.pt")
+    main(["--data", str(data), "--runs", str(tmp_path), "--name", "wide", "--limit", "4", "--batch-size", "2",
+          "--epochs", "1", "--minutes", "5", "--no-export", "--init", str(tmp_path / "init.pt"),
+          "--widths", "8,12,24,20,32"])
+    records = [json.loads(line) for line in (tmp_path / "wide" / "log.jsonl").read_text().splitlines()]
+    assert [r["widths"] for r in records if r["event"] == "widened"] == [[8, 12, 24, 20, 32]]
+    model, checkpoint = load_checkpoint(tmp_path / "wide" / "best.pt")
+    assert model.widths == (8, 12, 24, 20, 32) and checkpoint["model_args"] == {"widths": [8, 12, 24, 20, 32]}
+    with pytest.raises(SystemExit, match="--widths: .*at least"):
+        main(["--data", str(data), "--runs", str(tmp_path), "--name", "narrower", "--limit", "4", "--no-export",
+              "--init", str(tmp_path / "init.pt"), "--widths", "4,8,16,16,16"])
+    with pytest.raises(SystemExit):  # argparse: not five integers
+        main(["--data", str(data), "--widths", "8,8,16"])
 
 
 def test_a_killed_run_resumes_after_its_last_finished_epoch(tmp_path, monkeypatch):

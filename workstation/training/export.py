@@ -275,7 +275,7 @@ def model_from_onnx(path: Path, calibration: torch.Tensor | None = None) -> PSFH
 
     graph = onnx.load(str(path)).graph
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
-    model = PSFHMultiTaskNet().eval()
+    model = PSFHMultiTaskNet(widths=_widths_of(graph, weights)).eval()
     modules = dict(model.named_modules())
     state = model.state_dict()
     fused_bias: dict[str, torch.Tensor] = {}  # BatchNorm module path -> the bias folded into its convolution
@@ -311,6 +311,19 @@ def model_from_onnx(path: Path, calibration: torch.Tensor | None = None) -> PSFH
     if calibration is not None:
         _restore_norm_statistics(model, fused_bias, calibration)
     return model
+
+
+def _widths_of(graph, weights: dict[str, torch.Tensor]) -> tuple[int, ...]:
+    """The network's channels per resolution, read off the output channels of the stem and of each encoder
+    stage's first pointwise convolution (a widened export is not the default width)."""
+    out_channels = {_module_path_of(node.output[0]): int(weights[node.input[1]].shape[0])
+                    for node in graph.node if node.op_type == "Conv" and node.input[1] in weights}
+    layers = ("stem.0.0", "enc1.down.pointwise.0", "enc2.down.pointwise.0", "enc3.down.pointwise.0",
+              "enc4.down.pointwise.0")
+    missing = [layer for layer in layers if layer not in out_channels]
+    if missing:
+        raise ValueError(f"no convolution {', '.join(missing)} in the file: not a {PSFHMultiTaskNet.__name__} export")
+    return tuple(out_channels[layer] for layer in layers)
 
 
 def _module_path_of(output_name: str) -> str:

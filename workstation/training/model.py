@@ -71,6 +71,7 @@ class DecoderStage(nn.Module):
 
     def __init__(self, cin: int, cskip: int, cout: int):
         super().__init__()
+        self.cskip = cskip
         self.fuse = nn.Sequential(SeparableConv(cin + cskip, cout), SeparableConv(cout, cout))
 
     def forward(self, x, skip):
@@ -85,6 +86,7 @@ class PSFHMultiTaskNet(nn.Module):
                  input_size: int = 256, regression_hidden: int = 64):
         super().__init__()
         w0, w1, w2, w3, w4 = widths
+        self.widths = tuple(widths)
         self.input_size = input_size
         # 1/2 resolution: two dense 3x3 convs (the first strided) see the raw speckle before going separable.
         self.stem = nn.Sequential(_conv_bn_relu(in_channels, w0, 3, 2), _conv_bn_relu(w0, w0, 3, 1))
@@ -121,6 +123,52 @@ class PSFHMultiTaskNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def _concat_input_map(old: PSFHMultiTaskNet, new: PSFHMultiTaskNet, name: str) -> torch.Tensor | None:
+    """Where the old channels sit in a decoder stage's concatenated input [upsampled, skip], which both parts
+    widen; None for any other tensor."""
+    stage, _, rest = name.partition(".fuse.0.")
+    if not rest or not stage.startswith("dec"):
+        return None
+    old_stage, new_stage = getattr(old, stage), getattr(new, stage)
+    upsampled_old, upsampled_new = (s.fuse[0].depthwise[0].in_channels - s.cskip for s in (old_stage, new_stage))
+    return torch.cat([torch.arange(upsampled_old), upsampled_new + torch.arange(old_stage.cskip)])
+
+
+@torch.no_grad()
+def widen_network(old: PSFHMultiTaskNet, widths: tuple[int, ...]) -> PSFHMultiTaskNet:
+    """A wider network that computes what ``old`` computes, to go on training with more channels.
+
+    Each layer keeps its old channels first and gains new ones (randomly initialised as a fresh network's). The
+    weights that read a new channel into an old one start at zero, so every old channel, and so every output, is
+    unchanged, in eval and in train mode (a BatchNorm sees the same batch statistics); the new channels start to
+    matter as soon as training moves those weights off zero. Why: a fine-tune of the shipped model at its own
+    width stopped improving (see the model card), and training a wider one from scratch does not fit the CPU
+    budget.
+    """
+    if len(widths) != len(old.widths) or any(n < o for n, o in zip(widths, old.widths)):
+        raise ValueError(f"widths {tuple(widths)} must each be at least the network's {old.widths}")
+    new = PSFHMultiTaskNet(widths=tuple(widths), input_size=old.input_size)
+    old_state, state = old.state_dict(), new.state_dict()
+    for name, value in old_state.items():
+        target = state[name]
+        if value.shape == target.shape:
+            state[name] = value.clone()
+            continue
+        concat = _concat_input_map(old, new, name)
+        index = []
+        for dim, (size_old, size_new) in enumerate(zip(value.shape, target.shape)):
+            is_concat_dim = concat is not None and (dim == 1 if ".pointwise." in name else dim == 0)
+            index.append(concat if is_concat_dim else torch.arange(size_old))
+            if dim == 1 and size_new > size_old:  # a weight reading channels: new inputs stay out of old outputs
+                kept = torch.zeros(size_new, dtype=torch.bool)
+                kept[index[1]] = True
+                target[:, ~kept] = 0.0
+        target[torch.meshgrid(*index, indexing="ij")] = value
+        state[name] = target
+    new.load_state_dict(state)
+    return new
 
 
 def soft_dice_loss(seg_logits: torch.Tensor, target: torch.Tensor, classes=(1, 2), eps: float = 1.0,

@@ -34,9 +34,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from workstation.training import data as D
-from workstation.training.export import export_model, model_from_onnx, update_manifest
+from workstation.training.export import export_model, load_checkpoint, model_from_onnx, update_manifest
 from workstation.training.model import (IGNORE_INDEX, PLANE_CLASSES, REGRESSION_SCALE, MultiTaskLoss,
-                                        PSFHMultiTaskNet, count_parameters)
+                                        PSFHMultiTaskNet, count_parameters, widen_network)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FINAL_RESERVE_S = 75.0  # kept back from --minutes for the last validation + export + model card
@@ -133,6 +133,16 @@ def evaluate(model: torch.nn.Module, dataset: D.ValidationSet, device: torch.dev
 
 # --------------------------------------------------------------------------- training
 
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths must be five integers separated by commas, not {text!r}") from None
+    if len(widths) != 5 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be five positive integers separated by commas, not {text!r}")
+    return widths
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m workstation.training.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="../shared/data", help="folder with psfhs/ and hc18/ (default ../shared/data)")
@@ -169,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--attach-to", default=None, metavar="MAIN_MODEL",
                         help="with --task head: after the export, name this head model in the manifest of the main "
                              "model MAIN_MODEL in --out, so the engine uses it on axial head planes")
+    parser.add_argument("--widths", type=_widths, default=None, metavar="W0,W1,W2,W3,W4",
+                        help="channels per resolution (default 24,40,80,128,192); with --init, a network narrower than "
+                             "these is widened with its function kept (model.widen_network)")
     parser.add_argument("--resume", action="store_true",
                         help="go on from the run's last.pt (written after every epoch) with the same arguments, "
                              "e.g. after the machine restarted; its clock and learning-rate schedule carry on")
@@ -240,15 +253,23 @@ def main(argv: list[str] | None = None) -> int:
     log({"event": "data", "root": str(data_root), "cases": cases, "train_items_per_epoch": len(train_set),
          "val_items": len(val_set), "device": str(device)})
 
-    model = PSFHMultiTaskNet()
     if args.init is not None and args.init.suffix == ".onnx":
         # The BatchNorm statistics come from the first training items, the data the fine-tune goes on with.
         calibration = torch.from_numpy(np.stack([train_set[i]["image"] for i in range(min(64, len(train_set)))]))
         model = model_from_onnx(args.init, calibration=calibration)
         log({"event": "init", "from": str(args.init), "batchnorm_statistics_from_items": len(calibration)})
     elif args.init is not None:
-        model.load_state_dict(torch.load(args.init, map_location="cpu", weights_only=False)["model"])
+        model, _ = load_checkpoint(args.init)
         log({"event": "init", "from": str(args.init)})
+    else:
+        model = PSFHMultiTaskNet(**({"widths": args.widths} if args.widths else {}))
+    if args.widths and tuple(args.widths) != model.widths:
+        try:
+            model = widen_network(model, args.widths)
+        except ValueError as error:
+            raise SystemExit(f"--widths: {error}") from None
+        log({"event": "widened", "widths": list(model.widths)})
+    model_args = {"widths": list(model.widths)}
     model = model.to(device)
     criterion = MultiTaskLoss(ps_dice_weight=args.ps_dice_weight, ps_axis_weight=args.ps_axis_weight).to(device)
     if device.type == "cpu":
@@ -321,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             better = metrics["score"] is not None and metrics["score"] > best_score
             if args.select == "last" or better:
                 best_score, best_metrics, best_epoch = metrics["score"], metrics, epoch
-                torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_args": {},
+                torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_args": model_args,
                             "epoch": epoch, "metrics": metrics}, run_dir / "best.pt")
             save_resume_state(resume_path, {
                 "argv": run_arguments, "epoch": epoch, "elapsed_s": time.monotonic() - started,
@@ -336,10 +357,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if best_metrics is None:
         raise SystemExit("no epoch completed within the budget; raise --minutes")
-    checkpoint = torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False)
-    model = PSFHMultiTaskNet()
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
+    model, checkpoint = load_checkpoint(run_dir / "best.pt")
     training = {"command": command, "seed": args.seed, "epochs": epochs_done, "best_epoch": best_epoch,
                 "selected_by": "last epoch" if args.select == "last" else "best mean Dice on the validation split",
                 "minutes": args.minutes, "device": device.type, "torch": torch.__version__.split("+")[0],
