@@ -306,7 +306,7 @@ def model_from_onnx(path: Path, calibration: torch.Tensor | None = None) -> PSFH
         state[f"{norm_path}.bias"] = bias
     try:
         model.load_state_dict(state)
-    except RuntimeError as mismatch:  # same layer names, other widths
+    except RuntimeError as mismatch:  # same layer names, other sizes (e.g. another input size)
         raise ValueError(f"{path}: its weights do not fit {type(model).__name__}: {mismatch}") from None
     if calibration is not None:
         _restore_norm_statistics(model, fused_bias, calibration)

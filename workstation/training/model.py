@@ -32,6 +32,7 @@ SEG_CLASSES = 3
 REGRESSION_SCALE = (180.0, 256.0)  # raw outputs x scale -> degrees, input pixels
 OUTPUT_NAMES = ("seg_logits", "plane_logits", "aop_hsd")
 IGNORE_INDEX = -1  # plane target for frames whose class is unknown
+DEFAULT_WIDTHS = (24, 40, 80, 128, 192)  # channels at 1/2, 1/4, 1/8, 1/16 and 1/32 resolution (the shipped models)
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -82,7 +83,7 @@ class DecoderStage(nn.Module):
 class PSFHMultiTaskNet(nn.Module):
     """Light U-Net with segmentation, plane and AoP/HSD heads. Input (N, 1, 256, 256), normalised to [-1, 1]."""
 
-    def __init__(self, widths: tuple[int, ...] = (24, 40, 80, 128, 192), in_channels: int = 1,
+    def __init__(self, widths: tuple[int, ...] = DEFAULT_WIDTHS, in_channels: int = 1,
                  input_size: int = 256, regression_hidden: int = 64):
         super().__init__()
         w0, w1, w2, w3, w4 = widths
@@ -125,15 +126,17 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _concat_input_map(old: PSFHMultiTaskNet, new: PSFHMultiTaskNet, name: str) -> torch.Tensor | None:
-    """Where the old channels sit in a decoder stage's concatenated input [upsampled, skip], which both parts
-    widen; None for any other tensor."""
+def _concat_input_map(old: PSFHMultiTaskNet, new: PSFHMultiTaskNet, name: str) -> tuple[int, torch.Tensor] | None:
+    """For a tensor of a decoder stage's first layer, which reads the concatenated input [upsampled, skip] that
+    both parts widen: the tensor's dimension over those channels (the depthwise conv and its BatchNorm: 0, the
+    pointwise conv: 1) and where the old channels sit in the new input. None for any other tensor."""
     stage, _, rest = name.partition(".fuse.0.")
-    if not rest or not stage.startswith("dec"):
+    if not rest or not stage.startswith("dec") or rest.startswith("pointwise.1."):  # pointwise BN: its own outputs
         return None
     old_stage, new_stage = getattr(old, stage), getattr(new, stage)
     upsampled_old, upsampled_new = (s.fuse[0].depthwise[0].in_channels - s.cskip for s in (old_stage, new_stage))
-    return torch.cat([torch.arange(upsampled_old), upsampled_new + torch.arange(old_stage.cskip)])
+    positions = torch.cat([torch.arange(upsampled_old), upsampled_new + torch.arange(old_stage.cskip)])
+    return (1 if rest.startswith("pointwise.") else 0), positions
 
 
 @torch.no_grad()
@@ -156,11 +159,10 @@ def widen_network(old: PSFHMultiTaskNet, widths: tuple[int, ...]) -> PSFHMultiTa
         if value.shape == target.shape:
             state[name] = value.clone()
             continue
-        concat = _concat_input_map(old, new, name)
+        concat_dim, concat_positions = _concat_input_map(old, new, name) or (None, None)
         index = []
         for dim, (size_old, size_new) in enumerate(zip(value.shape, target.shape)):
-            is_concat_dim = concat is not None and (dim == 1 if ".pointwise." in name else dim == 0)
-            index.append(concat if is_concat_dim else torch.arange(size_old))
+            index.append(concat_positions if dim == concat_dim else torch.arange(size_old))
             if dim == 1 and size_new > size_old:  # a weight reading channels: new inputs stay out of old outputs
                 kept = torch.zeros(size_new, dtype=torch.bool)
                 kept[index[1]] = True

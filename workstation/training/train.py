@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader
 
 from workstation.training import data as D
 from workstation.training.export import export_model, load_checkpoint, model_from_onnx, update_manifest
-from workstation.training.model import (IGNORE_INDEX, PLANE_CLASSES, REGRESSION_SCALE, MultiTaskLoss,
-                                        PSFHMultiTaskNet, count_parameters, widen_network)
+from workstation.training.model import (DEFAULT_WIDTHS, IGNORE_INDEX, PLANE_CLASSES, REGRESSION_SCALE,
+                                        MultiTaskLoss, PSFHMultiTaskNet, count_parameters, widen_network)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FINAL_RESERVE_S = 75.0  # kept back from --minutes for the last validation + export + model card
@@ -137,9 +137,10 @@ def _widths(text: str) -> tuple[int, ...]:
     try:
         widths = tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"widths must be five integers separated by commas, not {text!r}") from None
-    if len(widths) != 5 or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"widths must be five positive integers separated by commas, not {text!r}")
+        raise argparse.ArgumentTypeError(f"widths must be integers separated by commas, not {text!r}") from None
+    if len(widths) != len(DEFAULT_WIDTHS) or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be {len(DEFAULT_WIDTHS)} positive integers separated by commas, "
+                                         f"not {text!r}")
     return widths
 
 
@@ -180,8 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --task head: after the export, name this head model in the manifest of the main "
                              "model MAIN_MODEL in --out, so the engine uses it on axial head planes")
     parser.add_argument("--widths", type=_widths, default=None, metavar="W0,W1,W2,W3,W4",
-                        help="channels per resolution (default 24,40,80,128,192); with --init, a network narrower than "
-                             "these is widened with its function kept (model.widen_network)")
+                        help=f"channels per resolution (default {','.join(map(str, DEFAULT_WIDTHS))}); with --init, a "
+                             "network narrower than these is widened with its function kept (model.widen_network)")
     parser.add_argument("--resume", action="store_true",
                         help="go on from the run's last.pt (written after every epoch) with the same arguments, "
                              "e.g. after the machine restarted; its clock and learning-rate schedule carry on")
@@ -262,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         model, _ = load_checkpoint(args.init)
         log({"event": "init", "from": str(args.init)})
     else:
-        model = PSFHMultiTaskNet(**({"widths": args.widths} if args.widths else {}))
-    if args.widths and tuple(args.widths) != model.widths:
+        model = PSFHMultiTaskNet(widths=args.widths or DEFAULT_WIDTHS)
+    if args.widths and args.widths != model.widths:
         try:
             model = widen_network(model, args.widths)
         except ValueError as error:
