@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from workstation.inference.engine import FramePrediction
+from workstation.inference.manifest import DEFAULT_PLANE_CLASSES
 from workstation.io import to_gray
 
 DEMO_FRAMES = 12
-PLANE_CLASSES = ("standard_plane", "one_structure", "not_transperineal", "no_anatomy")
+PLANE_CLASSES = DEFAULT_PLANE_CLASSES
 
 
 def frame_key(frame: np.ndarray) -> str:

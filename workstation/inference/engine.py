@@ -25,7 +25,7 @@ import numpy as np
 import cv2
 
 from workstation.errors import ModelError
-from workstation.inference.manifest import ModelManifest, read_manifest, verify
+from workstation.inference.manifest import BIOMETRY_PLANE, ModelManifest, read_manifest, verify
 from workstation.inference.preprocess import (Placement, frame_to_input, input_px_to_frame_px, labels_to_frame,
                                               maps_to_frame)
 from workstation.paths import shipped_models_dir, user_models_dir
@@ -193,7 +193,7 @@ class Model:
         self.head_specialist_plane: str | None = None
         specialist = manifest.raw.get("head_biometry") if with_head_specialist else None
         if specialist:
-            plane = specialist.get("plane", "not_transperineal")
+            plane = specialist.get("plane", BIOMETRY_PLANE)
             if not manifest.outputs.plane or plane not in manifest.outputs.plane_classes:
                 raise ModelError(f"model {manifest.name} names a head-biometry model for the plane {plane!r}, "
                                  f"which it does not grade")

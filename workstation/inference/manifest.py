@@ -22,6 +22,7 @@ from workstation.inference.preprocess import InputSpec
 from workstation.inference.uncertainty import UncertaintyCalibration, calibration_from_manifest
 
 DEFAULT_PLANE_CLASSES = ("standard_plane", "one_structure", "not_transperineal", "no_anatomy")
+BIOMETRY_PLANE = DEFAULT_PLANE_CLASSES[2]  # an axial head plane: where HC, BPD and GA belong and the head model runs
 SEGMENTATION_CLASSES = {0: "background", 1: "pubic_symphysis", 2: "fetal_head"}
 
 

@@ -44,10 +44,10 @@ import numpy as np
 
 from workstation.calibration import Calibration
 from workstation.inference.engine import TTA_PASS_NAMES, FramePrediction, Model
+from workstation.inference.manifest import BIOMETRY_PLANE
 from workstation.measure import aop_of_labelmap, measure_labelmap
 
 STANDARD_PLANE = "standard_plane"
-BIOMETRY_PLANE = "not_transperineal"  # an axial head plane: where HC, BPD and GA belong
 NO_TRANSPERINEAL_VIEW = (BIOMETRY_PLANE, "no_anatomy")  # frame classes where no AoP or HSD is given
 _MIN_STRUCTURE_FRACTION = 5e-4  # of the frame's pixels; smaller blobs are noise, not anatomy
 _REGRESSION_GAP_FULL_DEG = 20.0

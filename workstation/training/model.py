@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PLANE_CLASSES = ("standard_plane", "one_structure", "not_transperineal", "no_anatomy")
+from workstation.inference.manifest import DEFAULT_PLANE_CLASSES
+
+PLANE_CLASSES = DEFAULT_PLANE_CLASSES  # the engine reads the plane output by these names
 SEG_CLASSES = 3
 REGRESSION_SCALE = (180.0, 256.0)  # raw outputs x scale -> degrees, input pixels
 OUTPUT_NAMES = ("seg_logits", "plane_logits", "aop_hsd")

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from workstation.inference.manifest import BIOMETRY_PLANE
 from workstation.training import data as D
 from workstation.training.export import export_model, load_checkpoint, model_from_onnx, update_manifest
 from workstation.training.model import (DEFAULT_WIDTHS, IGNORE_INDEX, PLANE_CLASSES, REGRESSION_SCALE,
@@ -375,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.attach_to:
             # the engine reads "head_biometry" and uses this model on the frames the main model classes that plane
             update_manifest(args.out / f"{args.attach_to}.json", "head_biometry",
-                            {"model": args.name, "plane": "not_transperineal"})
+                            {"model": args.name, "plane": BIOMETRY_PLANE})
             log({"event": "attached", "main_model": args.attach_to, "head_model": args.name})
     log({"event": "done", "minutes": round((time.monotonic() - started) / 60.0, 2)})
     return 0
