@@ -112,6 +112,24 @@ def test_wrong_class_map_is_refused(tmp_path):
         load_model(str(manifest))
 
 
+def test_the_head_outline_width_is_read_from_the_manifest_and_given_in_frame_pixels(tmp_path):
+    onnx_path = build_tiny_onnx(tmp_path / "tiny.onnx")
+    plain = load_model(str(write_manifest(onnx_path)), device="cpu", threads=1)
+    frame = np.zeros((100, 160), np.uint8)  # letterboxed: 160 frame px across the 64 input px
+    assert plain.predict([frame])[0].head_outline_width_px == 0.0  # no drawn outlines learnt: no correction
+    manifest = write_manifest(onnx_path, outputs={"segmentation": {"name": "seg_logits",
+                                                                   "head_outline_width_input_px": 0.8}})
+    learnt = load_model(str(manifest), device="cpu", threads=1)
+    assert learnt.manifest.outputs.head_outline_width_input_px == 0.8
+    for prediction in learnt.predict([frame, frame], tta=True):
+        assert prediction.head_outline_width_px == pytest.approx(0.8 * 160 / 64)
+    for bad in (-1.0, 20.0):
+        manifest = write_manifest(onnx_path, outputs={"segmentation": {"name": "seg_logits",
+                                                                       "head_outline_width_input_px": bad}})
+        with pytest.raises(ModelError, match="head_outline_width_input_px must be between 0 and"):
+            read_manifest(manifest)
+
+
 def test_laborview_contract_three_channels_stretched(tmp_path):
     onnx_path = build_tiny_onnx(tmp_path / "lv.onnx", channels=3, size=64)
     manifest = write_manifest(onnx_path, contract="laborview", channels=3, size=64, name="laborview-test")
@@ -147,7 +165,8 @@ def _main_with_specialist(tmp_path, plane="not_transperineal", specialist_name="
     main = write_manifest(build_tiny_onnx(tmp_path / "tiny.onnx", plane_weights=_BRIGHT_IS_AXIAL),
                           head_biometry={"model": specialist_name, "plane": plane})
     head = build_tiny_onnx(tmp_path / "tiny-head.onnx", seg_bias=(0.0, -50.0, 50.0))
-    write_manifest(head, name="tiny-head", outputs={"segmentation": {"name": "seg_logits"}}, role="head_biometry")
+    write_manifest(head, name="tiny-head", role="head_biometry",
+                   outputs={"segmentation": {"name": "seg_logits", "head_outline_width_input_px": 0.8}})
     return main
 
 
@@ -163,6 +182,8 @@ def test_head_specialist_outlines_the_frames_classed_as_axial_head_planes(tmp_pa
         assert classes[int(np.argmax(head_frame.plane_probs))] == "not_transperineal"
         assert classes[int(np.argmax(tp_frame.plane_probs))] == "standard_plane"
         assert head_frame.segmented_by == "tiny-head 0.0.1" and tp_frame.segmented_by is None
+        # the outline correction of the model that drew the head: the specialist's, not the main model's (none)
+        assert head_frame.head_outline_width_px == pytest.approx(0.8 * 80 / 64) and tp_frame.head_outline_width_px == 0
         assert (head_frame.probs.argmax(0) == 2).all()  # the specialist's outline, not the main model's
         assert (tp_frame.probs.argmax(0)[:10, :10] == 0).all()  # the main model's own
         assert head_frame.regression == pytest.approx(model.predict([axial], tta=tta)[0].regression)

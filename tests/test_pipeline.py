@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
+from conftest import shared_path
 from model_fixtures import build_tiny_onnx, write_manifest
 from workstation.inference.engine import load_model
 from workstation.inference.pipeline import analyze_cine, choose_frame, entropy_map, iter_frame_results
@@ -144,6 +146,29 @@ def test_the_aop_is_constructed_on_the_pass_nearest_the_direct_estimate(model_12
     assert kept.uncertainty_parts["averaged_regression_gap"] == kept.uncertainty_parts["regression_gap"]
 
 
+def test_the_head_ellipse_is_moved_in_by_half_the_outline_width_the_model_learnt(model_128):
+    from workstation.calibration import Calibration
+    from workstation.inference.engine import FramePrediction
+    from workstation.inference.pipeline import analyze_prediction
+    from workstation.measure import ramanujan_perimeter
+
+    labels = np.zeros((240, 320), np.uint8)
+    cv2.ellipse(labels, (160, 120), (90, 60), 20.0, 0, 360, 2, thickness=-1)
+    axial = np.array([0.0, 0.0, 1.0, 0.0], np.float32)  # HC is given on an axial head plane only
+    calibration = Calibration.manual_mm_per_px(0.2)
+    as_drawn = analyze_prediction(FramePrediction(_one_hot(labels), axial, None), model_128, calibration, 0, 0.0)
+    moved = analyze_prediction(FramePrediction(_one_hot(labels), axial, None, head_outline_width_px=4.0), model_128,
+                               calibration, 0, 0.0)
+    (a, b), (a2, b2) = (frame.measurements["geometry"]["head_ellipse"]["semi_axes"] for frame in (as_drawn, moved))
+    assert (a - a2, b - b2) == (pytest.approx(2.0, abs=2e-3), pytest.approx(2.0, abs=2e-3))
+    assert moved.measurements["hc_px"] == pytest.approx(ramanujan_perimeter(a - 2.0, b - 2.0), abs=1e-3)
+    assert moved.measurements["hc_mm"] == pytest.approx(0.2 * moved.measurements["hc_px"], abs=1e-3)
+    # a perimeter shrinks by about 2 pi times the offset
+    assert as_drawn.measurements["hc_px"] - moved.measurements["hc_px"] == pytest.approx(4.0 * np.pi, rel=0.02)
+    assert moved.measurements["head_outline_width_px"] == 4.0  # the record says what was taken off
+    assert "head_outline_width_px" not in as_drawn.measurements
+
+
 def test_no_construction_is_chosen_without_passes_regression_or_a_transperineal_plane(model_128, tmp_path):
     from workstation.inference.engine import FramePrediction
     from workstation.inference.pipeline import analyze_prediction
@@ -168,3 +193,28 @@ def test_no_construction_is_chosen_without_passes_regression_or_a_transperineal_
     frame = analyze_prediction(_prediction_with_passes(stretched, first, [last] * 4, far), stretched, None, 0, 0.0)
     assert "aop_construction" not in frame.measurements
     assert frame.measurements["aop_deg"] == pytest.approx(aop_of_labelmap(first), abs=1e-3)
+
+
+def test_on_real_hc18_frames_the_outline_correction_takes_the_learnt_bias_off_the_hc():
+    """The shipped models learnt HC18's filled masks, whose edge lies half an outline width outside the reference
+    ellipse; uncorrected, analyze's HC runs about +0.7 mm high on the training split (median over the first 32)."""
+    from dataclasses import replace
+
+    from workstation.calibration import Calibration
+    from workstation.evaluate import PIPELINE_TTA, _cases, _read_gray, _reference_hc
+    from workstation.inference.pipeline import analyze_prediction
+
+    folder = shared_path("hc18")
+    reference = _reference_hc(folder)
+    model = load_model(threads=2)
+    signed = {"corrected": [], "uncorrected": []}
+    for path in _cases(folder, "train")[:32]:
+        pixel_mm, hc_ref = reference[path.name]
+        prediction = model.predict([_read_gray(path)], tta=PIPELINE_TTA)[0]
+        assert prediction.head_outline_width_px == pytest.approx(2.5, abs=0.1)  # 0.8 input px on an 800-px frame
+        for key, shown in (("corrected", prediction), ("uncorrected", replace(prediction, head_outline_width_px=0.0))):
+            hc = analyze_prediction(shown, model, Calibration.manual_mm_per_px(pixel_mm), 0, 0.0).measurements["hc_mm"]
+            signed[key].append(hc - hc_ref)
+    assert np.median(signed["uncorrected"]) > 0.4  # the bias the rule is for
+    assert abs(np.median(signed["corrected"])) < 0.3
+    assert np.mean(np.abs(signed["corrected"])) < np.mean(np.abs(signed["uncorrected"]))

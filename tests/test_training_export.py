@@ -60,6 +60,18 @@ def test_export_round_trip_and_manifest(tmp_path):
     parsed = read_manifest(tmp_path / "tiny-multitask.json")
     verify(parsed)
     assert parsed.placeholder and parsed.outputs.regression_scale == (180.0, 256.0)
+    # trained on HC18's filled masks: the head edge it learnt lies half an outline width (2.5 of 800 px) outside
+    assert parsed.outputs.head_outline_width_input_px == pytest.approx(2.5 * 256 / 800)
+
+
+def test_a_model_that_never_saw_hc18_declares_no_outline_width(tmp_path):
+    manifest = E.export_model(_tiny_model(), tmp_path, name="psfhs-only", version="0.0.1", placeholder=True,
+                              cases={"PSFHS": (3, 1), "HC18": (0, 2)},
+                              training={"command": "test", "seed": 0, "epochs": 0, "minutes": 0, "device": "cpu",
+                                        "torch": torch.__version__},
+                              metrics={"val": {}}, measure_latency=False)
+    assert "head_outline_width_input_px" not in manifest["outputs"]["segmentation"]
+    assert read_manifest(tmp_path / "psfhs-only.json").outputs.head_outline_width_input_px == 0.0
 
 
 def test_verify_onnx_catches_a_different_model(tmp_path):
@@ -76,6 +88,7 @@ def test_a_head_biometry_export_declares_only_its_segmentation(tmp_path):
                                         "torch": torch.__version__},
                               metrics={"val": {"dice_fh_hc18": 0.5}}, measure_latency=False, task="head")
     assert manifest["role"] == "head_biometry" and set(manifest["outputs"]) == {"segmentation"}
+    assert manifest["outputs"]["segmentation"]["head_outline_width_input_px"] == pytest.approx(0.8)
     assert manifest["intended_use"].startswith("Head-biometry specialist")
     parsed = read_manifest(tmp_path / "tiny-head.json")
     assert parsed.outputs.plane is None and parsed.outputs.regression is None

@@ -30,7 +30,7 @@ from workstation.calibration import Calibration
 from workstation.errors import InputError
 from workstation.inference.engine import Model
 from workstation.inference.pipeline import analyze_prediction
-from workstation.measure import HC18_OUTLINE_WIDTH_PX, load_labelmap, measure_labelmap
+from workstation.measure import load_labelmap, measure_labelmap
 from workstation.splits import split_of
 
 DATASETS = ("psfhs", "hc18")
@@ -217,15 +217,16 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         hc = None
         if pixel_mm is not None:
             # Score the head alone: a stray PS blob on an axial plane must not hide the head's HC. The model
-            # learnt HC18's filled masks, whose edge runs along the outside of the expert outline: take half
-            # the outline's width off, as for the reference masks themselves (workstation.measure.biometry).
+            # learnt HC18's filled masks, whose edge runs along the outside of the expert outline: half the
+            # outline's width comes off, as analyze does (the manifest's head_outline_width_input_px).
             hc = measure_labelmap(np.where(head, 2, 0).astype(np.uint8), Calibration.manual_mm_per_px(pixel_mm),
-                                  head_outline_width_px=HC18_OUTLINE_WIDTH_PX).hc_mm
+                                  head_outline_width_px=prediction.head_outline_width_px).hc_mm
         error = None if hc is None or ref_hc is None else abs(hc - ref_hc)
         if error is not None:
             hc_errors.append(error)
         # What `workstation analyze` reports for this frame with the csv's pixel size as a manual calibration:
-        # test-time passes, plane policy (HC only on a frame it classes an axial head plane), no outline correction.
+        # test-time passes, plane policy (HC only on a frame it classes an axial head plane), the same outline
+        # correction.
         seen = model.predict([image], tta=PIPELINE_TTA)[0]
         pipeline_dices.append(dice(seen.probs.argmax(0) == 2, ref))
         hc_seen = None

@@ -51,6 +51,9 @@ class FramePrediction:
     # (the head-biometry specialist on axial head planes); None: the main model's own.
     segmented_by: str | None = None
     placement: Placement | None = None  # where the frame sits in the model input (for pass_labels_in_frame)
+    # In frame pixels, the segmenting model's head_outline_width_input_px (see OutputSpec): the head ellipse is
+    # fitted to the mask's edge moved in by half of it.
+    head_outline_width_px: float = 0.0
 
     def pass_labels_in_frame(self, index: int) -> np.ndarray:
         """Test-time pass ``index``'s label map at frame resolution (nearest neighbour)."""
@@ -258,8 +261,9 @@ class Model:
                     if name == "hsd_px" and outs.hsd_units == "input_px":
                         value = input_px_to_frame_px(value, spec, placement)
                     regression[name] = value
+            outline_px = input_px_to_frame_px(outs.head_outline_width_input_px, spec, placement)
             results.append(FramePrediction(maps_to_frame(seg, placement), plane, regression, disagreement, tta_labels,
-                                           placement=placement))
+                                           placement=placement, head_outline_width_px=outline_px))
         if self.head_specialist is not None:
             self._segment_heads(frames, results, tta)
         return results

@@ -24,6 +24,7 @@ from workstation.inference.uncertainty import UncertaintyCalibration, calibratio
 DEFAULT_PLANE_CLASSES = ("standard_plane", "one_structure", "not_transperineal", "no_anatomy")
 BIOMETRY_PLANE = DEFAULT_PLANE_CLASSES[2]  # an axial head plane: where HC, BPD and GA belong and the head model runs
 SEGMENTATION_CLASSES = {0: "background", 1: "pubic_symphysis", 2: "fetal_head"}
+MAX_HEAD_OUTLINE_WIDTH_INPUT_PX = 8.0  # wider would move a head's edge by more than any drawn line
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class OutputSpec:
     regression_fields: tuple[str, ...] = ("aop_deg", "hsd_px")
     regression_scale: tuple[float, ...] = (1.0, 1.0)
     hsd_units: str = "input_px"
+    # Width, in model-input pixels, of the drawn outlines the model's head masks were filled from (HC18): its head
+    # edge lies half of it outside the outline's mid-line, which is the reference. 0: the edge is the skull's edge.
+    head_outline_width_input_px: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,12 @@ def read_manifest(path: str | Path) -> ModelManifest:
             regression_fields=fields,
             regression_scale=tuple(float(s) for s in regression.get("scale", [1.0] * len(fields))),
             hsd_units=regression.get("hsd_units", "input_px"),
+            head_outline_width_input_px=float(seg.get("head_outline_width_input_px", 0.0)),
         )
+        if not 0.0 <= output_spec.head_outline_width_input_px <= MAX_HEAD_OUTLINE_WIDTH_INPUT_PX:
+            raise ModelError(f"model manifest {where}: head_outline_width_input_px must be between 0 and "
+                             f"{MAX_HEAD_OUTLINE_WIDTH_INPUT_PX} input pixels, not "
+                             f"{output_spec.head_outline_width_input_px}")
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelError(f"model manifest {where} is malformed: {exc}") from None
     class_map = raw.get("class_map", {str(k): v for k, v in SEGMENTATION_CLASSES.items()})

@@ -222,7 +222,8 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
     ps_present = bool((labels == 1).sum() >= min_pixels)
     fh_present = bool((labels == 2).sum() >= min_pixels)
     frame_class, class_probs = _frame_class(prediction, model.manifest.outputs.plane_classes, ps_present, fh_present)
-    measured = measure_labelmap(labels, calibration).to_json()
+    outline_px = prediction.head_outline_width_px
+    measured = measure_labelmap(labels, calibration, head_outline_width_px=outline_px).to_json()
     averaged_aop = measured.get("aop_deg")
     pass_aops = None
     if prediction.tta_labels and ps_present and fh_present:
@@ -230,7 +231,8 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
     if frame_class not in NO_TRANSPERINEAL_VIEW:  # where the plane policy keeps the AoP
         chosen, construction = _arbitrate_aop(prediction, model, averaged_aop, pass_aops)
         if chosen is not None:
-            from_pass = measure_labelmap(prediction.pass_labels_in_frame(chosen), calibration).to_json()
+            from_pass = measure_labelmap(prediction.pass_labels_in_frame(chosen), calibration,
+                                         head_outline_width_px=outline_px).to_json()
             if from_pass.get("aop_deg") is not None:  # resampled to the frame, the pass might no longer give one
                 measured = from_pass
             else:
@@ -238,6 +240,8 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
                 construction["segmentation"] = "averaged"
         if construction is not None:
             measured["aop_construction"] = construction
+    if outline_px and measured.get("hc_px") is not None:
+        measured["head_outline_width_px"] = round(outline_px, 3)  # what the ellipse was moved in by half of
     apply_plane_policy(measured, frame_class)
     entropy = entropy_map(prediction.probs)
     parts = {"boundary_entropy": _boundary_entropy(labels, entropy),

@@ -18,7 +18,10 @@ with this module's pixel-edge outline (+0.78 mm with OpenCV's pixel-centre conto
 in). ``fit_head_ellipse(mask, kind="filled", outline_width_px=HC18_OUTLINE_WIDTH_PX)`` fits the mask's edge and moves
 it in by half the line width (semi-axes minus w/2: the parallel curve of an ellipse is, to this accuracy, the ellipse
 with both semi-axes changed by the offset), which brings the mean absolute difference to 0.10 mm. A segmentation
-whose edge is the skull's outer edge needs no correction (width 0, the default).
+whose edge is the skull's outer edge needs no correction (width 0, the default). A model trained on such masks
+learns their edge, so its outlines need the same correction: its manifest gives the width in model-input pixels
+(``head_outline_width_input_px``), and the engine hands it on in frame pixels
+(``FramePrediction.head_outline_width_px``).
 """
 from __future__ import annotations
 

@@ -58,6 +58,7 @@ import cv2
 import numpy as np
 
 from workstation.inference.preprocess import InputSpec, frame_to_input, labels_to_input
+from workstation.measure.biometry import HC18_OUTLINE_WIDTH_PX
 from workstation.splits import VALIDATION_MODULUS, case_key, split_of
 
 __all__ = ["INPUT_SPEC", "SPLIT_RULE", "split_of", "case_key", "psfhs_cases", "hc18_cases", "TrainingMix", "ValidationSet",
@@ -71,6 +72,10 @@ STANDARD_PLANE, ONE_STRUCTURE, NOT_TRANSPERINEAL, NO_ANATOMY = 0, 1, 2, 3
 IGNORE = -1
 MIN_PS_PX, MIN_FH_PX = 30, 300  # below these a structure counts as "partly visible" (frame class ignored)
 REGRESSION_SCALE = (180.0, 256.0)
+# The HC18 outlines' width (workstation.measure.HC18_OUTLINE_WIDTH_PX, in its 800-px-wide frames) in model-input
+# pixels: a model trained on HC18's filled masks draws the head's edge half of it outside the reference ellipse.
+HC18_FRAME_WIDTH_PX = 800
+HC18_OUTLINE_WIDTH_INPUT_PX = round(HC18_OUTLINE_WIDTH_PX * INPUT_SPEC.width / HC18_FRAME_WIDTH_PX, 3)
 
 
 # --------------------------------------------------------------------------- cases and loading

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from workstation.inference.manifest import file_sha256
-from workstation.training.data import INPUT_SPEC, SPLIT_RULE
+from workstation.training.data import HC18_OUTLINE_WIDTH_INPUT_PX, INPUT_SPEC, SPLIT_RULE
 from workstation.training.model import OUTPUT_NAMES, PLANE_CLASSES, REGRESSION_SCALE, PSFHMultiTaskNet, count_parameters
 
 OPSET = 17
@@ -107,6 +107,8 @@ def build_manifest(onnx_path: Path, *, name: str, version: str, placeholder: boo
                "plane": {"name": OUTPUT_NAMES[1], "classes": list(PLANE_CLASSES)},
                "regression": {"name": OUTPUT_NAMES[2], "fields": ["aop_deg", "hsd_px"],
                               "scale": list(REGRESSION_SCALE), "hsd_units": "input_px"}}
+    if int(cases.get("HC18", (0, 0))[0]):  # its head edge learnt HC18's masks, filled from drawn outlines
+        outputs["segmentation"]["head_outline_width_input_px"] = HC18_OUTLINE_WIDTH_INPUT_PX
     if task == "head":
         outputs = {"segmentation": outputs["segmentation"]}
     manifest = {
@@ -152,8 +154,9 @@ sha256 `{manifest['sha256']}`. Latency: {latency_line}.""",
 - Dice fetal head on HC18 axial planes {_fmt(val.get('dice_fh_hc18'))}
 - HC error: `workstation evaluate --dataset hc18 ../shared/data/hc18` (with the main model naming this one).""",
             "limitations": """- HC18 comes from one hospital's scanners; other machines and presets are untested.
-- HC18 masks are filled outlines (slightly larger heads than the reference ellipses); the evaluation corrects for
-  the outline's width, `workstation analyze` does not (clinical frames have no drawn outline).""",
+- HC18 masks are filled outlines, whose edge lies half the line's width outside the reference ellipse; the model
+  learnt that edge, so `workstation analyze` and the evaluation move the fitted ellipse in by half the width
+  (`head_outline_width_input_px` in the manifest).""",
         }
     return {
         "title": f"{manifest['name']} {manifest['version']}",
