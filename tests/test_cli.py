@@ -134,6 +134,9 @@ def test_evaluate_on_real_hc18_runs(tiny_manifest, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["n"] == 3 and result["dice"]["ps"] is None and "hc_abs_error_mm" in result
     assert 0.0 <= result["dice_pipeline"]["fh"] <= 1.0 and "hc_abs_error_mm_pipeline" in result
+    roc = result["hc_uncertainty_auroc"]  # every case has a reference HC, so all three are judged
+    assert roc["threshold_mm"] == 5 and roc["n"] == 3 and 0 <= roc["n_bad"] <= 3
+    assert roc["auroc"] is None if roc["n_bad"] in (0, 3) else 0.0 <= roc["auroc"] <= 1.0
 
 
 def test_evaluate_rejects_a_folder_that_is_not_a_dataset(tmp_path, tiny_manifest, capsys):

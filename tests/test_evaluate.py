@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from workstation.evaluate import auroc, evaluate, format_summary, main as summary_main, uncertainty_auroc
+from workstation.evaluate import (auroc, evaluate, format_summary, hc_uncertainty_auroc, main as summary_main,
+                                  uncertainty_auroc)
 
 AUROC_KEYS = {"threshold_deg", "auroc", "n_bad", "n"}
 
@@ -70,6 +71,18 @@ def test_missing_pipeline_aop_counts_as_bad_and_missing_reference_is_left_out():
         {"aop_ref": None, "aop_pipeline": 120.0, "uncertainty": 0.95},   # cannot be judged
     ]
     assert uncertainty_auroc(cases) == {"threshold_deg": 10, "auroc": 1.0, "n_bad": 2, "n": 4}
+
+
+def test_a_head_frame_is_bad_when_its_hc_is_over_5_mm_off_or_missing():
+    cases = [
+        {"hc_ref_mm": 300.0, "hc_pipeline_mm": 303.0, "uncertainty": 0.30},  # good
+        {"hc_ref_mm": 300.0, "hc_pipeline_mm": 294.0, "uncertainty": 0.45},  # bad: 6 mm off
+        {"hc_ref_mm": 65.0, "hc_pipeline_mm": None, "uncertainty": 0.31},    # bad: withheld, yet little uncertainty
+        {"hc_ref_mm": 65.0, "hc_pipeline_mm": 70.0, "uncertainty": 0.40},    # good: exactly 5 mm is not above 5
+        {"hc_ref_mm": None, "hc_pipeline_mm": 200.0, "uncertainty": 0.99},   # cannot be judged
+    ]
+    # bad (0.45, 0.31) against good (0.30, 0.40): 3 of the 4 pairs ranked right
+    assert hc_uncertainty_auroc(cases) == {"threshold_mm": 5, "auroc": 0.75, "n_bad": 2, "n": 4}
 
 
 def test_uncertainty_auroc_is_null_with_no_bad_case():
@@ -138,6 +151,12 @@ def test_the_summary_prints_the_uncertainty_auroc(tmp_path, capsys):
     path.write_text(json.dumps(result))
     assert summary_main([str(path)]) == 0
     assert "uncertainty AUROC 0.620" in capsys.readouterr().out
+    result.update(dataset="hc18", uncertainty_auroc=None,
+                  hc_abs_error_mm_pipeline={"mean": 2.4, "median": 1.6, "p95": 6.3},
+                  hc_uncertainty_auroc={"threshold_mm": 5, "auroc": 0.74, "n_bad": 15, "n": 151})
+    text = format_summary(result)
+    assert "HC as analyze     mean 2.40" in text and "uncertainty AUROC 0.740 for HC error > 5 mm" in text
+    assert "15 bad of 151" in text and "for AoP error" not in text
 
 
 def test_uncertainty_auroc_on_real_psfhs(tiny_model):

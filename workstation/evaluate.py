@@ -6,12 +6,14 @@
   ``workstation analyze`` reports detects frames whose AoP is off by more than 10 degrees
   (``uncertainty_auroc``, see :func:`uncertainty_auroc`);
 * hc18: ``images/NNN_HC.png``, ``masks/NNN_HC_mask.png`` and the csv of pixel sizes and
-  reference HC -> Dice/HD95 of the head and the HC absolute error in mm.
+  reference HC -> Dice/HD95 of the head and the HC absolute error in mm; and how well the same
+  uncertainty detects frames whose HC is off by more than 5 mm (``hc_uncertainty_auroc``).
 
 The main figures score one plain pass of the model. The ``*_pipeline`` keys score what
 ``workstation analyze`` shows a user: the masks with the mirrored pass averaged in, its plane
 policy, its AoP constructed on the segmentation the direct estimate chose
-(``aop_constructed_on``), and (hc18) its HC without the correction for HC18's outline width.
+(``aop_constructed_on``), and (hc18) its HC, measured as the plain pass's with the half outline width
+that the model learnt from HC18's masks taken off.
 
 By default only the validation split (:mod:`workstation.splits`) is scored, since the
 shipped model was trained on the rest.
@@ -35,6 +37,7 @@ from workstation.splits import split_of
 
 DATASETS = ("psfhs", "hc18")
 BAD_AOP_THRESHOLD_DEG = 10  # the issue's definition of a bad frame: AoP error above 10 degrees
+BAD_HC_THRESHOLD_MM = 5  # a bad head-biometry frame: HC off by more than 5 mm (about 2-4% at term, a week early on)
 PIPELINE_TTA = True  # as `workstation analyze` runs by default (its --no-tta turns it off)
 
 
@@ -106,10 +109,20 @@ def uncertainty_auroc(cases: list[dict], threshold_deg: float = BAD_AOP_THRESHOL
     1.0 means every bad frame is more uncertain than every good one and 0.5 is chance;
     ``auroc`` is None when there are no bad or no good cases.
     """
-    judged = [c for c in cases if c.get("aop_ref") is not None]
-    bad = [c["aop_pipeline"] is None or abs(c["aop_pipeline"] - c["aop_ref"]) > threshold_deg for c in judged]
+    return _detection_auroc(cases, "aop_pipeline", "aop_ref", threshold_deg, "deg")
+
+
+def hc_uncertainty_auroc(cases: list[dict], threshold_mm: float = BAD_HC_THRESHOLD_MM) -> dict:
+    """As :func:`uncertainty_auroc`, for head biometry: a case is bad when the HC that analyze reports
+    (``hc_pipeline_mm``) is more than ``threshold_mm`` from the reference HC, or missing."""
+    return _detection_auroc(cases, "hc_pipeline_mm", "hc_ref_mm", threshold_mm, "mm")
+
+
+def _detection_auroc(cases: list[dict], shown_key: str, reference_key: str, threshold: float, unit: str) -> dict:
+    judged = [c for c in cases if c.get(reference_key) is not None]
+    bad = [c[shown_key] is None or abs(c[shown_key] - c[reference_key]) > threshold for c in judged]
     value = auroc([c["uncertainty"] for c in judged], bad)
-    return {"threshold_deg": threshold_deg, "auroc": None if value is None else round(value, 4),
+    return {f"threshold_{unit}": threshold, "auroc": None if value is None else round(value, 4),
             "n_bad": int(sum(bad)), "n": len(judged)}
 
 
@@ -229,15 +242,15 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         # correction.
         seen = model.predict([image], tta=PIPELINE_TTA)[0]
         pipeline_dices.append(dice(seen.probs.argmax(0) == 2, ref))
-        hc_seen = None
-        if pixel_mm is not None:
-            seen_frame = analyze_prediction(seen, model, Calibration.manual_mm_per_px(pixel_mm), 0, 0.0)
-            hc_seen = seen_frame.measurements.get("hc_mm")
+        seen_frame = analyze_prediction(seen, model, None if pixel_mm is None else
+                                        Calibration.manual_mm_per_px(pixel_mm), 0, 0.0)
+        hc_seen = seen_frame.measurements.get("hc_mm")
         pipeline_error = None if hc_seen is None or ref_hc is None else abs(hc_seen - ref_hc)
         if pipeline_error is not None:
             pipeline_hc_errors.append(pipeline_error)
         per_case.append({"id": image_path.stem, "hc_ref_mm": ref_hc, "hc_pred_mm": hc, "hc_abs_error_mm": error,
-                         "hc_pipeline_mm": hc_seen, "hc_pipeline_abs_error_mm": pipeline_error})
+                         "hc_pipeline_mm": hc_seen, "hc_pipeline_abs_error_mm": pipeline_error,
+                         "uncertainty": round(seen_frame.uncertainty, 4)})
         if progress:
             progress(n, len(cases))
     return {
@@ -250,6 +263,7 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         "dice_pipeline": {"ps": None, "fh": _mean(pipeline_dices)},
         "hc_abs_error_mm_pipeline": _stats(pipeline_hc_errors),
         "hc_missing_in_pipeline": sum(1 for c in per_case if c["hc_pipeline_mm"] is None),
+        "hc_uncertainty_auroc": hc_uncertainty_auroc(per_case),
         "cases": per_case,
     }
 
@@ -282,6 +296,13 @@ def _error_lines(result: dict, rows) -> list[str]:
     return lines
 
 
+def _auroc_line(roc: dict | None, what: str, unit: str) -> list[str]:
+    if roc is None:
+        return []
+    return [f"uncertainty AUROC {_fmt(roc['auroc'], 3)} for {what} error > {roc[f'threshold_{unit}']} {unit} or missing "
+            f"({roc['n_bad']} bad of {roc['n']})"]
+
+
 def format_summary(result: dict) -> str:
     """The evaluate JSON as a few human-readable lines (``python -m workstation.evaluate RESULT.json``)."""
     model = result.get("model") or {}
@@ -300,12 +321,10 @@ def format_summary(result: dict) -> str:
     if constructed:
         lines.append("AoP constructed on " + ", ".join(f"{name} {count}" for name, count in
                                                        sorted(constructed.items(), key=lambda kv: -kv[1])))
-    roc = result.get("uncertainty_auroc")
-    if roc is not None:
-        lines.append(f"uncertainty AUROC {_fmt(roc['auroc'], 3)} for AoP error > {roc['threshold_deg']} deg or missing "
-                     f"({roc['n_bad']} bad of {roc['n']})")
+    lines += _auroc_line(result.get("uncertainty_auroc"), "AoP", "deg")
     lines += _error_lines(result, (("hc_abs_error_mm", "HC error (mm)    ", "hc_missing_in_prediction"),
                                    ("hc_abs_error_mm_pipeline", "HC as analyze    ", "hc_missing_in_pipeline")))
+    lines += _auroc_line(result.get("hc_uncertainty_auroc"), "HC", "mm")
     return "\n".join(lines)
 
 
