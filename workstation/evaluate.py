@@ -37,7 +37,7 @@ from workstation.splits import split_of
 
 DATASETS = ("psfhs", "hc18")
 BAD_AOP_THRESHOLD_DEG = 10  # the definition of a bad frame: AoP error above 10 degrees
-BAD_HC_THRESHOLD_MM = 5  # a bad head-biometry frame: HC off by more than 5 mm (about 2-4% at term, a week early on)
+BAD_HC_THRESHOLD_MM = 5  # a bad head-biometry frame: HC off by more than 5 mm (1.5% of a term head, 8% of a 65-mm one)
 PIPELINE_TTA = True  # as `workstation analyze` runs by default (its --no-tta turns it off)
 
 
