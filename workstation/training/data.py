@@ -58,7 +58,7 @@ import cv2
 import numpy as np
 
 from workstation.inference.preprocess import InputSpec, frame_to_input, labels_to_input
-from workstation.measure.biometry import HC18_OUTLINE_WIDTH_PX
+from workstation.measure import HC18_OUTLINE_WIDTH_PX, measure_labelmap
 from workstation.splits import VALIDATION_MODULUS, case_key, split_of
 
 __all__ = ["INPUT_SPEC", "SPLIT_RULE", "split_of", "case_key", "psfhs_cases", "hc18_cases", "TrainingMix", "ValidationSet",
@@ -131,8 +131,6 @@ def load_case(case: Case, spec: InputSpec = INPUT_SPEC) -> tuple[np.ndarray, np.
 
 def reference_targets(labels: np.ndarray) -> tuple[float, float] | None:
     """(AoP degrees, HSD pixels) of a reference label map with the project's geometry, or None when undefined."""
-    from workstation.measure import measure_labelmap  # lazy: the geometry package is optional for the split/tests
-
     try:
         m = measure_labelmap(labels)
     except Exception:  # a label map the geometry refuses is simply unlabelled for regression
