@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from workstation.inference.engine import FramePrediction
-from workstation.inference.manifest import DEFAULT_PLANE_CLASSES
+from workstation.inference.planes import DEFAULT_PLANE_CLASSES
 from workstation.io import to_gray
 
 DEMO_FRAMES = 12

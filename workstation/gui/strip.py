@@ -8,17 +8,19 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE
+
 CLASS_COLOURS = {
-    "standard_plane": QtGui.QColor(60, 200, 120),
-    "one_structure": QtGui.QColor(240, 170, 40),
-    "not_transperineal": QtGui.QColor(80, 150, 255),
-    "no_anatomy": QtGui.QColor(140, 140, 140),
+    STANDARD_PLANE: QtGui.QColor(60, 200, 120),
+    ONE_STRUCTURE: QtGui.QColor(240, 170, 40),
+    BIOMETRY_PLANE: QtGui.QColor(80, 150, 255),
+    NO_ANATOMY: QtGui.QColor(140, 140, 140),
 }
 CLASS_NAMES = {
-    "standard_plane": "standard plane (PS and FH)",
-    "one_structure": "one structure only",
-    "not_transperineal": "not transperineal (axial head plane)",
-    "no_anatomy": "no anatomy",
+    STANDARD_PLANE: "standard plane (PS and FH)",
+    ONE_STRUCTURE: "one structure only",
+    BIOMETRY_PLANE: "not transperineal (axial head plane)",
+    NO_ANATOMY: "no anatomy",
 }
 CHOSEN_COLOUR = QtGui.QColor(255, 215, 0)
 

@@ -25,7 +25,8 @@ import numpy as np
 import cv2
 
 from workstation.errors import ModelError
-from workstation.inference.manifest import BIOMETRY_PLANE, ModelManifest, read_manifest, verify
+from workstation.inference.manifest import ModelManifest, read_manifest, verify
+from workstation.inference.planes import BIOMETRY_PLANE
 from workstation.inference.preprocess import (Placement, frame_to_input, input_px_to_frame_px, labels_to_frame,
                                               maps_to_frame)
 from workstation.paths import shipped_models_dir, user_models_dir

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workstation.errors import ModelError
+from workstation.inference.planes import DEFAULT_PLANE_CLASSES
 from workstation.inference.preprocess import InputSpec
 from workstation.inference.uncertainty import UncertaintyCalibration, calibration_from_manifest
 
-DEFAULT_PLANE_CLASSES = ("standard_plane", "one_structure", "not_transperineal", "no_anatomy")
-BIOMETRY_PLANE = DEFAULT_PLANE_CLASSES[2]  # an axial head plane: where HC, BPD and GA belong and the head model runs
 SEGMENTATION_CLASSES = {0: "background", 1: "pubic_symphysis", 2: "fetal_head"}
 MAX_HEAD_OUTLINE_WIDTH_INPUT_PX = 8.0  # wider would move a head's edge by more than any drawn line
 

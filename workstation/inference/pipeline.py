@@ -44,11 +44,10 @@ import numpy as np
 
 from workstation.calibration import Calibration
 from workstation.inference.engine import TTA_PASS_NAMES, FramePrediction, Model
-from workstation.inference.manifest import BIOMETRY_PLANE
+from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE
 from workstation.measure import aop_of_labelmap, measure_labelmap
 
-STANDARD_PLANE = "standard_plane"
-NO_TRANSPERINEAL_VIEW = (BIOMETRY_PLANE, "no_anatomy")  # frame classes where no AoP or HSD is given
+NO_TRANSPERINEAL_VIEW = (BIOMETRY_PLANE, NO_ANATOMY)  # frame classes where no AoP or HSD is given
 _MIN_STRUCTURE_FRACTION = 5e-4  # of the frame's pixels; smaller blobs are noise, not anatomy
 _REGRESSION_GAP_FULL_DEG = 20.0
 _TTA_SPREAD_FULL_DEG = 10.0
@@ -189,7 +188,7 @@ def _frame_class(prediction: FramePrediction, classes: tuple[str, ...], ps: bool
     # No plane head (a segmentation-only model): derive the class from what was segmented.
     if ps and fh:
         return STANDARD_PLANE, None
-    return ("one_structure" if (ps or fh) else "no_anatomy"), None
+    return (ONE_STRUCTURE if (ps or fh) else NO_ANATOMY), None
 
 
 _BIOMETRY_KEYS = ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks", "ga_range_weeks")

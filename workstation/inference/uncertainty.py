@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workstation.errors import ModelError
+from workstation.inference.planes import AOP_PLANES
 
 KNOWN_SIGNALS = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread",
                  "averaged_regression_gap")
@@ -32,7 +33,7 @@ class UncertaintyCalibration:
     bias: float
     fill: tuple[float, ...]  # a missing signal (no PS, no AoP) counts as this value: the least trusted end
     threshold_deg: float = 10.0
-    frame_classes: tuple[str, ...] = ("standard_plane", "one_structure")  # where an AoP is the question
+    frame_classes: tuple[str, ...] = AOP_PLANES
 
     def applies_to(self, frame_class: str) -> bool:
         return frame_class in self.frame_classes
@@ -71,7 +72,7 @@ def calibration_from_manifest(raw: dict, where: str) -> UncertaintyCalibration |
             raise ValueError("std must be positive and every value finite")
         return UncertaintyCalibration(features=features, bias=float(spec["bias"]),
                                       threshold_deg=float(spec.get("threshold_deg", 10.0)),
-                                      frame_classes=tuple(spec.get("frame_classes", ("standard_plane", "one_structure"))),
+                                      frame_classes=tuple(spec.get("frame_classes", AOP_PLANES)),
                                       **vectors)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"model manifest {where} has an unusable uncertainty_calibration: {exc}") from None

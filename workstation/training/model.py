@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workstation.inference.manifest import DEFAULT_PLANE_CLASSES
+from workstation.inference.planes import DEFAULT_PLANE_CLASSES
 
 PLANE_CLASSES = DEFAULT_PLANE_CLASSES  # the engine reads the plane output by these names
 SEG_CLASSES = 3

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from workstation.inference.manifest import BIOMETRY_PLANE
+from workstation.inference.planes import BIOMETRY_PLANE
 from workstation.training import data as D
 from workstation.training.export import export_model, load_checkpoint, model_from_onnx, update_manifest
 from workstation.training.model import (DEFAULT_WIDTHS, IGNORE_INDEX, PLANE_CLASSES, REGRESSION_SCALE,
