@@ -290,3 +290,42 @@ def test_a_head_task_run_trains_and_scores_on_hc18_alone(tmp_path):
     with pytest.raises(SystemExit, match="no .*absent.json"):
         main(["--data", str(data), "--runs", str(tmp_path / "runs"), "--out", str(out), "--task", "head",
               "--attach-to", "absent"])
+
+
+def test_averaged_epochs_keep_the_mean_of_their_weights_with_batchnorm_statistics_refreshed(tmp_path, monkeypatch):
+    """--average-epochs: the kept network's parameters are the mean of those after each averaged epoch, trained at
+    the constant --average-lr, and its BatchNorm statistics are recomputed for those weights."""
+    from conftest import shared_path
+    from workstation.training import train
+
+    data = shared_path("psfhs").parent
+    real_evaluate, after_epoch = train.evaluate, []
+
+    def recording_evaluate(model, *args, **kwargs):
+        after_epoch.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real_evaluate(model, *args, **kwargs)
+
+    monkeypatch.setattr(train, "evaluate", recording_evaluate)
+    train.main(["--data", str(data), "--runs", str(tmp_path), "--name", "swa", "--limit", "4", "--batch-size", "2",
+                "--epochs", "3", "--average-epochs", "2", "--lr", "1e-3", "--average-lr", "3e-4", "--minutes", "10",
+                "--no-export"])
+    assert len(after_epoch) == 4  # three epochs, then the averaged network
+    kept = torch.load(tmp_path / "swa" / "best.pt", map_location="cpu", weights_only=False)
+    assert kept["averaged_epochs"] == [1, 2]
+    assert kept["export"]["training"]["selected_by"] == "weights averaged over epochs 1-2"
+    model = PSFHMultiTaskNet()
+    for name, _ in model.named_parameters():
+        mean = (after_epoch[1][name] + after_epoch[2][name]) / 2
+        assert torch.allclose(kept["model"][name], mean, atol=1e-6), name
+        assert torch.allclose(after_epoch[3][name], mean, atol=1e-6), name  # what was validated is what was kept
+    moved = [name for name, value in after_epoch[2].items() if name.endswith("running_mean")
+             and not torch.allclose(kept["model"][name], value)]
+    assert moved  # recomputed, not the last epoch's statistics
+    records = [json.loads(line) for line in (tmp_path / "swa" / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["event"] == "epoch"]
+    assert [r["lr"] for r in epochs[1:]] == [pytest.approx(3e-4), pytest.approx(3e-4)]
+    assert epochs[0]["lr"] != pytest.approx(3e-4)
+    averaged = [r for r in records if r["event"] == "averaged"]
+    assert averaged[0]["epochs"] == [1, 2] and averaged[0]["val"]["dice_ps"] is not None
+    with pytest.raises(SystemExit, match="--average-epochs"):
+        train.main(["--data", str(data), "--epochs", "2", "--average-epochs", "3", "--runs", str(tmp_path)])

@@ -13,6 +13,9 @@
   deterministic algorithms are requested (warn-only: a few CPU kernels have no deterministic twin).
   With those kernels and the clock in the schedule, two runs of one command end close, not
   bit-identical (the first epoch's loss differs in the third decimal).
+* ``--average-epochs N`` averages the weights over the run's last N planned epochs (stochastic weight
+  averaging, Izmailov et al., UAI 2018): the learning rate holds at ``--average-lr`` through them, the
+  BatchNorm statistics are then recomputed on training items, and the averaged network is the one kept.
 * ``runs/<name>/last.pt`` holds the whole state after every epoch; ``--resume`` with the same
   arguments goes on from it after a kill or restart.
 * CUDA when available (``--device auto``), else the CPU with ``--threads`` (2 by default: the
@@ -21,6 +24,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import random
@@ -184,10 +188,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--widths", type=_widths, default=None, metavar="W0,W1,W2,W3,W4",
                         help=f"channels per resolution (default {','.join(map(str, DEFAULT_WIDTHS))}); with --init, a "
                              "network narrower than these is widened with its function kept (model.widen_network)")
+    parser.add_argument("--average-epochs", type=int, default=0, metavar="N",
+                        help="average the weights over the last N planned epochs (stochastic weight averaging) at a "
+                             "constant --average-lr, recompute the BatchNorm statistics and keep that network; 0 = off")
+    parser.add_argument("--average-lr", type=float, default=None,
+                        help="the constant learning rate of the averaged epochs (default: a tenth of --lr)")
     parser.add_argument("--resume", action="store_true",
                         help="go on from the run's last.pt (written after every epoch) with the same arguments, "
                              "e.g. after the machine restarted; its clock and learning-rate schedule carry on")
     return parser
+
+
+def _add_to_average(average: dict | None, model: torch.nn.Module, count: int) -> dict:
+    """The running mean of the network's parameters after ``count`` earlier epochs, with this one added."""
+    current = {name: value.detach().cpu().clone() for name, value in model.named_parameters()}
+    if average is None or count == 0:
+        return current
+    return {name: mean + (current[name] - mean) / (count + 1) for name, mean in average.items()}
+
+
+@torch.no_grad()
+def averaged_network(model: torch.nn.Module, average: dict, loader: DataLoader, device: torch.device) -> torch.nn.Module:
+    """A copy of ``model`` with the averaged parameters and BatchNorm statistics recomputed for them over one pass
+    of ``loader`` (the running statistics of the last epoch belong to other weights)."""
+    averaged = copy.deepcopy(model)
+    for name, value in averaged.named_parameters():
+        value.copy_(average[name].to(value.device))
+    norms = [m for m in averaged.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for module in norms:
+        module.reset_running_stats()
+        module.momentum = None  # a plain mean over the pass, not an exponential one
+    averaged.train()
+    for batch in loader:
+        image = batch["image"].to(device)
+        if device.type == "cpu":
+            image = image.contiguous(memory_format=torch.channels_last)
+        averaged(image)
+    for module, momentum in zip(norms, momenta):
+        module.momentum = momentum
+    return averaged.eval()
 
 
 def save_resume_state(path: Path, state: dict) -> None:
@@ -208,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--attach-to needs --task head and an export (no --no-export)")
     if args.attach_to and not (args.out / f"{args.attach_to}.json").is_file():
         raise SystemExit(f"--attach-to: no {args.out / (args.attach_to + '.json')} to attach the head model to")
+    if not 0 <= args.average_epochs <= args.epochs:
+        raise SystemExit(f"--average-epochs must be between 0 and --epochs ({args.epochs}), not {args.average_epochs}")
+    average_lr = args.lr * 0.1 if args.average_lr is None else args.average_lr
     started = time.monotonic()
     budget_s = args.minutes * 60.0
     torch.set_num_threads(max(1, args.threads))
@@ -284,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     planned_steps = max(1, args.epochs * len(loader))
     train_budget_s = max(0.0, budget_s - FINAL_RESERVE_S)
     warmup_steps = min(100, planned_steps // 20)
+    if args.average_epochs:
+        train_budget_s = max(0.0, train_budget_s - 60.0)  # the BatchNorm pass and the averaged network's validation
+    # The cosine runs over the epochs before the averaged ones, which hold their learning rate.
+    first_averaged_epoch = args.epochs - args.average_epochs
+    cosine_steps = max(1, first_averaged_epoch * len(loader))
+    cosine_budget_s = train_budget_s * first_averaged_epoch / args.epochs
     command = "python -m workstation.training.train " + " ".join(shlex.quote(a) for a in run_arguments)
     log({"event": "model", "params": count_parameters(model), "planned_steps": planned_steps})
 
@@ -291,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     out_of_time = False
     last_validation_s = 30.0  # replaced by the measured time after the first validation
     first_epoch = 0
+    average, averaged_epochs = None, []
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         criterion.load_state_dict(resumed["criterion"])
@@ -302,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         best_score, best_metrics, best_epoch = resumed["best_score"], resumed["best_metrics"], resumed["best_epoch"]
         step, epochs_done, last_validation_s = resumed["step"], resumed["epochs_done"], resumed["last_validation_s"]
         first_epoch = resumed["epoch"] + 1
+        average, averaged_epochs = resumed.get("average"), resumed.get("averaged_epochs", [])
         log({"event": "resume", "after_epoch": resumed["epoch"], "steps": step})
     for epoch in range(first_epoch, args.epochs):
         train_set.set_epoch(epoch)
@@ -313,9 +364,15 @@ def main(argv: list[str] | None = None) -> int:
             if elapsed + last_validation_s > train_budget_s:
                 out_of_time = True
                 break
-            progress = min(1.0, max(step / planned_steps, elapsed / max(train_budget_s, 1.0)))
-            lr = args.lr * (step + 1) / warmup_steps if step < warmup_steps else \
-                args.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+            progress = min(1.0, max(step / cosine_steps, elapsed / max(cosine_budget_s, 1.0)))
+            averaging = epoch >= first_averaged_epoch
+            peak = average_lr if averaging and first_averaged_epoch == 0 else args.lr
+            if step < warmup_steps:
+                lr = peak * (step + 1) / warmup_steps
+            elif averaging:
+                lr = average_lr
+            else:
+                lr = args.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             image = batch["image"].to(device)
@@ -333,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
                 sums[key] = sums.get(key, 0.0) + value
         if batches:
             epochs_done += 1
+            if epoch >= first_averaged_epoch and not out_of_time:  # only whole epochs join the average
+                average = _add_to_average(average, model, len(averaged_epochs))
+                averaged_epochs.append(epoch)
             validation_start = time.monotonic()
             metrics = evaluate(model, val_set, device)
             last_validation_s = time.monotonic() - validation_start
@@ -352,16 +412,29 @@ def main(argv: list[str] | None = None) -> int:
                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "numpy_rng": np.random.get_state(), "python_rng": random.getstate(),
                 "best_score": best_score, "best_metrics": best_metrics, "best_epoch": best_epoch, "step": step,
-                "epochs_done": epochs_done, "last_validation_s": last_validation_s})
+                "epochs_done": epochs_done, "last_validation_s": last_validation_s,
+                "average": average, "averaged_epochs": averaged_epochs})
         if out_of_time:
             log({"event": "budget", "message": f"wall-clock budget reached after {epochs_done} epochs"})
             break
 
     if best_metrics is None:
         raise SystemExit("no epoch completed within the budget; raise --minutes")
+    if args.average_epochs and not averaged_epochs:  # the epochs trained are kept, as without averaging
+        log({"event": "budget", "message": "no averaged epoch completed within the budget; the epoch "
+                                           f"selected by --select {args.select} is kept"})
+    if averaged_epochs:
+        train_set.set_epoch(args.epochs)  # augmented training items, as the weights saw them
+        model = averaged_network(model, average, loader, device)
+        best_metrics, best_epoch = evaluate(model, val_set, device), averaged_epochs[-1]
+        log({"event": "averaged", "epochs": averaged_epochs, "val": best_metrics})
+        torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_args": model_args,
+                    "epoch": best_epoch, "averaged_epochs": averaged_epochs, "metrics": best_metrics},
+                   run_dir / "best.pt")
     model, checkpoint = load_checkpoint(run_dir / "best.pt")
     training = {"command": command, "seed": args.seed, "epochs": epochs_done, "best_epoch": best_epoch,
-                "selected_by": "last epoch" if args.select == "last" else "best mean Dice on the validation split",
+                "selected_by": (f"weights averaged over epochs {averaged_epochs[0]}-{averaged_epochs[-1]}" if averaged_epochs
+                                else "last epoch" if args.select == "last" else "best mean Dice on the validation split"),
                 "minutes": args.minutes, "device": device.type, "torch": torch.__version__.split("+")[0],
                 "batch_size": args.batch_size, "lr": args.lr, "task": args.task}
     if args.init is not None:
