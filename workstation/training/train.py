@@ -199,10 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _input_images(batch: dict, device: torch.device) -> torch.Tensor:
+    image = batch["image"].to(device)
+    if device.type == "cpu":
+        image = image.contiguous(memory_format=torch.channels_last)  # the layout the model is in on CPU
+    return image
+
+
 def _add_to_average(average: dict | None, model: torch.nn.Module, count: int) -> dict:
     """The running mean of the network's parameters after ``count`` earlier epochs, with this one added."""
     current = {name: value.detach().cpu().clone() for name, value in model.named_parameters()}
-    if average is None or count == 0:
+    if not count:
         return current
     return {name: mean + (current[name] - mean) / (count + 1) for name, mean in average.items()}
 
@@ -214,19 +221,7 @@ def averaged_network(model: torch.nn.Module, average: dict, loader: DataLoader, 
     averaged = copy.deepcopy(model)
     for name, value in averaged.named_parameters():
         value.copy_(average[name].to(value.device))
-    norms = [m for m in averaged.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for module in norms:
-        module.reset_running_stats()
-        module.momentum = None  # a plain mean over the pass, not an exponential one
-    averaged.train()
-    for batch in loader:
-        image = batch["image"].to(device)
-        if device.type == "cpu":
-            image = image.contiguous(memory_format=torch.channels_last)
-        averaged(image)
-    for module, momentum in zip(norms, momenta):
-        module.momentum = momentum
+    torch.optim.swa_utils.update_bn((_input_images(batch, device) for batch in loader), averaged)
     return averaged.eval()
 
 
@@ -358,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         train_set.set_epoch(epoch)
         model.train()
         epoch_start, sums, batches = time.monotonic(), {}, 0
+        averaging = epoch >= first_averaged_epoch
+        peak_lr = average_lr if averaging and first_averaged_epoch == 0 else args.lr  # what the warm-up climbs to
         for batch in loader:
             elapsed = time.monotonic() - started
             # Stop before the clock runs out, keeping time for one validation pass after it.
@@ -365,20 +362,15 @@ def main(argv: list[str] | None = None) -> int:
                 out_of_time = True
                 break
             progress = min(1.0, max(step / cosine_steps, elapsed / max(cosine_budget_s, 1.0)))
-            averaging = epoch >= first_averaged_epoch
-            peak = average_lr if averaging and first_averaged_epoch == 0 else args.lr
             if step < warmup_steps:
-                lr = peak * (step + 1) / warmup_steps
+                lr = peak_lr * (step + 1) / warmup_steps
             elif averaging:
                 lr = average_lr
             else:
                 lr = args.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            image = batch["image"].to(device)
-            if device.type == "cpu":
-                image = image.contiguous(memory_format=torch.channels_last)
-            outputs = model(image)
+            outputs = model(_input_images(batch, device))
             loss, parts = criterion(outputs, batch["seg"].to(device), batch["plane"].to(device),
                                     batch["regression"].to(device), batch["regression_mask"].to(device))
             optimizer.zero_grad(set_to_none=True)
@@ -390,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
                 sums[key] = sums.get(key, 0.0) + value
         if batches:
             epochs_done += 1
-            if epoch >= first_averaged_epoch and not out_of_time:  # only whole epochs join the average
+            if averaging and not out_of_time:  # only whole epochs join the average
                 average = _add_to_average(average, model, len(averaged_epochs))
                 averaged_epochs.append(epoch)
             validation_start = time.monotonic()
