@@ -71,6 +71,11 @@ def test_an_edit_never_shows_a_value_the_plane_withholds(synthetic):
     result = frame_result(synthetic, 0)
     withheld = recompute_json(result.measurements["geometry"], None, SHAPE, "not_transperineal")
     assert withheld["aop_deg"] is None and "no transperineal view" in withheld["reasons"]["aop_deg"]
+    # The reason names the plane as a person reads it, not the model's class id.
+    assert "axial head plane" in withheld["reasons"]["aop_deg"]
+    assert "not_transperineal" not in withheld["reasons"]["aop_deg"]
+    biometry = recompute_json(result.measurements["geometry"], None, SHAPE, "standard_plane")
+    assert "classed standard plane (PS and FH)" in biometry["reasons"]["hc_px"]
     unclassed = recompute_json(result.measurements["geometry"], None, SHAPE, None)
     assert unclassed["aop_deg"] == pytest.approx(result.measurements["aop_deg"], abs=1e-3)
 

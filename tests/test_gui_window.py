@@ -41,6 +41,10 @@ def test_a_multiframe_dicom_is_analysed_frame_by_frame(analysed):
     assert window.panel.value_text("ai", "AoP") == f"{expected.aop_deg:.1f}°"
     assert window.panel.value_text("ai", "HSD") == f"{expected.hsd_mm:.1f} mm"
     assert "DICOM ultrasound regions" in window.panel.calibration_label.text()
+    # The plane is named as a person reads it, in the frame line and in why HC is withheld here.
+    assert "standard plane (PS and FH)" in plain_text(window.panel.frame_label)
+    assert "classed standard plane (PS and FH)" in plain_text(window.panel.reasons_label)
+    assert "standard_plane" not in plain_text(window.panel.reasons_label)
     chosen, why = window.analysis.chosen()
     assert window.strip.chosen == chosen is not None and "standard transperineal plane" in why
     assert "Analysis done" in window.statusBar().currentMessage()

@@ -43,9 +43,9 @@ def test_split_on_the_real_cases_is_disjoint(shared_data):
 
 def test_frame_class_from_labels():
     labels = _standard_plane_labels()
-    assert D.frame_class_from_labels(labels) == D.STANDARD_PLANE
-    assert D.frame_class_from_labels(np.where(labels == 1, 0, labels)) == D.ONE_STRUCTURE
-    assert D.frame_class_from_labels(np.where(labels == 2, 0, labels)) == D.ONE_STRUCTURE
+    assert D.frame_class_from_labels(labels) == D.STANDARD_PLANE_INDEX
+    assert D.frame_class_from_labels(np.where(labels == 1, 0, labels)) == D.ONE_STRUCTURE_INDEX
+    assert D.frame_class_from_labels(np.where(labels == 2, 0, labels)) == D.ONE_STRUCTURE_INDEX
     sliver = np.where(labels == 1, 0, labels)
     sliver[0, :5] = 1  # a few PS pixels: partly visible, class unknown
     assert D.frame_class_from_labels(sliver) == D.IGNORE
@@ -58,7 +58,7 @@ def test_one_structure_frames_lose_exactly_one_structure(seed):
     unit = np.where(labels > 0, 0.8, 0.2).astype(np.float32)
     image, new_labels = D.make_one_structure(unit, labels, np.random.default_rng(seed))
     assert image.shape == labels.shape == new_labels.shape and image.dtype == np.float32
-    assert D.frame_class_from_labels(new_labels) == D.ONE_STRUCTURE
+    assert D.frame_class_from_labels(new_labels) == D.ONE_STRUCTURE_INDEX
 
 
 def test_no_anatomy_frames_are_valid_images():
@@ -121,13 +121,13 @@ def test_training_mix_samples(tmp_path):
             plane = int(sample["plane"])
             seen.add(plane)
             if index >= 3:  # HC18: not transperineal, head only
-                assert plane == D.NOT_TRANSPERINEAL and not (sample["seg"] == 1).any()
+                assert plane == D.BIOMETRY_PLANE_INDEX and not (sample["seg"] == 1).any()
                 assert not sample["regression_mask"]
-            if plane == D.NO_ANATOMY:
+            if plane == D.NO_ANATOMY_INDEX:
                 assert not sample["seg"].any()
             if sample["regression_mask"]:
-                assert plane == D.STANDARD_PLANE and 0.0 < sample["regression"][0] < 1.0
-    assert {D.STANDARD_PLANE, D.NOT_TRANSPERINEAL} <= seen
+                assert plane == D.STANDARD_PLANE_INDEX and 0.0 < sample["regression"][0] < 1.0
+    assert {D.STANDARD_PLANE_INDEX, D.BIOMETRY_PLANE_INDEX} <= seen
     # reproducible: same seed, epoch and index -> same sample
     mix.set_epoch(1)
     assert np.array_equal(mix[0]["image"], mix[0]["image"])

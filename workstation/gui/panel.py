@@ -9,8 +9,8 @@ from datetime import datetime
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from workstation.cine_review import FrameMeasurementState
-from workstation.gui.strip import CLASS_NAMES
 from workstation.inference.pipeline import describe_aop_construction
+from workstation.inference.planes import describe_plane
 
 CALIBRATION_NAMES = {
     "dicom_regions": "DICOM ultrasound regions",
@@ -160,7 +160,7 @@ class MeasurementPanel(QtWidgets.QWidget):
         corrected = preview if preview is not None else state.corrected
         current = corrected if corrected is not None else state.ai
         self.frame_label.setText(f"<b>Frame {state.frame_index}</b>: "
-                                 f"{CLASS_NAMES.get(state.frame_class, state.frame_class)}")
+                                 f"{describe_plane(state.frame_class)}")
         reasons = []
         for name, _ in ROWS:
             text, why = format_value(state.ai, name)

@@ -8,19 +8,13 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE
+from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE, describe_plane
 
 CLASS_COLOURS = {
     STANDARD_PLANE: QtGui.QColor(60, 200, 120),
     ONE_STRUCTURE: QtGui.QColor(240, 170, 40),
     BIOMETRY_PLANE: QtGui.QColor(80, 150, 255),
     NO_ANATOMY: QtGui.QColor(140, 140, 140),
-}
-CLASS_NAMES = {
-    STANDARD_PLANE: "standard plane (PS and FH)",
-    ONE_STRUCTURE: "one structure only",
-    BIOMETRY_PLANE: "not transperineal (axial head plane)",
-    NO_ANATOMY: "no anatomy",
 }
 CHOSEN_COLOUR = QtGui.QColor(255, 215, 0)
 
@@ -118,7 +112,7 @@ class FrameStrip(QtWidgets.QWidget):
         if np.isnan(self.uncertainty[index]):
             text = f"frame {index}: not analysed yet"
         else:
-            text = (f"frame {index}: {CLASS_NAMES.get(self.classes[index], self.classes[index])}, "
+            text = (f"frame {index}: {describe_plane(self.classes[index])}, "
                     f"uncertainty {self.uncertainty[index]:.2f}")
         if index == self.chosen:
             text += " (chosen frame)"

@@ -44,7 +44,7 @@ import numpy as np
 
 from workstation.calibration import Calibration
 from workstation.inference.engine import TTA_PASS_NAMES, FramePrediction, Model
-from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE
+from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE, describe_plane
 from workstation.measure import aop_of_labelmap, measure_labelmap
 
 NO_TRANSPERINEAL_VIEW = (BIOMETRY_PLANE, NO_ANATOMY)  # frame classes where no AoP or HSD is given
@@ -204,12 +204,13 @@ def apply_plane_policy(measured: dict, frame_class: str) -> dict:
         for key in _BIOMETRY_KEYS:
             if measured.get(key) is not None:
                 measured[key] = None
-                reasons[key] = f"head biometry is taken on an axial head plane; this frame is classed {frame_class}"
+                reasons[key] = ("head biometry is taken on an axial head plane; "
+                                f"this frame is classed {describe_plane(frame_class)}")
     if frame_class in NO_TRANSPERINEAL_VIEW:
         for key in _TRANSPERINEAL_KEYS:
             if measured.get(key) is not None:
                 measured[key] = None
-                reasons[key] = f"no transperineal view: this frame is classed {frame_class}"
+                reasons[key] = f"no transperineal view: this frame is classed {describe_plane(frame_class)}"
     return measured
 
 

@@ -57,6 +57,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from workstation.inference.planes import (BIOMETRY_PLANE, DEFAULT_PLANE_CLASSES, NO_ANATOMY, ONE_STRUCTURE,
+                                           STANDARD_PLANE)
 from workstation.inference.preprocess import InputSpec, frame_to_input, labels_to_input
 from workstation.measure import HC18_OUTLINE_WIDTH_PX, measure_labelmap
 from workstation.splits import VALIDATION_MODULUS, case_key, split_of
@@ -68,7 +70,9 @@ INPUT_SPEC = InputSpec(height=256, width=256, channels=1, resize="letterbox")
 SPLIT_RULE = (f"sha1(case key) as an integer mod {VALIDATION_MODULUS} == 0 -> val, else train; key = PSFHS image id, "
               "HC18 fetus number (NNN_2HC shares NNN_HC's split) - workstation.splits.split_of")
 
-STANDARD_PLANE, ONE_STRUCTURE, NOT_TRANSPERINEAL, NO_ANATOMY = 0, 1, 2, 3
+# Frame-class targets: each class's index in the plane output, whose order the names in planes.py fix.
+STANDARD_PLANE_INDEX, ONE_STRUCTURE_INDEX, BIOMETRY_PLANE_INDEX, NO_ANATOMY_INDEX = (
+    DEFAULT_PLANE_CLASSES.index(name) for name in (STANDARD_PLANE, ONE_STRUCTURE, BIOMETRY_PLANE, NO_ANATOMY))
 IGNORE = -1
 MIN_PS_PX, MIN_FH_PX = 30, 300  # below these a structure counts as "partly visible" (frame class ignored)
 REGRESSION_SCALE = (180.0, 256.0)
@@ -148,9 +152,9 @@ def frame_class_from_labels(labels: np.ndarray) -> int:
     ps_present, fh_present = ps >= MIN_PS_PX, fh >= MIN_FH_PX
     ps_absent, fh_absent = ps == 0, fh == 0
     if ps_present and fh_present:
-        return STANDARD_PLANE
+        return STANDARD_PLANE_INDEX
     if (ps_present and fh_absent) or (fh_present and ps_absent):
-        return ONE_STRUCTURE
+        return ONE_STRUCTURE_INDEX
     return IGNORE
 
 
@@ -192,7 +196,7 @@ def make_one_structure(unit: np.ndarray, labels: np.ndarray, rng: np.random.Gene
     remove = int(rng.integers(1, 3))
     keep = 3 - remove
     cropped = _crop_beside(unit, labels, remove, keep) if rng.random() < 0.7 else None
-    if cropped is not None and frame_class_from_labels(cropped[1]) == ONE_STRUCTURE:
+    if cropped is not None and frame_class_from_labels(cropped[1]) == ONE_STRUCTURE_INDEX:
         return cropped
     return _inpaint_away(unit, labels, remove)
 
@@ -309,7 +313,7 @@ class TrainingMix:
             if self.augment:
                 unit, labels, _ = random_similarity(unit, labels, rng)
                 unit = random_intensity(unit, rng)
-            return _sample(unit, labels, NOT_TRANSPERINEAL)
+            return _sample(unit, labels, BIOMETRY_PLANE_INDEX)
 
         unit = self.psfhs.images[index].astype(np.float32) / 255.0
         labels = self.psfhs.labels[index]
@@ -317,7 +321,8 @@ class TrainingMix:
         draw = rng.random()
         if draw < self.p_no_anatomy:
             image = make_no_anatomy(rng, unit.shape[0], real=unit)
-            return _sample(random_intensity(image, rng) if self.augment else image, np.zeros_like(labels), NO_ANATOMY)
+            image = random_intensity(image, rng) if self.augment else image
+            return _sample(image, np.zeros_like(labels), NO_ANATOMY_INDEX)
         synthetic_one = draw < self.p_no_anatomy + self.p_one_structure
         if synthetic_one:
             unit, labels = make_one_structure(unit, labels, rng)
@@ -328,7 +333,7 @@ class TrainingMix:
             unit = random_intensity(unit, rng)
         plane = frame_class_from_labels(labels)
         regression, valid = None, False
-        if target is not None and not synthetic_one and plane == STANDARD_PLANE:
+        if target is not None and not synthetic_one and plane == STANDARD_PLANE_INDEX:
             # Valid only when the warp kept (almost) every pixel of both structures: a cut structure moves the geometry.
             kept = all((labels == c).sum() >= 0.97 * n * scale * scale for c, n in zip((1, 2), counts_before))
             if kept:
@@ -357,7 +362,8 @@ class ValidationSet:
             k = int(rng.integers(n))
             real = self.psfhs.images[k].astype(np.float32) / 255.0
             blank = make_no_anatomy(rng, real.shape[0], real=real)
-            self.synthetic.append(_sample(blank, np.zeros(real.shape, np.uint8), NO_ANATOMY) | {"kind": "no_anatomy"})
+            blank_sample = _sample(blank, np.zeros(real.shape, np.uint8), NO_ANATOMY_INDEX)
+            self.synthetic.append(blank_sample | {"kind": "no_anatomy"})
 
     def __len__(self) -> int:
         return len(self.psfhs.cases) + len(self.hc18.cases) + len(self.synthetic)
@@ -372,7 +378,7 @@ class ValidationSet:
                 "kind": "psfhs"}
         if index < n_psfhs + n_hc18:
             k = index - n_psfhs
-            return _sample(self.hc18.images[k].astype(np.float32) / 255.0, self.hc18.labels[k], NOT_TRANSPERINEAL) | {
-                "kind": "hc18"}
+            image = self.hc18.images[k].astype(np.float32) / 255.0
+            return _sample(image, self.hc18.labels[k], BIOMETRY_PLANE_INDEX) | {"kind": "hc18"}
         return self.synthetic[index - n_psfhs - n_hc18]
 

@@ -278,23 +278,26 @@ def model_from_onnx(path: Path, calibration: torch.Tensor | None = None) -> PSFH
 
     graph = onnx.load(str(path)).graph
     weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
-    model = PSFHMultiTaskNet(widths=_widths_of(graph, weights)).eval()
+    conv_nodes = [node for node in graph.node if node.op_type == "Conv"]
+    convs = {_module_path_of(node.output[0]): node for node in conv_nodes}
+    if len(convs) != len(conv_nodes):  # our network calls each convolution once
+        raise ValueError(f"{path}: two convolutions share a layer name: not a {PSFHMultiTaskNet.__name__} export")
+    model = PSFHMultiTaskNet(widths=_widths_of(convs, weights)).eval()
     modules = dict(model.named_modules())
     state = model.state_dict()
     fused_bias: dict[str, torch.Tensor] = {}  # BatchNorm module path -> the bias folded into its convolution
+    for conv_path, node in convs.items():
+        if not isinstance(modules.get(conv_path), torch.nn.Conv2d):
+            raise ValueError(f"{path}: convolution {node.output[0]} matches no layer of {type(model).__name__}")
+        state[f"{conv_path}.weight"] = weights[node.input[1]]
+        parent, _, index = conv_path.rpartition(".")
+        norm_path = f"{parent}.{int(index) + 1}" if index.isdigit() else ""
+        if isinstance(modules.get(norm_path), torch.nn.BatchNorm2d):
+            fused_bias[norm_path] = weights[node.input[2]]
+        else:
+            state[f"{conv_path}.bias"] = weights[node.input[2]]
     for node in graph.node:
-        if node.op_type == "Conv":
-            conv_path = _module_path_of(node.output[0])
-            if not isinstance(modules.get(conv_path), torch.nn.Conv2d):
-                raise ValueError(f"{path}: convolution {node.output[0]} matches no layer of {type(model).__name__}")
-            state[f"{conv_path}.weight"] = weights[node.input[1]]
-            parent, _, index = conv_path.rpartition(".")
-            norm_path = f"{parent}.{int(index) + 1}" if index.isdigit() else ""
-            if isinstance(modules.get(norm_path), torch.nn.BatchNorm2d):
-                fused_bias[norm_path] = weights[node.input[2]]
-            else:
-                state[f"{conv_path}.bias"] = weights[node.input[2]]
-        elif node.op_type == "Gemm":  # Linear layers keep their names
+        if node.op_type == "Gemm":  # Linear layers keep their names
             for name in node.input[1:]:
                 state[name] = weights[name]
     missing = [name for name, module in modules.items() if isinstance(module, torch.nn.BatchNorm2d)
@@ -316,11 +319,12 @@ def model_from_onnx(path: Path, calibration: torch.Tensor | None = None) -> PSFH
     return model
 
 
-def _widths_of(graph, weights: dict[str, torch.Tensor]) -> tuple[int, ...]:
+def _widths_of(convs: dict, weights: dict[str, torch.Tensor]) -> tuple[int, ...]:
     """The network's channels per resolution, read off the output channels of the stem and of each encoder
-    stage's first pointwise convolution (a widened export is not the default width)."""
-    out_channels = {_module_path_of(node.output[0]): int(weights[node.input[1]].shape[0])
-                    for node in graph.node if node.op_type == "Conv" and node.input[1] in weights}
+    stage's first pointwise convolution (a widened export is not the default width). ``convs``: the file's
+    convolution nodes by module path."""
+    out_channels = {conv_path: int(weights[node.input[1]].shape[0])
+                    for conv_path, node in convs.items() if node.input[1] in weights}
     layers = ("stem.0.0", "enc1.down.pointwise.0", "enc2.down.pointwise.0", "enc3.down.pointwise.0",
               "enc4.down.pointwise.0")
     missing = [layer for layer in layers if layer not in out_channels]
