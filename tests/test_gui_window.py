@@ -421,3 +421,27 @@ def test_panel_says_which_segmentation_the_ai_aop_was_drawn_on(qtbot):
     assert plain_text(panel.construction_label) == ""
     panel.show_state(None)
     assert plain_text(panel.construction_label) == ""
+
+
+def test_a_non_fetal_image_shows_no_ai_head_biometry_but_a_person_can_measure_the_ellipse(make_window, qtbot):
+    """A real pelvis scan (pydicom-data): the shipped models outline a "head" with no skull echo along it. The
+    panel withholds HC, BPD and GA and says why once; the ellipse stays, and a person's edit of it is measured."""
+    from fixtures_io import pydicom_test_file
+    from workstation.gui.workers import ModelCache
+
+    models = ModelCache()
+    window = make_window(model_provider=lambda: models.get(None, "cpu"))
+    open_and_analyse(qtbot, window, pydicom_test_file("gdcm-US-ALOKA-16.dcm"))
+    state = window.current_state()
+    assert state.frame_class == "not_transperineal" and state.ai["skull_echo"]["seen"] is False
+    assert window.panel.value_text("ai", "HC") == "—" and window.panel.value_text("ai", "GA") == "—"
+    reasons = plain_text(window.panel.reasons_label)
+    assert "HC, BPD, GA: no fetal skull echo" in reasons and reasons.count("no fetal skull echo") == 1
+    assert window.calipers.rois["head_ellipse"].isVisible() and not window.overlays.hc_text.isVisible()
+    assert "showed no fetal skull echo" in window.statusBar().currentMessage()
+    # The sonographer drags the ellipse: their ellipse is measured, in mm from the file's ultrasound regions.
+    ai_ellipse = state.ai["geometry"]["head_ellipse"]
+    centre = window.frame_to_viewport(*ai_ellipse["center"])
+    mouse_drag(qtbot, window, centre, centre + QtCore.QPoint(10, 5))
+    assert state.corrected is not None and state.corrected["hc_mm"] is not None
+    assert window.panel.value_text("corrected", "HC").endswith("mm")

@@ -210,7 +210,9 @@ def test_on_real_hc18_frames_the_outline_correction_takes_the_learnt_bias_off_th
     signed = {"corrected": [], "uncorrected": []}
     for path in _cases(folder, "train")[:32]:
         pixel_mm, hc_ref = reference[path.name]
-        prediction = model.predict([_read_gray(path)], tta=PIPELINE_TTA)[0]
+        # The frame left out (gray None): this test is about the outline; the skull-echo check might withhold a
+        # faint first-trimester head's HC (tests/test_skull_echo.py).
+        prediction = replace(model.predict([_read_gray(path)], tta=PIPELINE_TTA)[0], gray=None)
         assert prediction.head_outline_width_px == pytest.approx(2.5, abs=0.1)  # 0.8 input px on an 800-px frame
         for key, shown in (("corrected", prediction), ("uncorrected", replace(prediction, head_outline_width_px=0.0))):
             hc = analyze_prediction(shown, model, Calibration.manual_mm_per_px(pixel_mm), 0, 0.0).measurements["hc_mm"]

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from workstation.calibration import Calibration
-from workstation.inference.pipeline import FrameResult, apply_plane_policy, choose_frame, summarize
+from workstation.inference.pipeline import (FrameResult, apply_plane_policy, choose_frame, summarize,
+                                          withhold_without_skull_echo)
 from workstation.measure import Geometry, MeasurementRefused, recompute
 
 __all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
@@ -127,7 +128,12 @@ class FrameMeasurementState:
     def recalibrate(self, calibration: Calibration | None, frame_shape) -> None:
         """New calibration (e.g. manual): AI and corrected values recomputed from their own geometry."""
         if self.ai.get("geometry"):
-            self.ai = recompute_json(self.ai["geometry"], calibration, frame_shape, self.frame_class, self.ai)
+            previous = self.ai
+            self.ai = recompute_json(previous["geometry"], calibration, frame_shape, self.frame_class, previous)
+            for key in ("skull_echo", "aop_construction", "head_outline_width_px"):  # what geometry cannot say
+                if key in previous:
+                    self.ai[key] = previous[key]
+            withhold_without_skull_echo(self.ai)
         if self.corrected is not None:
             self.corrected = recompute_json(self.corrected["geometry"], calibration, frame_shape, self.frame_class,
                                             self.corrected)

@@ -32,7 +32,7 @@ from workstation.calibration import Calibration
 from workstation.errors import InputError
 from workstation.inference.engine import Model
 from workstation.inference.pipeline import analyze_prediction
-from workstation.measure import load_labelmap, measure_labelmap
+from workstation.measure import Geometry, load_labelmap, measure_labelmap, recompute
 from workstation.splits import split_of
 
 DATASETS = ("psfhs", "hc18")
@@ -218,6 +218,7 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
     reference = _reference_hc(folder)
     cases = _cases(folder, split)[:limit]
     dices, pipeline_dices, hds, hc_errors, pipeline_hc_errors, per_case = [], [], [], [], [], []
+    ungated_hc_errors = []
     for n, image_path in enumerate(cases, 1):
         ref = _read_gray(folder / "masks" / f"{image_path.stem}_mask.png") > 0
         image = _read_gray(image_path)
@@ -248,8 +249,18 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         pipeline_error = None if hc_seen is None or ref_hc is None else abs(hc_seen - ref_hc)
         if pipeline_error is not None:
             pipeline_hc_errors.append(pipeline_error)
+        echo = seen_frame.measurements.get("skull_echo")
+        # The HC analyze would give without the skull-echo check, so the figure stays comparable across versions.
+        hc_ungated = hc_seen
+        if echo and echo["seen"] is False and pixel_mm is not None:
+            hc_ungated = recompute(Geometry.from_json(seen_frame.measurements["geometry"]),
+                                   Calibration.manual_mm_per_px(pixel_mm), image.shape).hc_mm
+        ungated_error = None if hc_ungated is None or ref_hc is None else abs(hc_ungated - ref_hc)
+        if ungated_error is not None:
+            ungated_hc_errors.append(ungated_error)
         per_case.append({"id": image_path.stem, "hc_ref_mm": ref_hc, "hc_pred_mm": hc, "hc_abs_error_mm": error,
                          "hc_pipeline_mm": hc_seen, "hc_pipeline_abs_error_mm": pipeline_error,
+                         "hc_pipeline_ungated_abs_error_mm": ungated_error, "skull_echo": echo,
                          "uncertainty": round(seen_frame.uncertainty, 4)})
         if progress:
             progress(n, len(cases))
@@ -263,6 +274,9 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         "dice_pipeline": {"ps": None, "fh": _mean(pipeline_dices)},
         "hc_abs_error_mm_pipeline": _stats(pipeline_hc_errors),
         "hc_missing_in_pipeline": sum(1 for c in per_case if c["hc_pipeline_mm"] is None),
+        "hc_withheld_no_skull_echo": sum(1 for c in per_case if c["skull_echo"] and c["skull_echo"]["seen"] is False),
+        "hc_abs_error_mm_pipeline_ungated": _stats(ungated_hc_errors),
+        "hc_missing_in_pipeline_ungated": sum(1 for c in per_case if c["hc_pipeline_ungated_abs_error_mm"] is None),
         "hc_uncertainty_auroc": hc_uncertainty_auroc(per_case),
         "cases": per_case,
     }
@@ -323,7 +337,12 @@ def format_summary(result: dict) -> str:
                                                        sorted(constructed.items(), key=lambda kv: -kv[1])))
     lines += _auroc_line(result.get("uncertainty_auroc"), "AoP", "deg")
     lines += _error_lines(result, (("hc_abs_error_mm", "HC error (mm)    ", "hc_missing_in_prediction"),
-                                   ("hc_abs_error_mm_pipeline", "HC as analyze    ", "hc_missing_in_pipeline")))
+                                   ("hc_abs_error_mm_pipeline", "HC as analyze    ", "hc_missing_in_pipeline"),
+                                   ("hc_abs_error_mm_pipeline_ungated", "HC, echo unchecked",
+                                    "hc_missing_in_pipeline_ungated")))
+    if result.get("hc_withheld_no_skull_echo"):
+        lines.append(f"HC withheld for no skull echo on {result['hc_withheld_no_skull_echo']} frames "
+                     f"(in 'HC as analyze' missing; 'echo unchecked' counts them at the value they would have had)")
     lines += _auroc_line(result.get("hc_uncertainty_auroc"), "HC", "mm")
     return "\n".join(lines)
 

@@ -161,7 +161,7 @@ class MeasurementPanel(QtWidgets.QWidget):
         current = corrected if corrected is not None else state.ai
         self.frame_label.setText(f"<b>Frame {state.frame_index}</b>: "
                                  f"{describe_plane(state.frame_class)}")
-        reasons = []
+        reasons: dict[str, list[str]] = {}  # reason -> the rows it holds back, said once
         for name, _ in ROWS:
             text, why = format_value(state.ai, name)
             self.ai_labels[name].setText(text)
@@ -175,7 +175,7 @@ class MeasurementPanel(QtWidgets.QWidget):
                 self.corrected_labels[name].setToolTip(cwhy)
             _, current_why = format_value(current, name)
             if current_why:
-                reasons.append(f"{name}: {current_why}")
+                reasons.setdefault(current_why, []).append(name)
         self.calibration_label.setText(f"Calibration: {calibration_text(current, calibration_source)}")
         level = "low" if state.uncertainty < 0.3 else ("moderate" if state.uncertainty < 0.6 else "HIGH")
         meaning = ("the model's chance that this frame's AoP is missing or more than 10° off"
@@ -195,7 +195,7 @@ class MeasurementPanel(QtWidgets.QWidget):
         else:
             lines.append("Not accepted yet")
         self.provenance_label.setText("<br>".join(lines))
-        self.reasons_label.setText("<br>".join(reasons))
+        self.reasons_label.setText("<br>".join(f"{', '.join(names)}: {why}" for why, names in reasons.items()))
         self.reset_button.setEnabled(state.corrected is not None or state.confirmed)
         self.accept_button.setEnabled(not state.confirmed)
 

@@ -17,7 +17,7 @@ maps a pass's label map to the frame for that.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from workstation.inference.manifest import ModelManifest, read_manifest, verify
 from workstation.inference.planes import BIOMETRY_PLANE
 from workstation.inference.preprocess import (Placement, frame_to_input, input_px_to_frame_px, labels_to_frame,
                                               maps_to_frame)
+from workstation.io.cine import to_gray
 from workstation.paths import shipped_models_dir, user_models_dir
 
 DEFAULT_MODEL = "psfh-multitask"
@@ -55,6 +56,9 @@ class FramePrediction:
     # In frame pixels, the segmenting model's head_outline_width_input_px (see OutputSpec): the head ellipse is
     # fitted to the mask's edge moved in by half of it.
     head_outline_width_px: float = 0.0
+    # The frame in grey, as it was segmented: the skull-echo check of head biometry reads it
+    # (workstation.measure.skull_echo). None for predictions made up without a frame (tests).
+    gray: np.ndarray | None = field(default=None, repr=False)
 
     def pass_labels_in_frame(self, index: int) -> np.ndarray:
         """Test-time pass ``index``'s label map at frame resolution (nearest neighbour)."""
@@ -264,7 +268,8 @@ class Model:
                     regression[name] = value
             outline_px = input_px_to_frame_px(outs.head_outline_width_input_px, spec, placement)
             results.append(FramePrediction(maps_to_frame(seg, placement), plane, regression, disagreement, tta_labels,
-                                           placement=placement, head_outline_width_px=outline_px))
+                                           placement=placement, head_outline_width_px=outline_px,
+                                           gray=to_gray(frames[i])))
         if self.head_specialist is not None:
             self._segment_heads(frames, results, tta)
         return results

@@ -45,7 +45,8 @@ import numpy as np
 from workstation.calibration import Calibration
 from workstation.inference.engine import TTA_PASS_NAMES, FramePrediction, Model
 from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE, describe_plane
-from workstation.measure import aop_of_labelmap, measure_labelmap
+from workstation.measure import Ellipse, aop_of_labelmap, measure_labelmap
+from workstation.measure.skull_echo import describe_missing_echo, skull_echo
 
 NO_TRANSPERINEAL_VIEW = (BIOMETRY_PLANE, NO_ANATOMY)  # frame classes where no AoP or HSD is given
 _MIN_STRUCTURE_FRACTION = 5e-4  # of the frame's pixels; smaller blobs are noise, not anatomy
@@ -94,6 +95,7 @@ class FrameResult:
             "regression": self.regression,
             "geometry": m.get("geometry"),
             "aop_construction": m.get("aop_construction"),  # which segmentation the AoP lines were built on
+            "skull_echo": m.get("skull_echo"),  # the echo evidence behind the AI's head biometry, where it had some
             "reasons": m.get("reasons", {}),
             "calibration": m.get("calibration"),
         }
@@ -195,22 +197,46 @@ _BIOMETRY_KEYS = ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_
 _TRANSPERINEAL_KEYS = ("aop_deg", "hsd_px", "hsd_mm")
 
 
+def _withhold(measured: dict, keys: tuple[str, ...], reason: str) -> None:
+    """Set the values of ``keys`` that are present to None, each with ``reason``."""
+    reasons = measured.setdefault("reasons", {})
+    for key in keys:
+        if measured.get(key) is not None:
+            measured[key] = None
+            reasons[key] = reason
+
+
 def apply_plane_policy(measured: dict, frame_class: str) -> dict:
     """Withhold values the frame's plane does not support, with the reason: head biometry only on an axial head
     plane, AoP and HSD only on a transperineal view. Also applied to values recomputed after a person's edit
     (``workstation.cine_review``), so an edit never shows a value the AI withheld."""
-    reasons = measured.setdefault("reasons", {})
+    measured.setdefault("reasons", {})
     if frame_class != BIOMETRY_PLANE:
-        for key in _BIOMETRY_KEYS:
-            if measured.get(key) is not None:
-                measured[key] = None
-                reasons[key] = ("head biometry is taken on an axial head plane; "
-                                f"this frame is classed {describe_plane(frame_class)}")
+        _withhold(measured, _BIOMETRY_KEYS, "head biometry is taken on an axial head plane; "
+                                            f"this frame is classed {describe_plane(frame_class)}")
     if frame_class in NO_TRANSPERINEAL_VIEW:
-        for key in _TRANSPERINEAL_KEYS:
-            if measured.get(key) is not None:
-                measured[key] = None
-                reasons[key] = f"no transperineal view: this frame is classed {describe_plane(frame_class)}"
+        _withhold(measured, _TRANSPERINEAL_KEYS,
+                  f"no transperineal view: this frame is classed {describe_plane(frame_class)}")
+    return measured
+
+
+def check_skull_echo(measured: dict, gray: np.ndarray | None) -> dict:
+    """On a frame whose AI head ellipse gives biometry, record the skull-echo evidence along it
+    (``measured["skull_echo"]``) and, when there is none, withhold the biometry with the reason
+    (``workstation.measure.skull_echo``)."""
+    ellipse = (measured.get("geometry") or {}).get("head_ellipse")
+    if gray is None or ellipse is None or measured.get("hc_px") is None:
+        return measured
+    measured["skull_echo"] = skull_echo(gray, Ellipse.from_json(ellipse))
+    return withhold_without_skull_echo(measured)
+
+
+def withhold_without_skull_echo(measured: dict) -> dict:
+    """Withhold the AI's head biometry where its recorded skull-echo evidence says there is no skull; also applied
+    when AI values are recomputed (a new calibration), so they never come back."""
+    evidence = measured.get("skull_echo")
+    if evidence and evidence.get("seen") is False:
+        _withhold(measured, _BIOMETRY_KEYS, describe_missing_echo(evidence))
     return measured
 
 
@@ -243,6 +269,7 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
     if outline_px and measured.get("hc_px") is not None:
         measured["head_outline_width_px"] = round(outline_px, 3)  # what the ellipse was moved in by half of
     apply_plane_policy(measured, frame_class)
+    check_skull_echo(measured, prediction.gray)
     entropy = entropy_map(prediction.probs)
     parts = {"boundary_entropy": _boundary_entropy(labels, entropy),
              "ps_boundary_entropy": _band_entropy((labels == 1).astype(np.uint8), entropy) if ps_present else None,
@@ -293,6 +320,10 @@ def choose_frame(results: list[FrameResult]) -> tuple[int | None, str]:
     if biometry:
         best = min(biometry, key=lambda r: r.uncertainty)
         return best.index, f"frame {best.index}: axial head plane with a head ellipse, lowest uncertainty ({best.uncertainty:.2f})"
+    no_echo = sum(1 for r in results if (r.measurements.get("skull_echo") or {}).get("seen") is False)
+    if no_echo:
+        return None, (f"no frame of {len(results)} gave an AoP or head biometry; the AI's head outline on {no_echo} "
+                      f"showed no fetal skull echo, so its HC was withheld")
     return None, f"no frame of {len(results)} gave an AoP or a head ellipse"
 
 
