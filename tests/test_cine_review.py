@@ -124,3 +124,14 @@ def test_frame_maps_need_a_label_map():
     assert FrameMaps.from_arrays(None, None) is None
     maps = FrameMaps.from_arrays(np.zeros((8, 8), np.uint8), None)
     assert maps.labels().shape == (8, 8) and maps.uncertainty_small.shape == (1, 1)
+
+
+def test_a_new_calibration_recomputes_the_ai_values_and_keeps_what_geometry_cannot_say(synthetic):
+    result = frame_result(synthetic, 1)
+    ai = copy.deepcopy(result.measurements)
+    ai["aop_construction"] = {"segmentation": "mirrored", "direct_estimate_deg": 120.0}
+    state = FrameMeasurementState(1, "standard_plane", 0.3, ai)
+    state.recalibrate(Calibration.manual_mm_per_px(0.4), synthetic.labels[1].shape)
+    assert state.ai["hsd_mm"] == pytest.approx(2.0 * result.measurements["hsd_mm"], rel=1e-3)
+    assert state.ai["aop_deg"] == pytest.approx(result.measurements["aop_deg"], abs=1e-6)
+    assert state.ai["aop_construction"] == ai["aop_construction"]  # the panel still says which segmentation
