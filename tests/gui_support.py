@@ -45,6 +45,7 @@ class OracleModel:
         cine = synthetic_demo(n_frames, seed)
         self.labels = {frame_key(f): l for f, l in zip(cine.frames, cine.labels)}
         self.manifest = SimpleNamespace(name="oracle", version="test", placeholder=False, uncertainty=None,
+                                        min_head_plane_probability=None,
                                         outputs=SimpleNamespace(plane_classes=PLANE_CLASSES))
         self.delay_s = delay_s
         self.fail_at = fail_at

@@ -158,10 +158,10 @@ def test_the_summary_prints_the_uncertainty_auroc(tmp_path, capsys):
     assert "HC as analyze     mean 2.40" in text and "uncertainty AUROC 0.740 for HC error > 5 mm" in text
     assert "15 bad of 151" in text and "for AoP error" not in text
     result.update(hc_abs_error_mm_pipeline_ungated={"mean": 2.45, "median": 1.63, "p95": 6.26},
-                  hc_withheld_no_skull_echo=4, hc_missing_in_pipeline=4)
+                  hc_withheld=5, hc_withheld_no_skull_echo=4, hc_missing_in_pipeline=5)
     text = format_summary(result)
-    assert "HC, echo unchecked mean 2.45" in text and "(4 missing)" in text
-    assert "HC withheld for no skull echo on 4 frames" in text
+    assert "HC, unchecked     mean 2.45" in text and "(5 missing)" in text
+    assert "HC withheld by analyze's checks on 5 frames, 4 of them for no skull echo" in text
 
 
 def test_uncertainty_auroc_on_real_psfhs(tiny_model):

@@ -105,6 +105,21 @@ def test_manifest_naming_an_absent_output_is_refused(tmp_path):
         load_model(str(manifest))
 
 
+def test_the_head_plane_floor_is_read_from_the_manifest_and_a_bad_one_refused(tmp_path):
+    manifest = write_manifest(build_tiny_onnx(tmp_path / "tiny.onnx"))
+    assert read_manifest(manifest).min_head_plane_probability is None
+    data = json.loads(manifest.read_text())
+    data["head_biometry"] = {"min_plane_probability": 0.956}
+    manifest.write_text(json.dumps(data))
+    assert read_manifest(manifest).min_head_plane_probability == 0.956
+    from workstation.paths import shipped_models_dir
+    assert read_manifest(shipped_models_dir() / "psfh-multitask.json").min_head_plane_probability == 0.956
+    data["head_biometry"]["min_plane_probability"] = 1.5
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="must be a probability"):
+        load_model(str(manifest))
+
+
 def test_wrong_class_map_is_refused(tmp_path):
     onnx_path = build_tiny_onnx(tmp_path / "tiny.onnx")
     manifest = write_manifest(onnx_path, class_map={"0": "background", "1": "fetal_head", "2": "pubic_symphysis"})

@@ -21,7 +21,7 @@ import numpy as np
 
 from workstation.calibration import Calibration
 from workstation.inference.pipeline import (FrameResult, apply_plane_policy, choose_frame, summarize,
-                                          withhold_without_skull_echo)
+                                          keep_ai_biometry_withheld)
 from workstation.measure import Geometry, MeasurementRefused, recompute
 
 __all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
@@ -130,10 +130,10 @@ class FrameMeasurementState:
         if self.ai.get("geometry"):
             previous = self.ai
             self.ai = recompute_json(previous["geometry"], calibration, frame_shape, self.frame_class, previous)
-            for key in ("skull_echo", "aop_construction", "head_outline_width_px"):  # what geometry cannot say
-                if key in previous:
+            for key in ("skull_echo", "ai_biometry_withheld", "aop_construction", "head_outline_width_px"):
+                if key in previous:  # what the geometry cannot say
                     self.ai[key] = previous[key]
-            withhold_without_skull_echo(self.ai)
+            keep_ai_biometry_withheld(self.ai)
         if self.corrected is not None:
             self.corrected = recompute_json(self.corrected["geometry"], calibration, frame_shape, self.frame_class,
                                             self.corrected)

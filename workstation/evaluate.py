@@ -32,6 +32,7 @@ from workstation.calibration import Calibration
 from workstation.errors import InputError
 from workstation.inference.engine import Model
 from workstation.inference.pipeline import analyze_prediction
+from workstation.inference.planes import BIOMETRY_PLANE
 from workstation.measure import Geometry, load_labelmap, measure_labelmap, recompute
 from workstation.splits import split_of
 
@@ -250,9 +251,10 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         if pipeline_error is not None:
             pipeline_hc_errors.append(pipeline_error)
         echo = seen_frame.measurements.get("skull_echo")
-        # The HC analyze would give without the skull-echo check, so the figure stays comparable across versions.
+        withheld = seen_frame.measurements.get("ai_biometry_withheld")
+        # The HC analyze would give without its biometry checks, so the figure stays comparable across versions.
         hc_ungated = hc_seen
-        if echo and echo["seen"] is False and pixel_mm is not None:
+        if withheld and pixel_mm is not None:
             hc_ungated = recompute(Geometry.from_json(seen_frame.measurements["geometry"]),
                                    Calibration.manual_mm_per_px(pixel_mm), image.shape).hc_mm
         ungated_error = None if hc_ungated is None or ref_hc is None else abs(hc_ungated - ref_hc)
@@ -261,6 +263,8 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         per_case.append({"id": image_path.stem, "hc_ref_mm": ref_hc, "hc_pred_mm": hc, "hc_abs_error_mm": error,
                          "hc_pipeline_mm": hc_seen, "hc_pipeline_abs_error_mm": pipeline_error,
                          "hc_pipeline_ungated_abs_error_mm": ungated_error, "skull_echo": echo,
+                         "ai_biometry_withheld": withheld,
+                         "plane_probability": (seen_frame.frame_class_probs or {}).get(BIOMETRY_PLANE),
                          "uncertainty": round(seen_frame.uncertainty, 4)})
         if progress:
             progress(n, len(cases))
@@ -274,6 +278,7 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         "dice_pipeline": {"ps": None, "fh": _mean(pipeline_dices)},
         "hc_abs_error_mm_pipeline": _stats(pipeline_hc_errors),
         "hc_missing_in_pipeline": sum(1 for c in per_case if c["hc_pipeline_mm"] is None),
+        "hc_withheld": sum(1 for c in per_case if c["ai_biometry_withheld"]),
         "hc_withheld_no_skull_echo": sum(1 for c in per_case if c["skull_echo"] and c["skull_echo"]["seen"] is False),
         "hc_abs_error_mm_pipeline_ungated": _stats(ungated_hc_errors),
         "hc_missing_in_pipeline_ungated": sum(1 for c in per_case if c["hc_pipeline_ungated_abs_error_mm"] is None),
@@ -338,11 +343,12 @@ def format_summary(result: dict) -> str:
     lines += _auroc_line(result.get("uncertainty_auroc"), "AoP", "deg")
     lines += _error_lines(result, (("hc_abs_error_mm", "HC error (mm)    ", "hc_missing_in_prediction"),
                                    ("hc_abs_error_mm_pipeline", "HC as analyze    ", "hc_missing_in_pipeline"),
-                                   ("hc_abs_error_mm_pipeline_ungated", "HC, echo unchecked",
+                                   ("hc_abs_error_mm_pipeline_ungated", "HC, unchecked    ",
                                     "hc_missing_in_pipeline_ungated")))
-    if result.get("hc_withheld_no_skull_echo"):
-        lines.append(f"HC withheld for no skull echo on {result['hc_withheld_no_skull_echo']} frames "
-                     f"(in 'HC as analyze' missing; 'echo unchecked' counts them at the value they would have had)")
+    if result.get("hc_withheld"):
+        lines.append(f"HC withheld by analyze's checks on {result['hc_withheld']} frames, "
+                     f"{result.get('hc_withheld_no_skull_echo', 0)} of them for no skull echo (in 'HC as analyze' "
+                     f"missing; 'unchecked' counts them at the value they would have had)")
     lines += _auroc_line(result.get("hc_uncertainty_auroc"), "HC", "mm")
     return "\n".join(lines)
 

@@ -52,6 +52,9 @@ class ModelManifest:
     placeholder: bool = False
     contract: str = "workstation"
     uncertainty: UncertaintyCalibration | None = None  # None: the pipeline's fixed blend of signals
+    # Below this probability of the axial-head-plane class the AI's head biometry is withheld
+    # (head_biometry.min_plane_probability; workstation.inference.pipeline.check_ai_biometry). None: no floor.
+    min_head_plane_probability: float | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -139,7 +142,18 @@ def read_manifest(path: str | Path) -> ModelManifest:
                          "0 background, 1 pubic_symphysis, 2 fetal_head")
     return ModelManifest(name=name, version=version, file=model_file, sha256=sha256, input_name=input_name,
                          input_spec=spec, outputs=output_spec, placeholder=bool(raw.get("placeholder", False)),
-                         contract=contract, uncertainty=calibration_from_manifest(raw, where), raw=raw)
+                         contract=contract, uncertainty=calibration_from_manifest(raw, where),
+                         min_head_plane_probability=_head_plane_floor(raw, where), raw=raw)
+
+
+def _head_plane_floor(raw: dict, where: str) -> float | None:
+    floor = (raw.get("head_biometry") or {}).get("min_plane_probability")
+    if floor is None:
+        return None
+    if not isinstance(floor, (int, float)) or not 0.0 <= floor <= 1.0:
+        raise ModelError(f"model manifest {where}: head_biometry.min_plane_probability must be a probability, "
+                         f"got {floor!r}")
+    return float(floor)
 
 
 def verify(manifest: ModelManifest) -> None:

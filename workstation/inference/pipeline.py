@@ -33,6 +33,10 @@ probability that the AoP is more than 10 degrees off (``uncertainty_method`` "ca
 is a fixed blend of the first, third and fourth signals ("blend").
 
 The per-pixel map the viewer shows is the normalised entropy itself.
+
+Head biometry (HC, BPD, OFD, GA) is given on axial head planes only, and the AI's is withheld, with the reason,
+where its outline shows no fetal skull echo or the model is less sure of the plane than on 99% of real head planes
+(``check_ai_biometry``); a person's own ellipse is measured as drawn.
 """
 from __future__ import annotations
 
@@ -96,6 +100,7 @@ class FrameResult:
             "geometry": m.get("geometry"),
             "aop_construction": m.get("aop_construction"),  # which segmentation the AoP lines were built on
             "skull_echo": m.get("skull_echo"),  # the echo evidence behind the AI's head biometry, where it had some
+            "ai_biometry_withheld": m.get("ai_biometry_withheld"),  # why the AI's HC, BPD and GA are not shown
             "reasons": m.get("reasons", {}),
             "calibration": m.get("calibration"),
         }
@@ -220,23 +225,38 @@ def apply_plane_policy(measured: dict, frame_class: str) -> dict:
     return measured
 
 
-def check_skull_echo(measured: dict, gray: np.ndarray | None) -> dict:
-    """On a frame whose AI head ellipse gives biometry, record the skull-echo evidence along it
-    (``measured["skull_echo"]``) and, when there is none, withhold the biometry with the reason
-    (``workstation.measure.skull_echo``)."""
+def check_ai_biometry(measured: dict, gray: np.ndarray | None, plane_probability: float | None,
+                      plane_floor: float | None) -> dict:
+    """Two checks before the AI's head biometry is shown, on a frame whose head ellipse gives it:
+
+    - the model's own confidence that the frame is an axial head plane must reach ``plane_floor`` (from the main
+      model's manifest, ``head_biometry.min_plane_probability``: the 1st percentile over real head planes);
+    - the frame must show a fetal skull echo along the ellipse (``workstation.measure.skull_echo``), recorded
+      under ``measured["skull_echo"]``.
+
+    Where either fails, HC, BPD, OFD and GA are withheld and ``measured["ai_biometry_withheld"]`` says why."""
     ellipse = (measured.get("geometry") or {}).get("head_ellipse")
-    if gray is None or ellipse is None or measured.get("hc_px") is None:
+    if ellipse is None or measured.get("hc_px") is None:
         return measured
-    measured["skull_echo"] = skull_echo(gray, Ellipse.from_json(ellipse))
-    return withhold_without_skull_echo(measured)
+    reasons = []
+    if plane_floor is not None and plane_probability is not None and plane_probability < plane_floor:
+        reasons.append(f"the model is not sure this is an axial head plane (probability {plane_probability:.2f}; "
+                       f"{plane_floor:.2f} or more on 99% of the real head planes it was checked on)")
+    if gray is not None:
+        measured["skull_echo"] = skull_echo(gray, Ellipse.from_json(ellipse))
+        if measured["skull_echo"]["seen"] is False:
+            reasons.append(describe_missing_echo(measured["skull_echo"]))
+    if reasons:
+        measured["ai_biometry_withheld"] = "; ".join(reasons)
+    return keep_ai_biometry_withheld(measured)
 
 
-def withhold_without_skull_echo(measured: dict) -> dict:
-    """Withhold the AI's head biometry where its recorded skull-echo evidence says there is no skull; also applied
-    when AI values are recomputed (a new calibration), so they never come back."""
-    evidence = measured.get("skull_echo")
-    if evidence and evidence.get("seen") is False:
-        _withhold(measured, _BIOMETRY_KEYS, describe_missing_echo(evidence))
+def keep_ai_biometry_withheld(measured: dict) -> dict:
+    """Withhold the AI's head biometry where ``check_ai_biometry`` found a reason; also applied when AI values are
+    recomputed (a new calibration), so they never come back."""
+    reason = measured.get("ai_biometry_withheld")
+    if reason:
+        _withhold(measured, _BIOMETRY_KEYS, reason)
     return measured
 
 
@@ -269,7 +289,8 @@ def analyze_prediction(prediction: FramePrediction, model: Model, calibration: C
     if outline_px and measured.get("hc_px") is not None:
         measured["head_outline_width_px"] = round(outline_px, 3)  # what the ellipse was moved in by half of
     apply_plane_policy(measured, frame_class)
-    check_skull_echo(measured, prediction.gray)
+    check_ai_biometry(measured, prediction.gray, (class_probs or {}).get(BIOMETRY_PLANE),
+                      model.manifest.min_head_plane_probability)
     entropy = entropy_map(prediction.probs)
     parts = {"boundary_entropy": _boundary_entropy(labels, entropy),
              "ps_boundary_entropy": _band_entropy((labels == 1).astype(np.uint8), entropy) if ps_present else None,
@@ -320,10 +341,10 @@ def choose_frame(results: list[FrameResult]) -> tuple[int | None, str]:
     if biometry:
         best = min(biometry, key=lambda r: r.uncertainty)
         return best.index, f"frame {best.index}: axial head plane with a head ellipse, lowest uncertainty ({best.uncertainty:.2f})"
-    no_echo = sum(1 for r in results if (r.measurements.get("skull_echo") or {}).get("seen") is False)
-    if no_echo:
-        return None, (f"no frame of {len(results)} gave an AoP or head biometry; the AI's head outline on {no_echo} "
-                      f"showed no fetal skull echo, so its HC was withheld")
+    withheld = sum(1 for r in results if r.measurements.get("ai_biometry_withheld"))
+    if withheld:
+        return None, (f"no frame of {len(results)} gave an AoP or head biometry; the AI's head biometry was "
+                      f"withheld on {withheld} (no fetal skull echo, or not surely an axial head plane)")
     return None, f"no frame of {len(results)} gave an AoP or a head ellipse"
 
 

@@ -24,7 +24,7 @@ checked along the fitted ellipse:
 The echo is called missing when all three echo features lie below their floors (a faint or absent rim), or both
 ridge features do (no ridge). The floors, ``SKULL_ECHO_FLOORS``, are the 5th percentile of each feature over the
 HC18 training split, outlined as ``workstation analyze`` outlines it (``python -m
-workstation.training.skull_echo_floors``; figures in ``models/psfh-head.md``). Real heads are seldom low on a whole
+workstation.training.biometry_floors``; figures in ``models/psfh-head.md``). Real heads are seldom low on a whole
 group at once (about 2% of the training split, mostly faint first-trimester skulls); the rimless synthetic heads
 the tests use are, and so are some frames of non-fetal scanner images (pydicom-data), not all: an adult heart's
 myocardium around a dark chamber is, to these features, a bright wall around a darker inside as a skull is. This
@@ -52,7 +52,7 @@ NEIGHBOURHOOD_RADII = 2.0  # the grey range is taken this many major semi-axes a
 ECHO_FEATURES = ("fraction", "inside_contrast", "rim_level")
 RIDGE_FEATURES = ("ridge_over_outside", "ridge_fraction")
 # 5th percentiles over the HC18 training split (649 frames, shipped models psfh-multitask 1.1.0 + psfh-head 1.0.0,
-# as analyze outlines them): python -m workstation.training.skull_echo_floors --data ../shared/data
+# as analyze outlines them): python -m workstation.training.biometry_floors --data ../shared/data
 SKULL_ECHO_FLOORS = {"fraction": 0.56, "inside_contrast": 0.22, "rim_level": 0.42,
                      "ridge_over_outside": 0.19, "ridge_fraction": 0.43}
 
