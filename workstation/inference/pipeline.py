@@ -241,7 +241,7 @@ def check_ai_biometry(measured: dict, gray: np.ndarray | None, plane_probability
     reasons = []
     if plane_floor is not None and plane_probability is not None and plane_probability < plane_floor:
         reasons.append(f"the model is not sure this is an axial head plane (probability {plane_probability:.2f}; "
-                       f"{plane_floor:.2f} or more on 99% of the real head planes it was checked on)")
+                       f"{plane_floor:.3f} or more on 99% of the real head planes it was checked on)")
     if gray is not None:
         measured["skull_echo"] = skull_echo(gray, Ellipse.from_json(ellipse))
         if measured["skull_echo"]["seen"] is False:
