@@ -227,7 +227,8 @@ class Model:
         """Predictions for frames of any size; with ``tta`` also the mirrored pass (averaged) and the rotated
         passes (kept as label maps)."""
         spec = self.manifest.input_spec
-        prepared = [frame_to_input(f, spec) for f in frames]
+        grays = [to_gray(f) for f in frames]  # once per frame: the input and the skull-echo check both read it
+        prepared = [frame_to_input(g, spec) for g in grays]
         batch = np.stack([x for x, _ in prepared]).astype(np.float32)
         n = len(batch)
         outs = self.manifest.outputs
@@ -269,7 +270,7 @@ class Model:
             outline_px = input_px_to_frame_px(outs.head_outline_width_input_px, spec, placement)
             results.append(FramePrediction(maps_to_frame(seg, placement), plane, regression, disagreement, tta_labels,
                                            placement=placement, head_outline_width_px=outline_px,
-                                           gray=to_gray(frames[i])))
+                                           gray=grays[i]))
         if self.head_specialist is not None:
             self._segment_heads(frames, results, tta)
         return results
