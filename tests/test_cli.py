@@ -68,7 +68,7 @@ def test_measure_on_a_synthetic_label_map(tmp_path, capsys):
 
 @pytest.mark.parametrize("content, words", [
     (b"", "empty"),
-    (b"this is not an image", ""),
+    (b"this is not an image", "not a dicom file"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, tiny_manifest, content, words):
     bad = tmp_path / "bad.dcm"
@@ -142,6 +142,9 @@ def test_evaluate_on_real_hc18_runs(tiny_manifest, capsys):
     roc = result["hc_uncertainty_auroc"]  # every case has a reference HC, so all three are judged
     assert roc["threshold_mm"] == 5 and roc["n"] == 3 and 0 <= roc["n_bad"] <= 3
     assert roc["auroc"] is None if roc["n_bad"] in (0, 3) else 0.0 <= roc["auroc"] <= 1.0
+    by_certainty = result["hc_error_by_certainty"]  # the whole set first, then fewer, surer frames
+    assert by_certainty[0]["n"] == 3 and by_certainty[0]["missing"] == result["hc_missing_in_pipeline"]
+    assert by_certainty[-1]["n"] >= 1 and by_certainty[-1]["max_uncertainty"] <= by_certainty[0]["max_uncertainty"]
 
 
 def test_evaluate_rejects_a_folder_that_is_not_a_dataset(tmp_path, tiny_manifest, capsys):

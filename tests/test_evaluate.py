@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from workstation.evaluate import (auroc, evaluate, format_summary, hc_uncertainty_auroc, main as summary_main,
-                                  uncertainty_auroc)
+from workstation.evaluate import (auroc, error_by_certainty, evaluate, format_summary, hc_uncertainty_auroc,
+                                  main as summary_main, uncertainty_auroc)
 
 AUROC_KEYS = {"threshold_deg", "auroc", "n_bad", "n"}
 
@@ -90,6 +90,37 @@ def test_uncertainty_auroc_is_null_with_no_bad_case():
     assert uncertainty_auroc(cases) == {"threshold_deg": 10, "auroc": None, "n_bad": 0, "n": 2}
 
 
+# --- error_by_certainty: the error over the frames the uncertainty trusts most ----------------------------------
+
+def _aop_case(error, uncertainty, reference=120.0):
+    return {"aop_ref": reference, "aop_pipeline": None if error is None else reference + error,
+            "uncertainty": uncertainty}
+
+
+def test_error_by_certainty_keeps_the_most_certain_frames_and_their_ties():
+    cases = [_aop_case(1.0, 0.05), _aop_case(-3.0, 0.10), _aop_case(12.0, 0.10), _aop_case(None, 0.40),
+             _aop_case(20.0, 0.90), {"aop_ref": None, "aop_pipeline": 100.0, "uncertainty": 0.01}]
+    rows = error_by_certainty(cases, "aop_pipeline", "aop_ref", 10, fractions=(1.0, 0.5, 0.2))
+    every, half, fifth = rows
+    # all five judged frames (the one without a reference is not judged); four have an AoP
+    assert (every["n"], every["missing"], every["max_uncertainty"]) == (5, 1, 0.9)
+    assert every["abs_error"]["mean"] == pytest.approx((1 + 3 + 12 + 20) / 4)
+    assert every["share_bad"] == pytest.approx(3 / 5)  # 12 and 20 deg off, and the missing one
+    # half of five rounds to two, but the third is tied with the second at 0.10: both stay
+    assert (half["n"], half["missing"], half["max_uncertainty"]) == (3, 0, 0.1)
+    assert half["abs_error"]["mean"] == pytest.approx((1 + 3 + 12) / 3, abs=1e-4) and half["share_bad"] == pytest.approx(1 / 3, abs=1e-4)
+    assert (fifth["n"], fifth["abs_error"]["mean"], fifth["share_bad"]) == (1, 1.0, 0.0)
+
+
+def test_error_by_certainty_of_a_withheld_hc_counts_it_missing_and_bad():
+    cases = [{"hc_ref_mm": 300.0, "hc_pipeline_mm": None, "uncertainty": 0.1},
+             {"hc_ref_mm": 300.0, "hc_pipeline_mm": 302.0, "uncertainty": 0.3}]
+    first, = error_by_certainty(cases, "hc_pipeline_mm", "hc_ref_mm", 5, fractions=(0.5,))
+    assert (first["n"], first["missing"], first["share_bad"], first["abs_error"]["mean"]) == (1, 1, 1.0, None)
+    assert error_by_certainty([{"hc_ref_mm": None, "hc_pipeline_mm": 1.0, "uncertainty": 0.1}],
+                              "hc_pipeline_mm", "hc_ref_mm", 5) == []
+
+
 # --- the evaluate JSON of a tiny run -------------------------------------------------------------------------
 
 def _psfhs_folder(root, n=6):
@@ -121,6 +152,11 @@ def _consistent(result):
     assert block["n_bad"] == sum(1 for c in judged if c["aop_pipeline"] is None or c["aop_pipeline_abs_error"] > 10)
     assert block["auroc"] is None or 0.0 <= block["auroc"] <= 1.0
     assert all(0.0 <= c["uncertainty"] <= 1.0 for c in result["cases"])
+    rows = result["aop_error_by_certainty"]
+    assert [r["fraction"] for r in rows] == [1.0, 0.9, 0.75, 0.5, 0.25]
+    assert rows[0]["n"] == len(judged) and rows[0]["abs_error"] == result["aop_abs_error_deg_pipeline"]
+    assert all(later["n"] <= earlier["n"] and later["max_uncertainty"] <= earlier["max_uncertainty"]
+               for earlier, later in zip(rows, rows[1:]))
 
 
 def test_evaluate_json_of_a_tiny_run_has_the_uncertainty_auroc(tmp_path, tiny_model, capsys):
@@ -162,6 +198,15 @@ def test_the_summary_prints_the_uncertainty_auroc(tmp_path, capsys):
     text = format_summary(result)
     assert "HC, unchecked     mean 2.45" in text and "(5 missing)" in text
     assert "HC withheld by analyze's checks on 5 frames, 4 of them for no skull echo" in text
+    result["hc_error_by_certainty"] = [
+        {"fraction": 1.0, "n": 151, "max_uncertainty": 0.455, "abs_error": {"mean": 2.06, "median": 1.59, "p95": 5.52},
+         "missing": 5, "share_bad": 0.1126},
+        {"fraction": 0.5, "n": 76, "max_uncertainty": 0.314, "abs_error": {"mean": 1.89, "median": 1.46, "p95": 4.6},
+         "missing": 0, "share_bad": 0.04}]
+    text = format_summary(result)
+    assert ("HC as analyze over the frames it is surest of:\n  most certain 50% (76, uncertainty <= 0.314): HC mean "
+            "1.89, median 1.46, p95 4.60 mm (0 missing, 4.0% bad)") in text
+    assert "most certain 100%" not in text  # the whole set is the 'HC as analyze' line already
 
 
 def test_uncertainty_auroc_on_real_psfhs(tiny_model):

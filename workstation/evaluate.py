@@ -9,6 +9,10 @@
   reference HC -> Dice/HD95 of the head and the HC absolute error in mm; and how well the same
   uncertainty detects frames whose HC is off by more than 5 mm (``hc_uncertainty_auroc``).
 
+For both, ``*_by_certainty`` gives the error over the most certain part of the frames (all, 90%, 75%, 50%, 25%
+by the same uncertainty): what the uncertainty buys when a person, or ``choose_frame`` in a cine, keeps the
+frames it trusts most (see :func:`error_by_certainty`).
+
 The main figures score one plain pass of the model. The ``*_pipeline`` keys score what
 ``workstation analyze`` shows a user: the masks with the mirrored pass averaged in, its plane
 policy, its AoP constructed on the segmentation the direct estimate chose
@@ -127,6 +131,38 @@ def _detection_auroc(cases: list[dict], shown_key: str, reference_key: str, thre
             "n_bad": int(sum(bad)), "n": len(judged)}
 
 
+CERTAINTY_FRACTIONS = (1.0, 0.9, 0.75, 0.5, 0.25)
+
+
+def error_by_certainty(cases: list[dict], shown_key: str, reference_key: str, threshold: float,
+                       fractions: tuple[float, ...] = CERTAINTY_FRACTIONS) -> list[dict]:
+    """The error of what analyze shows over the most certain frames, for each fraction of the judged frames.
+
+    The judged frames (those with a reference) are ranked by their uncertainty; a fraction keeps the first
+    ``round(fraction * n)`` of them, and any frame tied with the last one kept, so no frame is kept or dropped
+    by the order of equal uncertainties. Each row gives how many were kept, the largest uncertainty kept (a
+    threshold a user could set), the mean/median/p95 absolute error over those with a value, how many had no
+    value (withheld or not found), and the share of kept frames that are bad as in the AUROC (error above
+    ``threshold``, or no value).
+    """
+    judged = [c for c in cases if c.get(reference_key) is not None]
+    if not judged:
+        return []
+    uncertainty = np.array([c["uncertainty"] for c in judged], dtype=np.float64)
+    ordered = np.sort(uncertainty)
+    rows = []
+    for fraction in fractions:
+        wanted = max(1, int(round(fraction * len(judged))))
+        cut = float(ordered[wanted - 1])
+        kept = [c for c, u in zip(judged, uncertainty) if u <= cut]
+        errors = [abs(c[shown_key] - c[reference_key]) for c in kept if c[shown_key] is not None]
+        bad = sum(1 for c in kept if c[shown_key] is None or abs(c[shown_key] - c[reference_key]) > threshold)
+        rows.append({"fraction": fraction, "n": len(kept), "max_uncertainty": round(cut, 4),
+                     "abs_error": _stats(errors), "missing": len(kept) - len(errors),
+                     "share_bad": round(bad / len(kept), 4)})
+    return rows
+
+
 def _read_gray(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
@@ -196,6 +232,7 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         "aop_constructed_on": dict(Counter(str(c["aop_constructed_on"]) for c in per_case
                                            if c["aop_pipeline"] is not None)),
         "uncertainty_auroc": uncertainty_auroc(per_case),
+        "aop_error_by_certainty": error_by_certainty(per_case, "aop_pipeline", "aop_ref", BAD_AOP_THRESHOLD_DEG),
         "cases": per_case,
     }
 
@@ -283,6 +320,7 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         "hc_abs_error_mm_pipeline_ungated": _stats(ungated_hc_errors),
         "hc_missing_in_pipeline_ungated": sum(1 for c in per_case if c["hc_pipeline_ungated_abs_error_mm"] is None),
         "hc_uncertainty_auroc": hc_uncertainty_auroc(per_case),
+        "hc_error_by_certainty": error_by_certainty(per_case, "hc_pipeline_mm", "hc_ref_mm", BAD_HC_THRESHOLD_MM),
         "cases": per_case,
     }
 
@@ -322,6 +360,19 @@ def _auroc_line(roc: dict | None, what: str, unit: str) -> list[str]:
             f"({roc['n_bad']} bad of {roc['n']})"]
 
 
+def _certainty_lines(rows: list[dict] | None, what: str, unit: str) -> list[str]:
+    """The error over the most certain frames, one line per fraction (all frames left out: that line is above)."""
+    lines = []
+    for row in rows or ():
+        if row["fraction"] >= 1.0:
+            continue
+        err = row["abs_error"]
+        lines.append(f"  most certain {row['fraction']:.0%} ({row['n']}, uncertainty <= {row['max_uncertainty']:.3f}): "
+                     f"{what} mean {_fmt(err['mean'])}, median {_fmt(err['median'])}, p95 {_fmt(err['p95'])} {unit}"
+                     f" ({row['missing']} missing, {row['share_bad']:.1%} bad)")
+    return [f"{what} as analyze over the frames it is surest of:"] + lines if lines else []
+
+
 def format_summary(result: dict) -> str:
     """The evaluate JSON as a few human-readable lines (``python -m workstation.evaluate RESULT.json``)."""
     model = result.get("model") or {}
@@ -341,6 +392,7 @@ def format_summary(result: dict) -> str:
         lines.append("AoP constructed on " + ", ".join(f"{name} {count}" for name, count in
                                                        sorted(constructed.items(), key=lambda kv: -kv[1])))
     lines += _auroc_line(result.get("uncertainty_auroc"), "AoP", "deg")
+    lines += _certainty_lines(result.get("aop_error_by_certainty"), "AoP", "deg")
     lines += _error_lines(result, (("hc_abs_error_mm", "HC error (mm)    ", "hc_missing_in_prediction"),
                                    ("hc_abs_error_mm_pipeline", "HC as analyze    ", "hc_missing_in_pipeline"),
                                    ("hc_abs_error_mm_pipeline_ungated", "HC, unchecked    ",
@@ -350,6 +402,7 @@ def format_summary(result: dict) -> str:
                      f"{result.get('hc_withheld_no_skull_echo', 0)} of them for no skull echo (in 'HC as analyze' "
                      f"missing; 'unchecked' counts them at the value they would have had)")
     lines += _auroc_line(result.get("hc_uncertainty_auroc"), "HC", "mm")
+    lines += _certainty_lines(result.get("hc_error_by_certainty"), "HC", "mm")
     return "\n".join(lines)
 
 
