@@ -11,7 +11,6 @@ import pytest
 from conftest import REPO_ROOT
 from gui_support import write_demo
 
-pytest.importorskip("PySide6")
 
 CLOSE_AFTER_ANALYSIS = """
 import sys

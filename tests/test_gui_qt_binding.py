@@ -13,7 +13,6 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("PySide6")
 
 CALLS = 300
 # A few references come and go with caches and the garbage collector; the fault loses one per call.

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
 from gui_support import make_window, no_leftover_jobs, open_and_analyse, write_demo  # noqa: E402,F401
 from workstation.gui.panel import plain_text  # noqa: E402
 

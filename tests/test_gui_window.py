@@ -2,10 +2,9 @@
 calipers with real mouse events, undo/redo, accept, keyboard playback, cancel, errors from workers."""
 from __future__ import annotations
 
-import pytest
+import math
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
+import pytest
 
 from PySide6 import QtCore  # noqa: E402
 
@@ -13,6 +12,7 @@ from gui_support import (DEMO_FRAMES, OracleModel, make_window, mouse_drag, no_l
                          open_and_analyse, synthetic_demo, write_demo)
 from workstation.cine_review import recompute_json  # noqa: E402
 from workstation.gui.panel import plain_text  # noqa: E402
+from workstation.inference.pipeline import FRAMES_PER_BATCH  # noqa: E402
 from workstation.measure import measure_labelmap  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_leftover_jobs")
@@ -139,7 +139,10 @@ def test_the_head_ellipse_is_moved_and_resized_by_its_handles(analysed, qtbot):
     start = window.view.mapFromScene(handle.scenePos())
     mouse_drag(qtbot, window, start, start + QtCore.QPoint(0, 30))
     resized = state.corrected["geometry"]["head_ellipse"]
-    assert resized["semi_axes"] != pytest.approx(moved["semi_axes"], abs=1.0)
+    changed = [abs(new - old) > 1.0 for new, old in zip(resized["semi_axes"], moved["semi_axes"])]
+    assert changed.count(True) == 1, (moved, resized)
+    kept = changed.index(False)
+    assert resized["semi_axes"][kept] == pytest.approx(moved["semi_axes"][kept], abs=0.05)
     assert window.undo_stack.count() == 2
     window.undo_stack.undo()
     assert state.corrected["geometry"]["head_ellipse"] == moved
@@ -200,12 +203,12 @@ def test_keyboard_plays_steps_and_jumps(analysed, qtbot):
     window.frameShown.connect(shown.append)
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert window.playback.playing
+    assert not window.calipers.editable  # while playing the calipers cannot be grabbed
     qtbot.wait(400)  # 10 frames' time at the file's 25 frames/s
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert not window.playback.playing
     assert len(set(shown)) >= 4, shown
-    # While playing the calipers cannot be grabbed; paused, they can.
-    assert window.calipers.editable
+    assert window.calipers.editable  # paused, they can
 
 
 def test_playback_without_loop_stops_on_the_last_frame(analysed, qtbot):
@@ -254,7 +257,8 @@ def test_closing_a_cine_cancels_its_analysis(make_window, qtbot, demo_dcm):
     window.close_cine()
     assert window.cine is None and window.pages.currentWidget() is window.welcome
     qtbot.waitUntil(lambda: not window.analysis_pool.busy(), timeout=5000)
-    assert slow.batches < DEMO_FRAMES
+    # Uncancelled, the job would have asked for every batch; cancelled, it stops after the one in flight.
+    assert slow.batches < math.ceil(DEMO_FRAMES / FRAMES_PER_BATCH)
 
 
 def test_a_broken_file_is_reported_and_the_window_keeps_working(analysed, qtbot, tmp_path, demo_dcm):

@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
 from PySide6 import QtCore  # noqa: E402
 
 from gui_support import OracleModel, make_window, mouse_drag, no_leftover_jobs  # noqa: E402,F401
@@ -110,8 +107,11 @@ def test_the_labour_report_names_who_confirmed_the_corrected_exam(ward, records,
         link.open_exam(exam_ids[0], 0)
     start = window.handle_viewport_pos("tangent_point")
     mouse_drag(qtbot, window, start, start + QtCore.QPoint(-30, 45))
+    assert window.current_state().is_corrected  # the drag made a correction, which the acceptance confirms
+    ai_value = window.current_state().ai["aop_deg"]
     window.accept_frame()
     value = records.current_measurement(exam_ids[0]).aop_deg
+    assert value != pytest.approx(ai_value, abs=0.05)
     out = tmp_path / "labour.pdf"
     with qtbot.waitSignal(link.panel.reportFinished, timeout=60_000) as finished:
         link.panel.write_report("labor", labor_id, out)

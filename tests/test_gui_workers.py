@@ -1,13 +1,13 @@
 """The worker pool on its own: results by signal, cooperative cancel, bounded back-pressure, one session per model."""
 from __future__ import annotations
 
-import pytest
+import math
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
+import pytest
 
 from gui_support import DEMO_FRAMES, OracleModel, no_leftover_jobs, write_demo  # noqa: E402,F401
 from workstation.calibration import Calibration  # noqa: E402
+from workstation.inference.pipeline import FRAMES_PER_BATCH  # noqa: E402
 from workstation.gui.workers import (AnalysisJob, LoadCineJob, ModelCache, WorkerPool,  # noqa: E402
                                      analysis_threads)
 
@@ -72,13 +72,16 @@ def test_an_unexpected_exception_names_what_failed(qtbot, pool, demo_dcm):
 
 
 def test_shutdown_stops_a_running_job(qtbot, pool, demo_dcm):
-    job = AnalysisJob(demo_dcm, Calibration(), lambda: OracleModel(delay_s=0.2))
+    slow = OracleModel(delay_s=0.2)
+    job = AnalysisJob(demo_dcm, Calibration(), lambda: slow)
     job.signals.frameAnalysed.connect(lambda job_id, frame: job.consumed())
     started = []
     job.signals.modelReady.connect(lambda *args: started.append(True))
     pool.start(job)
     qtbot.waitUntil(lambda: bool(started), timeout=10_000)
     assert pool.shutdown(5000) and job.is_cancelled() and not pool.busy()
+    # The job saw the cancel: it stopped before asking for its last batch.
+    assert slow.batches < math.ceil(DEMO_FRAMES / FRAMES_PER_BATCH)
 
 
 def test_one_session_per_model_and_device_reused(qapp):

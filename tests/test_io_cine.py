@@ -41,6 +41,8 @@ def test_frames_are_read_only_copies():
     cine = make_cine([source], [0.0])
     with pytest.raises(ValueError):
         cine.frame(0)[0, 0] = 1
+    source[0, 0] = 7  # the caller's array changing afterwards does not change the cine
+    assert cine.frame(0)[0, 0] == 0
     assert cine.fps is None
 
 

@@ -70,7 +70,6 @@ def test_no_anatomy_frames_are_valid_images():
 
 
 def test_similarity_keeps_aop_and_scales_hsd():
-    pytest.importorskip("workstation.measure")
     labels = _standard_plane_labels()
     reference = D.reference_targets(labels)
     assert reference is not None
@@ -130,7 +129,14 @@ def test_training_mix_samples(tmp_path):
     assert {D.STANDARD_PLANE_INDEX, D.BIOMETRY_PLANE_INDEX} <= seen
     # reproducible: same seed, epoch and index -> same sample
     mix.set_epoch(1)
-    assert np.array_equal(mix[0]["image"], mix[0]["image"])
+    again = D.TrainingMix(psfhs, hc18, seed=0, p_one_structure=0.3, p_no_anatomy=0.3)
+    again.set_epoch(1)
+    for index in range(len(mix)):
+        first, second = mix[index], again[index]
+        assert np.array_equal(first["image"], second["image"]) and np.array_equal(first["seg"], second["seg"])
+    other = D.TrainingMix(psfhs, hc18, seed=1, p_one_structure=0.3, p_no_anatomy=0.3)
+    other.set_epoch(1)
+    assert any(not np.array_equal(mix[i]["image"], other[i]["image"]) for i in range(len(mix)))
 
 
 def test_validation_set_kinds(tmp_path):

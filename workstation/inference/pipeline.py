@@ -56,7 +56,7 @@ NO_TRANSPERINEAL_VIEW = (BIOMETRY_PLANE, NO_ANATOMY)  # frame classes where no A
 _MIN_STRUCTURE_FRACTION = 5e-4  # of the frame's pixels; smaller blobs are noise, not anatomy
 _REGRESSION_GAP_FULL_DEG = 20.0
 _TTA_SPREAD_FULL_DEG = 10.0
-_BATCH = 4
+FRAMES_PER_BATCH = 4
 
 
 @dataclass
@@ -316,10 +316,10 @@ def iter_frame_results(cine, model: Model, *, indices=None, tta: bool = True, ke
                        cancelled: Callable[[], bool] | None = None) -> Iterator[FrameResult]:
     """Analyse frames in small batches, yielding one result per frame; stops early when ``cancelled()``."""
     indices = list(range(cine.n_frames)) if indices is None else list(indices)
-    for start in range(0, len(indices), _BATCH):
+    for start in range(0, len(indices), FRAMES_PER_BATCH):
         if cancelled is not None and cancelled():
             return
-        chunk = indices[start:start + _BATCH]
+        chunk = indices[start:start + FRAMES_PER_BATCH]
         predictions = model.predict([cine.frame(i) for i in chunk], tta=tta)
         for i, prediction in zip(chunk, predictions):
             yield analyze_prediction(prediction, model, cine.calibration, i, float(cine.times_s[i]), keep_maps)
@@ -345,7 +345,7 @@ def choose_frame(results: list[FrameResult]) -> tuple[int | None, str]:
     if withheld:
         return None, (f"no frame of {len(results)} gave an AoP or head biometry; the AI's head biometry was "
                       f"withheld on {withheld} (no fetal skull echo, or not surely an axial head plane)")
-    return None, f"no frame of {len(results)} gave an AoP or a head ellipse"
+    return None, f"no frame of {len(results)} gave an AoP or head biometry"
 
 
 def summarize(results: list[FrameResult]) -> dict:
