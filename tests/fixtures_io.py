@@ -9,15 +9,22 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from conftest import SHARED_DATA
 from workstation.io import write_multiframe_us
 
 
 def pydicom_test_file(name: str) -> Path:
-    """A file from pydicom's own test data or the pydicom-data package (never downloaded)."""
+    """A file from pydicom's own test data or the pydicom-data package (never downloaded); without the package,
+    the same file from ../shared/data/dicom_us, which holds copies of both."""
     found = get_testdata_file(name, download=False)
-    if found is None:
-        pytest.skip(f"{name} is not installed (it comes with the pydicom-data package of the dev extras)")
-    return Path(found)
+    if found is not None:
+        return Path(found)
+    for folder in ("pydicom-data", "pydicom"):
+        copy = SHARED_DATA / "dicom_us" / folder / name
+        if copy.is_file():
+            return copy
+    pytest.skip(f"{name} is not installed (it comes with the pydicom-data package of the dev extras) and "
+                f"{SHARED_DATA / 'dicom_us'} has no copy")
 
 
 def synthetic_frames(n_frames: int = 3, rows: int = 40, cols: int = 60) -> np.ndarray:

@@ -8,6 +8,11 @@ import numpy as np
 
 from workstation.inference.manifest import file_sha256
 
+# What every shipped manifest must say (the list: hash, input contract, classes, data, metrics, licence...).
+MANIFEST_REQUIRED_KEYS = {"schema", "name", "version", "placeholder", "file", "sha256", "size_bytes", "input",
+                          "class_map", "outputs", "training_data", "split_rule", "training", "metrics", "licence",
+                          "created", "intended_use"}
+
 
 def build_tiny_onnx(path: Path, channels: int = 1, size: int = 64, names=("image", "seg_logits", "plane_logits", "aop_hsd"),
                     seg_bias=(0.0, -0.5, -19.0), plane_weights=None):

@@ -323,6 +323,8 @@ def test_timeline_marks_the_correction_as_a_persons_and_a_click_opens_the_exam(q
         QTest.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=pos)
     assert opened.args == [exam_ids[1], 1]
     timeline.highlight_exam(exam_ids[1])
+    ringed = [p for p in timeline.points() if p["exam_id"] == exam_ids[1]]
+    assert ringed and list(timeline.highlight.getData()[1]) == [p["aop_deg"] for p in ringed]
 
     # Both panels side by side, as docks beside the viewer would show them.
     timeline.resize(680, 780)

@@ -1,8 +1,8 @@
-"""ONNX export round trip (ONNX Runtime vs torch), the manifest the engine reads, and the shipped model's hash."""
+"""ONNX export round trip (ONNX Runtime vs torch) and the manifest the engine reads (the shipped models' own check:
+test_shipped_models.py, which needs no torch)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,14 +11,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from model_fixtures import MANIFEST_REQUIRED_KEYS as REQUIRED_KEYS  # noqa: E402
 from workstation.inference.manifest import file_sha256, read_manifest, verify  # noqa: E402
 from workstation.training import export as E  # noqa: E402
 from workstation.training.model import PSFHMultiTaskNet  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = REPO_ROOT / "models" / "psfh-multitask.json"
-REQUIRED_KEYS = {"schema", "name", "version", "placeholder", "file", "sha256", "size_bytes", "input", "class_map",
-                 "outputs", "training_data", "split_rule", "training", "metrics", "licence", "created", "intended_use"}
 
 
 def _tiny_model():
@@ -92,25 +88,6 @@ def test_a_head_biometry_export_declares_only_its_segmentation(tmp_path):
     assert manifest["intended_use"].startswith("Head-biometry specialist")
     parsed = read_manifest(tmp_path / "tiny-head.json")
     assert parsed.outputs.plane is None and parsed.outputs.regression is None
-
-
-@pytest.mark.skipif(not SHIPPED.exists(), reason="no shipped model in models/ yet")
-def test_shipped_models_match_their_manifests():
-    names = []
-    for path in sorted(SHIPPED.parent.glob("*.json")):
-        manifest = json.loads(path.read_text())
-        assert REQUIRED_KEYS <= set(manifest), path.name
-        onnx_path = path.parent / manifest["file"]
-        assert file_sha256(onnx_path) == manifest["sha256"]
-        assert onnx_path.stat().st_size == manifest["size_bytes"] < 30 * 1024 * 1024
-        verify(read_manifest(path))
-        assert (path.parent / f"{manifest['name']}.md").exists()
-        names.append(manifest["name"])
-    # a head-biometry model named by the main manifest ships beside it
-    companion = json.loads(SHIPPED.read_text()).get("head_biometry")
-    if companion:
-        assert companion["model"] in names
-        assert json.loads((SHIPPED.parent / f"{companion['model']}.json").read_text())["role"] == "head_biometry"
 
 
 def test_a_run_stopped_before_its_export_can_still_be_exported_and_says_so(tmp_path):
