@@ -53,6 +53,26 @@ def test_a_correction_is_recomputed_by_the_core_and_clears_a_confirmation(synthe
     assert record["ai"]["aop_deg"] == result.measurements["aop_deg"] and record["corrected"]["aop_deg"] == expected["aop_deg"]
 
 
+def test_an_acceptance_of_pixel_values_does_not_carry_over_to_the_mm_a_calibration_brings(synthetic):
+    labels = synthetic.labels[1]
+    measured = measure_labelmap(labels, None).to_json()
+    pixels_only = recompute_json(measured["geometry"], None, labels.shape, "standard_plane", measured)
+    state = FrameMeasurementState(1, "standard_plane", 0.3, pixels_only)
+    state.accept("Alice", when="2026-01-01T08:00:00+00:00")
+    assert state.current()["hsd_mm"] is None
+    # The same (absent) calibration again: nothing she saw changes, her acceptance stands.
+    state.recalibrate(None, labels.shape)
+    assert state.confirmed and state.confirmed_by == "Alice"
+    # A manual calibration: HSD now in mm, which Alice never saw, so the acceptance is withdrawn.
+    state.recalibrate(Calibration.manual_mm_per_px(0.25), labels.shape)
+    assert state.current()["hsd_mm"] == pytest.approx(0.25 * state.current()["hsd_px"], rel=1e-3)
+    assert (state.confirmed, state.confirmed_by, state.confirmed_at) == (False, None, None)
+    # Accepted again under this calibration, re-applying it keeps the acceptance.
+    state.accept("Alice")
+    state.recalibrate(Calibration.manual_mm_per_px(0.25), labels.shape)
+    assert state.confirmed and state.confirmed_by == "Alice"
+
+
 def test_snapshot_and_restore_undo_an_edit_and_an_acceptance(synthetic):
     state = FrameMeasurementState(0, "standard_plane", 0.2, frame_result(synthetic, 0).measurements)
     before = state.snapshot()

@@ -14,7 +14,7 @@ import pytest
 from records_support import add_ai_row, synthetic_measurement, three_exam_labor, tiny_model
 from workstation.records import Records, correct, import_scan
 from workstation.reports import render_overlays, write_exam_report, write_labor_report
-from workstation.reports.overlays import COLOURS
+from workstation.reports.overlays import COLOURS, aop_label, hsd_label
 
 
 def _near(image, point, colour, radius=2) -> bool:
@@ -40,6 +40,22 @@ def test_render_overlays_draws_each_part_where_the_geometry_says():
     a, angle = ellipse["semi_axes"][0], np.radians(ellipse["angle_deg"])
     assert _near(image, np.add(ellipse["center"], [a * np.cos(angle), a * np.sin(angle)]), COLOURS["head_ellipse"])
     assert (frame == 80).all()
+
+
+def test_the_key_frame_prints_stored_values_and_never_recomputes_a_refused_one():
+    assert aop_label({"aop_deg": 131.44}) == "AoP 131.4 deg"
+    # A correction whose AoP was refused (24.8 deg is implausible) keeps its lines: the label says withheld.
+    assert aop_label({"aop_deg": None, "hsd_mm": 12.0}) == "AoP withheld"
+    assert hsd_label({"hsd_mm": 12.34, "hsd_px": 60.0}) == "HSD 12.3 mm"
+    assert hsd_label({"hsd_mm": None, "hsd_px": 60.4}) == "HSD 60 px"
+    assert hsd_label({"hsd_mm": None, "hsd_px": None}) == "HSD withheld"
+    geometry = synthetic_measurement(3)["geometry"]
+    frame = np.full((480, 640), 80, np.uint8)
+    lines_only = render_overlays(frame, geometry)
+    withheld = render_overlays(frame, geometry, values={"aop_deg": None, "hsd_mm": None, "hsd_px": None})
+    shown = render_overlays(frame, geometry, values={"aop_deg": 24.8, "hsd_mm": None, "hsd_px": None})
+    assert (withheld != lines_only).any()  # the labels are drawn (lines are the same)
+    assert (withheld != shown).any()  # and "AoP withheld" is not "AoP 24.8 deg"
 
 
 def test_render_overlays_tints_labels_and_leaves_an_empty_geometry_alone():

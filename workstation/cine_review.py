@@ -68,6 +68,14 @@ def ps_moved(geometry: dict) -> dict:
     return g
 
 
+def _shown_differently(new: float | None, old: float | None) -> bool:
+    """Whether a person would see another value: one appears or goes, or it moves by more than the panel's last
+    digit (recomputing from the stored geometry may move the fourth decimal)."""
+    if new is None or old is None:
+        return (new is None) != (old is None)
+    return abs(float(new) - float(old)) >= 0.05
+
+
 @dataclass
 class FrameMeasurementState:
     """One frame's AI measurement and a person's correction and confirmation of it (plain data)."""
@@ -126,7 +134,10 @@ class FrameMeasurementState:
         self.confirmed, self.confirmed_by, self.confirmed_at = True, user, when or now_iso()
 
     def recalibrate(self, calibration: Calibration | None, frame_shape) -> None:
-        """New calibration (e.g. manual): AI and corrected values recomputed from their own geometry."""
+        """New calibration (e.g. manual): AI and corrected values recomputed from their own geometry. Where the
+        values in force change (mm where there were pixels only, or other mm), an acceptance of the old ones no
+        longer holds: the person has not seen these."""
+        shown_before = {key: self.current().get(key) for key in VALUE_KEYS}
         if self.ai.get("geometry"):
             previous = self.ai
             self.ai = recompute_json(previous["geometry"], calibration, frame_shape, self.frame_class, previous)
@@ -137,6 +148,9 @@ class FrameMeasurementState:
         if self.corrected is not None:
             self.corrected = recompute_json(self.corrected["geometry"], calibration, frame_shape, self.frame_class,
                                             self.corrected)
+        if self.confirmed and any(_shown_differently(self.current().get(key), value)
+                                  for key, value in shown_before.items()):
+            self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
 
     def to_dict(self) -> dict:
         """JSON-safe record of this frame for a records layer."""

@@ -13,7 +13,6 @@ import math
 import cv2
 import numpy as np
 
-from workstation.measure import aop_from_points
 
 # RGB colours of each element (the legend in the reports uses the same).
 COLOURS = {
@@ -94,7 +93,23 @@ def _unit_vector(p, q) -> np.ndarray:
     return d / n if n > 0 else np.zeros(2)
 
 
-def _draw_aop(painter: _Painter, aop: dict, aop_deg: float | None) -> None:
+def aop_label(values: dict) -> str:
+    """The AoP printed beside its lines: the stored value, or "withheld" where it is None. Never one recomputed
+    from the lines, which could be a value the pipeline refused (implausible) or withheld (the frame's plane)."""
+    return "AoP withheld" if values.get("aop_deg") is None else f"AoP {values['aop_deg']:.1f} deg"
+
+
+def hsd_label(values: dict) -> str:
+    """The HSD printed beside its line: mm where calibrated, else pixels (the reason is in the report's table),
+    else "withheld"; as for the AoP, never measured again from the line."""
+    if values.get("hsd_mm") is not None:
+        return f"HSD {values['hsd_mm']:.1f} mm"
+    if values.get("hsd_px") is not None:
+        return f"HSD {values['hsd_px']:.0f} px"
+    return "HSD withheld"
+
+
+def _draw_aop(painter: _Painter, aop: dict, values: dict | None) -> None:
     vertex, superior, tangent = (np.asarray(aop[k], float) for k in ("vertex", "superior", "tangent_point"))
     reach = float(np.hypot(*(tangent - vertex)))
     # The tangent line runs on past the skull a little, as it is drawn on the scanner.
@@ -106,25 +121,24 @@ def _draw_aop(painter: _Painter, aop: dict, aop_deg: float | None) -> None:
     radius = min(28.0 * painter.unit, 0.6 * reach * painter.zoom)
     cv2.ellipse(painter.image, painter.at(vertex), (int(radius * _SUB), int(radius * _SUB)), 0.0, start, start + sweep,
                 COLOURS["tangent"], painter.thickness, cv2.LINE_AA, _SHIFT)
-    if aop_deg is None:
-        aop_deg = aop_from_points(superior, vertex, tangent)
+    if values is None:
+        return
     # At the far end of the tangent line: inside the angle is where the HSD line and its label run.
     direction = _unit_vector(vertex, tangent)
-    painter.text(line_end + direction * 6 * painter.unit / painter.zoom, f"AoP {aop_deg:.1f} deg", COLOURS["tangent"], direction)
+    painter.text(line_end + direction * 6 * painter.unit / painter.zoom, aop_label(values), COLOURS["tangent"],
+                 direction)
 
 
-def _draw_hsd(painter: _Painter, hsd: dict, values: dict, away_from: np.ndarray | None) -> None:
+def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from: np.ndarray | None) -> None:
     start, end = np.asarray(hsd["start"], float), np.asarray(hsd["end"], float)
     painter.line(start, end, COLOURS["hsd"])
     across = _unit_vector(start, end)[::-1] * np.array([1.0, -1.0])
     for p in (start, end):  # end ticks make a caliper of the line
         tick = across * 5 * painter.unit / painter.zoom
         painter.line(p - tick, p + tick, COLOURS["hsd"])
-    if values.get("hsd_mm") is not None:
-        text = f"HSD {values['hsd_mm']:.1f} mm"
-    else:
-        px = values.get("hsd_px")
-        text = f"HSD {float(np.hypot(*(end - start))) if px is None else px:.0f} px"
+    if values is None:
+        return
+    text = hsd_label(values)
     middle = (start + end) / 2
     # Label on the side of the line away from the tangent line, so the two labels never meet.
     if away_from is not None and np.dot(across, np.asarray(away_from, float) - middle) > 0:
@@ -138,8 +152,8 @@ def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray
 
     ``geometry``: the ``workstation.measure`` geometry JSON (any part may be absent or ``None``).
     ``labels``: an optional label map (0 background, 1 PS, 2 fetal head) tinted under the lines.
-    ``values``: optional values to print (``aop_deg``, ``hsd_mm``, ``hsd_px``); without them AoP is computed
-    from the points and HSD is given in pixels.
+    ``values``: the stored values to print beside the lines (``aop_deg``, ``hsd_mm``, ``hsd_px``); a value that
+    is None there was refused or withheld and is labelled so. Without ``values`` no numbers are printed.
     ``min_side``: a frame smaller than this is first enlarged by a whole factor (a 256-px PSFHS frame is
     doubled for a report), so that lines and labels keep the proportions they have on a scanner-sized frame.
     """
@@ -149,7 +163,7 @@ def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray
     zoom = max(1, math.ceil(min_side / min(image.shape[:2]))) if min_side else 1
     if zoom > 1:
         image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
-    geometry, values = geometry or {}, values or {}
+    geometry = geometry or {}
     painter = _Painter(image, zoom)
     ellipse = geometry.get("head_ellipse")
     if ellipse:
@@ -160,7 +174,7 @@ def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray
         tangent = (geometry.get("aop") or {}).get("tangent_point")
         _draw_hsd(painter, geometry["hsd"], values, tangent)
     if geometry.get("aop"):
-        _draw_aop(painter, geometry["aop"], values.get("aop_deg"))
+        _draw_aop(painter, geometry["aop"], values)
     ps_axis = geometry.get("ps_axis")
     if ps_axis:
         painter.line(ps_axis["superior"], ps_axis["inferior"], COLOURS["ps_axis"])
