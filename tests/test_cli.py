@@ -55,6 +55,29 @@ def test_analyze_several_files_gives_a_list(tmp_path, tiny_manifest, capsys):
     assert isinstance(payload, list) and len(payload) == 2 and payload[0]["calibration_source"] == "none"
 
 
+def test_an_output_that_cannot_be_written_is_one_line_and_an_earlier_file_stays(tmp_path, capsys):
+    labels = make_transperineal_cine(1, seed=4).labels[0]
+    path = tmp_path / "labels.png"
+    cv2.imwrite(str(path), labels)
+    missing = tmp_path / "no-such-folder" / "out.json"
+    assert main(["measure", str(path), "--json", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write or read ") and str(missing.parent) in err and len(err.splitlines()) == 1
+    # A write that fails midway keeps the earlier file whole and leaves no temporary behind.
+    from workstation.paths import replacing
+
+    earlier = tmp_path / "out.json"
+    earlier.write_text('{"earlier": true}\n')
+    with pytest.raises(RuntimeError):
+        with replacing(earlier) as partial:
+            partial.write_text('{"half')
+            raise RuntimeError("disk full")
+    assert earlier.read_text() == '{"earlier": true}\n' and sorted(p.name for p in tmp_path.iterdir()) == [
+        "labels.png", "out.json"]
+    assert main(["measure", str(path), "--json", str(earlier)]) == 0
+    assert "aop_deg" in json.loads(earlier.read_text())
+
+
 def test_measure_on_a_synthetic_label_map(tmp_path, capsys):
     labels = make_transperineal_cine(1, seed=4).labels[0]
     path = tmp_path / "labels.png"

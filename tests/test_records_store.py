@@ -99,6 +99,23 @@ def test_a_failed_save_inside_a_transaction_saves_nothing(tmp_path):
         assert records.patients() == []
 
 
+def test_a_database_that_refuses_writes_is_a_records_error_and_keeps_what_was_saved(tmp_path):
+    with Records(tmp_path) as records:
+        exam = import_scan(records, demo_exam_file(tmp_path / "usb", seed=0)).exam
+        saved = add_ai_row(records, exam.id, 1)
+        records._conn.execute("PRAGMA query_only = ON")  # sqlite itself now refuses every write, as a read-only disk
+        with pytest.raises(RecordsError, match="could not be saved .*readonly.* earlier records are unchanged"):
+            records.add_measurement(exam.id, "correction", "Dr A", {"aop_deg": 120.0}, supersedes_id=saved.id)
+        records._conn.execute("PRAGMA query_only = OFF")
+        assert [m.id for m in records.measurements(exam.id)] == [saved.id]
+        assert not records._conn.in_transaction  # the failed save left no transaction open
+        later = records.add_measurement(exam.id, "correction", "Dr A", {"aop_deg": 120.0}, supersedes_id=saved.id)
+        assert records.current_measurement(exam.id).id == later.id
+        records._conn.close()
+        with pytest.raises(RecordsError, match="could not be read"):
+            records.exam(exam.id)
+
+
 def test_history_lists_import_analysis_and_every_row_in_order(tmp_path):
     from records_support import tiny_model
 

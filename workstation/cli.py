@@ -17,6 +17,7 @@ from pathlib import Path
 
 from workstation import __version__
 from workstation.errors import WorkstationError
+from workstation.paths import replacing
 
 EXIT_USER_ERROR = 2
 
@@ -39,7 +40,8 @@ def _clean(value):
 def emit_json(payload, out: str | None) -> None:
     text = json.dumps(_clean(payload), indent=2, allow_nan=False)
     if out:
-        Path(out).write_text(text + "\n", encoding="utf-8")
+        with replacing(out) as partial:  # a failed write keeps an earlier file of that name
+            partial.write_text(text + "\n", encoding="utf-8")
     else:
         sys.stdout.write(text + "\n")
 
@@ -235,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except ValueError as exc:  # e.g. a manual calibration out of range
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # an output that cannot be written: a missing folder, a full or read-only disk
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot write or read{where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130

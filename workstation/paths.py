@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 APP_NAME = "workstation"
 
@@ -45,3 +47,21 @@ def user_models_dir() -> Path:
 
 def resources_dir() -> Path:
     return install_root() / "resources"
+
+
+@contextmanager
+def replacing(target: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``target`` to write to; it becomes ``target`` only when the block ends without an
+    error, so a failed or interrupted write (a full disk, a pulled stick, a kill) leaves an earlier file whole."""
+    target = Path(target)
+    partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    try:
+        yield partial
+        os.replace(partial, target)
+    except OSError as exc:
+        if exc.filename not in (str(partial), partial):
+            raise
+        # Name the file the person asked for, not the temporary one.
+        raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
+    finally:
+        partial.unlink(missing_ok=True)

@@ -189,10 +189,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # a failed COMMIT (disk full, locked) leaves it open: undo it whole
+            conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def integrity_problems(conn: sqlite3.Connection) -> list[str]:

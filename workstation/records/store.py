@@ -185,12 +185,19 @@ class Records:
             if self._conn.in_transaction:
                 yield self._conn
                 return
-            with database.transaction(self._conn):
-                yield self._conn
+            try:
+                with database.transaction(self._conn):
+                    yield self._conn
+            except sqlite3.Error as exc:  # locked, full, read-only, damaged: a message, and nothing half-saved
+                raise RecordsError(f"the records could not be saved ({exc}); nothing of this change was written "
+                                   f"and earlier records are unchanged") from exc
 
     def _rows(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise RecordsError(f"the records could not be read ({exc})") from exc
 
     def _row(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
         rows = self._rows(sql, params)

@@ -22,6 +22,7 @@ from reportlab.lib.units import cm
 from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
 
 from workstation.inference.pipeline import describe_aop_construction
+from workstation.paths import replacing
 from workstation.records.store import Exam, Measurement, Records, now_iso
 from workstation.records.timeline import labor_timeline
 from workstation.reports.chart import timeline_chart
@@ -96,10 +97,7 @@ class _ReportDoc:
     """Page furniture (header naming the patient, footer with the disclaimer and page number)."""
 
     def __init__(self, out: Path, title: str, header: str):
-        self.header = header
-        self.doc = SimpleDocTemplate(str(out), pagesize=A4, leftMargin=_MARGIN, rightMargin=_MARGIN,
-                                     topMargin=_MARGIN + 0.4 * cm, bottomMargin=_MARGIN + 0.6 * cm, title=title,
-                                     author="workstation", subject="Intrapartum ultrasound (decision support)")
+        self.out, self.title, self.header = out, title, header
 
     def _decorate(self, canvas, doc) -> None:
         canvas.saveState()
@@ -115,7 +113,11 @@ class _ReportDoc:
         canvas.restoreState()
 
     def build(self, story: list) -> None:
-        self.doc.build(story, onFirstPage=self._decorate, onLaterPages=self._decorate)
+        with replacing(self.out) as partial:  # an earlier report of that name stays whole if this one fails
+            doc = SimpleDocTemplate(str(partial), pagesize=A4, leftMargin=_MARGIN, rightMargin=_MARGIN,
+                                    topMargin=_MARGIN + 0.4 * cm, bottomMargin=_MARGIN + 0.6 * cm, title=self.title,
+                                    author="workstation", subject="Intrapartum ultrasound (decision support)")
+            doc.build(story, onFirstPage=self._decorate, onLaterPages=self._decorate)
 
 
 class _ReportBuilder:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from workstation.inference.manifest import file_sha256
+from workstation.paths import replacing
 from workstation.training.data import HC18_OUTLINE_WIDTH_INPUT_PX, INPUT_SPEC, SPLIT_RULE
 from workstation.training.model import OUTPUT_NAMES, PLANE_CLASSES, REGRESSION_SCALE, PSFHMultiTaskNet, count_parameters
 
@@ -234,9 +235,8 @@ def update_manifest(path: Path, key: str, value) -> None:
     whole or not at all; the ONNX file and its hash are untouched."""
     manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest[key] = value
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    partial.replace(path)
+    with replacing(path) as partial:
+        partial.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def export_model(model: torch.nn.Module, out_dir: Path, *, name: str, version: str, placeholder: bool, cases: dict,

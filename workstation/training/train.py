@@ -38,6 +38,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from workstation.inference.planes import BIOMETRY_PLANE
+from workstation.paths import replacing
 from workstation.training import data as D
 from workstation.training.export import export_model, load_checkpoint, model_from_onnx, update_manifest
 from workstation.training.model import (DEFAULT_WIDTHS, IGNORE_INDEX, PLANE_CLASSES, REGRESSION_SCALE,
@@ -227,9 +228,8 @@ def averaged_network(model: torch.nn.Module, average: dict, loader: DataLoader, 
 
 def save_resume_state(path: Path, state: dict) -> None:
     """last.pt, written whole or not at all: a kill while saving leaves the previous epoch's state."""
-    partial = path.with_suffix(".pt.partial")
-    torch.save(state, partial)
-    partial.replace(path)
+    with replacing(path) as partial:
+        torch.save(state, partial)
 
 
 def _run_arguments(argv: list[str] | None) -> list[str]:
