@@ -312,6 +312,10 @@ def test_timeline_marks_the_correction_as_a_persons_and_a_click_opens_the_exam(q
     assert timeline.trend_text.textItem.toPlainText() == f"{trend:+.1f}°/h"
     assert timeline.flag_label.text().startswith("Not stalled")
     assert "120° (Kalache 2009)" in timeline.threshold_line.label.format
+    from workstation.gui.timeline_dock import _tip
+
+    tip = _tip(1.5, row.aop_deg, {"point": timeline.timeline["points"][1]})
+    assert "correction by Dr Smith" in tip and "AI uncertainty 0.25 (low)" in tip  # a person's point keeps it
 
     # A real click on the corrected point opens that exam at the corrected frame.
     qtbot.wait(20)  # the new texts above the plot re-laid it out: let the layout settle before mapping

@@ -49,6 +49,10 @@ def test_import_patients_timeline_correct_confirm_history(imported, capsys, tmp_
     assert run_cli(["timeline", "--mrn", "MRN-0042", *base]) == 0
     text = capsys.readouterr().out
     assert "correction by Dr Smith" in text and "confirmation by Midwife B" in text and "stalled: no" in text
+    exam_lines = [line for line in text.splitlines() if line.lstrip().startswith("exam ")]
+    uncertainties = [p["ai_uncertainty"] for p in timeline["points"]]
+    assert len(exam_lines) == 3 and all(u is not None for u in uncertainties)
+    assert all(f"(AI uncertainty {u:.2f} (" in line for line, u in zip(exam_lines, uncertainties))
 
     history = _json_out(capsys, ["history", "--exam", str(exam_ids[1]), "--json", *base])
     assert [e["event"] for e in history] == ["import", "analysis", "ai", "ai", "correction"]

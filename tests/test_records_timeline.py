@@ -33,6 +33,8 @@ def test_acceptance_three_exams_one_corrected_show_in_the_timeline(records, tmp_
     assert corrected["aop_deg"] == correction.aop_deg != ai_aop[1]
     assert corrected["ai_aop_deg"] == ai_aop[1] and corrected["by"] == "Dr Smith" and corrected["kind"] == "correction"
     assert corrected["hsd_mm"] is not None  # the demo DICOM is calibrated
+    # Every point carries the AI's uncertainty on its frame, a person's value too (the AI rows say 0.25).
+    assert [p["ai_uncertainty"] for p in timeline["points"]] == [0.25, 0.25, 0.25]
     aops = [p["aop_deg"] for p in timeline["points"]]
     # Least squares over three evenly spaced times (0, 1.5, 3 h): the middle point drops out, slope (last - first) / 3 h.
     assert timeline["trend_deg_per_h"] == pytest.approx((aops[2] - aops[0]) / 3.0, abs=1e-3)

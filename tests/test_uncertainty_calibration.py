@@ -160,3 +160,11 @@ def test_calibration_command_fits_on_real_labels_and_leaves_the_manifest_alone_o
     record = json.loads(out[:out.rindex("}") + 1])
     assert record["features"] == FEATURES and len(record["weights"]) == len(FEATURES)
     assert record["auroc"]["train"]["n"] > 30
+
+
+def test_the_uncertainty_words_are_one_rule_for_every_view():
+    from workstation.inference.uncertainty import describe_uncertainty, uncertainty_level
+
+    assert [uncertainty_level(u) for u in (0.0, 0.29, 0.3, 0.59, 0.6, 1.0)] == [
+        "low", "low", "moderate", "moderate", "HIGH", "HIGH"]
+    assert describe_uncertainty(0.564) == "0.56 (moderate)" and describe_uncertainty(None) == "-"

@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from workstation.cine_review import FrameMeasurementState
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.planes import describe_plane
+from workstation.inference.uncertainty import uncertainty_level
 
 CALIBRATION_NAMES = {
     "dicom_regions": "DICOM ultrasound regions",
@@ -177,7 +178,7 @@ class MeasurementPanel(QtWidgets.QWidget):
             if current_why:
                 reasons.setdefault(current_why, []).append(name)
         self.calibration_label.setText(f"Calibration: {calibration_text(current, calibration_source)}")
-        level = "low" if state.uncertainty < 0.3 else ("moderate" if state.uncertainty < 0.6 else "HIGH")
+        level = uncertainty_level(state.uncertainty)
         meaning = ("the model's chance that this frame's AoP is missing or more than 10° off"
                    if state.uncertainty_method == "calibrated"
                    else "0 confident, 1 do not trust")

@@ -19,6 +19,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from workstation.errors import WorkstationError
+from workstation.inference.uncertainty import describe_uncertainty
 from workstation.records import Records, StallRule, labor_timeline
 
 AI_PEN, AI_SIZE = pg.mkPen("#7d7d7d", width=2), 12
@@ -46,7 +47,8 @@ def _tip(x: float, y: float, data) -> str:
     hsd = "-" if point["hsd_mm"] is None else f"{point['hsd_mm']:.1f} mm"
     aop = "-" if point["aop_deg"] is None else f"{point['aop_deg']:.1f}°"
     return (f"exam {point['exam_id']} at {point['hours']:.2f} h ({point['acquired'].replace('T', ' ')})\n"
-            f"AoP {aop}, HSD {hsd}\n{who}\nclick to open")
+            f"AoP {aop}, HSD {hsd}\n{who}\nAI uncertainty {describe_uncertainty(point.get('ai_uncertainty'))}\n"
+            "click to open")
 
 
 class LaborTimelineWidget(QWidget):

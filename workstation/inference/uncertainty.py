@@ -20,6 +20,16 @@ import numpy as np
 from workstation.errors import ModelError
 from workstation.inference.planes import AOP_PLANES
 
+def uncertainty_level(uncertainty: float) -> str:
+    """The word shown beside a frame's uncertainty (panel, timeline, report): low, moderate or HIGH."""
+    return "low" if uncertainty < 0.3 else ("moderate" if uncertainty < 0.6 else "HIGH")
+
+
+def describe_uncertainty(uncertainty: float | None) -> str:
+    """'0.56 (moderate)', or '-' where there is none (a person's value has no AI uncertainty of its own)."""
+    return "-" if uncertainty is None else f"{uncertainty:.2f} ({uncertainty_level(uncertainty)})"
+
+
 KNOWN_SIGNALS = ("boundary_entropy", "flip_disagreement", "regression_gap", "ps_boundary_entropy", "tta_aop_spread",
                  "averaged_regression_gap")
 

@@ -88,6 +88,8 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
             "measurement_id": None if current is None else current.id,
             "frame_index": None if current is None else current.frame_index,
             "ai_aop_deg": None if ai is None else ai.aop_deg,
+            # how far the AI trusted its own value on that frame: shown beside every point, also a person's
+            "ai_uncertainty": None if ai is None else ai.uncertainty,
             "acquired_source": exam.acquired_source,
         })
     measured = [p for p in points if p["aop_deg"] is not None]

@@ -22,6 +22,7 @@ from reportlab.lib.units import cm
 from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
 
 from workstation.inference.pipeline import describe_aop_construction
+from workstation.inference.uncertainty import describe_uncertainty
 from workstation.paths import replacing
 from workstation.records.store import Exam, Measurement, Records, now_iso
 from workstation.records.timeline import labor_timeline
@@ -202,7 +203,7 @@ class _ReportBuilder:
                                                          "confirmed" if by_person else "AI")),
                          _p("-" if current is None else current.by), _p(_when(None if current is None else
                                                                             current.created_at)),
-                         "-" if ai is None or ai.uncertainty is None else f"{ai.uncertainty:.2f}",
+                         _p(describe_uncertainty(None if ai is None else ai.uncertainty)),
                          _p((current.calibration_source if current else None) or exam.calibration_source)])
         widths = [1.0, 3.2, 3.2, 1.7, 2.2, 2.2, 1.7]
         table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
@@ -222,14 +223,15 @@ class _ReportBuilder:
         return table
 
     def points_table(self, timeline: dict) -> Table:
-        rows = [["Exam", "Acquired", "Hours", "AoP", "HSD", "Source", "By", "AI AoP"]]
+        rows = [["Exam", "Acquired", "Hours", "AoP", "HSD", "Source", "By", "AI AoP", "AI uncertainty"]]
         for p in timeline["points"]:
             rows.append([str(p["exam_id"]), _when(p["acquired"]), "-" if p["hours"] is None else f"{p['hours']:.2f}",
                          "-" if p["aop_deg"] is None else f"{p['aop_deg']:.1f} deg",
                          _point_hsd(p),
                          "AI" if p["source"] == "ai" else f"{p['kind']} (person)", _p(p["by"] or "-"),
-                         "-" if p["ai_aop_deg"] is None else f"{p['ai_aop_deg']:.1f} deg"])
-        widths = [1.2, 3.0, 1.4, 2.0, 2.0, 3.0, 3.0]
+                         "-" if p["ai_aop_deg"] is None else f"{p['ai_aop_deg']:.1f} deg",
+                         _p(describe_uncertainty(p.get("ai_uncertainty")))])
+        widths = [1.1, 2.6, 1.2, 1.9, 1.9, 2.4, 2.4, 1.9]
         table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
         table.setStyle(_TABLE_STYLE)
         return table
