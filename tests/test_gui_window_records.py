@@ -79,7 +79,8 @@ def test_a_correction_in_the_viewer_is_kept_in_the_records_and_drawn_as_a_person
     # Undo withdraws the correction: an AI row superseding it, and the AI value is current again.
     window.undo_stack.undo()
     current = records.current_measurement(exam_id)
-    assert current.kind == AI and current.supersedes_id == row.id and "withdrawn" in current.note
+    assert current.kind == AI and current.supersedes_id == row.id
+    assert current.note == "correction by Dr Test withdrawn in the viewer by Dr Test (undo); the AI value stands"
     assert current.aop_deg == pytest.approx(ai_row.aop_deg, abs=0.2)
     assert not link.timeline.points("confirmed")
 
@@ -167,6 +168,30 @@ def test_viewer_reviews_are_appended_once_and_a_reset_without_a_persons_value_ad
     assert withdrawn.kind == AI and records.current_measurement(exam_id).id == withdrawn.id
     with pytest.raises(Exception, match="who made it"):
         save_viewer_review(records, {**review, "confirmed": True, "confirmed_by": ""})
+
+
+def test_an_undo_by_one_person_of_a_review_says_who_acted(records, tmp_path):
+    exam_id = three_exam_labor(records, tmp_path / "usb")[0]
+    ai = records.current_measurement(exam_id)
+    values = {key: getattr(ai, key) for key in ("aop_deg", "hsd_px", "hsd_mm")}
+    corrected = {**values, "aop_deg": values["aop_deg"] + 3.0}
+    review = {"exam_id": exam_id, "frame_index": 0, "ai": values, "ai_geometry": ai.geometry, "confirmed": False,
+              "corrected": corrected, "corrected_geometry": ai.geometry, "corrected_by": "Alice",
+              "model": {"name": "tiny", "version": "0.0.1"}, "time_s": 0.0}
+    by_alice = save_viewer_review(records, {**review, "acting_user": "Alice", "change": "correction"})
+    assert by_alice.kind == CORRECTION and by_alice.by == "Alice" and not by_alice.note
+    by_bob = save_viewer_review(records, {**review, "confirmed": True, "confirmed_by": "Bob", "acting_user": "Bob",
+                                          "change": "accept"})
+    assert by_bob.kind == CONFIRMATION and by_bob.by == "Bob" and not by_bob.note
+    # Bob undoes his acceptance: Alice's values stand again, under her name, and the row says Bob did it.
+    undone = save_viewer_review(records, {**review, "acting_user": "Bob", "change": "undo"})
+    assert (undone.kind, undone.by, undone.aop_deg) == (CORRECTION, "Alice", corrected["aop_deg"])
+    assert undone.note == "correction by Alice restored in the viewer by Bob (undo); confirmation by Bob withdrawn"
+    # Bob resets to the AI: the AI row names the model, its note names Bob and what he withdrew.
+    reset = save_viewer_review(records, {**review, "corrected": None, "acting_user": "Bob", "change": "reset"})
+    assert reset.kind == AI and reset.by == "tiny 0.0.1"
+    assert reset.note == ("correction by Alice withdrawn in the viewer by Bob (Reset to AI or undo); "
+                          "the AI value stands")
 
 
 class HashedOracle(OracleModel):

@@ -404,6 +404,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "time_s": float(self.cine.times_s[frame_index]) if self.cine is not None else None,
             "calibration_source": self.analysis.calibration.source if self.analysis.calibration else "none",
             "model": dict(self.model_info),
+            "acting_user": self.settings.user_name.strip() or None,  # who did this (an undo may restore another's)
         })
         return record
 

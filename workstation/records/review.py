@@ -94,7 +94,11 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
     an undo back to the AI value): when the exam's current value is a person's on that frame, an AI row that
     supersedes it (a withdrawal, see ``Records.current_measurement``); otherwise nothing. The values are those
     the viewer computed (same ``recompute_json`` path as ``correct``), so nothing is recomputed here. Returns
-    the new row, or None when nothing changed (no exam, or the same row again)."""
+    the new row, or None when nothing changed (no exam, or the same row again).
+
+    A row keeps the name of whoever made its values (the AI, the corrector, the confirmer). When the act was
+    someone else's or an undo (``review["acting_user"]``, ``review["change"]``), e.g. Bob undoing his acceptance of
+    Alice's correction, the row's note says who acted and what was withdrawn."""
     exam_id = review.get("exam_id")
     if exam_id is None:
         return None
@@ -105,6 +109,8 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
     values = corrected or review.get("ai") or {}
     geometry = review.get("corrected_geometry") if corrected else review.get("ai_geometry")
     note = None
+    acting = (review.get("acting_user") or "").strip()
+    by_acting = f" by {acting}" if acting else ""
     if review.get("confirmed"):
         kind, by = CONFIRMATION, review.get("confirmed_by")
     elif corrected:
@@ -114,12 +120,17 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
             return None
         model = review.get("model") or {}
         kind, by = AI, f"{model.get('name', 'model')} {model.get('version', '')}".strip()
-        note = f"{current.kind} by {current.by} withdrawn in the viewer (Reset to AI or undo); the AI value stands"
+        note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting} "
+                f"({'undo' if review.get('change') == 'undo' else 'Reset to AI or undo'}); the AI value stands")
     if not by:
         raise RecordsError("a correction or confirmation needs who made it (a user name)")
     if (current is not None and current.kind == kind and current.by == by and current.frame_index == frame_index
             and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)):
         return None  # the same review again (a redo of what is already kept)
+    if kind != AI and current is not None and (review.get("change") == "undo" or (acting and acting != by)):
+        # An earlier review restored (an undo), or one person's values saved by another's act: say who did it.
+        note = (f"{kind} by {by} restored in the viewer{by_acting} ({review.get('change') or 'review'}); "
+                f"{current.kind} by {current.by} withdrawn")
     return records.add_measurement(
         exam_id, kind, by, values, supersedes_id=None if current is None else current.id, frame_index=frame_index,
         time_s=review.get("time_s"), uncertainty=review.get("uncertainty"),
