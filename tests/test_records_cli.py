@@ -40,6 +40,9 @@ def test_import_patients_timeline_correct_confirm_history(imported, capsys, tmp_
     corrected = _json_out(capsys, ["correct", "--exam", str(exam_ids[1]), "--frame", "1", "--geometry",
                                    f"@{geometry}", "--user", "Dr Smith", "--json", *base])
     assert corrected["kind"] == "correction" and corrected["by"] == "Dr Smith"
+    with Records(data) as records:  # the AI's uncertainty on that frame stays with the correction, as in the viewer
+        frames = records.frame_results(records.latest_analysis(exam_ids[1]).id)
+    assert corrected["uncertainty"] == next(f["uncertainty"] for f in frames if f["index"] == 1) is not None
     assert run_cli(["confirm", "--exam", str(exam_ids[2]), "--user", "Midwife B", *base]) == 0
     assert "confirmation by Midwife B" in capsys.readouterr().out
 

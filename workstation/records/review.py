@@ -48,11 +48,11 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
         Geometry.from_json(merged)
     except (KeyError, TypeError, ValueError, IndexError) as exc:  # MeasurementRefused is a ValueError
         raise RecordsError(f"the geometry JSON is not usable: {exc}") from None
+    analysed = _analysed_frame(records, exam_id, frame_index)
     cine = load(records.file_path(exam))
     try:
         # A refused construction comes back as values of None with the reason, reported just below.
-        measured = recompute_json(merged, cine.calibration, cine.frame_shape, _analysed_frame_class(records, exam_id,
-                                                                                                    frame_index))
+        measured = recompute_json(merged, cine.calibration, cine.frame_shape, analysed.get("frame_class"))
         time_s = float(cine.times_s[frame_index])
     finally:
         cine.close()
@@ -61,16 +61,17 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
         raise RecordsError(f"the corrected geometry gives no measurement ({reasons})")
     return records.add_measurement(
         exam_id, CORRECTION, user, measured, supersedes_id=None if current is None else current.id,
-        frame_index=frame_index, time_s=time_s, calibration_source=measured["calibration"]["source"], note=note)
+        frame_index=frame_index, time_s=time_s, uncertainty=analysed.get("uncertainty"),
+        calibration_source=measured["calibration"]["source"], note=note)
 
 
-def _analysed_frame_class(records: Records, exam_id: int, frame_index: int) -> str | None:
-    """The frame's plane class in the exam's latest analysis; None when the frame was never analysed."""
+def _analysed_frame(records: Records, exam_id: int, frame_index: int) -> dict:
+    """The frame's result in the exam's latest analysis (its plane class, and the AI's uncertainty there, which a
+    correction keeps as the viewer's does); empty when the frame was never analysed."""
     analysis = records.latest_analysis(exam_id)
     if analysis is None:
-        return None
-    frame = next((f for f in records.frame_results(analysis.id) if f.get("index") == frame_index), None)
-    return None if frame is None else frame.get("frame_class")
+        return {}
+    return next((f for f in records.frame_results(analysis.id) if f.get("index") == frame_index), {})
 
 
 def confirm(records: Records, exam_id: int, user: str, note: str | None = None) -> Measurement:
