@@ -378,3 +378,11 @@ def test_ellipse_is_named_from_its_major_axis():
         Ellipse((0.0, 0.0), (0.0, 10.0), 0.0)
     with pytest.raises(ValueError, match="kind"):
         fit_head_ellipse(np.ones((10, 10)), kind="blob")
+
+
+def test_hsd_is_described_in_mm_only_with_a_calibration_and_says_why_not():
+    from workstation.measure import describe_hsd
+
+    assert describe_hsd(12.345, 61.7) == "12.3 mm"
+    assert describe_hsd(None, 61.7, "no calibration in the file") == "62 px (no mm: no calibration in the file)"
+    assert describe_hsd(None, 61.7) == "62 px (no mm)" and describe_hsd(None, None) == "-"

@@ -50,9 +50,15 @@ def test_analyze_json_contract_and_geometry(tiny_model):
 
 def test_pixels_only_without_calibration(tiny_model):
     cine, _ = label_cine(n=2)
-    frame = analyze_cine(cine, tiny_model)["frames"][0]
+    result = analyze_cine(cine, tiny_model)
+    frame = result["frames"][0]
     assert frame["hsd_px"] > 0  # the synthetic frame shows both structures
     assert frame["hsd_mm"] is None and frame["reasons"].get("hsd_mm")
+    # The summary gives the chosen frame's pixels with why there are no mm.
+    summary = result["summary"]
+    chosen = result["frames"][summary["chosen_frame"]]
+    assert summary["hsd_mm"] is None and summary["hsd_px"] == chosen["hsd_px"] > 0
+    assert summary["reasons"]["hsd_mm"] == chosen["reasons"]["hsd_mm"] and "aop_deg" not in summary["reasons"]
 
 
 def test_cancel_stops_between_batches(tiny_model):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from records_support import add_ai_row, synthetic_measurement, three_exam_labor, tiny_model
-from workstation.records import Records, correct, import_scan
+from workstation.records import Records, correct, import_scan, labor_timeline
 from workstation.reports import render_overlays, write_exam_report, write_labor_report
 from workstation.reports.overlays import COLOURS, aop_label, hsd_label
 
@@ -165,9 +165,17 @@ def test_an_uncalibrated_exam_reports_pixels_with_the_reason(tmp_path):
         exam = import_scan(records, image, mrn="MRN-9").exam
         row = add_ai_row(records, exam.id, 0)
         pdf = write_exam_report(records, exam.id, tmp_path / "uncalibrated.pdf")
+        point = labor_timeline(records, exam.labor_id)["points"][0]
+        labor_pdf = write_labor_report(records, exam.labor_id, tmp_path / "uncalibrated-labour.pdf")
     _, text = _render(pdf, tmp_path)
     flat = " ".join(text.split())
     assert row.hsd_mm is None and f"{row.hsd_px:.0f} px (no mm: the file" in flat and "calibration: none" in flat
+    # The timeline point carries the reason too, and the labour report's points table gives it.
+    assert point["hsd_mm"] is None and point["hsd_mm_reason"] == row.reasons["hsd_mm"]
+    (tmp_path / "labour").mkdir()
+    _, labor_text = _render(labor_pdf, tmp_path / "labour")
+    labor_flat = " ".join(labor_text.split())
+    assert labor_flat.count(f"{row.hsd_px:.0f} px (no mm: the file") >= 2  # points table and the exam's table
     assert "PLACEHOLDER" not in flat  # no model analysed this exam
 
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QDate
                                QSplitter, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
 from workstation.errors import WorkstationError
+from workstation.measure import describe_hsd
 from workstation.records import ImportResult, Measurement, Records, RecordsError, import_scan
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,7 @@ def format_aop(m: Measurement | None) -> str:
 
 def format_hsd(m: Measurement | None) -> str:
     """HSD in mm when calibrated, else in pixels marked so (never a mm value without a calibration)."""
-    if m is None:
-        return "-"
-    if m.hsd_mm is not None:
-        return f"{m.hsd_mm:.1f} mm"
-    return "-" if m.hsd_px is None else f"{m.hsd_px:.0f} px (no mm)"
+    return "-" if m is None else describe_hsd(m.hsd_mm, m.hsd_px, m.reasons.get("hsd_mm"))
 
 
 def format_source(m: Measurement | None) -> str:
@@ -371,8 +368,7 @@ class ExamHistoryDialog(QDialog):
             self.table.insertRow(row)
             measurement = event["event"] in ("ai", "correction", "confirmation")
             if measurement:
-                hsd = (f"{event['hsd_mm']:.1f} mm" if event.get("hsd_mm") is not None else
-                       "-" if event.get("hsd_px") is None else f"{event['hsd_px']:.0f} px")
+                hsd = describe_hsd(event.get("hsd_mm"), event.get("hsd_px"))  # the reason is in the last column
                 cells = [_when_iso(event["when"]), {"ai": "AI measurement"}.get(event["event"], event["event"]),
                          event["by"], "AI" if event["source"] == "ai" else "person",
                          "-" if event["frame_index"] is None else str(event["frame_index"]),

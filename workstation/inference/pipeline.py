@@ -357,6 +357,9 @@ def summarize(results: list[FrameResult]) -> dict:
         for key in ("aop_deg", "hsd_mm", "hsd_px", "hc_mm", "ga_weeks"):
             summary[key] = result.measurements.get(key)
         summary["uncertainty"] = round(result.uncertainty, 4)
+        # why a value of the chosen frame is absent: above all an HSD in pixels with no mm
+        summary["reasons"] = {key: why for key, why in (result.measurements.get("reasons") or {}).items()
+                              if key in summary and summary[key] is None}
     return summary
 
 

@@ -22,6 +22,16 @@ from workstation.measure.transperineal import (aop_from_points, check_aop_plausi
 _VALUE_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
 
 
+def describe_hsd(hsd_mm: float | None, hsd_px: float | None, no_mm_reason: str | None = None) -> str:
+    """HSD as every table and line shows it: mm where the calibration is trusted, else pixels marked so, with why
+    there is no mm where that is known; "-" without an HSD. Never a mm value the calibration did not give."""
+    if hsd_mm is not None:
+        return f"{hsd_mm:.1f} mm"
+    if hsd_px is not None:
+        return f"{hsd_px:.0f} px (no mm" + (f": {no_mm_reason})" if no_mm_reason else ")")
+    return "-"
+
+
 @dataclass
 class Measurements:
     aop_deg: float | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
+from workstation.measure import describe_hsd
 from workstation.records.database import RecordsError
 from workstation.records.store import to_json_text
 
@@ -137,7 +138,8 @@ def cmd_timeline(args) -> int:
     for p in timeline["points"]:
         print(f"  exam {p['exam_id']:<4} {p['acquired']}  {_fmt(p['hours'], ' h', 2):>8}  "
               f"AoP {_fmt(p['aop_deg'], ' deg'):>10}"
-              f"  HSD {_fmt(p['hsd_mm'], ' mm'):>8}  " + ("AI" if p["source"] == "ai" else f"{p['kind']} by {p['by']}")
+              f"  HSD {describe_hsd(p['hsd_mm'], p['hsd_px'], p.get('hsd_mm_reason')):>8}  "
+              + ("AI" if p["source"] == "ai" else f"{p['kind']} by {p['by']}")
               + f"  (AI uncertainty {describe_uncertainty(p.get('ai_uncertainty'))})")
     print(f"trend {_fmt(timeline['trend_deg_per_h'], ' deg/h', 2)}; stalled: {'YES' if timeline['stalled'] else 'no'} "
           f"({timeline['stall_check']['reason']}); AoP >= {timeline['aop_threshold_deg']:g} deg is associated with "

@@ -83,6 +83,7 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
             "hsd_mm": None if current is None else current.hsd_mm,
             "source": "ai" if current is None else current.source,
             "hsd_px": None if current is None else current.hsd_px,
+            "hsd_mm_reason": None if current is None or current.hsd_mm is not None else current.reasons.get("hsd_mm"),
             "kind": None if current is None else current.kind,
             "by": None if current is None else current.by,
             "measurement_id": None if current is None else current.id,

@@ -23,6 +23,7 @@ from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplat
 
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.uncertainty import describe_uncertainty
+from workstation.measure import describe_hsd
 from workstation.paths import replacing
 from workstation.records.store import Exam, Measurement, Records, now_iso
 from workstation.records.timeline import labor_timeline
@@ -76,18 +77,7 @@ def _value(m: Measurement | None, quantity: str) -> str:
         return "-"
     if quantity == "aop":
         return "-" if m.aop_deg is None else f"{m.aop_deg:.1f} deg"
-    if m.hsd_mm is not None:
-        return f"{m.hsd_mm:.1f} mm"
-    if m.hsd_px is not None:
-        reason = m.reasons.get("hsd_mm")
-        return f"{m.hsd_px:.0f} px" + (f" (no mm: {reason})" if reason else "")
-    return "-"
-
-
-def _point_hsd(point: dict) -> str:
-    if point["hsd_mm"] is not None:
-        return f"{point['hsd_mm']:.1f} mm"
-    return "-" if point["hsd_px"] is None else f"{point['hsd_px']:.0f} px (no mm)"
+    return describe_hsd(m.hsd_mm, m.hsd_px, m.reasons.get("hsd_mm"))
 
 
 def _why_absent(m: Measurement | None, key: str) -> str:
@@ -227,7 +217,7 @@ class _ReportBuilder:
         for p in timeline["points"]:
             rows.append([str(p["exam_id"]), _when(p["acquired"]), "-" if p["hours"] is None else f"{p['hours']:.2f}",
                          "-" if p["aop_deg"] is None else f"{p['aop_deg']:.1f} deg",
-                         _point_hsd(p),
+                         _p(describe_hsd(p["hsd_mm"], p["hsd_px"], p.get("hsd_mm_reason"))),
                          "AI" if p["source"] == "ai" else f"{p['kind']} (person)", _p(p["by"] or "-"),
                          "-" if p["ai_aop_deg"] is None else f"{p['ai_aop_deg']:.1f} deg",
                          _p(describe_uncertainty(p.get("ai_uncertainty")))])
