@@ -62,12 +62,25 @@ def test_pixel_spacing_and_no_scale():
 
 
 def test_manual_calibration_wins_and_is_validated():
-    calibration = Calibration(regions=(region(spatial=4),)).with_manual(0.25)
+    calibration = Calibration(regions=(region(units=4),)).with_manual(0.25)  # a region with no length units
     assert calibration.source == "manual"
     assert calibration.scale_for([(0, 0), (0, 4)], FRAME).scale.length_mm((0, 0), (0, 4)) == pytest.approx(1.0)
     for bad in (0, -1, float("nan"), 50):
         with pytest.raises(ValueError):
             Calibration.manual_mm_per_px(bad)
+
+
+def test_a_manual_scale_still_gives_no_mm_where_the_regions_say_it_is_no_tissue_length():
+    image, doppler = region(0, x1=99, y1=59), region(1, y0=60, x1=99, y1=79, spatial=4, data_type=10)
+    calibration = Calibration(regions=(image, doppler, region(2, x0=100, x1=199))).with_manual(0.25)
+    assert calibration.scale_for([(5, 5), (20, 20)], FRAME).scale.source == "manual"  # within the image
+    on_trace = calibration.scale_for([(5, 5), (20, 70)], FRAME)
+    assert on_trace.scale is None and "not tissue" in on_trace.reason
+    across = calibration.scale_for([(5, 5), (150, 5)], FRAME)
+    assert across.scale is None and "different ultrasound regions" in across.reason
+    # Regions that do not fit the frame (a resized file) say nothing about where things are: the manual scale holds.
+    resized = Calibration(regions=(region(x1=600, y1=500, spatial=4),)).with_manual(0.25)
+    assert resized.scale_for([(5, 5), (20, 20)], FRAME).scale.source == "manual"
 
 
 def test_anisotropic_scale_length():

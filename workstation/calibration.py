@@ -129,7 +129,12 @@ class Calibration:
         """The scale valid for all ``points`` of one measurement on a frame of ``frame_shape`` (rows, cols, ...)."""
         pts = [(float(p[0]), float(p[1])) for p in points]
         if self.manual is not None:
-            return ScaleLookup(self.manual)
+            # The person's scale replaces the file's, but not where the file's regions lie: a line on a Doppler
+            # strip, or across two images, is still no tissue length. Regions that do not fit the frame (a resized
+            # file, often why a manual scale was entered) say nothing about where things are.
+            fitting = tuple(r for r in self.regions if r.fits_in(frame_shape))
+            refusal = _location_refusal(fitting, pts) if fitting and pts else None
+            return ScaleLookup(None, refusal) if refusal else ScaleLookup(self.manual)
         if self.regions:
             return self._region_scale(pts, frame_shape)
         if self.pixel_spacing is not None:
@@ -139,17 +144,10 @@ class Calibration:
     def _region_scale(self, pts: list[Point], frame_shape: Sequence[int]) -> ScaleLookup:
         if not pts:
             return ScaleLookup(None, "no points to calibrate")
-        # A point on a trace, a grey bar or any other non-image region is not tissue, even where
-        # that region overlaps a 2D one: refuse rather than measure across it.
-        for region in self.regions:
-            if region.spatial_format != _SPATIAL_FORMAT_2D and any(region.contains(p) for p in pts):
-                return ScaleLookup(None, f"the measurement touches {region.describe()}, which is not tissue: pixels only")
+        refusal = _location_refusal(self.regions, pts)
+        if refusal:
+            return ScaleLookup(None, refusal)
         holders = [r for r in self.regions if all(r.contains(p) for p in pts)]
-        if not holders:
-            touched = {r.index for r in self.regions for p in pts if r.contains(p)}
-            if touched:
-                return ScaleLookup(None, "the measurement's points fall in different ultrasound regions: pixels only")
-            return ScaleLookup(None, "the measurement lies outside every ultrasound region: pixels only")
         # Overlapping regions: prefer a usable 2D one; any that cannot calibrate explains the refusal.
         problems = []
         for region in holders:
@@ -162,3 +160,18 @@ class Calibration:
                 return ScaleLookup(region.scale())
             problems.append(problem)
         return ScaleLookup(None, problems[0] + ": pixels only")
+
+
+def _location_refusal(regions: Sequence[UltrasoundRegion], pts: list[Point]) -> str | None:
+    """Why the points cannot be one tissue length, judged by where the regions lie (not by their scales);
+    None when one region holds them all and none of them touches a non-image region."""
+    # A point on a trace, a grey bar or any other non-image region is not tissue, even where
+    # that region overlaps a 2D one: refuse rather than measure across it.
+    for region in regions:
+        if region.spatial_format != _SPATIAL_FORMAT_2D and any(region.contains(p) for p in pts):
+            return f"the measurement touches {region.describe()}, which is not tissue: pixels only"
+    if any(all(r.contains(p) for p in pts) for r in regions):
+        return None
+    if any(r.contains(p) for r in regions for p in pts):
+        return "the measurement's points fall in different ultrasound regions: pixels only"
+    return "the measurement lies outside every ultrasound region: pixels only"
