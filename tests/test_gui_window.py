@@ -51,7 +51,7 @@ def test_a_multiframe_dicom_is_analysed_frame_by_frame(analysed):
     assert not window.progress.isVisible() and not window.cancel_button.isVisible()
     # Every overlay of a standard plane is drawn: masks, PS axis, tangent with its value, HSD line, ellipse.
     assert window.overlays.mask_item.isVisible() and window.overlays.aop_text.isVisible()
-    assert window.overlays.aop_text.textItem.toPlainText() == f"AoP {expected.aop_deg:.1f}°"
+    assert window.overlays.aop_text.textItem.toPlainText() == f"AoP {expected.aop_deg:.1f}° (AI)"
     assert all(window.calipers.rois[name].isVisible() for name in ("ps_axis", "aop", "hsd", "head_ellipse"))
 
 
@@ -80,10 +80,13 @@ def test_dragging_the_tangent_point_recomputes_aop_and_undo_redo_restore_it(anal
     assert [e[0] for e in edits] == [5] and edits[0][1]["change"] == "correction"
     assert edits[0][1]["corrected"]["aop_deg"] == corrected and edits[0][1]["ai"]["aop_deg"] == ai_aop
     assert window.panel.value_text("corrected", "AoP") == f"{corrected:.1f}°"
+    # On the image too, the value says whose it is.
+    assert window.overlays.aop_text.textItem.toPlainText() == f"AoP {corrected:.1f}° (corrected)"
     handles_after = window.calipers.handle_points()
 
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert not state.is_corrected and state.current()["aop_deg"] == ai_aop
+    assert window.overlays.aop_text.textItem.toPlainText() == f"AoP {ai_aop:.1f}° (AI)"
     assert window.calipers.handle_points() == handles_before
     assert window.panel.value_text("corrected", "AoP") == ""
 

@@ -44,6 +44,9 @@ def test_render_overlays_draws_each_part_where_the_geometry_says():
 
 def test_the_key_frame_prints_stored_values_and_never_recomputes_a_refused_one():
     assert aop_label({"aop_deg": 131.44}) == "AoP 131.4 deg"
+    assert aop_label({"aop_deg": 131.44}, "AI") == "AoP 131.4 deg (AI)"
+    assert hsd_label({"hsd_mm": 12.34}, "corrected") == "HSD 12.3 mm (corrected)"
+    assert aop_label({"aop_deg": None}, "AI") == "AoP withheld"
     # A correction whose AoP was refused (24.8 deg is implausible) keeps its lines: the label says withheld.
     assert aop_label({"aop_deg": None, "hsd_mm": 12.0}) == "AoP withheld"
     assert hsd_label({"hsd_mm": 12.34, "hsd_px": 60.0}) == "HSD 12.3 mm"

@@ -708,7 +708,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.panel.show_state(None, message=message)
             return
         self.calipers.set_geometry(state.current_geometry())
-        self.overlays.show_geometry(state.current())
+        self.overlays.show_geometry(state.current(), "corrected" if state.is_corrected else "AI")
         self.panel.show_state(state, self.analysis.calibration.source)
 
     # ------------------------------------------------------------------------------------------- playback
@@ -750,7 +750,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         preview = recompute_json(ps_moved(geometry), self.analysis.calibration, self.analysis.frame_shape,
                                  state.frame_class, state.ai)
-        self.overlays.show_geometry(preview)
+        self.overlays.show_geometry(preview, "corrected")
         self.panel.show_state(state, self.analysis.calibration.source, preview=preview)
 
     def _edit_finished(self, geometry: dict) -> None:

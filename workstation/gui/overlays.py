@@ -75,6 +75,7 @@ class OverlayLayer:
     """Masks, uncertainty and the drawn parts of the geometry for the frame on screen."""
 
     def __init__(self, view_box: pg.ViewBox, settings: Settings):
+        self._whose = "AI"  # whose values the labels show (see show_geometry)
         self.view_box = view_box
         self.settings = settings
         self.frame_shape: tuple[int, int] | None = None
@@ -173,8 +174,10 @@ class OverlayLayer:
             self.uncertainty_item.setRect(rect)
         self._apply_visibility()
 
-    def show_geometry(self, measured: dict | None) -> None:
-        """Lines and values from a measurement JSON (AI, corrected or a live preview during a drag)."""
+    def show_geometry(self, measured: dict | None, whose: str = "AI") -> None:
+        """Lines and values from a measurement JSON (AI, corrected or a live preview during a drag); ``whose``
+        ("AI", "corrected") follows each value on the image, so an AI value never reads as a person's."""
+        self._whose = whose
         measured = measured or {}
         geometry = measured.get("geometry") or {}
         self._drawn = {}
@@ -192,6 +195,7 @@ class OverlayLayer:
         if ellipse:
             text = format_hc(measured)
             if text:
+                text = self._owned(text)
                 centre = np.asarray(ellipse["center"], float)
                 a, b = ellipse["semi_axes"]
                 # Under the ellipse's lowest point, where no transperineal line runs.
@@ -220,7 +224,7 @@ class OverlayLayer:
         radius = min(28.0 * unit, 0.6 * reach)
         t = start + np.linspace(0.0, sweep, 48)
         self.aop_arc.setData(vertex[0] + radius * np.cos(t), vertex[1] + radius * np.sin(t))
-        text = format_aop(measured) or "AoP withheld"
+        text = self._owned(format_aop(measured)) or "AoP withheld"
         self._place(self.aop_text, text, line_end + direction * 6 * unit, direction)
 
     def _draw_hsd(self, hsd: dict, measured: dict, tangent_point, unit: float) -> None:
@@ -234,7 +238,11 @@ class OverlayLayer:
         # On the side of the line away from the tangent line, so the two labels never meet.
         if tangent_point is not None and np.dot(across, np.asarray(tangent_point, float) - middle) > 0:
             across = -across
-        self._place(self.hsd_text, format_hsd(measured) or "HSD withheld", middle + across * 8 * unit, across)
+        self._place(self.hsd_text, self._owned(format_hsd(measured)) or "HSD withheld", middle + across * 8 * unit,
+                    across)
+
+    def _owned(self, text: str | None) -> str | None:
+        return None if text is None else f"{text} ({self._whose})"
 
     def remove(self) -> None:
         for item in self.items:

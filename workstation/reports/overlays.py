@@ -93,23 +93,30 @@ def _unit_vector(p, q) -> np.ndarray:
     return d / n if n > 0 else np.zeros(2)
 
 
-def aop_label(values: dict) -> str:
-    """The AoP printed beside its lines: the stored value, or "withheld" where it is None. Never one recomputed
-    from the lines, which could be a value the pipeline refused (implausible) or withheld (the frame's plane)."""
-    return "AoP withheld" if values.get("aop_deg") is None else f"AoP {values['aop_deg']:.1f} deg"
+def aop_label(values: dict, whose: str | None = None) -> str:
+    """The AoP printed beside its lines: the stored value (followed by whose it is), or "withheld" where it is
+    None. Never one recomputed from the lines, which could be a value the pipeline refused (implausible) or
+    withheld (the frame's plane)."""
+    if values.get("aop_deg") is None:
+        return "AoP withheld"
+    return _owned(f"AoP {values['aop_deg']:.1f} deg", whose)
 
 
-def hsd_label(values: dict) -> str:
+def hsd_label(values: dict, whose: str | None = None) -> str:
     """The HSD printed beside its line: mm where calibrated, else pixels (the reason is in the report's table),
     else "withheld"; as for the AoP, never measured again from the line."""
     if values.get("hsd_mm") is not None:
-        return f"HSD {values['hsd_mm']:.1f} mm"
+        return _owned(f"HSD {values['hsd_mm']:.1f} mm", whose)
     if values.get("hsd_px") is not None:
-        return f"HSD {values['hsd_px']:.0f} px"
+        return _owned(f"HSD {values['hsd_px']:.0f} px", whose)
     return "HSD withheld"
 
 
-def _draw_aop(painter: _Painter, aop: dict, values: dict | None) -> None:
+def _owned(text: str, whose: str | None) -> str:
+    return text if not whose else f"{text} ({whose})"
+
+
+def _draw_aop(painter: _Painter, aop: dict, values: dict | None, whose: str | None) -> None:
     vertex, superior, tangent = (np.asarray(aop[k], float) for k in ("vertex", "superior", "tangent_point"))
     reach = float(np.hypot(*(tangent - vertex)))
     # The tangent line runs on past the skull a little, as it is drawn on the scanner.
@@ -125,11 +132,12 @@ def _draw_aop(painter: _Painter, aop: dict, values: dict | None) -> None:
         return
     # At the far end of the tangent line: inside the angle is where the HSD line and its label run.
     direction = _unit_vector(vertex, tangent)
-    painter.text(line_end + direction * 6 * painter.unit / painter.zoom, aop_label(values), COLOURS["tangent"],
+    painter.text(line_end + direction * 6 * painter.unit / painter.zoom, aop_label(values, whose), COLOURS["tangent"],
                  direction)
 
 
-def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from: np.ndarray | None) -> None:
+def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from: np.ndarray | None,
+              whose: str | None) -> None:
     start, end = np.asarray(hsd["start"], float), np.asarray(hsd["end"], float)
     painter.line(start, end, COLOURS["hsd"])
     across = _unit_vector(start, end)[::-1] * np.array([1.0, -1.0])
@@ -138,7 +146,7 @@ def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from: np.n
         painter.line(p - tick, p + tick, COLOURS["hsd"])
     if values is None:
         return
-    text = hsd_label(values)
+    text = hsd_label(values, whose)
     middle = (start + end) / 2
     # Label on the side of the line away from the tangent line, so the two labels never meet.
     if away_from is not None and np.dot(across, np.asarray(away_from, float) - middle) > 0:
@@ -147,13 +155,14 @@ def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from: np.n
 
 
 def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray | None = None,
-                    values: dict | None = None, min_side: int = 0) -> np.ndarray:
+                    values: dict | None = None, min_side: int = 0, whose: str | None = None) -> np.ndarray:
     """An RGB copy of ``frame`` with the measurement geometry drawn on it.
 
     ``geometry``: the ``workstation.measure`` geometry JSON (any part may be absent or ``None``).
     ``labels``: an optional label map (0 background, 1 PS, 2 fetal head) tinted under the lines.
     ``values``: the stored values to print beside the lines (``aop_deg``, ``hsd_mm``, ``hsd_px``); a value that
     is None there was refused or withheld and is labelled so. Without ``values`` no numbers are printed.
+    ``whose``: "AI", "corrected" or "confirmed", printed after each value, so an AI value never reads as a person's.
     ``min_side``: a frame smaller than this is first enlarged by a whole factor (a 256-px PSFHS frame is
     doubled for a report), so that lines and labels keep the proportions they have on a scanner-sized frame.
     """
@@ -172,9 +181,9 @@ def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray
                     COLOURS["head_ellipse"], painter.thickness, cv2.LINE_AA, _SHIFT)
     if geometry.get("hsd"):
         tangent = (geometry.get("aop") or {}).get("tangent_point")
-        _draw_hsd(painter, geometry["hsd"], values, tangent)
+        _draw_hsd(painter, geometry["hsd"], values, tangent, whose)
     if geometry.get("aop"):
-        _draw_aop(painter, geometry["aop"], values)
+        _draw_aop(painter, geometry["aop"], values, whose)
     ps_axis = geometry.get("ps_axis")
     if ps_axis:
         painter.line(ps_axis["superior"], ps_axis["inferior"], COLOURS["ps_axis"])

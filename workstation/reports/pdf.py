@@ -159,7 +159,8 @@ class _ReportBuilder:
         finally:
             cine.close()
         values = {"aop_deg": current.aop_deg, "hsd_mm": current.hsd_mm, "hsd_px": current.hsd_px}
-        image = render_overlays(frame, current.geometry, values=values, min_side=REPORT_FRAME_MIN_SIDE)
+        whose = {"ai": "AI", "correction": "corrected", "confirmation": "confirmed"}.get(current.kind, current.kind)
+        image = render_overlays(frame, current.geometry, values=values, min_side=REPORT_FRAME_MIN_SIDE, whose=whose)
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         rows, cols = image.shape[:2]
         picture = Image(io.BytesIO(png.tobytes()), width=width, height=width * rows / cols)
