@@ -316,6 +316,10 @@ def test_timeline_marks_the_correction_as_a_persons_and_a_click_opens_the_exam(q
 
     tip = _tip(1.5, row.aop_deg, {"point": timeline.timeline["points"][1]})
     assert "correction by Dr Smith" in tip and "AI uncertainty 0.25 (low)" in tip  # a person's point keeps it
+    point = timeline.timeline["points"][1]
+    assert f"HSD {point['hsd_mm']:.1f} mm" in tip
+    assert "HSD 61 px (no mm: no scale)" in _tip(1.5, 1.0, {"point": {**point, "hsd_mm": None, "hsd_px": 61.0,
+                                                                      "hsd_mm_reason": "no scale"}})
 
     # A real click on the corrected point opens that exam at the corrected frame.
     qtbot.wait(20)  # the new texts above the plot re-laid it out: let the layout settle before mapping

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
+from workstation.measure import describe_hsd
 from workstation.records import Records, StallRule, labor_timeline
 
 AI_PEN, AI_SIZE = pg.mkPen("#7d7d7d", width=2), 12
@@ -44,7 +45,7 @@ def _tip(x: float, y: float, data) -> str:
     point = data["point"]
     who = ("not analysed" if point["kind"] is None else "AI" if point["source"] == "ai" else
            f"{point['kind']} by {point['by']}")
-    hsd = "-" if point["hsd_mm"] is None else f"{point['hsd_mm']:.1f} mm"
+    hsd = describe_hsd(point["hsd_mm"], point["hsd_px"], point.get("hsd_mm_reason"))
     aop = "-" if point["aop_deg"] is None else f"{point['aop_deg']:.1f}°"
     return (f"exam {point['exam_id']} at {point['hours']:.2f} h ({point['acquired'].replace('T', ' ')})\n"
             f"AoP {aop}, HSD {hsd}\n{who}\nAI uncertainty {describe_uncertainty(point.get('ai_uncertainty'))}\n"

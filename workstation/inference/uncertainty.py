@@ -20,6 +20,7 @@ import numpy as np
 from workstation.errors import ModelError
 from workstation.inference.planes import AOP_PLANES
 
+
 def uncertainty_level(uncertainty: float) -> str:
     """The word shown beside a frame's uncertainty (panel, timeline, report): low, moderate or HIGH."""
     return "low" if uncertainty < 0.3 else ("moderate" if uncertainty < 0.6 else "HIGH")
