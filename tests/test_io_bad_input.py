@@ -148,6 +148,32 @@ def test_damaged_image(tmp_path, name):
     assert_one_line_input_error(tmp_path / name, "cannot be decoded as an image")
 
 
+def _png_claiming(path, width, height):
+    """A PNG whose header claims width x height, with a few bytes of pixel data (a 'decompression bomb')."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("width, height, match", [
+    (65535, 65535, "header claims over"),  # OpenCV itself would raise its own error here
+    (9000, 100, "9000x100 exceeds the 8192x8192 limit"),  # decoded, this would be allocated first
+])
+def test_an_oversized_image_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch, width, height, match):
+    import cv2
+
+    path = _png_claiming(tmp_path / "big.png", width, height)
+    monkeypatch.setattr(cv2, "imdecode", lambda *a, **k: pytest.fail("decoded before the size was checked"))
+    with pytest.raises(InputError, match=match):
+        load(path)
+
+
 @pytest.mark.parametrize("name", ["clip.mp4", "clip.avi"])
 def test_damaged_video(tmp_path, name):
     (tmp_path / name).write_bytes(b"this is not a video" * 100)

@@ -7,7 +7,9 @@ transparency), grey stays ``(H, W)``.
 
 A folder is a cine of its images in natural name order (``frame2`` before ``frame10``)
 with the default frame rate. Every image is decoded once at load to check that all share
-one shape (OpenCV has no header-only read); the pixels are not kept.
+one shape (OpenCV has no header-only read); the pixels are not kept. Before any decoding, the size in the
+file's header is checked (Pillow reads headers alone), so a 20000 x 20000 image or a header claiming 65535 x
+65535 is refused before gigabytes are allocated.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import numpy as np
 
 from workstation.calibration import Calibration
 from workstation.errors import InputError
-from workstation.io.cine import DEFAULT_FPS, MAX_FRAMES, ArrayFrames, Cine, FrameSequence, StudyInfo, times_at_fps
+from workstation.io.cine import (DEFAULT_FPS, MAX_FRAMES, MAX_SIDE_PX, ArrayFrames, Cine, FrameSequence, StudyInfo,
+                                 times_at_fps)
 from workstation.io.pixels import check_dimensions, to_uint8
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
@@ -72,11 +75,33 @@ def read_image(path: Path) -> np.ndarray:
         raise InputError(f"{path.name}: cannot be read ({exc.strerror or exc})") from None
     if encoded.size == 0:
         raise InputError(f"{path.name}: the file is empty")
-    image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    size = _header_size(path)
+    if size is not None:
+        check_dimensions(path.name, size[1], size[0])
+    try:
+        image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. OpenCV's own pixel-count limit
+        why = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path.name}: cannot be decoded as an image ({why})") from None
     if image is None:
         raise InputError(f"{path.name}: cannot be decoded as an image (damaged file or unsupported encoding)")
     check_dimensions(path.name, image.shape[0], image.shape[1])
     return _to_display(image, path.name)
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header without decoding its pixels; None where Pillow cannot tell (OpenCV
+    then decides)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return int(image.size[0]), int(image.size[1])
+    except Image.DecompressionBombError:  # Pillow's own guard, for headers far beyond any scan
+        raise InputError(f"{path.name}: the image's header claims over {2 * Image.MAX_IMAGE_PIXELS} pixels, far "
+                         f"beyond the {MAX_SIDE_PX}x{MAX_SIDE_PX} limit") from None
+    except Exception:  # noqa: BLE001 - not an image Pillow knows: leave the verdict to OpenCV
+        return None
 
 
 def _to_display(image: np.ndarray, name: str) -> np.ndarray:
