@@ -112,6 +112,39 @@ def test_absurd_dimensions_are_refused_before_allocating(tmp_path, rows, cols, n
     assert_one_line_input_error(path, match)
 
 
+def _damage_vr(path, tag_and_vr: bytes) -> None:
+    """Overwrite the second letter of one element's explicit VR, as a flipped byte on a stick would."""
+    data = bytearray(path.read_bytes())
+    at = data.find(tag_and_vr)
+    assert at > 0, tag_and_vr
+    data[at + 5] = 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_required_element_is_one_line_and_a_damaged_optional_one_is_skipped(tmp_path):
+    photometric = write_small_us(tmp_path / "photometric.dcm")
+    _damage_vr(photometric, b"\x28\x00\x04\x00CS")  # (0028,0004) Photometric Interpretation
+    assert "a damaged DICOM header" in assert_one_line_input_error(photometric, "photometric.dcm")
+    birth = rewrite(write_small_us(tmp_path / "birth.dcm"), PatientBirthDate="19900102")
+    _damage_vr(birth, b"\x10\x00\x30\x00DA")  # (0010,0030) Patient's Birth Date: not needed to show a scan
+    cine = load(birth)
+    assert cine.n_frames == 3 and cine.info.patient_birth_date is None and cine.info.patient_id == "P001"
+
+
+def test_zero_frames_and_overflowing_frame_times_are_not_taken_at_their_word(tmp_path):
+    zero = rewrite(write_small_us(tmp_path / "zero.dcm"), NumberOfFrames=0)
+    assert_one_line_input_error(zero, "declares 0 frames")  # it used to be read as one frame
+    vector = rewrite(write_small_us(tmp_path / "vector.dcm"), FrameTimeVector=["0", "1e308", "1e308"],
+                     FrameIncrementPointer=0x00181065)
+    cine = load(vector)  # the sum overflows: the vector is unusable, Frame Time gives the times instead
+    assert cine.frame_time_source == "FrameTime" and cine.times_s == pytest.approx([0.0, 0.04, 0.08])
+
+
+def test_an_over_long_patient_id_is_text_not_a_bytes_repr(tmp_path):
+    path = rewrite(write_small_us(tmp_path / "long.dcm"), PatientID="X" * 70_000)
+    assert load(path).info.patient_id == "X" * 70_000
+
+
 def test_dicom_without_pixel_data(tmp_path):
     path = write_header_only(tmp_path / "nopixels.dcm", 64, 64, pixel_bytes=None)
     assert_one_line_input_error(path, "no pixel data")

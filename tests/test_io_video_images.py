@@ -25,6 +25,14 @@ def write_video(path: Path, fourcc: str, frames: list[np.ndarray], fps: float = 
     return path
 
 
+def test_a_one_frame_video_loads_and_its_frame_is_read_again(tmp_path):
+    frame = np.full((48, 64, 3), 120, np.uint8)
+    cine = load(write_video(tmp_path / "one.avi", "MJPG", [frame]))
+    assert cine.n_frames == 1
+    for _ in range(2):  # shown, then analysed: it used to fail on the second read (no seek back to 0)
+        assert cine.frame(0).shape == (48, 64) and abs(int(cine.frame(0).mean()) - 120) <= 3
+
+
 def grey_ramp_frames(n: int = 12, rows: int = 48, cols: int = 64) -> list[np.ndarray]:
     """Flat grey frames, frame k at level 20 k: each frame identifiable after lossy coding."""
     return [np.full((rows, cols, 3), 20 * k, np.uint8) for k in range(n)]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,27 @@ def test_import_text_output_and_duplicates(tmp_path, capsys):
     assert "exam 1 <- " in capsys.readouterr().out
     assert run_cli(["import", source, *base]) == 0
     assert "already imported as exam 1" in capsys.readouterr().out
+
+
+def test_a_fault_on_one_file_of_a_batch_import_does_not_stop_the_others(tmp_path, capsys, monkeypatch):
+    from workstation.records import importer
+
+    files = [str(demo_exam_file(tmp_path / "usb", seed, hours)) for seed, hours in enumerate((0.0, 1.5, 3.0))]
+    real_import = importer.import_scan
+
+    def faulty_on_the_second(records, file, **kwargs):  # a fault no check foresaw, on one file only
+        if str(file) == files[1]:
+            raise NotImplementedError("Unknown Value Representation '0x43 0xff'")
+        return real_import(records, file, **kwargs)
+
+    monkeypatch.setattr(importer, "import_scan", faulty_on_the_second)
+    assert run_cli(["import", *files, "--data-dir", str(tmp_path / "data"), "--no-analyze"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.count(" <- ") == 2 and "Traceback" not in captured.err
+    assert f"error: {Path(files[1]).name}: could not be imported (NotImplementedError: Unknown Value" in captured.err
+    assert "1 of 3 file(s) not imported" in captured.err
+    with Records(tmp_path / "data") as records:
+        assert len(records.exams(records.labors(records.patients()[0].id)[0].id)) == 2
 
 
 def test_report_of_exam_labor_and_mrn(imported, capsys, tmp_path):

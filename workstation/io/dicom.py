@@ -36,17 +36,30 @@ _FRAME_TIME_VECTOR_TAG = 0x00181065
 
 def load_dicom(path: Path) -> Cine:
     """Load a DICOM file as a lazily decoded :class:`Cine` (raises InputError for anything unusable)."""
+    try:
+        return _load_dicom(path)
+    except InputError:
+        raise
+    except Exception as exc:  # pydicom converts an element when it is first read: a damaged one fails there
+        raise InputError(f"{path.name}: a damaged DICOM header ({_first_line(exc)})") from None
+
+
+def _load_dicom(path: Path) -> Cine:
     name = path.name
     ds = _read_header(path)
     if "PixelData" not in ds:
         if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
             raise InputError(f"{name}: float pixel data is not supported (not an ultrasound image)")
-        raise InputError(f"{name}: the DICOM file has no pixel data (a report or a presentation state?)")
+        raise InputError(f"{name}: the DICOM file has no pixel data (a report or a presentation state, or a file "
+                         f"cut short before its pixels?)")
 
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
     if rows is None or cols is None:
         raise InputError(f"{name}: the DICOM header lacks Rows or Columns")
-    n_frames = _int(ds, "NumberOfFrames") or 1
+    # No Number of Frames: one frame. A value of 0 (or an unreadable one) is refused below, never read as 1.
+    n_frames = _int(ds, "NumberOfFrames") if "NumberOfFrames" in ds else 1
+    if n_frames is None:
+        raise InputError(f"{name}: the DICOM header's Number of Frames is not a number")
     check_dimensions(name, rows, cols, n_frames)
     samples = _int(ds, "SamplesPerPixel") or 1
     if samples not in (1, 3):
@@ -207,7 +220,10 @@ def _frame_time_vector(ds: Dataset, n_frames: int) -> np.ndarray | None:
         return None
     if len(increments) != n_frames or not np.all(np.isfinite(increments)) or np.any(increments[1:] < 0):
         return None
-    times = np.cumsum(increments) - increments[0]
+    with np.errstate(over="ignore"):
+        times = np.cumsum(increments) - increments[0]
+    if not np.all(np.isfinite(times)):  # increments so large their sum overflows: no usable timing
+        return None
     return times / 1000.0 if times[-1] > 0 else None
 
 
@@ -241,11 +257,11 @@ def _calibration(ds: Dataset, rows: int, cols: int) -> Calibration:
 
 def _study_info(ds: Dataset, transfer_syntax: UID) -> StudyInfo:
     acquired, acquisition_source = _acquisition_datetime(ds)
-    sop_class = ds.get("SOPClassUID")
+    sop_class = _get(ds, "SOPClassUID")
     return StudyInfo(
         patient_id=_text(ds, "PatientID"),
         patient_name=_text(ds, "PatientName"),
-        patient_birth_date=_date(ds.get("PatientBirthDate")),
+        patient_birth_date=_date(_get(ds, "PatientBirthDate")),
         study_instance_uid=_text(ds, "StudyInstanceUID"),
         series_instance_uid=_text(ds, "SeriesInstanceUID"),
         sop_instance_uid=_text(ds, "SOPInstanceUID"),
@@ -262,24 +278,31 @@ def _study_info(ds: Dataset, transfer_syntax: UID) -> StudyInfo:
 
 def _acquisition_datetime(ds: Dataset) -> tuple[datetime | None, str]:
     """The first usable of AcquisitionDateTime, Acquisition/Content/Study Date + Time (timezone dropped)."""
-    value = _datetime(ds.get("AcquisitionDateTime"))
+    value = _datetime(_get(ds, "AcquisitionDateTime"))
     if value is not None:
         return value, "AcquisitionDateTime"
     for prefix in ("Acquisition", "Content", "Study"):
-        day = _date(ds.get(f"{prefix}Date"))
+        day = _date(_get(ds, f"{prefix}Date"))
         if day is not None:
-            clock = _time(ds.get(f"{prefix}Time"))
+            clock = _time(_get(ds, f"{prefix}Time"))
             return datetime.combine(day, clock) if clock else datetime.combine(day, datetime.min.time()), f"{prefix}Date"
     return None, "none"
 
 
 # Tolerant accessors: a malformed value in an optional attribute must not stop a scan from loading.
 
-def _text(ds: Dataset, keyword: str) -> str | None:
+def _get(ds: Dataset, keyword: str):
+    """An optional attribute's value, or None where it is absent or cannot be read (a damaged element)."""
     try:
-        value = ds.get(keyword)
+        return ds.get(keyword)
     except Exception:
         return None
+
+
+def _text(ds: Dataset, keyword: str) -> str | None:
+    value = _get(ds, keyword)
+    if isinstance(value, (bytes, bytearray)):  # an over-long value pydicom kept as UN
+        value = bytes(value).decode("latin-1", errors="replace")
     text = str(value).strip() if value is not None else ""
     return text or None
 

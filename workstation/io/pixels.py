@@ -32,11 +32,15 @@ def to_uint8(values: np.ndarray, bits: int, signed: bool = False) -> np.ndarray:
         top = 1.0 if data.size and data.max() <= 1.0 else 255.0  # float images come as 0..1 or 0..255
         return np.clip(np.rint(data * (255.0 / top)), 0, 255).astype(np.uint8)
     bits = int(min(max(bits, 1), values.dtype.itemsize * 8))
-    data = values.astype(np.int64)
+    if not signed and np.issubdtype(values.dtype, np.unsignedinteger) and bits == values.dtype.itemsize * 8:
+        return (values >> (bits - 8)).astype(np.uint8)  # the whole range in use: no clipping, no wide copy
+    # Wide enough for the arithmetic, and no wider: an 8192 x 8192 RGBA 16-bit image is 0.5 GB as it comes.
+    data = values.astype(np.int32 if values.dtype.itemsize <= 2 else np.int64)
     if signed:
-        data = data + (1 << (bits - 1))  # two's complement range -> 0 .. 2**bits - 1
+        data += 1 << (bits - 1)  # two's complement range -> 0 .. 2**bits - 1
     top = (1 << bits) - 1
-    data = np.clip(data, 0, top)
+    np.clip(data, 0, top, out=data)
     if bits <= 8:
         return (data * 255 // top).astype(np.uint8) if bits < 8 else data.astype(np.uint8)
-    return (data >> (bits - 8)).astype(np.uint8)
+    data >>= bits - 8
+    return data.astype(np.uint8)

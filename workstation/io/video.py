@@ -54,6 +54,8 @@ class VideoFrames(FrameSequence):
             raise InputError(f"{path.name}: the video has no decodable frames")
         rows, cols = first.shape[:2]
         check_dimensions(path.name, rows, cols)
+        # Kept: frame 0 is shown first, and a one-frame file cannot always seek back to it.
+        self._first_raw = first
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.container_fps = float(fps) if np.isfinite(fps) and 0 < fps <= 1000 else None
         n_frames, last = self._frame_count_and_last_frame(first)
@@ -104,6 +106,8 @@ class VideoFrames(FrameSequence):
 
     def _raw(self, index: int) -> np.ndarray:
         """The frame as OpenCV decodes it (BGR), reading on or seeking as is cheaper."""
+        if index == 0:
+            return self._first_raw
         if not (self._next_index <= index <= self._next_index + _SEQUENTIAL_SKIP_LIMIT):
             self._seek(index)
         while self._next_index < index:

@@ -64,6 +64,11 @@ def cmd_import(args) -> int:
                 failures.append(str(exc))
                 print(f"error: {exc}", file=sys.stderr)
                 continue
+            except Exception as exc:  # noqa: BLE001 - nor may a fault nobody foresaw; it is named, not hidden
+                failures.append(f"{Path(file).name}: {type(exc).__name__}: {exc}")
+                print(f"error: {Path(file).name}: could not be imported ({type(exc).__name__}: {exc})",
+                      file=sys.stderr)
+                continue
             results.append(result)
             if not args.json:
                 print(_import_line(records, result, Path(file).name))
