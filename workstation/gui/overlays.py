@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui
 
 from workstation.cine_review import FrameMaps
 from workstation.gui.settings import Settings
+from workstation.reports.overlays import aop_label, hsd_label, label_with_whose
 
 Z_UNCERTAINTY, Z_MASKS, Z_LINES, Z_TEXT = 4, 5, 20, 40
 
@@ -49,18 +50,6 @@ def label_text(text: str, colour) -> pg.TextItem:
     item.setFont(font)
     item.setZValue(Z_TEXT)
     return item
-
-
-def format_aop(values: dict) -> str | None:
-    return None if values.get("aop_deg") is None else f"AoP {values['aop_deg']:.1f}°"
-
-
-def format_hsd(values: dict) -> str | None:
-    if values.get("hsd_mm") is not None:
-        return f"HSD {values['hsd_mm']:.1f} mm"
-    if values.get("hsd_px") is not None:
-        return f"HSD {values['hsd_px']:.0f} px"
-    return None
 
 
 def format_hc(values: dict) -> str | None:
@@ -195,7 +184,7 @@ class OverlayLayer:
         if ellipse:
             text = format_hc(measured)
             if text:
-                text = self._owned(text)
+                text = label_with_whose(text, self._whose)
                 centre = np.asarray(ellipse["center"], float)
                 a, b = ellipse["semi_axes"]
                 # Under the ellipse's lowest point, where no transperineal line runs.
@@ -224,7 +213,7 @@ class OverlayLayer:
         radius = min(28.0 * unit, 0.6 * reach)
         t = start + np.linspace(0.0, sweep, 48)
         self.aop_arc.setData(vertex[0] + radius * np.cos(t), vertex[1] + radius * np.sin(t))
-        text = self._owned(format_aop(measured)) or "AoP withheld"
+        text = aop_label(measured, self._whose, degree="°")
         self._place(self.aop_text, text, line_end + direction * 6 * unit, direction)
 
     def _draw_hsd(self, hsd: dict, measured: dict, tangent_point, unit: float) -> None:
@@ -238,11 +227,7 @@ class OverlayLayer:
         # On the side of the line away from the tangent line, so the two labels never meet.
         if tangent_point is not None and np.dot(across, np.asarray(tangent_point, float) - middle) > 0:
             across = -across
-        self._place(self.hsd_text, self._owned(format_hsd(measured)) or "HSD withheld", middle + across * 8 * unit,
-                    across)
-
-    def _owned(self, text: str | None) -> str | None:
-        return None if text is None else f"{text} ({self._whose})"
+        self._place(self.hsd_text, hsd_label(measured, self._whose), middle + across * 8 * unit, across)
 
     def remove(self) -> None:
         for item in self.items:

@@ -93,26 +93,28 @@ def _unit_vector(p, q) -> np.ndarray:
     return d / n if n > 0 else np.zeros(2)
 
 
-def aop_label(values: dict, whose: str | None = None) -> str:
-    """The AoP printed beside its lines: the stored value (followed by whose it is), or "withheld" where it is
-    None. Never one recomputed from the lines, which could be a value the pipeline refused (implausible) or
-    withheld (the frame's plane)."""
+def aop_label(values: dict, whose: str | None = None, degree: str = " deg") -> str:
+    """The AoP printed beside its lines, in the report and in the viewer (``degree="°"``; OpenCV cannot draw
+    it): the stored value (followed by whose it is), or "withheld" where it is None. Never one recomputed from
+    the lines, which could be a value the pipeline refused (implausible) or withheld (the frame's plane)."""
     if values.get("aop_deg") is None:
         return "AoP withheld"
-    return _owned(f"AoP {values['aop_deg']:.1f} deg", whose)
+    return label_with_whose(f"AoP {values['aop_deg']:.1f}{degree}", whose)
 
 
 def hsd_label(values: dict, whose: str | None = None) -> str:
     """The HSD printed beside its line: mm where calibrated, else pixels (the reason is in the report's table),
     else "withheld"; as for the AoP, never measured again from the line."""
     if values.get("hsd_mm") is not None:
-        return _owned(f"HSD {values['hsd_mm']:.1f} mm", whose)
+        return label_with_whose(f"HSD {values['hsd_mm']:.1f} mm", whose)
     if values.get("hsd_px") is not None:
-        return _owned(f"HSD {values['hsd_px']:.0f} px", whose)
+        return label_with_whose(f"HSD {values['hsd_px']:.0f} px", whose)
     return "HSD withheld"
 
 
-def _owned(text: str, whose: str | None) -> str:
+def label_with_whose(text: str, whose: str | None) -> str:
+    """A value's label followed by whose value it is ("AI", "corrected", "confirmed"), so an AI value never
+    reads as a person's."""
     return text if not whose else f"{text} ({whose})"
 
 

@@ -80,6 +80,11 @@ def _value(m: Measurement | None, quantity: str) -> str:
     return describe_hsd(m.hsd_mm, m.hsd_px, m.reasons.get("hsd_mm"))
 
 
+def _whose(m: Measurement) -> str:
+    """Whose the values in force are, as the key frame's labels and the measurement table say it."""
+    return {"ai": "AI", "correction": "corrected"}.get(m.kind, "confirmed")
+
+
 def _why_absent(m: Measurement | None, key: str) -> str:
     return "" if m is None or getattr(m, key) is not None else m.reasons.get(key, "")
 
@@ -159,8 +164,8 @@ class _ReportBuilder:
         finally:
             cine.close()
         values = {"aop_deg": current.aop_deg, "hsd_mm": current.hsd_mm, "hsd_px": current.hsd_px}
-        whose = {"ai": "AI", "correction": "corrected", "confirmation": "confirmed"}.get(current.kind, current.kind)
-        image = render_overlays(frame, current.geometry, values=values, min_side=REPORT_FRAME_MIN_SIDE, whose=whose)
+        image = render_overlays(frame, current.geometry, values=values, min_side=REPORT_FRAME_MIN_SIDE,
+                                whose=_whose(current))
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         rows, cols = image.shape[:2]
         picture = Image(io.BytesIO(png.tobytes()), width=width, height=width * rows / cols)
@@ -183,15 +188,13 @@ class _ReportBuilder:
     def measurement_table(self, exam: Exam) -> Table:
         ai = self.records.latest_ai_measurement(exam.id)
         current = self.records.current_measurement(exam.id)
-        by_person = current is not None and current.kind != "ai"
         header = ["", "AI value", "Current value", "Source", "By", "When", "AI uncertainty", "Calibration"]
         rows = [[_p(h, _HEAD) for h in header]]
         for label, quantity, key in (("AoP", "aop", "aop_deg"), ("HSD", "hsd", "hsd_px")):
             ai_text = _value(ai, quantity) if ai is None or getattr(ai, key) is not None else \
                 f"none ({_why_absent(ai, key)})"
             rows.append([label, _p(ai_text), _p(_value(current, quantity)),
-                         _p("-" if current is None else ("corrected" if current.kind == "correction" else
-                                                         "confirmed" if by_person else "AI")),
+                         _p("-" if current is None else _whose(current)),
                          _p("-" if current is None else current.by), _p(_when(None if current is None else
                                                                             current.created_at)),
                          _p(describe_uncertainty(None if ai is None else ai.uncertainty)),
