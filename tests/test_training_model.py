@@ -329,3 +329,57 @@ def test_averaged_epochs_keep_the_mean_of_their_weights_with_batchnorm_statistic
     assert averaged[0]["epochs"] == [1, 2] and averaged[0]["val"]["dice_ps"] is not None
     with pytest.raises(SystemExit, match="--average-epochs"):
         train.main(["--data", str(data), "--epochs", "2", "--average-epochs", "3", "--runs", str(tmp_path)])
+
+
+def test_the_network_reads_a_lower_resolution_for_a_fast_training_stage():
+    """At 128 x 128 (train --train-size) every head still answers: the regression head's features are resized to
+    the grid it was built for, and the segmentation comes back at the size it was given."""
+    torch.manual_seed(0)
+    model = PSFHMultiTaskNet(widths=TINY).eval()
+    with torch.no_grad():
+        seg, plane, regression = model(torch.zeros(2, 1, 128, 128))
+    assert seg.shape == (2, 3, 128, 128) and plane.shape == (2, len(PLANE_CLASSES)) and regression.shape == (2, 2)
+
+
+def test_scaled_batches_keep_their_classes_and_their_mean():
+    from workstation.training.train import scaled_images, scaled_labels
+
+    labels = torch.zeros(1, 256, 256, dtype=torch.long)
+    labels[0, 64:128, 64:192] = 1
+    labels[0, 160:, :] = IGNORE_INDEX
+    small = scaled_labels(labels, 128)
+    assert small.shape == (1, 128, 128) and small.dtype == labels.dtype
+    assert set(small.unique().tolist()) == {0, 1, IGNORE_INDEX}  # nearest neighbour: no class between two others
+    assert int((small == 1).sum()) == 64 * 128 // 4
+    image = torch.rand(2, 1, 256, 256)
+    assert scaled_images(image, 64).shape == (2, 1, 64, 64)
+    assert float(scaled_images(image, 64).mean()) == pytest.approx(float(image.mean()), abs=1e-5)  # area: averaged
+    assert scaled_images(image, None) is image and scaled_labels(labels, 256) is labels
+
+
+def test_training_at_a_lower_resolution_shows_the_network_that_size(tmp_path, monkeypatch):
+    """--train-size 64: training and validation batches reach the network at 64 x 64, the checkpoint says so, and
+    a size the network cannot take is refused with the rule."""
+    from conftest import shared_path
+    from workstation.training import train
+    from workstation.training.export import load_checkpoint
+
+    seen = {True: set(), False: set()}  # training mode -> input sizes
+
+    class Recording(PSFHMultiTaskNet):
+        def forward(self, image):
+            seen[self.training].add(tuple(image.shape[-2:]))
+            return super().forward(image)
+
+    monkeypatch.setattr(train, "PSFHMultiTaskNet", Recording)
+    data = shared_path("psfhs").parent
+    train.main(["--data", str(data), "--runs", str(tmp_path), "--name", "small", "--limit", "4", "--batch-size", "2",
+                "--epochs", "1", "--minutes", "5", "--no-export", "--train-size", "64"])
+    assert seen == {True: {(64, 64)}, False: {(64, 64)}}
+    _, checkpoint = load_checkpoint(tmp_path / "small" / "best.pt")
+    assert checkpoint["export"]["training"]["train_size"] == 64
+    assert checkpoint["metrics"]["cases_psfhs"] == 4  # scored against the full-size labels, all four cases
+    for size in ("100", "512"):
+        with pytest.raises(SystemExit, match="multiple of 32 from 32 up to the model's input size"):
+            train.main(["--data", str(data), "--runs", str(tmp_path), "--name", "bad", "--limit", "4", "--no-export",
+                        "--train-size", size])

@@ -120,6 +120,9 @@ class PSFHMultiTaskNet(nn.Module):
         d0 = self.dec0(d1, s0)
         seg = F.interpolate(self.seg_head(d0), size=image.shape[-2:], mode="bilinear", align_corners=False)
         plane = self.plane_head(torch.flatten(F.adaptive_avg_pool2d(bottleneck, 1), 1))
+        side = self.input_size // 16
+        if d3.shape[-2:] != (side, side):  # a training pass at a lower resolution (train --train-size)
+            d3 = F.interpolate(d3, size=(side, side), mode="bilinear", align_corners=False)
         regression = self.regression_head(self.regression_reduce(d3))
         return seg, plane, regression
 

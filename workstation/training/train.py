@@ -18,6 +18,10 @@
   BatchNorm statistics are then recomputed on training items, and the averaged network is the one kept.
 * ``runs/<name>/last.pt`` holds the whole state after every epoch; ``--resume`` with the same
   arguments goes on from it after a kill or restart.
+* ``--train-size N`` trains on the items scaled down to N x N (progressive resizing: a 128-pixel epoch costs a
+  fifth of a 256-pixel one on 2 cores), and scores the validation split at that size too; a later stage at the
+  model's own size (``--init``) fine-tunes what it learnt. The targets are unchanged: the HSD is a length in the
+  model's input pixels whatever size the network is shown.
 * CUDA when available (``--device auto``), else the CPU with ``--threads`` (2 by default: the
   workstation class of machine).
 """
@@ -35,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from workstation.inference.planes import BIOMETRY_PLANE
@@ -84,17 +89,35 @@ def _mean(values) -> float | None:
     return round(float(np.mean(kept)), 4) if kept else None
 
 
+def scaled_images(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """The (N, C, H, W) batch at size x size (area averaging, as a scanner's coarser grid would see it); as it is
+    when size is None or already its size."""
+    if size is None or images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="area")
+
+
+def scaled_labels(labels: torch.Tensor, size: int | None) -> torch.Tensor:
+    """The (N, H, W) label maps at size x size, nearest neighbour so that classes and the ignore label stay whole."""
+    if size is None or labels.shape[-2:] == (size, size):
+        return labels
+    return F.interpolate(labels[:, None].float(), size=(size, size), mode="nearest")[:, 0].to(labels.dtype)
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, dataset: D.ValidationSet, device: torch.device, batch_size: int = 16,
-             with_geometry: bool = True) -> dict:
-    """Validation metrics: Dice per class, AoP error (masks and regression head), plane accuracy."""
+             with_geometry: bool = True, input_size: int | None = None) -> dict:
+    """Validation metrics: Dice per class, AoP error (masks and regression head), plane accuracy. With
+    ``input_size`` the network sees the images at that size; its segmentation is scored at the labels' size."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     dice_ps, dice_fh, dice_hc18, aop_err_masks, aop_err_reg, hsd_err_reg = [], [], [], [], [], []
     plane_hits: dict[int, list[bool]] = {}
     refused = 0
     for batch in loader:
-        seg_logits, plane_logits, regression = model(batch["image"].to(device))
+        seg_logits, plane_logits, regression = model(scaled_images(batch["image"], input_size).to(device))
+        if seg_logits.shape[-2:] != batch["seg"].shape[-2:]:
+            seg_logits = F.interpolate(seg_logits, size=batch["seg"].shape[-2:], mode="bilinear", align_corners=False)
         pred = seg_logits.argmax(1).cpu().numpy().astype(np.uint8)
         plane_pred = plane_logits.argmax(1).cpu().numpy()
         regression = regression.cpu().numpy() * np.asarray(REGRESSION_SCALE)
@@ -194,14 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "constant --average-lr, recompute the BatchNorm statistics and keep that network; 0 = off")
     parser.add_argument("--average-lr", type=float, default=None,
                         help="the constant learning rate of the averaged epochs (default: a tenth of --lr)")
+    parser.add_argument("--train-size", type=int, default=None, metavar="N",
+                        help="train (and score the validation split) on the items scaled to N x N pixels, e.g. 128 "
+                             "for a fast first stage; default: the model's input size")
     parser.add_argument("--resume", action="store_true",
                         help="go on from the run's last.pt (written after every epoch) with the same arguments, "
                              "e.g. after the machine restarted; its clock and learning-rate schedule carry on")
     return parser
 
 
-def _input_images(batch: dict, device: torch.device) -> torch.Tensor:
-    image = batch["image"].to(device)
+def _input_images(batch: dict, device: torch.device, size: int | None = None) -> torch.Tensor:
+    image = scaled_images(batch["image"], size).to(device)
     if device.type == "cpu":
         image = image.contiguous(memory_format=torch.channels_last)  # the layout the model is in on CPU
     return image
@@ -216,13 +242,14 @@ def _add_to_average(average: dict | None, model: torch.nn.Module, count: int) ->
 
 
 @torch.no_grad()
-def averaged_network(model: torch.nn.Module, average: dict, loader: DataLoader, device: torch.device) -> torch.nn.Module:
+def averaged_network(model: torch.nn.Module, average: dict, loader: DataLoader, device: torch.device,
+                     size: int | None = None) -> torch.nn.Module:
     """A copy of ``model`` with the averaged parameters and BatchNorm statistics recomputed for them over one pass
     of ``loader`` (the running statistics of the last epoch belong to other weights)."""
     averaged = copy.deepcopy(model)
     for name, value in averaged.named_parameters():
         value.copy_(average[name].to(value.device))
-    torch.optim.swa_utils.update_bn((_input_images(batch, device) for batch in loader), averaged)
+    torch.optim.swa_utils.update_bn((_input_images(batch, device, size) for batch in loader), averaged)
     return averaged.eval()
 
 
@@ -310,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--widths: {error}") from None
         log({"event": "widened", "widths": list(model.widths)})
     model_args = {"widths": list(model.widths)}
+    train_size = None if args.train_size in (None, model.input_size) else args.train_size
+    if train_size is not None and (not 32 <= train_size < model.input_size or train_size % 32):
+        raise SystemExit(f"--train-size must be a multiple of 32 from 32 up to the model's input size "
+                         f"({model.input_size}), not {args.train_size}")
     model = model.to(device)
     criterion = MultiTaskLoss(ps_dice_weight=args.ps_dice_weight, ps_axis_weight=args.ps_axis_weight).to(device)
     if device.type == "cpu":
@@ -370,8 +401,9 @@ def main(argv: list[str] | None = None) -> int:
                 lr = args.lr * (0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress)))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            outputs = model(_input_images(batch, device))
-            loss, parts = criterion(outputs, batch["seg"].to(device), batch["plane"].to(device),
+            outputs = model(_input_images(batch, device, train_size))
+            labels = scaled_labels(batch["seg"], train_size).to(device)
+            loss, parts = criterion(outputs, labels, batch["plane"].to(device),
                                     batch["regression"].to(device), batch["regression_mask"].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -386,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                 average = _add_to_average(average, model, len(averaged_epochs))
                 averaged_epochs.append(epoch)
             validation_start = time.monotonic()
-            metrics = evaluate(model, val_set, device)
+            metrics = evaluate(model, val_set, device, input_size=train_size)
             last_validation_s = time.monotonic() - validation_start
             log({"event": "epoch", "epoch": epoch, "steps": step, "lr": round(lr, 6),
                  "train_s": round(validation_start - epoch_start, 1), "val_s": round(last_validation_s, 1),
@@ -417,8 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                                            f"selected by --select {args.select} is kept"})
     if averaged_epochs:
         train_set.set_epoch(args.epochs)  # augmented training items, as the weights saw them
-        model = averaged_network(model, average, loader, device)
-        best_metrics, best_epoch = evaluate(model, val_set, device), averaged_epochs[-1]
+        model = averaged_network(model, average, loader, device, train_size)
+        best_metrics, best_epoch = evaluate(model, val_set, device, input_size=train_size), averaged_epochs[-1]
         log({"event": "averaged", "epochs": averaged_epochs, "val": best_metrics})
         torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "model_args": model_args,
                     "epoch": best_epoch, "averaged_epochs": averaged_epochs, "metrics": best_metrics},
@@ -429,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
                                 else "last epoch" if args.select == "last" else "best mean Dice on the validation split"),
                 "minutes": args.minutes, "device": device.type, "torch": torch.__version__.split("+")[0],
                 "batch_size": args.batch_size, "lr": args.lr, "task": args.task}
+    if train_size is not None:
+        training["train_size"] = train_size
     if args.init is not None:
         training["initialised_from"] = str(args.init)
     export_info = {"name": args.name, "version": args.version, "placeholder": args.placeholder, "cases": cases,
