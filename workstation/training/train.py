@@ -115,7 +115,7 @@ def evaluate(model: torch.nn.Module, dataset: D.ValidationSet, device: torch.dev
     plane_hits: dict[int, list[bool]] = {}
     refused = 0
     for batch in loader:
-        seg_logits, plane_logits, regression = model(scaled_images(batch["image"], input_size).to(device))
+        seg_logits, plane_logits, regression = model(scaled_images(batch["image"].to(device), input_size))
         if seg_logits.shape[-2:] != batch["seg"].shape[-2:]:
             seg_logits = F.interpolate(seg_logits, size=batch["seg"].shape[-2:], mode="bilinear", align_corners=False)
         pred = seg_logits.argmax(1).cpu().numpy().astype(np.uint8)
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _input_images(batch: dict, device: torch.device, size: int | None = None) -> torch.Tensor:
-    image = scaled_images(batch["image"], size).to(device)
+    image = scaled_images(batch["image"].to(device), size)  # scaled where the network runs (a GPU if any)
     if device.type == "cpu":
         image = image.contiguous(memory_format=torch.channels_last)  # the layout the model is in on CPU
     return image
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             outputs = model(_input_images(batch, device, train_size))
-            labels = scaled_labels(batch["seg"], train_size).to(device)
+            labels = scaled_labels(batch["seg"].to(device), train_size)
             loss, parts = criterion(outputs, labels, batch["plane"].to(device),
                                     batch["regression"].to(device), batch["regression_mask"].to(device))
             optimizer.zero_grad(set_to_none=True)
