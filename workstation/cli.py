@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import warnings
 from pathlib import Path
 
 from workstation import __version__
@@ -216,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_decoder_diagnostics()
     parser = build_parser()
     if _opens_window(argv, parser):
         return run_window(argv)
@@ -244,6 +247,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _quiet_decoder_diagnostics() -> None:
+    """Keep the decoders' own chatter about a damaged file off the terminal.
+
+    A damaged scan already ends in one clear line (``InputError``); pydicom's warnings about the
+    same damage (it logs them to the ``pydicom`` logger as well) and the lines FFmpeg writes
+    straight to stderr would only bury it. FFmpeg reads the variable when OpenCV first uses it;
+    a maintainer who sets ``OPENCV_FFMPEG_LOGLEVEL`` keeps their own level.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
 
 
 def _opens_window(argv: list[str], parser: argparse.ArgumentParser) -> bool:
