@@ -79,8 +79,21 @@ def test_bad_corrections_and_confirmations_are_refused_with_a_reason(records, tm
         correct(records, exam.id, 9, {}, "Dr A")
     with pytest.raises(RecordsError, match="unknown geometry part"):
         correct(records, exam.id, 0, {"tangent": [1, 2]}, "Dr A")
-    with pytest.raises(RecordsError, match="geometry JSON is not usable"):
+    with pytest.raises(RecordsError, match="geometry JSON is not usable: a part lacks its 'superior' entry"):
         correct(records, exam.id, 0, {"aop": {"vertex": [1, 2]}}, "Dr A")
+    with pytest.raises(RecordsError, match="not usable: each part must be a JSON object of named points"):
+        correct(records, exam.id, 0, {"hsd": 5}, "Dr A")  # was an AttributeError traceback
+    with pytest.raises(RecordsError, match="not usable: a point needs two coordinates"):
+        correct(records, exam.id, 0, {"head_contour": [[1, 2], [3]]}, "Dr A")
+    # Typed slips: a point off the frame, or not a number, would still give an angle, a meaningless one.
+    good = synthetic_measurement(0)["geometry"]["aop"]
+    rows, cols = records.exam(exam.id).frame_shape
+    for bad_point in ([-5000.0, 10.0], [float("nan"), 10.0], [1e308, 1.0], [cols + 2.0, 10.0]):
+        with pytest.raises(RecordsError, match=f"is not on the {cols} x {rows} frame; geometry is given in the frame"):
+            correct(records, exam.id, 0, {"aop": dict(good, vertex=bad_point)}, "Dr A")
+    with pytest.raises(RecordsError, match="angle_deg must be a finite number"):
+        correct(records, exam.id, 0, {"head_ellipse": {"center": [100, 100], "semi_axes": [50, 40],
+                                                       "angle_deg": float("inf")}}, "Dr A")
     with pytest.raises(RecordsError, match="gives no measurement"):
         correct(records, exam.id, 0, {}, "Dr A")
     with pytest.raises(RecordsError, match="who made it"):

@@ -11,6 +11,8 @@ vertex and superior point are the PS axis' ends).
 """
 from __future__ import annotations
 
+import math
+
 from workstation.records.database import RecordsError
 from workstation.records.store import AI, CONFIRMATION, CORRECTION, VALUE_KEYS, Measurement, Records
 
@@ -46,11 +48,13 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
     try:
         merged = merged_geometry(geometry, base)
         Geometry.from_json(merged)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:  # MeasurementRefused is a ValueError
-        raise RecordsError(f"the geometry JSON is not usable: {exc}") from None
+        edited = Geometry.from_json(geometry)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # MeasurementRefused: ValueError
+        raise RecordsError(f"the geometry JSON is not usable: {_why(exc)}") from None
     analysed = _analysed_frame(records, exam_id, frame_index)
     cine = load(records.file_path(exam))
     try:
+        _check_on_frame(edited, cine.frame_shape)
         # A refused construction comes back as values of None with the reason, reported just below.
         measured = recompute_json(merged, cine.calibration, cine.frame_shape, analysed.get("frame_class"))
         time_s = float(cine.times_s[frame_index])
@@ -63,6 +67,33 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
         exam_id, CORRECTION, user, measured, supersedes_id=None if current is None else current.id,
         frame_index=frame_index, time_s=time_s, uncertainty=analysed.get("uncertainty"),
         calibration_source=measured["calibration"]["source"], note=note)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"a part lacks its {exc} entry"
+    if isinstance(exc, IndexError):
+        return "a point needs two coordinates, [x, y]"
+    if isinstance(exc, AttributeError):
+        return "each part must be a JSON object of named points, e.g. \"hsd\": {\"start\": [x, y], \"end\": [x, y]}"
+    return str(exc)
+
+
+def _check_on_frame(edited, frame_shape: tuple[int, ...]) -> None:
+    """Refuse a given point that is not a finite position on the frame (a slip in typed JSON, not a correction:
+    a point far off the image would still give an angle, a meaningless one)."""
+    rows, cols = frame_shape[:2]
+    points = [point for part in (edited.ps_axis, edited.aop, edited.hsd) if part is not None
+              for point in vars(part).values() if isinstance(point, tuple)]
+    if edited.head_ellipse is not None:
+        points.append(edited.head_ellipse.center)
+    points.extend(edited.head_contour or ())
+    for x, y in points:
+        if not (math.isfinite(x) and math.isfinite(y) and -1 <= x <= cols and -1 <= y <= rows):
+            raise RecordsError(f"the point ({x:g}, {y:g}) is not on the {cols} x {rows} frame; geometry is given in "
+                               f"the frame's pixels, x across and y down from the top left corner")
+    if edited.head_ellipse is not None and not math.isfinite(edited.head_ellipse.angle_deg):
+        raise RecordsError("the head ellipse's angle_deg must be a finite number of degrees")
 
 
 def _analysed_frame(records: Records, exam_id: int, frame_index: int) -> dict:
