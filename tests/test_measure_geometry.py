@@ -272,7 +272,7 @@ def test_values_other_than_0_1_2_are_rejected(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_labelmap(tmp_path / "missing.png")
     (tmp_path / "junk.png").write_bytes(b"not a png")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="cannot read junk.png as an image; measure takes a label map .* use analyze"):
         load_labelmap(tmp_path / "junk.png")
     colour = np.zeros((8, 8, 3), np.uint8)
     colour[..., 2] = 1

@@ -43,7 +43,8 @@ def load_labelmap(path) -> np.ndarray:
         raise InputError(f"label map not found: {path}")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise InputError(f"cannot read {path.name} as an image")
+        raise InputError(f"cannot read {path.name} as an image; measure takes a label map saved as PNG "
+                         f"(0 background, 1 pubic symphysis, 2 fetal head); to measure a scan, use analyze")
     if image.ndim == 3:
         # Some tools save a label map with 3 identical channels; anything else is a picture, not labels.
         if image.shape[2] not in (3, 4) or not all(np.array_equal(image[..., 0], image[..., c]) for c in (1, 2)):
