@@ -153,6 +153,56 @@ def test_the_head_ellipse_is_moved_and_resized_by_its_handles(analysed, qtbot):
     assert state.corrected["hc_px"] is None and "axial head plane" in state.corrected["reasons"]["hc_px"]
 
 
+def test_calipers_dragged_past_the_image_stop_at_its_edge(analysed, qtbot):
+    """A handle let go beyond the image is measured where the image ends, not off it (a point off the frame
+    would still give an angle, a meaningless one); dragged whole, the PS axis keeps its length."""
+    window = analysed
+    window.go_to_frame(6)
+    state = window.current_state()
+    rows, cols = window.analysis.frame_shape
+    left, top, right, bottom = -0.5, -0.5, cols - 0.5, rows - 0.5
+    window.view.view_box.scaleBy((2.5, 2.5))  # zoomed out: black all round the image, for the mouse to reach
+    qtbot.wait(20)
+    viewport = window.view.viewport().rect()
+
+    def beyond(x, y):
+        point = window.frame_to_viewport(x, y)
+        assert viewport.contains(point), "the target must be on the viewport, off the image"
+        return point
+
+    # The tangent point, dragged 60 pixels past the right edge.
+    tangent = state.ai["geometry"]["aop"]["tangent_point"]
+    mouse_drag(qtbot, window, window.handle_viewport_pos("tangent_point"), beyond(cols + 60, tangent[1]))
+    point = state.corrected["geometry"]["aop"]["tangent_point"]
+    assert point[0] == pytest.approx(right, abs=0.01) and state.corrected["aop_deg"] is not None
+
+    # The PS axis, dragged by its line far above the top: it stops with its higher end on the edge, unbent.
+    superior, inferior = (state.current()["geometry"]["ps_axis"][k] for k in ("superior", "inferior"))
+    grip = [superior[0] + (inferior[0] - superior[0]) / 3, superior[1] + (inferior[1] - superior[1]) / 3]
+    mouse_drag(qtbot, window, window.frame_to_viewport(*grip), beyond(grip[0], -80))
+    moved = state.corrected["geometry"]["ps_axis"]
+    assert min(moved["superior"][1], moved["inferior"][1]) == pytest.approx(top, abs=0.01)
+    assert math.dist(moved["superior"], moved["inferior"]) == pytest.approx(math.dist(superior, inferior), abs=0.01)
+    assert moved["inferior"][0] - moved["superior"][0] == pytest.approx(inferior[0] - superior[0], abs=0.01)
+
+    # The HSD end, past the bottom left corner: it stops in the corner.
+    mouse_drag(qtbot, window, window.handle_viewport_pos("hsd_end"), beyond(-50, rows + 50))
+    assert state.corrected["geometry"]["hsd"]["end"] == pytest.approx([left, bottom], abs=0.01)
+
+    # The ellipse dragged by its body past the left edge: its centre stops on the edge, its size kept.
+    ellipse = state.current()["geometry"]["head_ellipse"]
+    centre = window.frame_to_viewport(*ellipse["center"])
+    offset = QtCore.QPoint(0, 40)
+    target = beyond(ellipse["center"][0] - cols, ellipse["center"][1])
+    mouse_drag(qtbot, window, centre + offset, QtCore.QPoint(target.x(), centre.y() + offset.y()))
+    dragged = state.corrected["geometry"]["head_ellipse"]
+    assert dragged["center"][0] == pytest.approx(left, abs=0.01)
+    assert dragged["semi_axes"] == pytest.approx(ellipse["semi_axes"], abs=0.05)
+    # Every point a person placed is one the core accepts as on the frame.
+    for x, y in (point, moved["superior"], moved["inferior"], dragged["center"]):
+        assert left <= x <= right and top <= y <= bottom
+
+
 def test_accept_records_the_user_and_reset_goes_back_to_the_ai(make_window, qtbot, demo_dcm):
     window = make_window(user="Midwife Jones")
     open_and_analyse(qtbot, window, demo_dcm, exam_id=42, frame=6)

@@ -6,7 +6,11 @@
 - Head ellipse: an ``EllipseROI`` (drag inside to move the centre, the round handle rotates, the square handles
   scale both axes, the major axis only or the minor axis only).
 
-Dragging is pyqtgraph's own; this module only converts between ROI state and the geometry JSON of
+Dragging is pyqtgraph's own, kept on the image: a handle a person drags stops at the frame's edge, and so do the
+PS axis' ends and the ellipse's centre when the line or the ellipse is dragged whole (a point off the image would
+still be measured, into a value that means nothing). Geometry set from code is shown as given.
+
+This module only converts between ROI state and the geometry JSON of
 ``workstation.measure`` and reports drags: ``editStarted`` when one begins (the caller snapshots its state),
 ``editPreview`` while it runs (the caller recomputes through the core), ``editFinished`` at the drop (the caller
 records one undoable edit). Setting the geometry from code (a new frame, undo, redo) never emits them.
@@ -17,6 +21,7 @@ import copy
 import math
 
 import pyqtgraph as pg
+from pyqtgraph import Point
 from pyqtgraph.graphicsItems.ROI import Handle
 from PySide6 import QtCore, QtGui
 
@@ -39,7 +44,41 @@ def _xy(point: QtCore.QPointF) -> list[float]:
     return [round(float(point.x()), 3), round(float(point.y()), 3)]
 
 
-class PointROI(pg.ROI):
+class OnFrame:
+    """Mixed into a caliper's ROI: what a person drags stays within ``frame_rect`` (the image, in frame pixels;
+    None before a frame is shown). Drags reach ``movePoint`` in scene coordinates; code places handles in parent
+    (frame) coordinates, and those are left alone."""
+
+    frame_rect: QtCore.QRectF | None = None
+    bounded_handle_types = ("f", "s")  # free and scale handles; a rotate handle turns the ROI, it marks no point
+
+    def kept_on_frame(self, point) -> Point:
+        r = self.frame_rect
+        return Point(min(max(point.x(), r.left()), r.right()), min(max(point.y(), r.top()), r.bottom()))
+
+    def movePoint(self, handle, pos, modifiers=None, finish=True, coords="parent"):
+        if coords == "scene" and self.frame_rect is not None and \
+                self.handles[self.indexOfHandle(handle)]["type"] in self.bounded_handle_types:
+            pos, coords = self.kept_on_frame(self.mapSceneToParent(Point(pos))), "parent"
+        super().movePoint(handle, pos, modifiers, finish=finish, coords=coords)
+
+    def kept_shift(self, points, shift) -> Point:
+        """``shift`` cut short so that every one of ``points`` (frame coordinates) stays on the frame."""
+        r = self.frame_rect
+        if r is None or not points:
+            return Point(shift)
+        xs, ys = [p.x() for p in points], [p.y() for p in points]
+        dx, dy = float(shift[0]), float(shift[1])
+        low_x, high_x = r.left() - min(xs), r.right() - max(xs)
+        low_y, high_y = r.top() - min(ys), r.bottom() - max(ys)
+        if low_x <= high_x:  # else the points span more than the frame (set from code): not bounded
+            dx = min(max(dx, low_x), high_x)
+        if low_y <= high_y:
+            dy = min(max(dy, low_y), high_y)
+        return Point(dx, dy)
+
+
+class PointROI(OnFrame, pg.ROI):
     """One draggable point: an ROI that is nothing but a free handle (at the ROI origin with size 1, the handle's
     position is the frame point itself)."""
 
@@ -68,12 +107,18 @@ class PointROI(pg.ROI):
         pass
 
 
-class PSAxisROI(pg.LineSegmentROI):
+class PSAxisROI(OnFrame, pg.LineSegmentROI):
     """The PS long axis; handle 0 is the superior end, handle 1 the inferior end."""
 
     def __init__(self, colour, inferior_colour):
         super().__init__([[0, 0], [1, 1]], pen=pg.mkPen(colour, width=2), hoverPen=pg.mkPen(colour, width=4))
         self.set_colours(colour, inferior_colour)
+
+    def translate(self, *args, **kwargs):
+        # Dragging the line moves both ends; neither leaves the frame.
+        shift = args[0] if len(args) == 1 else args
+        ends = [self.mapToParent(h.pos()) for h in self.getHandles()]
+        super().translate(self.kept_shift(ends, shift), **kwargs)
 
     def ends(self) -> tuple[list[float], list[float]]:
         superior, inferior = (self.mapToParent(h.pos()) for h in self.getHandles())
@@ -90,8 +135,14 @@ class PSAxisROI(pg.LineSegmentROI):
             style_handle(handle, c)
 
 
-class HeadEllipseROI(pg.EllipseROI):
-    """An EllipseROI with a handle for each axis as well as the usual rotate and scale-both handles."""
+class HeadEllipseROI(OnFrame, pg.EllipseROI):
+    """An EllipseROI with a handle for each axis as well as the usual rotate and scale-both handles. Its scale
+    handles and its centre stay on the frame; its outline may pass the edge (a head the sector cuts)."""
+
+    def translate(self, *args, **kwargs):
+        shift = args[0] if len(args) == 1 else args
+        centre = Point(*self.ellipse()["center"])
+        super().translate(self.kept_shift([centre], shift), **kwargs)
 
     def _addHandles(self):
         self.handleSize = HANDLE_RADIUS  # EllipseROI makes its handles here, at this size
@@ -170,6 +221,12 @@ class Calipers(QtCore.QObject):
         self.tangent_roi.set_colour(colour("tangent"))
         self.hsd_roi.set_colour(colour("hsd"))
         self.ellipse_roi.set_colour(colour("head_ellipse"))
+
+    def set_frame_shape(self, frame_shape: tuple[int, int] | None) -> None:
+        """Bound the drags to the image on screen (pixel centres on integers, as the viewer places it)."""
+        rect = None if frame_shape is None else QtCore.QRectF(-0.5, -0.5, frame_shape[1], frame_shape[0])
+        for roi in self.rois.values():
+            roi.frame_rect = rect
 
     def set_visible(self, name: str, visible: bool) -> None:
         if name in self.visible:

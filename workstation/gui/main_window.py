@@ -460,6 +460,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.exam_id = exam_id
         self.file_calibration = cine.calibration
         self.analysis = CineAnalysis(cine.n_frames, cine.frame_shape, cine.calibration)
+        self.calipers.set_frame_shape(cine.frame_shape)
         self.playback.set_times(cine.times_s)
         self.slider.blockSignals(True)
         self.slider.setRange(0, cine.n_frames - 1)
@@ -499,6 +500,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view.clear()
         self.overlays.clear()
         self.calipers.set_geometry(None)
+        self.calipers.set_frame_shape(None)
         self.panel.show_state(None)
         self.strip.set_frame_count(0)
         self.frame_label.setText("")
