@@ -26,6 +26,7 @@ from pyqtgraph.graphicsItems.ROI import Handle
 from PySide6 import QtCore, QtGui
 
 from workstation.gui.settings import Settings
+from workstation.gui.viewer import frame_rect
 
 HANDLE_RADIUS = 7  # screen pixels: easy to grab on a touch screen, small beside the anatomy
 Z_CALIPERS = 30
@@ -223,8 +224,8 @@ class Calipers(QtCore.QObject):
         self.ellipse_roi.set_colour(colour("head_ellipse"))
 
     def set_frame_shape(self, frame_shape: tuple[int, int] | None) -> None:
-        """Bound the drags to the image on screen (pixel centres on integers, as the viewer places it)."""
-        rect = None if frame_shape is None else QtCore.QRectF(-0.5, -0.5, frame_shape[1], frame_shape[0])
+        """Bound the drags to the image on screen, where the viewer places it."""
+        rect = None if frame_shape is None else frame_rect(frame_shape)
         for roi in self.rois.values():
             roi.frame_rect = rect
 

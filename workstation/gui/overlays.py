@@ -17,6 +17,7 @@ from PySide6 import QtCore, QtGui
 
 from workstation.cine_review import FrameMaps
 from workstation.gui.settings import Settings
+from workstation.gui.viewer import frame_rect
 from workstation.reports.overlays import aop_label, hsd_label, label_with_whose
 
 Z_UNCERTAINTY, Z_MASKS, Z_LINES, Z_TEXT = 4, 5, 20, 40
@@ -149,7 +150,7 @@ class OverlayLayer:
         self._maps = maps
         self.frame_shape = frame_shape
         if maps is not None:
-            rect = QtCore.QRectF(-0.5, -0.5, frame_shape[1], frame_shape[0])
+            rect = frame_rect(frame_shape)
             labels = maps.labels()
             if self.mask_outlines:
                 self.ps_outline.setData(*outline_path(labels == 1))

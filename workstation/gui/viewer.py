@@ -16,6 +16,11 @@ from PySide6 import QtCore
 SPEEDS = (0.25, 0.5, 1.0, 1.5, 2.0)
 
 
+def frame_rect(frame_shape: tuple[int, ...]) -> QtCore.QRectF:
+    """Where a frame of this (rows, cols) shape lies in the view: pixel centres on integer coordinates."""
+    return QtCore.QRectF(-0.5, -0.5, frame_shape[1], frame_shape[0])
+
+
 class CineImageItem(pg.ImageItem):
     """The frame on screen; counts its paints so the display frame rate can be measured, not assumed."""
 
@@ -45,7 +50,7 @@ class FrameView(pg.GraphicsView):
         self.image.setImage(frame, autoLevels=False, levels=(0, 255))
         if shape != self.frame_shape:
             self.frame_shape = (int(shape[0]), int(shape[1]))
-            self.image.setRect(QtCore.QRectF(-0.5, -0.5, shape[1], shape[0]))
+            self.image.setRect(frame_rect(shape))
             self.fit()
 
     def clear(self) -> None:
@@ -54,8 +59,7 @@ class FrameView(pg.GraphicsView):
 
     def fit(self) -> None:
         if self.frame_shape is not None:
-            rows, cols = self.frame_shape
-            self.view_box.setRange(QtCore.QRectF(-0.5, -0.5, cols, rows), padding=0.01)
+            self.view_box.setRange(frame_rect(self.frame_shape), padding=0.01)
 
     def viewport_point(self, x: float, y: float) -> QtCore.QPoint:
         """Where a frame point (x, y) is on this widget's viewport (for tests and tools)."""
