@@ -113,7 +113,7 @@ def test_the_head_plane_floor_is_read_from_the_manifest_and_a_bad_one_refused(tm
     manifest.write_text(json.dumps(data))
     assert read_manifest(manifest).min_head_plane_probability == 0.956
     from workstation.paths import shipped_models_dir
-    assert read_manifest(shipped_models_dir() / "psfh-multitask.json").min_head_plane_probability == 0.956
+    assert read_manifest(shipped_models_dir() / "psfh-multitask.json").min_head_plane_probability == 0.987
     data["head_biometry"]["min_plane_probability"] = 1.5
     manifest.write_text(json.dumps(data))
     with pytest.raises(ModelError, match="must be a probability"):

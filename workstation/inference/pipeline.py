@@ -23,8 +23,8 @@ The pubic symphysis axis carries most of the AoP error and swings between passes
 estimate, trained on the reference AoP, picks the pass whose axis agrees with it. The lines drawn and
 the value shown are always one real construction on one segmentation, never a blend, so a person's
 correction starts from what was drawn; the HSD is measured on the same construction (its PS inferior end).
-On the validation split this lowered the AoP error from 6.12 to
-5.35 degrees (paired bootstrap 95% CI of the change -1.28 to -0.30). The frame's JSON says which
+On the validation split this lowered the AoP error of psfh-multitask 1.1.0 (the model the rule was
+chosen on) from 6.12 to 5.35 degrees (paired bootstrap 95% CI of the change -1.28 to -0.30). The frame's JSON says which
 segmentation was used under ``aop_construction``.
 
 When the model's manifest carries an ``uncertainty_calibration`` (``workstation.inference.uncertainty``,

@@ -51,9 +51,9 @@ GREY_RANGE_PERCENTILES = (1.0, 99.5)
 NEIGHBOURHOOD_RADII = 2.0  # the grey range is taken this many major semi-axes around the centre
 ECHO_FEATURES = ("fraction", "inside_contrast", "rim_level")
 RIDGE_FEATURES = ("ridge_over_outside", "ridge_fraction")
-# 5th percentiles over the HC18 training split (649 frames, shipped models psfh-multitask 1.1.0 + psfh-head 1.0.0,
+# 5th percentiles over the HC18 training split (649 frames, shipped models psfh-multitask 1.2.0 + psfh-head 1.1.0,
 # as analyze outlines them): python -m workstation.training.biometry_floors --data ../shared/data
-SKULL_ECHO_FLOORS = {"fraction": 0.56, "inside_contrast": 0.22, "rim_level": 0.42,
+SKULL_ECHO_FLOORS = {"fraction": 0.56, "inside_contrast": 0.23, "rim_level": 0.42,
                      "ridge_over_outside": 0.19, "ridge_fraction": 0.43}
 
 
