@@ -14,6 +14,7 @@ import pytest
 
 from workstation.calibration import Calibration, Scale, UltrasoundRegion
 from workstation.errors import InputError
+from workstation.measure.regions import bounding_box, check_labelmap, edge_points, largest_component, region_pixels
 from workstation.measure import (AoPLines, Ellipse, Geometry, MeasurementRefused, PSAxis, aop_from_points,
                                  ellipse_in_mm, ellipse_measurements, fit_head_ellipse, hadlock_ga_weeks,
                                  aop_of_labelmap, hsd_from_points, load_labelmap, measure_labelmap, ramanujan_perimeter, recompute,
@@ -279,6 +280,47 @@ def test_values_other_than_0_1_2_are_rejected(tmp_path):
     cv2.imwrite(str(tmp_path / "colour.png"), colour)
     with pytest.raises(InputError, match="colour"):
         load_labelmap(tmp_path / "colour.png")
+
+
+def test_negative_and_wide_integer_labels_are_rejected_too():
+    # The fast range check must not let through what np.unique would have named.
+    for dtype, value in ((np.int16, -1), (np.int32, 3), (np.uint16, 258)):
+        bad = np.zeros((16, 16), dtype)
+        bad[2, 3] = value
+        with pytest.raises(InputError, match=str(value)):
+            measure_labelmap(bad)
+    ok = np.zeros((16, 16), np.int64)
+    ok[4:9, 4:9] = 2
+    assert check_labelmap(ok).dtype == np.uint8
+
+
+def test_region_helpers_on_the_bounding_box_match_the_whole_frame_versions():
+    """largest_component, region_pixels and edge_points work on a region's bounding box for speed; they must give
+    exactly what the plain whole-frame computation gives, specks and frame edges included."""
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        mask = np.zeros((60, 80), bool)
+        for _ in range(rng.integers(0, 5)):
+            y, x, h, w = rng.integers(0, 60), rng.integers(0, 80), rng.integers(1, 25), rng.integers(1, 25)
+            mask[y:y + h, x:x + w] = True
+        mask &= rng.random(mask.shape) > 0.1  # holes and specks
+        count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        expected = mask if count <= 2 else components == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        largest = largest_component(mask)
+        assert largest.shape == mask.shape and np.array_equal(largest, expected), trial
+        ys, xs = np.nonzero(largest)
+        assert np.array_equal(region_pixels(largest), np.stack([xs, ys], axis=1))
+        points, on_frame = edge_points(largest)
+        # Whole frame: a region pixel's side faces a non-region 4-neighbour (or the frame's outside).
+        padded = np.pad(largest, 1)
+        expected_points = []
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            ey, ex = np.nonzero(padded & ~np.roll(padded, (-dy, -dx), axis=(0, 1)))
+            expected_points += [(x - 1 + dx / 2.0, y - 1 + dy / 2.0) for y, x in zip(ey, ex)]
+        assert sorted(map(tuple, points.tolist())) == sorted(expected_points)
+        outside = (points[:, 0] < 0) | (points[:, 0] > 79) | (points[:, 1] < 0) | (points[:, 1] > 59)
+        assert np.array_equal(on_frame, outside)
+        assert (bounding_box(largest) is None) == (not largest.any())
 
 
 def test_load_labelmap_round_trips_a_png(tmp_path):

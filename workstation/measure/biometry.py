@@ -33,7 +33,7 @@ import numpy as np
 
 from workstation.calibration import Calibration, Scale
 from workstation.measure.geometry import Ellipse, MeasurementRefused
-from workstation.measure.regions import edge_points, largest_component
+from workstation.measure.regions import edge_points, largest_component, region_pixels
 
 HC18_OUTLINE_WIDTH_PX = 2.5  # the HC18 expert outlines' mean width (annotation pixels / ellipse perimeter)
 MIN_HEAD_PIXELS = 200  # a smaller head region cannot carry an ellipse worth reporting
@@ -70,8 +70,7 @@ def fit_head_ellipse(mask_or_outline: np.ndarray, kind: str = "filled", outline_
         points = points[~on_frame]
         shrink = outline_width_px / 2.0
     elif kind == "outline":
-        ys, xs = np.nonzero(image)
-        points = np.stack([xs, ys], axis=1).astype(float)
+        points = region_pixels(image).astype(float)
         shrink = 0.0
     else:
         raise ValueError(f"kind must be 'filled' or 'outline', got {kind!r}")

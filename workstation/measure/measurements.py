@@ -15,7 +15,8 @@ import numpy as np
 from workstation.calibration import Calibration, Scale
 from workstation.measure.biometry import BIOMETRY_CONVENTION, ellipse_measurements, fit_head_ellipse
 from workstation.measure.geometry import AoPLines, Geometry, MeasurementRefused, as_point
-from workstation.measure.regions import FH_LABEL, PS_LABEL, check_labelmap, edge_points, largest_component
+from workstation.measure.regions import (FH_LABEL, PS_LABEL, check_labelmap, edge_points, largest_component,
+                                         region_pixels)
 from workstation.measure.transperineal import (aop_from_points, check_aop_plausible, convex_hull, hsd_from_points,
                                                hsd_line_to_head, ps_axis_from_region, tangent_point_to_head)
 
@@ -84,8 +85,7 @@ def _aop_construction(ps_region, ps_edge, fh_edge, reasons: dict[str, str]):
         reasons["aop_deg"] = reasons["hsd_px"] = f"no {missing} in the label map"
     else:
         try:
-            ys, xs = np.nonzero(ps_region)
-            ps_axis = ps_axis_from_region(np.stack([xs, ys], axis=1), ps_edge, head_contour)
+            ps_axis = ps_axis_from_region(region_pixels(ps_region), ps_edge, head_contour)
             tangent = tangent_point_to_head(ps_axis.inferior, ps_axis.superior, head_contour)
             aop = AoPLines(ps_axis.inferior, ps_axis.superior, tangent)
         except MeasurementRefused as refused:

@@ -27,8 +27,9 @@ def check_labelmap(labels: np.ndarray) -> np.ndarray:
         raise InputError("the label map is empty (zero pixels)")
     if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
         raise InputError(f"a label map must hold integers 0, 1, 2, got dtype {labels.dtype}")
-    found = np.unique(labels)
-    extra = sorted(set(found.tolist()) - set(_VALID_LABELS))
+    if labels.size and labels.min() >= BACKGROUND and labels.max() <= FH_LABEL:
+        return labels.astype(np.uint8, copy=False)  # the usual case, without np.unique's cost on every frame
+    extra = sorted(set(np.unique(labels).tolist()) - set(_VALID_LABELS))
     if extra:
         shown = ", ".join(str(v) for v in extra[:8]) + (" ..." if len(extra) > 8 else "")
         raise InputError(f"a label map holds only 0 (background), 1 (pubic symphysis) and 2 (fetal head); "
@@ -59,11 +60,39 @@ def load_labelmap(path) -> np.ndarray:
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected component of a boolean mask (specks of a segmentation are not the structure)."""
     mask = np.asarray(mask, dtype=bool)
-    count, components, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    box = bounding_box(mask)
+    if box is None:
+        return mask
+    y0, y1, x0, x1 = box  # label the bounding box only: the rest of the frame holds no component
+    count, components, stats, _ = cv2.connectedComponentsWithStats(mask[y0:y1, x0:x1].astype(np.uint8),
+                                                                   connectivity=8)
     if count <= 2:
         return mask
     biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return components == biggest
+    largest = np.zeros_like(mask)
+    largest[y0:y1, x0:x1] = components == biggest
+    return largest
+
+
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1), end-exclusive, of a boolean mask's set pixels; None when there are none. Cheaper than
+    ``np.nonzero`` over a whole frame, which the pipeline would otherwise do for every region of every pass."""
+    rows, cols = mask.any(axis=1), mask.any(axis=0)
+    if not rows.any():
+        return None
+    return (int(np.argmax(rows)), len(rows) - int(np.argmax(rows[::-1])),
+            int(np.argmax(cols)), len(cols) - int(np.argmax(cols[::-1])))
+
+
+def region_pixels(mask: np.ndarray) -> np.ndarray:
+    """The (x, y) of a boolean mask's set pixels, (n, 2), in row-major order as ``np.nonzero`` gives them."""
+    mask = np.asarray(mask, dtype=bool)
+    box = bounding_box(mask)
+    if box is None:
+        return np.zeros((0, 2), dtype=np.intp)
+    y0, y1, x0, x1 = box
+    ys, xs = np.nonzero(mask[y0:y1, x0:x1])
+    return np.stack([xs + x0, ys + y0], axis=1)
 
 
 def edge_points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,12 +102,12 @@ def edge_points(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     mask = np.asarray(mask, dtype=bool)
     rows, cols = mask.shape
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    box = bounding_box(mask)
+    if box is None:
         return np.zeros((0, 2)), np.zeros(0, bool)
     # Work on the region's bounding box only: a head is small against a large frame.
-    y0, x0 = ys.min(), xs.min()
-    padded = np.pad(mask[y0:ys.max() + 1, x0:xs.max() + 1], 1)
+    y0, y1, x0, x1 = box
+    padded = np.pad(mask[y0:y1, x0:x1], 1)
     points, on_frame = [], []
     for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
         neighbour = np.roll(padded, (-dy, -dx), axis=(0, 1))
