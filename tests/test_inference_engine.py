@@ -8,7 +8,7 @@ import pytest
 
 from model_fixtures import build_tiny_onnx, write_manifest
 from workstation.errors import ModelError
-from workstation.inference.engine import find_manifest, load_model, select_providers
+from workstation.inference.engine import find_manifest, labels_from_scores, load_model, select_providers
 from workstation.inference.manifest import read_manifest
 from workstation.inference.pipeline import analyze_prediction
 
@@ -226,3 +226,12 @@ def test_head_biometry_models_are_not_offered_as_main_models(tmp_path, monkeypat
     monkeypatch.setattr(engine, "available_manifests", lambda: sorted(tmp_path.glob("*.json")))
     assert engine.main_model_names() == sorted({engine.DEFAULT_MODEL, "tiny"})
     assert engine.find_manifest("tiny-head") == tmp_path / "tiny-head.json"  # still found by name when named
+
+
+def test_labels_from_scores_is_argmax_over_classes_ties_to_the_lower_class():
+    rng = np.random.default_rng(0)
+    for trial in range(100):
+        # Small integer scores make ties common; the label must be the lowest tied class, as argmax gives.
+        scores = (rng.integers(0, 3, (3, 12, 17)) if trial % 2 else rng.normal(size=(4, 12, 17))).astype(np.float32)
+        labels = labels_from_scores(scores)
+        assert labels.dtype == np.uint8 and np.array_equal(labels, scores.argmax(0)), trial

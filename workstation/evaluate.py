@@ -34,7 +34,7 @@ import numpy as np
 
 from workstation.calibration import Calibration
 from workstation.errors import InputError
-from workstation.inference.engine import Model
+from workstation.inference.engine import Model, labels_from_scores
 from workstation.inference.pipeline import analyze_prediction
 from workstation.inference.planes import BIOMETRY_PLANE
 from workstation.measure import Geometry, load_labelmap, measure_labelmap, recompute
@@ -189,12 +189,12 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
         ref = load_labelmap(label_path)
         image = _read_gray(image_path)
         prediction = model.predict([image])[0]
-        pred = prediction.probs.argmax(0).astype(np.uint8)
+        pred = labels_from_scores(prediction.probs)
         # What `workstation analyze` reports for this frame (test-time passes, plane policy): its AoP and uncertainty.
         seen = model.predict([image], tta=PIPELINE_TTA)[0]
         frame = analyze_prediction(seen, model, None, 0, 0.0)
         aop_pipeline = frame.measurements.get("aop_deg")
-        seen_labels = seen.probs.argmax(0)
+        seen_labels = labels_from_scores(seen.probs)
         for key, cls in (("ps", 1), ("fh", 2)):
             dices[key].append(dice(pred == cls, ref == cls))
             pipeline_dices[key].append(dice(seen_labels == cls, ref == cls))
@@ -261,7 +261,7 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         ref = _read_gray(folder / "masks" / f"{image_path.stem}_mask.png") > 0
         image = _read_gray(image_path)
         prediction = model.predict([image])[0]
-        pred_labels = prediction.probs.argmax(0).astype(np.uint8)
+        pred_labels = labels_from_scores(prediction.probs)
         head = pred_labels == 2
         dices.append(dice(head, ref))
         hds.append(hd95(head, ref))
@@ -280,7 +280,7 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
         # test-time passes, plane policy (HC only on a frame it classes an axial head plane), the same outline
         # correction.
         seen = model.predict([image], tta=PIPELINE_TTA)[0]
-        pipeline_dices.append(dice(seen.probs.argmax(0) == 2, ref))
+        pipeline_dices.append(dice(labels_from_scores(seen.probs) == 2, ref))
         seen_frame = analyze_prediction(seen, model, None if pixel_mm is None else
                                         Calibration.manual_mm_per_px(pixel_mm), 0, 0.0)
         hc_seen = seen_frame.measurements.get("hc_mm")

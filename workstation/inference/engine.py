@@ -134,6 +134,18 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def labels_from_scores(scores: np.ndarray) -> np.ndarray:
+    """The label map (uint8, H x W) of per-class scores (C x H x W): the highest class, the lowest index on a tie,
+    exactly as ``scores.argmax(0)``, which is several times slower (it walks the class axis with a stride)."""
+    labels = np.zeros(scores.shape[1:], np.uint8)
+    best = scores[0]
+    for c in range(1, len(scores)):
+        higher = scores[c] > best
+        labels[higher] = c
+        best = np.where(higher, scores[c], best)
+    return labels
+
+
 def _rotation(angle_deg: float, height: int, width: int) -> np.ndarray:
     return cv2.getRotationMatrix2D((width / 2.0, height / 2.0), angle_deg, 1.0)
 
@@ -246,11 +258,11 @@ class Model:
             disagreement, tta_labels = None, None
             if tta:
                 seg_mirrored = _softmax(mirrored[outs.segmentation][i][..., ::-1].astype(np.float32), axis=0)
-                plain_labels = seg.argmax(0).astype(np.uint8)
-                mirrored_labels = seg_mirrored.argmax(0).astype(np.uint8)
+                plain_labels = labels_from_scores(seg)
+                mirrored_labels = labels_from_scores(seg_mirrored)
                 disagreement = 1.0 - _mean_structure_dice(plain_labels, mirrored_labels)
                 tta_labels = [plain_labels, mirrored_labels] + [
-                    _unrotate_labels(r[i].argmax(0).astype(np.uint8), a) for r, a in zip(rotated, ROTATION_TTA_DEG)]
+                    _unrotate_labels(labels_from_scores(r[i]), a) for r, a in zip(rotated, ROTATION_TTA_DEG)]
                 seg = 0.5 * (seg + seg_mirrored)
             plane = None
             if outs.plane:

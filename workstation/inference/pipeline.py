@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from workstation.calibration import Calibration
-from workstation.inference.engine import TTA_PASS_NAMES, FramePrediction, Model
+from workstation.inference.engine import TTA_PASS_NAMES, FramePrediction, Model, labels_from_scores
 from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE, describe_plane
 from workstation.measure import Ellipse, aop_of_labelmap, measure_labelmap
 from workstation.measure.skull_echo import describe_missing_echo, skull_echo
@@ -263,7 +263,7 @@ def keep_ai_biometry_withheld(measured: dict) -> dict:
 def analyze_prediction(prediction: FramePrediction, model: Model, calibration: Calibration | None, index: int,
                        time_s: float, keep_maps: bool = False) -> FrameResult:
     """Measurements and uncertainty for one frame's prediction."""
-    labels = prediction.probs.argmax(axis=0).astype(np.uint8)
+    labels = labels_from_scores(prediction.probs)
     min_pixels = _MIN_STRUCTURE_FRACTION * labels.size
     ps_present = bool((labels == 1).sum() >= min_pixels)
     fh_present = bool((labels == 2).sum() >= min_pixels)
