@@ -238,3 +238,59 @@ def test_an_exam_analysed_in_the_viewer_by_another_model_keeps_that_analysis(mak
         window.reanalyse()
     assert [a.model_sha256[0] for a in records.analyses(exam_id)] == ["a", "b"]
     assert records.current_measurement(exam_id).kind == CONFIRMATION
+
+
+def _headless_correction_by_unal(records, exam_id):
+    """Dr Unal moves the tangent point of the exam's AI measurement headless (frame 0), as `workstation correct`."""
+    from workstation.records.review import correct
+
+    geometry = records.current_measurement(exam_id).geometry
+    x, y = geometry["aop"]["tangent_point"]
+    return correct(records, exam_id, 0, {"aop": {**geometry["aop"], "tangent_point": [x - 20, y + 20]}}, "Dr Unal")
+
+
+def test_undoing_a_viewer_edit_over_an_earlier_persons_correction_keeps_that_correction_current(ward, records,
+                                                                                                 qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    ai_row = records.current_measurement(exam_id)
+    unal = _headless_correction_by_unal(records, exam_id)
+    assert unal.aop_deg != pytest.approx(ai_row.aop_deg, abs=1.0)
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    start = window.handle_viewport_pos("tangent_point")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(-30, 45))
+    by_test = records.current_measurement(exam_id)
+    assert by_test.kind == CORRECTION and by_test.by == "Dr Test" and by_test.supersedes_id == unal.id
+
+    window.undo_stack.undo()
+    # Back to the state before the drag: Dr Unal's correction is current, under his name (a new row; the
+    # history keeps every row).
+    current = records.current_measurement(exam_id)
+    assert (current.kind, current.by) == (CORRECTION, "Dr Unal")
+    assert current.aop_deg == pytest.approx(unal.aop_deg, abs=0.05)
+    assert current.supersedes_id == by_test.id and "Dr Test" in current.note
+    assert [m.id for m in records.measurements(exam_id)][:3] == [ai_row.id, unal.id, by_test.id]
+
+
+def test_an_undo_withdrawing_a_review_brings_back_the_persons_value_it_superseded(records, tmp_path):
+    """The viewer undoes an edit it made over a person's value it did not show (saved meanwhile, headless): the
+    records go back to that person's value, not to the AI's."""
+    exam_id = three_exam_labor(records, tmp_path / "usb")[0]
+    ai = records.current_measurement(exam_id)
+    unal = _headless_correction_by_unal(records, exam_id)
+    values = {key: getattr(ai, key) for key in ("aop_deg", "hsd_px", "hsd_mm")}
+    review = {"exam_id": exam_id, "frame_index": 0, "ai": values, "ai_geometry": ai.geometry, "confirmed": False,
+              "corrected": {**values, "aop_deg": values["aop_deg"] + 3.0}, "corrected_geometry": ai.geometry,
+              "corrected_by": "Bob", "model": {"name": "tiny", "version": "0.0.1"}, "time_s": 0.0}
+    by_bob = save_viewer_review(records, {**review, "acting_user": "Bob", "change": "correction"})
+    assert by_bob.supersedes_id == unal.id
+    undone = save_viewer_review(records, {**review, "corrected": None, "acting_user": "Bob", "change": "undo"})
+    assert (undone.kind, undone.by, undone.aop_deg) == (CORRECTION, "Dr Unal", unal.aop_deg)
+    assert undone.geometry == unal.geometry and undone.supersedes_id == by_bob.id
+    assert undone.note == ("correction by Dr Unal restored in the viewer by Bob (undo); "
+                           "correction by Bob withdrawn")
+    assert records.current_measurement(exam_id).id == undone.id
+    # Reset to AI is a person's choice of the AI value on that frame: it stands.
+    reset = save_viewer_review(records, {**review, "corrected": None, "acting_user": "Bob", "change": "reset"})
+    assert reset.kind == AI and records.current_measurement(exam_id).id == reset.id

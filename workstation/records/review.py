@@ -124,7 +124,9 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
 
     Confirmed: a confirmation row of the values on screen. Corrected: a correction row. Neither (Reset to AI or
     an undo back to the AI value): when the exam's current value is a person's on that frame, an AI row that
-    supersedes it (a withdrawal, see ``Records.current_measurement``); otherwise nothing. The values are those
+    supersedes it (a withdrawal, see ``Records.current_measurement``); otherwise nothing. An undo withdraws only
+    the undone review: when that review superseded another person's value, that value is current again (a new
+    row of it, under that person's name), never the AI's. The values are those
     the viewer computed (same ``recompute_json`` path as ``correct``), so nothing is recomputed here. Returns
     the new row, or None when nothing changed (no exam, or the same row again).
 
@@ -150,6 +152,18 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
     else:
         if current is None or current.kind == AI or current.frame_index != frame_index:
             return None
+        previous = None if current.supersedes_id is None else records.measurement(current.supersedes_id)
+        if review.get("change") == "undo" and previous is not None and previous.kind != AI:
+            # The undone review was made over another person's value (a viewer that did not show it, e.g. saved
+            # headless meanwhile): undo goes back to what stood before it, that person's value, under their name.
+            return records.add_measurement(
+                exam_id, previous.kind, previous.by, {key: getattr(previous, key) for key in VALUE_KEYS},
+                analysis_id=previous.analysis_id, supersedes_id=current.id, frame_index=previous.frame_index,
+                time_s=previous.time_s, uncertainty=previous.uncertainty,
+                calibration_source=previous.calibration_source, geometry=previous.geometry,
+                reasons=previous.reasons,
+                note=(f"{previous.kind} by {previous.by} restored in the viewer{by_acting} (undo); "
+                      f"{current.kind} by {current.by} withdrawn"))
         model = review.get("model") or {}
         kind, by = AI, f"{model.get('name', 'model')} {model.get('version', '')}".strip()
         note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting} "
