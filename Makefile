@@ -42,15 +42,19 @@ bench: $(STAMP)
 # weighted double in the Dice loss, the uncertainty calibration on the training split, the head-biometry model (the
 # fine-tuned weights trained on HC18 alone, named in the main manifest), the floors of analyze's checks before head
 # biometry is shown, then the figures for the cards. Seed 1: the seed of the shipped psfh-multitask 1.2.0 / psfh-head 1.1.0.
+# It writes into $(TRAINED) and leaves models/ alone: the shipped manifests also carry the measured figures and the
+# cards are written by hand, which an export would replace. The last line compares the files with the shipped ones.
+TRAINED := out/train
 train: $(STAMP)
 	$(BIN)/python -m workstation.training.train --data ../shared/data --no-export --runs runs --name psfh-multitask --epochs 55 --minutes 125 --seed 1
-	$(BIN)/python -m workstation.training.train --data ../shared/data --out models --runs runs/ft --name psfh-multitask --version 1.2.0 --epochs 40 --minutes 62 --seed 1 --lr 1e-3 --init runs/psfh-multitask/best.pt --ps-dice-weight 2
-	$(BIN)/python -m workstation.training.calibrate_uncertainty --model psfh-multitask --data ../shared/data
-	$(BIN)/python -m workstation.training.train --data ../shared/data --out models --runs runs --name psfh-head --version 1.1.0 --task head --init runs/ft/psfh-multitask/best.pt --lr 1e-3 --epochs 60 --minutes 60 --seed 1 --select last --attach-to psfh-multitask
-	$(BIN)/python -m workstation.training.biometry_floors --data ../shared/data --write-manifest --json runs/biometry_floors.json
-	$(BIN)/workstation evaluate --dataset psfhs ../shared/data/psfhs
-	$(BIN)/workstation evaluate --dataset hc18 ../shared/data/hc18
-	$(BIN)/workstation bench
+	$(BIN)/python -m workstation.training.train --data ../shared/data --out $(TRAINED) --runs runs/ft --name psfh-multitask --version 1.2.0 --epochs 40 --minutes 62 --seed 1 --lr 1e-3 --init runs/psfh-multitask/best.pt --ps-dice-weight 2
+	$(BIN)/python -m workstation.training.calibrate_uncertainty --model $(TRAINED)/psfh-multitask.json --data ../shared/data
+	$(BIN)/python -m workstation.training.train --data ../shared/data --out $(TRAINED) --runs runs --name psfh-head --version 1.1.0 --task head --init runs/ft/psfh-multitask/best.pt --lr 1e-3 --epochs 60 --minutes 60 --seed 1 --select last --attach-to psfh-multitask
+	$(BIN)/python -m workstation.training.biometry_floors --data ../shared/data --model $(TRAINED)/psfh-multitask.json --write-manifest --json $(TRAINED)/biometry_floors.json
+	$(BIN)/workstation evaluate --dataset psfhs ../shared/data/psfhs --model $(TRAINED)/psfh-multitask.json --json $(TRAINED)/evaluate_psfhs_val.json
+	$(BIN)/workstation evaluate --dataset hc18 ../shared/data/hc18 --model $(TRAINED)/psfh-multitask.json --json $(TRAINED)/evaluate_hc18_val.json
+	$(BIN)/workstation bench --model $(TRAINED)/psfh-multitask.json
+	sha256sum models/psfh-multitask.onnx $(TRAINED)/psfh-multitask.onnx models/psfh-head.onnx $(TRAINED)/psfh-head.onnx
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

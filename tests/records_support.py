@@ -5,14 +5,11 @@ rows measured on the synthetic cine's exact label maps, through the records API.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
 from model_fixtures import build_tiny_onnx, write_manifest
-from workstation.errors import WorkstationError
 
 LABOR_START = datetime(2026, 3, 1, 10, 0, 0)
 DEMO_FRAMES = 4
@@ -78,24 +75,27 @@ def three_exam_labor(records, folder: Path, model=None) -> list[int]:
     return exam_ids
 
 
-def _records_wired(main_parser: argparse.ArgumentParser) -> bool:
-    subparsers = next((a for a in main_parser._actions if isinstance(a, argparse._SubParsersAction)), None)
-    return subparsers is not None and "timeline" in subparsers.choices
-
-
 def run_cli(argv: list[str]) -> int:
-    """``workstation.cli.main(argv)`` once the records commands are wired in; until then the same through
-    ``workstation.records.cli.register`` on a fresh parser, with the main CLI's error handling."""
+    """``workstation.cli.main(argv)``: the records commands as a user runs them, wiring and error handling included."""
     from workstation import cli
-    from workstation.records.cli import register
 
-    if _records_wired(cli.build_parser()):
-        return cli.main(argv)
-    parser = argparse.ArgumentParser(prog="workstation")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except WorkstationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return cli.EXIT_USER_ERROR
+    return cli.main(argv)
+
+
+def save_analysis_with_uncertainties(records, exam_id: int, uncertainties: list[float], chosen: int = 0):
+    """An analysis as the pipeline stores it (one result per demo frame, the synthetic label maps' values), each
+    frame with its own uncertainty, and the AI row on frame ``chosen``."""
+    from workstation.io import load
+
+    cine = load(records.file_path(records.exam(exam_id)))
+    calibration, times = cine.calibration, list(cine.times_s)
+    cine.close()
+    frames = []
+    for index, uncertainty in enumerate(uncertainties):
+        values = synthetic_measurement(index, calibration)
+        frames.append({"index": index, "time_s": float(times[index]), "frame_class": "standard_plane",
+                       "uncertainty": uncertainty, "calibration": values["calibration"],
+                       **{k: values[k] for k in ("aop_deg", "hsd_px", "hsd_mm", "geometry", "reasons")}})
+    model = {"name": "tiny", "version": "0.0.1", "sha256": "0" * 64, "placeholder": True}
+    return records.save_analysis(exam_id, {"model": model, "frames": frames,
+                                           "summary": {"chosen_frame": chosen, "why": "test"}})

@@ -134,6 +134,19 @@ def test_bench_json(tiny_manifest, capsys):
     result = json.loads(capsys.readouterr().out)
     assert set(result["latency_ms"]) == {"median", "p95"}
     assert result["cine_fps"] > 0 and result["peak_rss_mb"] > 0 and result["device"] == "cpu"
+    assert result["cine"]["frames"] == 8
+
+
+def test_bench_gui_takes_frames_and_refuses_the_model_options(monkeypatch, capsys):
+    import workstation.gui.bench
+
+    seen = []
+    monkeypatch.setattr(workstation.gui.bench, "main", lambda argv: seen.append(argv) or 0)
+    assert main(["bench", "--gui", "--json", "--frames", "12"]) == 0
+    assert seen == [["--json", "--frames", "12"]]
+    assert main(["bench", "--gui", "--model", "psfh-multitask", "--repeats", "5"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: bench --gui") and "--model, --repeats" in error and len(seen) == 1
 
 
 def make_psfhs_folder(root, n=6):

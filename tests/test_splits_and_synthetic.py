@@ -10,10 +10,14 @@ from workstation.synthetic import make_transperineal_cine
 def test_split_is_stable_and_keeps_a_fetus_together():
     assert case_key("010_2HC.png") == case_key("010_HC.png") == "hc18:010"
     assert case_key("03744_label.png") == case_key("03744.png") == "03744"
+    # Pinned: the shipped models' figures are on exactly this split (03744 is the card's validation image; 022_HC,
+    # 022_2HC and 102_HC are validation heads the cards discuss). A rule that changed, or depended on the process
+    # (Python's salted hash()), would move them.
+    pinned = {"03744": "val", "03750": "train", "03751": "train", "03754": "train", "022_HC": "val",
+              "022_2HC": "val", "102_HC": "val", "001_HC": "train", "010_2HC": "train"}
+    assert {case: split_of(case) for case in pinned} == pinned
     ids = [f"{i:05d}" for i in range(3744, 5102)]
-    first = [split_of(i) for i in ids]
-    assert first == [split_of(i) for i in ids]  # no hidden randomness
-    share = first.count("val") / len(first)
+    share = [split_of(i) for i in ids].count("val") / len(ids)
     assert 0.15 < share < 0.25
 
 

@@ -16,18 +16,6 @@ def _standard_plane_labels(size: int = 256) -> np.ndarray:
     return labels
 
 
-def test_split_is_stable_disjoint_and_about_a_fifth():
-    ids = [f"{i:05d}" for i in range(3000, 5000)]
-    first = [D.split_of(i) for i in ids]
-    assert first == [D.split_of(i) for i in ids]  # deterministic, no hidden state
-    val = {i for i, s in zip(ids, first) if s == "val"}
-    train = {i for i, s in zip(ids, first) if s == "train"}
-    assert val.isdisjoint(train) and len(val) + len(train) == len(ids)
-    assert 0.15 < len(val) / len(ids) < 0.25
-    # adding cases never moves existing ones
-    assert [D.split_of(i) for i in ids[:100]] == first[:100]
-
-
 def test_hc18_second_plane_follows_its_fetus():
     for n in range(0, 800, 7):
         assert D.split_of(f"{n:03d}_2HC.png") == D.split_of(f"{n:03d}_HC.png") == D.split_of(f"{n:03d}_HC")

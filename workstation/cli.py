@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 
 from workstation import __version__
-from workstation.errors import WorkstationError
+from workstation.errors import InputError, WorkstationError
 from workstation.paths import replacing
 
 EXIT_USER_ERROR = 2
@@ -109,14 +109,22 @@ def cmd_evaluate(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.gui:
+        # The window's bench plays the demo with the shipped model; it has no use for the model's own options.
+        ignored = [flag for flag, given in (("--model", args.model is not None), ("--device", args.device != "auto"),
+                                            ("--threads", args.threads is not None), ("--repeats", args.repeats is not None),
+                                            ("--compare-siglip", args.compare_siglip)) if given]
+        if ignored:
+            raise InputError(f"bench --gui measures the window with the shipped model; it takes --frames and --json, "
+                             f"not {', '.join(ignored)}")
         from workstation.gui.bench import main as gui_bench
 
-        return gui_bench(["--json"] if args.json else [])
+        return gui_bench((["--json"] if args.json else []) + ([] if args.frames is None else ["--frames", str(args.frames)]))
     from workstation.bench import run_bench
     from workstation.inference.engine import load_model
 
     model = load_model(args.model, device=args.device, threads=args.threads)
-    result = run_bench(model, repeats=args.repeats, n_frames=args.frames, compare_siglip=args.compare_siglip)
+    given = {key: value for key, value in (("repeats", args.repeats), ("n_frames", args.frames)) if value is not None}
+    result = run_bench(model, compare_siglip=args.compare_siglip, **given)
     if args.json:
         emit_json(result, None)
     else:
@@ -194,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="latency, cine frames per second, peak memory")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--repeats", type=int, default=100)
-    p.add_argument("--frames", type=int, default=120)
+    p.add_argument("--repeats", type=int, default=None, help="model runs timed (default 100)")
+    p.add_argument("--frames", type=int, default=None, help="frames of the synthetic cine (default 120; with --gui 48)")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     p.add_argument("--compare-siglip", action="store_true",
                    help="also time a SigLIP so400m-sized encoder at 448x448 (needs torch and transformers)")
