@@ -129,3 +129,22 @@ def test_an_exam_without_a_value_is_a_point_without_aop(records, tmp_path):
     timeline = labor_timeline(records, exam.labor_id)
     assert timeline["points"][0]["aop_deg"] is None and timeline["trend_deg_per_h"] is None
     assert timeline["stalled"] is False
+
+
+def test_the_uncertainty_beside_a_persons_value_is_the_ais_on_that_values_frame(records, tmp_path):
+    """A person measured on frame 3, where the AI was unsure (0.74); the AI chose frame 0 (0.46). The point says
+    0.74, the AI's uncertainty on the frame the value stands on, not frame 0's."""
+    from records_support import save_analysis_with_uncertainties
+
+    exam = import_scan(records, demo_exam_file(tmp_path, seed=0)).exam
+    save_analysis_with_uncertainties(records, exam.id, [0.46, 0.2, 0.3, 0.74], chosen=0)
+    assert records.current_measurement(exam.id).uncertainty == 0.46
+    point = labor_timeline(records, exam.labor_id)["points"][0]
+    assert point["ai_uncertainty"] == 0.46 and point["ai_uncertainty_frame_index"] == 0
+    correction = correct(records, exam.id, 3, synthetic_measurement(3)["geometry"], "carol")
+    assert correction.uncertainty == 0.74
+    confirm(records, exam.id, "dave")
+    point = labor_timeline(records, exam.labor_id)["points"][0]
+    assert point["kind"] == "confirmation" and point["frame_index"] == 3
+    assert point["ai_uncertainty"] == 0.74 and point["ai_uncertainty_frame_index"] == 3
+    assert point["ai_aop_deg"] == records.latest_ai_measurement(exam.id).aop_deg  # the AI's own value, frame 0

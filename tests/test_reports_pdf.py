@@ -89,6 +89,12 @@ def _render(pdf, folder) -> tuple[list[np.ndarray], str]:
     return pages, text
 
 
+def raw_text(pdf) -> str:
+    """The PDF's text in reading order (a table cell's wrapped lines together), whitespace collapsed."""
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True, timeout=60).stdout
+    return " ".join(text.split())
+
+
 def _assert_not_blank(page: np.ndarray) -> None:
     assert page is not None and page.shape[0] > 600  # A4 at 60 dpi is 702 x 496
     ink = (page < 200).mean()
@@ -193,3 +199,26 @@ def test_render_overlays_enlarges_a_small_frame_and_draws_the_geometry_at_the_sa
     assert tuple(plain[40, 60]) == (255, 64, 64)
     assert not enlarged[300:, :].any() and not enlarged[:, 250:].any()
     assert (render_overlays(np.zeros((600, 800), np.uint8), geometry, min_side=480).shape == (600, 800, 3))
+
+
+def test_the_reports_show_the_ais_uncertainty_on_the_frame_a_persons_value_was_measured_on(tmp_path):
+    """The AI chose frame 0 (uncertainty 0.46); a person measured frame 3, where the AI's uncertainty was 0.74
+    (HIGH), and another confirmed it: both reports print 0.74 (HIGH) beside the value, labelled the AI's."""
+    _poppler()
+    from records_support import demo_exam_file, save_analysis_with_uncertainties
+    from workstation.records import confirm
+
+    with Records(tmp_path / "data") as records:
+        exam = import_scan(records, demo_exam_file(tmp_path / "usb", seed=0)).exam
+        save_analysis_with_uncertainties(records, exam.id, [0.46, 0.2, 0.3, 0.74], chosen=0)
+        correct(records, exam.id, 3, synthetic_measurement(3)["geometry"], "carol")
+        confirm(records, exam.id, "dave")
+        exam_pdf = write_exam_report(records, exam.id, tmp_path / "exam.pdf")
+        labor_pdf = write_labor_report(records, exam.labor_id, tmp_path / "labor.pdf")
+    for pdf in (exam_pdf, labor_pdf):
+        (tmp_path / pdf.stem).mkdir()
+        _, text = _render(pdf, tmp_path / pdf.stem)
+        flat = " ".join(text.split())
+        raw = raw_text(pdf)  # a table cell wrapped over lines stays together in reading order
+        assert "AI uncertainty" in raw and "0.74 (HIGH), frame 3" in raw, pdf.name
+        assert "0.46" not in flat, pdf.name  # frame 0's, the AI's chosen frame, is not the value's

@@ -2,6 +2,9 @@
 
 Each exam contributes its *current* measurement (``Records.current_measurement``): a person's latest
 correction or confirmation when there is one (``source="confirmed"``), else the AI's (``source="ai"``).
+Beside it, ``ai_uncertainty`` is the AI's uncertainty on the frame that value stands on
+(:func:`ai_uncertainty_of`; ``ai_uncertainty_frame_index`` names the frame), a person's value too, since a person
+may measure a frame other than the one the AI chose, where the AI was more or less sure.
 
 * **120° line** (:data:`AOP_SVD_THRESHOLD_DEG`): Kalache et al. 2009 (Ultrasound Obstet Gynecol 33:326-330)
   found an AoP of 120° or more associated with spontaneous vaginal delivery in prolonged second stage.
@@ -66,6 +69,23 @@ def stall_check(points: list[dict], rule: StallRule) -> dict:
                       f"required per {rule.span_h:g} h"}
 
 
+def ai_uncertainty_of(records: Records, current) -> float | None:
+    """The AI's uncertainty on the frame ``current`` (a measurement row) stands on: the row's own (an AI row's, or
+    the one a correction or confirmation kept from the AI's analysis of that frame); for a row without one, the
+    latest AI row's on that frame, else the frame's result in the exam's latest analysis; ``None`` where the AI never analysed that frame."""
+    if current is None:
+        return None
+    if current.uncertainty is not None or current.frame_index is None:
+        return current.uncertainty
+    same_frame = [m for m in records.measurements(current.exam_id)
+                  if m.kind == "ai" and m.frame_index == current.frame_index and m.uncertainty is not None]
+    if same_frame:
+        return same_frame[-1].uncertainty
+    analysis = records.latest_analysis(current.exam_id)
+    frame = None if analysis is None else records.frame_result(analysis.id, current.frame_index)
+    return None if frame is None else frame.get("uncertainty")
+
+
 def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule()) -> dict:
     """The sonopartogram JSON of a labour (see the module docstring)."""
     labor = records.labor(labor_id)
@@ -89,8 +109,9 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
             "measurement_id": None if current is None else current.id,
             "frame_index": None if current is None else current.frame_index,
             "ai_aop_deg": None if ai is None else ai.aop_deg,
-            # how far the AI trusted its own value on that frame: shown beside every point, also a person's
-            "ai_uncertainty": None if ai is None else ai.uncertainty,
+            # how far the AI trusted the frame the value stands on: shown beside every point, also a person's
+            "ai_uncertainty": ai_uncertainty_of(records, current),
+            "ai_uncertainty_frame_index": None if current is None else current.frame_index,
             "acquired_source": exam.acquired_source,
         })
     measured = [p for p in points if p["aop_deg"] is not None]

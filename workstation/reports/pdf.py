@@ -3,8 +3,8 @@
 Every page carries the patient (MRN, name) and labour in its header, so a loose page is never anonymous,
 and the decision-support disclaimer with the page number in its footer. A report holds: the patient
 header; the exam's times and sources; the key frame (the measured frame) with its overlays
-(``render_overlays``); the measurement table (AI value, current value, by whom, when, AI uncertainty,
-calibration; mm only when calibrated, else px with the reason); the measurement history; the
+(``render_overlays``); the measurement table (AI value, current value, by whom, when, the AI's uncertainty on
+the frame the current value was measured on, calibration; mm only when calibrated, else px with the reason); the measurement history; the
 sonopartogram chart; the model name, version and hash, with a PLACEHOLDER warning when the model is one.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.paths import replacing
 from workstation.records.store import Exam, Measurement, Records, now_iso
-from workstation.records.timeline import labor_timeline
+from workstation.records.timeline import ai_uncertainty_of, labor_timeline
 from workstation.reports.chart import timeline_chart
 from workstation.reports.overlays import render_overlays
 
@@ -78,6 +78,12 @@ def _value(m: Measurement | None, quantity: str) -> str:
     if quantity == "aop":
         return "-" if m.aop_deg is None else f"{m.aop_deg:.1f} deg"
     return describe_hsd(m.hsd_mm, m.hsd_px, m.reasons.get("hsd_mm"))
+
+
+def _uncertainty(uncertainty: float | None, frame_index: int | None) -> str:
+    """The AI's uncertainty on the frame the value in force was measured on, naming that frame."""
+    text = describe_uncertainty(uncertainty)
+    return text if uncertainty is None or frame_index is None else f"{text}, frame {frame_index}"
 
 
 def _whose(m: Measurement) -> str:
@@ -197,7 +203,8 @@ class _ReportBuilder:
                          _p("-" if current is None else _whose(current)),
                          _p("-" if current is None else current.by), _p(_when(None if current is None else
                                                                             current.created_at)),
-                         _p(describe_uncertainty(None if ai is None else ai.uncertainty)),
+                         _p(_uncertainty(ai_uncertainty_of(self.records, current),
+                                         None if current is None else current.frame_index)),
                          _p((current.calibration_source if current else None) or exam.calibration_source)])
         widths = [1.0, 3.2, 3.2, 1.7, 2.2, 2.2, 1.7]
         table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
@@ -224,7 +231,7 @@ class _ReportBuilder:
                          _p(describe_hsd(p["hsd_mm"], p["hsd_px"], p.get("hsd_mm_reason"))),
                          "AI" if p["source"] == "ai" else f"{p['kind']} (person)", _p(p["by"] or "-"),
                          "-" if p["ai_aop_deg"] is None else f"{p['ai_aop_deg']:.1f} deg",
-                         _p(describe_uncertainty(p.get("ai_uncertainty")))])
+                         _p(_uncertainty(p.get("ai_uncertainty"), p.get("ai_uncertainty_frame_index")))])
         widths = [1.1, 2.6, 1.2, 1.9, 1.9, 2.4, 2.4, 1.9]
         table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
         table.setStyle(_TABLE_STYLE)
