@@ -155,3 +155,28 @@ def test_a_new_calibration_recomputes_the_ai_values_and_keeps_what_geometry_cann
     assert state.ai["hsd_mm"] == pytest.approx(2.0 * result.measurements["hsd_mm"], rel=1e-3)
     assert state.ai["aop_deg"] == pytest.approx(result.measurements["aop_deg"], abs=1e-6)
     assert state.ai["aop_construction"] == ai["aop_construction"]  # the panel still says which segmentation
+
+
+def test_a_review_on_record_is_shown_under_its_authors_and_an_acceptance_only_of_the_values_on_screen(synthetic):
+    calibration = Calibration.manual_mm_per_px(0.2)
+    state = FrameMeasurementState(1, "standard_plane", 0.3, frame_result(synthetic, 1).measurements)
+    edited = moved_tangent(state.ai_geometry)
+    on_record = recompute_json(edited, calibration, SHAPE, "standard_plane")
+    values = {key: on_record[key] for key in ("aop_deg", "hsd_px", "hsd_mm")}
+    recorded = {"kind": "confirmation", "by": "Midwife C", "values": values, "corrected_geometry": edited,
+                "corrected_by": "Dr B", "corrected_at": "2026-01-01T08:00:00+00:00",
+                "confirmed_by": "Midwife C", "confirmed_at": "2026-01-01T09:00:00+00:00"}
+    assert state.show_recorded(recorded, calibration, SHAPE) == []
+    assert state.current()["aop_deg"] == on_record["aop_deg"] != state.ai["aop_deg"]
+    assert (state.corrected_by, state.corrected_at) == ("Dr B", "2026-01-01T08:00:00+00:00")
+    assert (state.confirmed_by, state.confirmed_at) == ("Midwife C", "2026-01-01T09:00:00+00:00")
+    # Other mm on screen (another calibration in force): the correction is shown, measured with the calibration
+    # in force; the acceptance of other values is not.
+    differ = state.show_recorded(recorded, Calibration.manual_mm_per_px(0.5), SHAPE)
+    assert differ == ["hsd_mm"] and state.corrected_by == "Dr B" and not state.confirmed
+    assert state.current()["hsd_mm"] == pytest.approx(0.5 * state.current()["hsd_px"], rel=1e-3)
+    # A confirmation of AI values: no correction shown.
+    ai_values = {key: state.ai[key] for key in ("aop_deg", "hsd_px", "hsd_mm")}
+    assert state.show_recorded({**recorded, "values": ai_values, "corrected_geometry": None, "corrected_by": None},
+                               calibration, SHAPE) == []
+    assert not state.is_corrected and state.confirmed_by == "Midwife C"

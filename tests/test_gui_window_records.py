@@ -270,6 +270,8 @@ def test_undoing_a_viewer_edit_over_an_earlier_persons_correction_keeps_that_cor
     assert (current.kind, current.by) == (CORRECTION, "Dr Unal")
     assert current.aop_deg == pytest.approx(unal.aop_deg, abs=0.05)
     assert current.supersedes_id == by_test.id and "Dr Test" in current.note
+    state = window.current_state()  # and the viewer shows what the records hold
+    assert state.corrected_by == "Dr Unal" and state.current()["aop_deg"] == pytest.approx(unal.aop_deg, abs=0.05)
     assert [m.id for m in records.measurements(exam_id)][:3] == [ai_row.id, unal.id, by_test.id]
 
 
@@ -294,3 +296,53 @@ def test_an_undo_withdrawing_a_review_brings_back_the_persons_value_it_supersede
     # Reset to AI is a person's choice of the AI value on that frame: it stands.
     reset = save_viewer_review(records, {**review, "corrected": None, "acting_user": "Bob", "change": "reset"})
     assert reset.kind == AI and records.current_measurement(exam_id).id == reset.id
+
+
+def test_a_reopened_exam_shows_the_persons_value_on_record_with_who_and_when(ward, records, qtbot):
+    from workstation.gui.panel import plain_text
+    from workstation.records import confirm
+
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    unal = _headless_correction_by_unal(records, exam_id)
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    state = window.current_state()
+    assert window.current_frame == 0 and state.is_corrected and state.corrected_by == "Dr Unal"
+    assert state.corrected_at == unal.created_at and not state.confirmed
+    assert state.current()["aop_deg"] == pytest.approx(unal.aop_deg, abs=0.05)
+    assert state.ai["aop_deg"] != pytest.approx(unal.aop_deg, abs=1.0)  # the AI value stays beside it
+    assert window.panel.value_text("corrected", "AoP") == f"{unal.aop_deg:.1f}°"
+    provenance = plain_text(window.panel.provenance_label)
+    assert "Corrected by Dr Unal" in provenance and "AI values, not corrected" not in provenance
+    assert window.calipers.geometry()["aop"]["tangent_point"] == pytest.approx(unal.geometry["aop"]["tangent_point"])
+    assert not window.error_banner.text
+    rows = len(records.measurements(exam_id))
+
+    # Confirmed headless by a midwife: reopened, the correction and the acceptance are both shown, each by name.
+    midwife = confirm(records, exam_id, "Midwife Jones")
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    state = window.current_state()
+    assert (state.corrected_by, state.confirmed_by, state.confirmed_at) == ("Dr Unal", "Midwife Jones",
+                                                                            midwife.created_at)
+    assert "Accepted by Midwife Jones" in plain_text(window.panel.provenance_label)
+    assert len(records.measurements(exam_id)) == rows + 1  # opening saves nothing
+
+
+def test_a_confirmation_on_record_of_values_this_analysis_does_not_give_is_named_not_shown_as_holding(ward, records,
+                                                                                                     qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    ai = records.current_measurement(exam_id)
+    # Confirmed AI values of another analysis (another model gave AoP 20 degrees more on that frame).
+    records.add_measurement(exam_id, CONFIRMATION, "Midwife Jones", {"aop_deg": ai.aop_deg + 20.0},
+                            supersedes_id=ai.id, frame_index=0, geometry=ai.geometry,
+                            calibration_source="dicom_regions")
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    state = window.current_state()
+    assert not state.confirmed and not state.is_corrected
+    banner = window.error_banner.text
+    assert "confirmation by Midwife Jones" in banner and f"AoP {ai.aop_deg + 20.0:.1f}" in banner
+    assert "not shown as accepted" in banner

@@ -152,6 +152,25 @@ class FrameMeasurementState:
                                   for key, value in shown_before.items()):
             self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
 
+    def show_recorded(self, recorded: dict, calibration: Calibration | None, frame_shape) -> list[str]:
+        """Put a person's review kept in the records (``workstation.records.recorded_review``) on this frame: their
+        corrected geometry, measured here with ``calibration`` (the one in force), and their acceptance, each under
+        its author's name and time. An acceptance holds only where the values on screen are the ones accepted (a
+        value shown now that was not on record, or is shown otherwise, was never seen by that person). Returns the
+        value keys shown otherwise than on record (empty when the review shows as it was kept)."""
+        self.reset_to_ai()
+        if recorded.get("corrected_geometry"):
+            self.corrected = recompute_json(recorded["corrected_geometry"], calibration, frame_shape,
+                                            self.frame_class, self.ai)
+            self.corrected_by, self.corrected_at = recorded.get("corrected_by"), recorded.get("corrected_at")
+        kept = recorded.get("values") or {}
+        differ = [key for key, value in kept.items()
+                  if self.current().get(key) is not None and _shown_differently(self.current().get(key), value)]
+        if recorded.get("confirmed_by") and not differ:
+            self.confirmed, self.confirmed_by, self.confirmed_at = (True, recorded["confirmed_by"],
+                                                                    recorded.get("confirmed_at"))
+        return differ
+
     def to_dict(self) -> dict:
         """JSON-safe record of this frame for a records layer."""
         return {

@@ -166,6 +166,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._load_request: tuple[Path, int | None, int | None] | None = None
         self._analysis_job: AnalysisJob | None = None
         self._edit_before: tuple[int, dict] | None = None
+        # ``recorded_review(exam_id)``: a person's review on record for an exam (a records panel sets it; see
+        # ``workstation.records.recorded_review``), shown on its frame when that frame's analysis arrives.
+        self.recorded_review: Callable[[int], dict | None] | None = None
+        self._recorded: dict | None = None
         self._calibration_line: CalibrationLine | None = None
         self._shut_down = False
         self._shutdown_steps: list[Callable[[int], bool]] = []
@@ -458,6 +462,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cine = cine
         self.path = path
         self.exam_id = exam_id
+        self._recorded = self._fetch_recorded()
         self.file_calibration = cine.calibration
         self.analysis = CineAnalysis(cine.n_frames, cine.frame_shape, cine.calibration)
         self.calipers.set_frame_shape(cine.frame_shape)
@@ -496,6 +501,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.analysis = None
         self.path = None
         self.exam_id = None
+        self._recorded = None
         self.undo_stack.clear()
         self.view.clear()
         self.overlays.clear()
@@ -563,6 +569,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 return
         calibration = self.analysis.calibration
         self.undo_stack.clear()
+        self._recorded = self._fetch_recorded()  # what the records hold now comes back on the new analysis
         self.analysis = CineAnalysis(self.cine.n_frames, self.cine.frame_shape, calibration)
         self.strip.set_frame_count(self.cine.n_frames)
         self.strip.set_current(self.current_frame)
@@ -605,6 +612,8 @@ class MainWindow(QtWidgets.QMainWindow):
             state = self.analysis.add(frame.result, frame.maps)
             if frame.calibration != self.analysis.calibration:  # a manual calibration came in meanwhile
                 state.recalibrate(self.analysis.calibration, self.analysis.frame_shape)
+            if self._recorded is not None and state.frame_index == self._recorded["frame_index"]:
+                self._show_recorded(state, self._recorded)
             self.strip.set_result(state.frame_index, state.uncertainty, state.frame_class)
             self.progress.setValue(len(self.analysis.states))
             if state.frame_index == self.current_frame and not self.calipers.dragging:
@@ -684,6 +693,28 @@ class MainWindow(QtWidgets.QMainWindow):
             chosen, _ = self.analysis.chosen()
             if chosen is not None:
                 self.go_to_frame(chosen)
+
+    def _fetch_recorded(self) -> dict | None:
+        if self.exam_id is None or self.recorded_review is None:
+            return None
+        return self.recorded_review(self.exam_id)
+
+    def _show_recorded(self, state: FrameMeasurementState, recorded: dict) -> None:
+        """The person's review on record, on its frame as the viewer state (nothing saved: it is saved already)."""
+        differ = state.show_recorded(recorded, self.analysis.calibration, self.analysis.frame_shape)
+        if not differ:
+            return
+        names = {"aop_deg": "AoP", "hsd_px": "HSD (px)", "hsd_mm": "HSD", "hc_mm": "HC", "bpd_mm": "BPD",
+                 "ofd_mm": "OFD", "ga_weeks": "GA"}
+        kept = recorded.get("values") or {}
+        on_record = ", ".join(f"{names.get(key, key)} {kept[key]:.1f}" for key in differ if kept.get(key) is not None)
+        self.show_error(
+            f"Exam {self.exam_id}: the records hold a {recorded['kind']} by {recorded['by']} of frame "
+            f"{state.frame_index} ({on_record or 'without ' + ', '.join(names.get(k, k) for k in differ)}, "
+            f"calibration {recorded.get('calibration_source') or 'none'}); measured here with calibration "
+            f"{self.analysis.calibration.source if self.analysis.calibration else 'none'} it gives other values"
+            + (", so it is not shown as accepted" if recorded.get("confirmed_by") else "")
+            + f". The records are unchanged (`workstation history --exam {self.exam_id}`).")
 
     def current_state(self) -> FrameMeasurementState | None:
         if self.analysis is None:

@@ -2,6 +2,8 @@
 
 - Opening an exam (double-click in the exams table or on a timeline point) opens its file in the viewer at the
   frame of its current measurement, with the exam's id, so that every review made there belongs to that exam.
+  When that measurement is a person's (a correction, a confirmation), the viewer shows it as such on that frame,
+  with who and when (``workstation.records.recorded_review``); undo goes back to it.
 - Every correction, acceptance, Reset to AI and undo in the viewer is kept in the records at once
   (``workstation.records.save_viewer_review``: a new row, nothing overwritten), and the records panel and the
   timeline refresh, so a corrected exam turns into a person's point on the timeline and in the next report.
@@ -18,7 +20,7 @@ from PySide6 import QtCore, QtWidgets
 
 from workstation.gui.records_dock import PatientRecordsWidget
 from workstation.gui.timeline_dock import LaborTimelineWidget
-from workstation.records import Records, RecordsError, save_viewer_review
+from workstation.records import Records, RecordsError, recorded_review, save_viewer_review
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class RecordsLink(QtCore.QObject):
         window.cineOpened.connect(self._cine_opened)
         window.analysisFinished.connect(self._analysis_finished)
         window.add_shutdown_step(self.shutdown)
+        window.recorded_review = self.recorded_review
         if self.panel.selected_labor_id() is not None:
             self.timeline.set_labor(self.panel.selected_labor_id())
 
@@ -66,6 +69,14 @@ class RecordsLink(QtCore.QObject):
                                    f"`workstation records check` to see what else is.")
             return
         self.window.open_file(path, exam_id=exam_id, frame=frame)
+
+    def recorded_review(self, exam_id: int) -> dict | None:
+        """The person's review on record that the viewer shows when it opens the exam (None: the AI's value)."""
+        try:
+            return recorded_review(self.records, exam_id)
+        except RecordsError as exc:
+            self.window.show_error(f"The review on record for exam {exam_id} could not be read: {exc}")
+            return None
 
     @QtCore.Slot(str)
     def _cine_opened(self, _path: str) -> None:

@@ -6,11 +6,11 @@ this package. See ``store`` for the layout and the append-only rule, ``importer`
 """
 from workstation.records.database import SCHEMA_VERSION, RecordsError
 from workstation.records.importer import ImportResult, import_scan
-from workstation.records.review import confirm, correct, save_viewer_review
+from workstation.records.review import confirm, correct, recorded_review, save_viewer_review
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, Analysis, Exam, Labor, Measurement, Patient,
                                        Records)
 from workstation.records.timeline import AOP_SVD_THRESHOLD_DEG, StallRule, labor_timeline
 
 __all__ = ["AI", "AOP_SVD_THRESHOLD_DEG", "Analysis", "CONFIRMATION", "CORRECTION", "Exam", "ImportResult", "Labor",
            "Measurement", "Patient", "Records", "RecordsError", "SCHEMA_VERSION", "StallRule", "confirm", "correct",
-           "import_scan", "labor_timeline", "save_viewer_review"]
+           "import_scan", "labor_timeline", "recorded_review", "save_viewer_review"]

@@ -118,6 +118,38 @@ def confirm(records: Records, exam_id: int, user: str, note: str | None = None) 
         calibration_source=current.calibration_source, geometry=current.geometry, reasons=current.reasons, note=note)
 
 
+def recorded_review(records: Records, exam_id: int) -> dict | None:
+    """What a viewer opening the exam shows as a person's review: its current measurement when that is a person's
+    (None when it is the AI's). A confirmation names the correction it accepted, when it accepted one, so that the
+    viewer shows both, each under its author's name::
+
+        {"measurement_id", "frame_index", "kind", "values": {VALUE_KEYS}, "calibration_source",
+         "corrected_geometry" (None: the AI's values were confirmed), "corrected_by", "corrected_at",
+         "confirmed_by", "confirmed_at"}
+    """
+    current = records.current_measurement(exam_id)
+    if current is None or current.kind == AI or current.frame_index is None:
+        return None
+    corrected = current if current.kind == CORRECTION else None
+    confirmed = current if current.kind == CONFIRMATION else None
+    row = current
+    while corrected is None and row.kind == CONFIRMATION and row.supersedes_id is not None:
+        row = records.measurement(row.supersedes_id)  # what was current when it was confirmed
+        if row.kind == CORRECTION:
+            corrected = row
+    if corrected is not None and not corrected.geometry:
+        corrected = None  # nothing a viewer could draw; the values are then checked against the AI's
+    return {"measurement_id": current.id, "frame_index": current.frame_index, "kind": current.kind,
+            "by": current.by, "at": current.created_at,
+            "values": {key: getattr(current, key) for key in VALUE_KEYS},
+            "calibration_source": current.calibration_source,
+            "corrected_geometry": None if corrected is None else (current.geometry or corrected.geometry),
+            "corrected_by": None if corrected is None else corrected.by,
+            "corrected_at": None if corrected is None else corrected.created_at,
+            "confirmed_by": None if confirmed is None else confirmed.by,
+            "confirmed_at": None if confirmed is None else confirmed.created_at}
+
+
 def save_viewer_review(records: Records, review: dict) -> Measurement | None:
     """Keep a review made in the viewer: ``review`` is the window's review record of one frame (its state as it
     now stands, ``workstation.cine_review.FrameMeasurementState.to_dict`` plus exam, time, calibration, model).
