@@ -207,7 +207,7 @@ def test_on_real_hc18_frames_the_outline_correction_takes_the_learnt_bias_off_th
     from dataclasses import replace
 
     from workstation.calibration import Calibration
-    from workstation.evaluate import PIPELINE_TTA, _cases, _read_gray, _reference_hc
+    from workstation.evaluate import PIPELINE_TTA, dataset_images, read_gray, _reference_hc
     from workstation.inference.pipeline import analyze_prediction
 
     folder = shared_path("hc18")
@@ -215,11 +215,11 @@ def test_on_real_hc18_frames_the_outline_correction_takes_the_learnt_bias_off_th
     model = load_model(threads=2)
     model.manifest = replace(model.manifest, min_head_plane_probability=None)  # the outline alone, no checks
     signed = {"corrected": [], "uncorrected": []}
-    for path in _cases(folder, "train")[:32]:
+    for path in dataset_images(folder, "train")[:32]:
         pixel_mm, hc_ref = reference[path.name]
         # The frame left out (gray None) and no plane floor: this test is about the outline; analyze's checks
         # might withhold a faint first-trimester head's HC (tests/test_skull_echo.py).
-        prediction = replace(model.predict([_read_gray(path)], tta=PIPELINE_TTA)[0], gray=None)
+        prediction = replace(model.predict([read_gray(path)], tta=PIPELINE_TTA)[0], gray=None)
         assert prediction.head_outline_width_px == pytest.approx(2.5, abs=0.1)  # 0.8 input px on an 800-px frame
         for key, shown in (("corrected", prediction), ("uncorrected", replace(prediction, head_outline_width_px=0.0))):
             hc = analyze_prediction(shown, model, Calibration.manual_mm_per_px(pixel_mm), 0, 0.0).measurements["hc_mm"]

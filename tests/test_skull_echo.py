@@ -127,10 +127,10 @@ def test_on_a_whole_non_fetal_cine_no_frame_shows_ai_head_biometry():
 def test_scanner_overlays_around_a_real_head_do_not_change_the_verdict():
     """A real HC18 head framed as a scanner frames it (black border, burned-in white text, a grey bar): the grey
     range comes from the head's neighbourhood, so the evidence hardly moves."""
-    from workstation.evaluate import _read_gray
+    from workstation.evaluate import read_gray
 
-    image = _read_gray(shared_path("hc18", "images", "202_HC.png"))
-    labels = np.where(_read_gray(shared_path("hc18", "masks", "202_HC_mask.png")) > 0, 2, 0).astype(np.uint8)
+    image = read_gray(shared_path("hc18", "images", "202_HC.png"))
+    labels = np.where(read_gray(shared_path("hc18", "masks", "202_HC_mask.png")) > 0, 2, 0).astype(np.uint8)
     ellipse = Ellipse.from_json(measure_labelmap(labels).to_json()["geometry"]["head_ellipse"])
     framed = np.zeros((image.shape[0] + 160, image.shape[1] + 200), np.uint8)
     framed[100:100 + image.shape[0], 120:120 + image.shape[1]] = image
@@ -148,7 +148,7 @@ def test_on_real_hc18_heads_few_are_withheld_and_two_failed_outlines_are():
     """Real axial head planes: of every 10th HC18 training frame few are withheld (1.8% of the whole split; this
     sample holds more faint first-trimester heads), and the two validation heads the shipped models outline worst
     (022_2HC and 102_HC, HC 19 and 11 mm off as analyze outlines them) are."""
-    from workstation.evaluate import PIPELINE_TTA, _cases, _read_gray
+    from workstation.evaluate import PIPELINE_TTA, dataset_images, read_gray
     from workstation.inference.engine import load_model
     from workstation.inference.pipeline import analyze_prediction
 
@@ -156,10 +156,10 @@ def test_on_real_hc18_heads_few_are_withheld_and_two_failed_outlines_are():
     folder = shared_path("hc18")
 
     def seen(path):
-        frame = analyze_prediction(model.predict([_read_gray(path)], tta=PIPELINE_TTA)[0], model, None, 0, 0.0)
+        frame = analyze_prediction(model.predict([read_gray(path)], tta=PIPELINE_TTA)[0], model, None, 0, 0.0)
         return frame.measurements["skull_echo"]["seen"]
 
-    sample = [seen(path) for path in _cases(folder, "train")[::10]]
+    sample = [seen(path) for path in dataset_images(folder, "train")[::10]]
     assert len(sample) > 60 and sample.count(False) <= 0.1 * len(sample)
     assert seen(folder / "images" / "022_2HC.png") is False and seen(folder / "images" / "102_HC.png") is False
 

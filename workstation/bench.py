@@ -22,18 +22,25 @@ def peak_rss_mb() -> float:
     return round(peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024, 1)
 
 
-def model_latency_ms(model: Model, repeats: int = 100, warmup: int = 10) -> dict:
-    spec = model.manifest.input_spec
-    batch = np.random.default_rng(0).standard_normal((1, spec.channels, spec.height, spec.width)).astype(np.float32)
+def time_calls(call, repeats: int = 100, warmup: int = 10) -> dict:
+    """Median and p95 wall time in ms of ``call()`` over ``repeats`` runs after ``warmup`` untimed ones: the one
+    timing loop behind every latency figure (bench, the SigLIP comparison, the export's card line)."""
     for _ in range(warmup):
-        model.run_inputs(batch)
+        call()
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.run_inputs(batch)
+        call()
         timings.append((time.perf_counter() - start) * 1000.0)
     return {"median": round(float(np.median(timings)), 3), "p95": round(float(np.percentile(timings, 95)), 3),
-            "input": [1, spec.channels, spec.height, spec.width], "repeats": repeats}
+            "repeats": repeats}
+
+
+def model_latency_ms(model: Model, repeats: int = 100, warmup: int = 10) -> dict:
+    spec = model.manifest.input_spec
+    batch = np.random.default_rng(0).standard_normal((1, spec.channels, spec.height, spec.width)).astype(np.float32)
+    return {**time_calls(lambda: model.run_inputs(batch), repeats, warmup),
+            "input": [1, spec.channels, spec.height, spec.width]}
 
 
 def cine_fps(model: Model, n_frames: int = 120, tta: bool = True) -> dict:
@@ -85,13 +92,8 @@ def siglip_so400m_latency_ms(repeats: int = 3, threads: int = 2, image_size: int
                                 patch_size=14, image_size=image_size)
     model = SiglipVisionModel(config).eval()
     pixels = torch.randn(1, 3, image_size, image_size)
-    timings = []
     with torch.inference_mode():
-        model(pixel_values=pixels)  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(pixel_values=pixels)
-            timings.append((time.perf_counter() - start) * 1000.0)
-    return {"median_ms": round(float(np.median(timings)), 1), "input": [1, 3, image_size, image_size],
+        timed = time_calls(lambda: model(pixel_values=pixels), repeats, warmup=1)
+    return {"median_ms": round(timed["median"], 1), "input": [1, 3, image_size, image_size],
             "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1), "threads": threads,
             "runtime": f"torch {torch.__version__}", "repeats": repeats}

@@ -29,10 +29,6 @@ class Scale:
         dy = (q[1] - p[1]) * self.mm_per_px_y
         return float((dx * dx + dy * dy) ** 0.5)
 
-    @property
-    def is_isotropic(self) -> bool:
-        return abs(self.mm_per_px_x - self.mm_per_px_y) <= 1e-3 * max(self.mm_per_px_x, self.mm_per_px_y)
-
 
 @dataclass(frozen=True)
 class ScaleLookup:

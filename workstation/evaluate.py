@@ -74,9 +74,11 @@ def _stats(values: list[float]) -> dict:
             "p95": round(float(np.percentile(arr, 95)), 4)}
 
 
-def _mean(values: list[float | None]) -> float | None:
+def mean_of_known(values, digits: int = 4) -> float | None:
+    """The mean of the values that are not None (a case without the structure has no score), rounded; None when
+    there are none."""
     kept = [v for v in values if v is not None]
-    return round(float(np.mean(kept)), 4) if kept else None
+    return round(float(np.mean(kept)), digits) if kept else None
 
 
 def auroc(scores, positives) -> float | None:
@@ -163,14 +165,16 @@ def error_by_certainty(cases: list[dict], shown_key: str, reference_key: str, th
     return rows
 
 
-def _read_gray(path: Path) -> np.ndarray:
+def read_gray(path: Path) -> np.ndarray:
+    """A dataset image or label file as one grey channel; InputError when it cannot be read."""
     image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise InputError(f"cannot read image {path}")
     return image
 
 
-def _cases(folder: Path, split: str) -> list[Path]:
+def dataset_images(folder: Path, split: str) -> list[Path]:
+    """The images of one split of a dataset folder laid out as in ../shared/data (``images/*.png``)."""
     images = sorted((folder / "images").glob("*.png"))
     if not images:
         raise InputError(f"no images/*.png under {folder}: not a dataset folder laid out as in ../shared/data")
@@ -179,7 +183,7 @@ def _cases(folder: Path, split: str) -> list[Path]:
 
 def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | None = None,
                    progress: Callable[[int, int], None] | None = None) -> dict:
-    cases = _cases(folder, split)[:limit]
+    cases = dataset_images(folder, split)[:limit]
     dices = {"ps": [], "fh": []}
     pipeline_dices = {"ps": [], "fh": []}
     hds = {"ps": [], "fh": []}
@@ -187,7 +191,7 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
     for n, image_path in enumerate(cases, 1):
         label_path = folder / "labels" / f"{image_path.stem}_label.png"
         ref = load_labelmap(label_path)
-        image = _read_gray(image_path)
+        image = read_gray(image_path)
         prediction = model.predict([image])[0]
         pred = labels_from_scores(prediction.probs)
         # What `workstation analyze` reports for this frame (test-time passes, plane policy): its AoP and uncertainty.
@@ -217,15 +221,15 @@ def evaluate_psfhs(model: Model, folder: Path, split: str = "val", limit: int | 
     with_ref = [c for c in per_case if c["aop_ref"] is not None]
     return {
         "dataset": "psfhs", "split": split, "n": len(cases),
-        "dice": {k: _mean(v) for k, v in dices.items()},
-        "hd95_px": {k: _mean(v) for k, v in hds.items()},
+        "dice": {k: mean_of_known(v) for k, v in dices.items()},
+        "hd95_px": {k: mean_of_known(v) for k, v in hds.items()},
         "aop_abs_error_deg": _stats(aop_errors),
         "aop_cases_scored": len(aop_errors),
         "aop_missing_in_prediction": sum(1 for c in with_ref if c["aop_pred"] is None),
         "hc_abs_error_mm": _stats([]),
         # The figures above score one plain pass; these score what `workstation analyze` reports (test-time passes,
         # plane policy), which is also what the uncertainty describes.
-        "dice_pipeline": {k: _mean(v) for k, v in pipeline_dices.items()},
+        "dice_pipeline": {k: mean_of_known(v) for k, v in pipeline_dices.items()},
         "aop_abs_error_deg_pipeline": _stats(pipeline_errors),
         "aop_missing_in_pipeline": sum(1 for c in with_ref if c["aop_pipeline"] is None),
         # which segmentation analyze constructed each AoP on (the averaged one or a test-time pass; see pipeline)
@@ -254,12 +258,12 @@ def _reference_hc(folder: Path) -> dict[str, tuple[float, float]]:
 def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | None = None,
                   progress: Callable[[int, int], None] | None = None) -> dict:
     reference = _reference_hc(folder)
-    cases = _cases(folder, split)[:limit]
+    cases = dataset_images(folder, split)[:limit]
     dices, pipeline_dices, hds, hc_errors, pipeline_hc_errors, per_case = [], [], [], [], [], []
     ungated_hc_errors = []
     for n, image_path in enumerate(cases, 1):
-        ref = _read_gray(folder / "masks" / f"{image_path.stem}_mask.png") > 0
-        image = _read_gray(image_path)
+        ref = read_gray(folder / "masks" / f"{image_path.stem}_mask.png") > 0
+        image = read_gray(image_path)
         prediction = model.predict([image])[0]
         pred_labels = labels_from_scores(prediction.probs)
         head = pred_labels == 2
@@ -307,12 +311,12 @@ def evaluate_hc18(model: Model, folder: Path, split: str = "val", limit: int | N
             progress(n, len(cases))
     return {
         "dataset": "hc18", "split": split, "n": len(cases),
-        "dice": {"ps": None, "fh": _mean(dices)},
-        "hd95_px": {"ps": None, "fh": _mean(hds)},
+        "dice": {"ps": None, "fh": mean_of_known(dices)},
+        "hd95_px": {"ps": None, "fh": mean_of_known(hds)},
         "aop_abs_error_deg": _stats([]),
         "hc_abs_error_mm": _stats(hc_errors),
         "hc_missing_in_prediction": sum(1 for c in per_case if c["hc_pred_mm"] is None),
-        "dice_pipeline": {"ps": None, "fh": _mean(pipeline_dices)},
+        "dice_pipeline": {"ps": None, "fh": mean_of_known(pipeline_dices)},
         "hc_abs_error_mm_pipeline": _stats(pipeline_hc_errors),
         "hc_missing_in_pipeline": sum(1 for c in per_case if c["hc_pipeline_mm"] is None),
         "hc_withheld": sum(1 for c in per_case if c["ai_biometry_withheld"]),

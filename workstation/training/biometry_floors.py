@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workstation.evaluate import evaluate_hc18
+from workstation.evaluate import evaluate_hc18, mean_of_known
 from workstation.inference.engine import load_model
 from workstation.measure.skull_echo import SKULL_ECHO_FLOORS, echo_missing
 
@@ -58,11 +58,6 @@ def withheld_under(cases: list[dict], floors: dict[str, float], plane_floor: flo
     return [c for c in cases if withheld(c)]
 
 
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return round(float(np.mean(values)), 3) if values else None
-
-
 def report(by_split: dict[str, list[dict]], plane_floor_in_manifest: float | None) -> dict:
     out = {"skull_echo_floors_derived": floors_from(by_split["train"]),
            "skull_echo_floors_in_code": dict(SKULL_ECHO_FLOORS),
@@ -75,9 +70,9 @@ def report(by_split: dict[str, list[dict]], plane_floor_in_manifest: float | Non
             "n": len(cases), "withheld": len(withheld),
             "withheld_no_skull_echo": len(withheld_under(cases, SKULL_ECHO_FLOORS)),
             "withheld_cases": {c["id"]: c["hc_pipeline_ungated_abs_error_mm"] for c in withheld},
-            "hc_mae_mm_all_unchecked": _mean(c["hc_pipeline_ungated_abs_error_mm"] for c in cases),
-            "hc_mae_mm_kept": _mean(c["hc_pipeline_ungated_abs_error_mm"] for c in kept),
-            "hc_mae_mm_withheld": _mean(c["hc_pipeline_ungated_abs_error_mm"] for c in withheld),
+            "hc_mae_mm_all_unchecked": mean_of_known((c["hc_pipeline_ungated_abs_error_mm"] for c in cases), digits=3),
+            "hc_mae_mm_kept": mean_of_known((c["hc_pipeline_ungated_abs_error_mm"] for c in kept), digits=3),
+            "hc_mae_mm_withheld": mean_of_known((c["hc_pipeline_ungated_abs_error_mm"] for c in withheld), digits=3),
         }
     return out
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workstation.evaluate import BAD_AOP_THRESHOLD_DEG, _cases, _read_gray, auroc
+from workstation.evaluate import BAD_AOP_THRESHOLD_DEG, auroc, dataset_images, read_gray
 from workstation.inference.engine import load_model
 from workstation.inference.pipeline import analyze_prediction
 from workstation.inference.uncertainty import KNOWN_SIGNALS, UncertaintyCalibration, fit_logistic
@@ -33,12 +33,12 @@ FILL = (1.0,) * len(FEATURES)  # a missing signal (no PS, no AoP) counts as the 
 def collect(model, folder: Path, split: str, limit: int | None = None, progress=None) -> list[dict]:
     """Per case of ``split``: the pipeline's uncertainty signals, its blended uncertainty and whether it is bad."""
     rows = []
-    cases = _cases(folder, split)[:limit]
+    cases = dataset_images(folder, split)[:limit]
     for n, image_path in enumerate(cases, 1):
         reference = measure_labelmap(load_labelmap(folder / "labels" / f"{image_path.stem}_label.png")).aop_deg
         if reference is None:
             continue
-        frame = analyze_prediction(model.predict([_read_gray(image_path)], tta=True)[0], model, None, 0, 0.0)
+        frame = analyze_prediction(model.predict([read_gray(image_path)], tta=True)[0], model, None, 0, 0.0)
         aop = frame.measurements.get("aop_deg")
         rows.append({"id": image_path.stem, "parts": frame.uncertainty_parts, "frame_class": frame.frame_class,
                      "uncertainty": frame.uncertainty, "method": frame.uncertainty_method,

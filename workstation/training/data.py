@@ -57,6 +57,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from workstation.evaluate import read_gray
 from workstation.inference.planes import (BIOMETRY_PLANE, DEFAULT_PLANE_CLASSES, NO_ANATOMY, ONE_STRUCTURE,
                                            STANDARD_PLANE)
 from workstation.inference.preprocess import InputSpec, frame_to_input, labels_to_input
@@ -106,13 +107,6 @@ def hc18_cases(root: Path, split: str = "all") -> list[Case]:
     return [c for c in cases if split == "all" or split_of(c.case_id) == split]
 
 
-def _read_gray(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise FileNotFoundError(f"cannot read {path}")
-    return image
-
-
 def to_unit(gray: np.ndarray, spec: InputSpec = INPUT_SPEC) -> np.ndarray:
     """A frame through the inference preprocessing, then back to [0, 1] for augmentation (H, W) float32."""
     x, _ = frame_to_input(gray, spec)
@@ -126,8 +120,8 @@ def normalise(unit: np.ndarray, spec: InputSpec = INPUT_SPEC) -> np.ndarray:
 
 def load_case(case: Case, spec: InputSpec = INPUT_SPEC) -> tuple[np.ndarray, np.ndarray]:
     """(image uint8 HxW letterboxed to the input size, labels uint8 0/1/2) of one case."""
-    image = np.round(to_unit(_read_gray(case.image), spec) * 255.0).astype(np.uint8)
-    raw = _read_gray(case.label)
+    image = np.round(to_unit(read_gray(case.image), spec) * 255.0).astype(np.uint8)
+    raw = read_gray(case.label)
     if case.source == "hc18":
         raw = np.where(raw > 0, 2, 0).astype(np.uint8)  # filled head -> FH; no PS on an axial head plane
     return image, labels_to_input(raw, spec)

@@ -14,7 +14,6 @@ import argparse
 import datetime as _dt
 import json
 import shlex
-import time
 import warnings
 from pathlib import Path
 
@@ -84,18 +83,14 @@ def verify_onnx(model: torch.nn.Module, path: Path, batch: int = 2, seed: int = 
 
 
 def onnx_latency_ms(path: Path, threads: int = 2, runs: int = 50, warmup: int = 10) -> dict:
-    """Median and p90 ms per 1x1x256x256 frame in ONNX Runtime on the CPU."""
+    """Median and p95 ms per 1x1x256x256 frame in ONNX Runtime on the CPU, timed as ``workstation bench`` times."""
+    from workstation.bench import time_calls
+
     session = ort_session(path, threads)
-    x = np.zeros((1, INPUT_SPEC.channels, INPUT_SPEC.height, INPUT_SPEC.width), np.float32)
-    for _ in range(warmup):
-        session.run(None, {INPUT_NAME: x})
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run(None, {INPUT_NAME: x})
-        times.append((time.perf_counter() - start) * 1000.0)
-    return {"median_ms": round(float(np.median(times)), 2), "p90_ms": round(float(np.percentile(times, 90)), 2),
-            "threads": threads, "batch": 1}
+    shape = (1, INPUT_SPEC.channels, INPUT_SPEC.height, INPUT_SPEC.width)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    timed = time_calls(lambda: session.run(None, {INPUT_NAME: x}), runs, warmup)
+    return {"median_ms": round(timed["median"], 2), "p95_ms": round(timed["p95"], 2), "threads": threads, "batch": 1}
 
 
 def build_manifest(onnx_path: Path, *, name: str, version: str, placeholder: bool, cases: dict, training: dict,
@@ -195,7 +190,7 @@ def model_card(manifest: dict, *, params: int, latency: dict | None) -> str:
               "it to judge the method, and never for patient care.\n" if manifest["placeholder"] else "")
     data_lines = "\n".join(f"- {d['name']} ({d['licence']}): {d['citation']}; {d['cases_train']} train / "
                            f"{d['cases_val']} val cases" for d in manifest["training_data"])
-    latency_line = (f"{latency['median_ms']} ms median (p90 {latency['p90_ms']} ms) per 256x256 frame, batch 1, "
+    latency_line = (f"{latency['median_ms']} ms median (p95 {latency['p95_ms']} ms) per 256x256 frame, batch 1, "
                     f"ONNX Runtime CPU, {latency['threads']} threads" if latency else "not measured")
     part = _card_sections(manifest, params, latency_line)
     # Older manifests do not record the starting weights, so their absence says nothing either way.

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from workstation.evaluate import dice, mean_of_known
 from workstation.inference.planes import BIOMETRY_PLANE
 from workstation.paths import replacing
 from workstation.training import data as D
@@ -78,16 +79,6 @@ def pick_device(name: str) -> torch.device:
 
 
 # --------------------------------------------------------------------------- validation
-
-def _dice(pred: np.ndarray, ref: np.ndarray) -> float | None:
-    total = int(pred.sum()) + int(ref.sum())
-    return None if total == 0 else 2.0 * int((pred & ref).sum()) / total
-
-
-def _mean(values) -> float | None:
-    kept = [v for v in values if v is not None]
-    return round(float(np.mean(kept)), 4) if kept else None
-
 
 def scaled_images(images: torch.Tensor, size: int | None) -> torch.Tensor:
     """The (N, C, H, W) batch at size x size (area averaging, as a scanner's coarser grid would see it); as it is
@@ -127,8 +118,8 @@ def evaluate(model: torch.nn.Module, dataset: D.ValidationSet, device: torch.dev
             if target_plane != IGNORE_INDEX:
                 plane_hits.setdefault(target_plane, []).append(int(plane_pred[i]) == target_plane)
             if kind == "psfhs":
-                dice_ps.append(_dice(pred[i] == 1, ref[i] == 1))
-                dice_fh.append(_dice(pred[i] == 2, ref[i] == 2))
+                dice_ps.append(dice(pred[i] == 1, ref[i] == 1))
+                dice_fh.append(dice(pred[i] == 2, ref[i] == 2))
                 if bool(batch["regression_mask"][i]):
                     target = batch["regression"][i].numpy() * np.asarray(REGRESSION_SCALE)
                     aop_err_reg.append(abs(regression[i, 0] - target[0]))
@@ -140,15 +131,15 @@ def evaluate(model: torch.nn.Module, dataset: D.ValidationSet, device: torch.dev
                         else:
                             aop_err_masks.append(abs(measured[0] - target[0]))
             elif kind == "hc18":
-                dice_hc18.append(_dice(pred[i] == 2, ref[i] == 2))
+                dice_hc18.append(dice(pred[i] == 2, ref[i] == 2))
     all_hits = [h for hits in plane_hits.values() for h in hits]
     metrics = {
-        "dice_ps": _mean(dice_ps), "dice_fh": _mean(dice_fh), "dice_fh_hc18": _mean(dice_hc18),
-        "aop_mae_deg": _mean(aop_err_masks) if with_geometry else None,
+        "dice_ps": mean_of_known(dice_ps), "dice_fh": mean_of_known(dice_fh), "dice_fh_hc18": mean_of_known(dice_hc18),
+        "aop_mae_deg": mean_of_known(aop_err_masks) if with_geometry else None,
         "aop_refused": refused if with_geometry else None,
-        "aop_mae_deg_regression": _mean(aop_err_reg), "hsd_mae_px_regression": _mean(hsd_err_reg),
-        "plane_accuracy": _mean(all_hits),
-        "plane_accuracy_per_class": {class_name: _mean(plane_hits.get(k, [])) for k, class_name in
+        "aop_mae_deg_regression": mean_of_known(aop_err_reg), "hsd_mae_px_regression": mean_of_known(hsd_err_reg),
+        "plane_accuracy": mean_of_known(all_hits),
+        "plane_accuracy_per_class": {class_name: mean_of_known(plane_hits.get(k, [])) for k, class_name in
                                      enumerate(PLANE_CLASSES)},
         "cases_psfhs": len(dice_ps), "cases_hc18": len(dice_hc18),
     }
