@@ -79,12 +79,41 @@ def test_snapshot_and_restore_undo_an_edit_and_an_acceptance(synthetic):
     state.correct(moved_tangent(state.ai_geometry), None, SHAPE, "Dr B")
     state.accept("Dr B")
     after = state.snapshot()
-    state.restore(before)
+    corrected = copy.deepcopy(state.corrected)
+    state.restore(before, None, SHAPE)
     assert state.corrected is None and not state.confirmed and state.current() is state.ai
-    state.restore(after)
+    state.restore(after, None, SHAPE)
     assert state.is_corrected and state.confirmed_by == "Dr B"
+    assert state.corrected == corrected  # the same calibration: exactly the values that were shown
     state.reset_to_ai()
     assert state.corrected is None and state.confirmed is False
+
+
+def test_a_snapshot_restored_under_another_calibration_is_measured_with_it(synthetic):
+    """Undo/redo after a manual calibration: the corrected geometry in the new mm, and an acceptance of the old
+    values no longer holds (the person never saw these)."""
+    result = frame_result(synthetic, 0)
+    analysis = CineAnalysis(3, SHAPE, Calibration.manual_mm_per_px(0.2))
+    state = analysis.add(*compact(result))
+    state.correct(moved_tangent(state.ai_geometry), analysis.calibration, SHAPE, "Dr B")
+    state.accept("Dr B")
+    accepted = state.snapshot()
+    analysis.set_calibration(Calibration.manual_mm_per_px(0.5))
+    assert not state.confirmed  # the recalibration withdrew it
+    state.restore(accepted, analysis.calibration, SHAPE)
+    assert state.corrected["hsd_mm"] == pytest.approx(0.5 * state.corrected["hsd_px"], rel=1e-3)
+    assert state.corrected_by == "Dr B" and not state.confirmed and state.confirmed_by is None
+    # An acceptance of AI values: the AI's mm changed with the calibration, so it does not come back either.
+    state.reset_to_ai()
+    state.accept("Midwife C")
+    ai_accepted = state.snapshot()
+    analysis.set_calibration(Calibration.manual_mm_per_px(0.2))
+    state.restore(ai_accepted, analysis.calibration, SHAPE)
+    assert not state.is_corrected and not state.confirmed
+    # Restored under the calibration it was accepted with, it holds.
+    analysis.set_calibration(Calibration.manual_mm_per_px(0.5))
+    state.restore(ai_accepted, analysis.calibration, SHAPE)
+    assert state.confirmed_by == "Midwife C"
 
 
 def test_an_edit_never_shows_a_value_the_plane_withholds(synthetic):

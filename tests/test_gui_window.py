@@ -373,6 +373,28 @@ def test_manual_calibration_from_the_depth_scale_recomputes_mm(analysed, qtbot):
     assert window.analysis.calibration.source == "dicom_regions"
 
 
+def test_undo_and_redo_after_a_manual_calibration_give_mm_of_the_calibration_in_force(analysed, qtbot):
+    window = analysed
+    window.go_to_frame(0)
+    state = window.current_state()
+    start = window.handle_viewport_pos("hsd_end")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(10, 25))
+    assert state.is_corrected and window.analysis.calibration.source == "dicom_regions"
+    window.set_calibration(window.file_calibration.with_manual(0.5, detail="test"))
+    assert state.corrected["hsd_mm"] == pytest.approx(0.5 * state.corrected["hsd_px"], rel=1e-3)
+
+    window.undo_stack.undo()
+    assert not state.is_corrected and state.ai["hsd_mm"] == pytest.approx(0.5 * state.ai["hsd_px"], rel=1e-3)
+    window.undo_stack.redo()
+    corrected = state.corrected
+    # The corrected geometry again, measured with the manual scale in force (not the file's, undone to).
+    assert corrected["hsd_mm"] == pytest.approx(0.5 * corrected["hsd_px"], rel=1e-3)
+    assert corrected["calibration"]["source"] == "manual"
+    assert window.panel.value_text("corrected", "HSD") == f"{corrected['hsd_mm']:.1f} mm"
+    assert "manual" in plain_text(window.panel.calibration_label)
+    assert "DICOM" not in plain_text(window.panel.calibration_label)
+
+
 def test_overlays_switch_on_and_off_and_the_choice_is_kept(analysed):
     window = analysed
     window.overlay_actions["masks"].trigger()

@@ -346,3 +346,21 @@ def test_a_confirmation_on_record_of_values_this_analysis_does_not_give_is_named
     banner = window.error_banner.text
     assert "confirmation by Midwife Jones" in banner and f"AoP {ai.aop_deg + 20.0:.1f}" in banner
     assert "not shown as accepted" in banner
+
+
+def test_an_undo_after_a_manual_calibration_saves_mm_of_that_calibration(ward, records, qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    start = window.handle_viewport_pos("hsd_end")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(10, 25))
+    window.accept_frame()
+    window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
+    window.undo_stack.undo()  # the acceptance: the correction stands, unaccepted
+    row = records.current_measurement(exam_id)
+    assert (row.kind, row.by, row.calibration_source) == (CORRECTION, "Dr Test", "manual")
+    assert row.hsd_mm == pytest.approx(0.5 * row.hsd_px, rel=1e-3)
+    for m in records.measurements(exam_id):  # no row pairs mm of one scale with another's name
+        if m.calibration_source == "manual" and m.hsd_mm is not None:
+            assert m.hsd_mm == pytest.approx(0.5 * m.hsd_px, rel=1e-3)

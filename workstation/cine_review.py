@@ -112,12 +112,28 @@ class FrameMeasurementState:
         return self.current().get("geometry") or {}
 
     def snapshot(self) -> dict:
-        return copy.deepcopy({k: getattr(self, k) for k in
-                              ("corrected", "corrected_by", "corrected_at", "confirmed", "confirmed_by", "confirmed_at")})
+        """The review as it stands (for undo): who corrected and accepted, the corrected geometry, and the values
+        shown, which an acceptance in it was of."""
+        snapshot = copy.deepcopy({k: getattr(self, k) for k in ("corrected", "corrected_by", "corrected_at",
+                                                                 "confirmed", "confirmed_by", "confirmed_at")})
+        snapshot["shown"] = {key: self.current().get(key) for key in VALUE_KEYS}
+        return snapshot
 
-    def restore(self, snapshot: dict) -> None:
-        for key, value in copy.deepcopy(snapshot).items():
+    def restore(self, snapshot: dict, calibration: Calibration | None, frame_shape) -> None:
+        """Back to a snapshot's review, its corrected geometry measured with ``calibration``, the one in force now:
+        mm of a scale replaced since (a manual calibration) never come back under the new one's name. With the same
+        calibration the values are those the snapshot shows. An acceptance in it holds only where the values shown
+        are still those it was of (as ``recalibrate``)."""
+        snapshot = copy.deepcopy(snapshot)
+        shown = snapshot.pop("shown", None)
+        for key, value in snapshot.items():
             setattr(self, key, value)
+        if self.corrected is not None:
+            self.corrected = recompute_json(self.corrected["geometry"], calibration, frame_shape, self.frame_class,
+                                            self.corrected)
+        if self.confirmed and shown is not None and any(_shown_differently(self.current().get(key), value)
+                                                        for key, value in shown.items()):
+            self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
 
     def correct(self, geometry: dict, calibration: Calibration | None, frame_shape, user: str,
                 when: str | None = None) -> None:

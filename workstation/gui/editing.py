@@ -2,8 +2,9 @@
 
 Each action is applied to the frame's ``FrameMeasurementState`` first; the command then holds that state's
 snapshots before and after, and undo/redo restore one or the other through the window, which also brings the
-frame back on screen and puts the calipers where the values say. Restoring a snapshot never recomputes: the
-values undone to are exactly the values that were shown.
+frame back on screen and puts the calipers where the values say. A snapshot's corrected geometry is measured
+again with the calibration in force (``FrameMeasurementState.restore``): under the same calibration the values
+undone to are exactly those that were shown; after a manual calibration they are in its mm, never the old scale's.
 """
 from __future__ import annotations
 

@@ -833,7 +833,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.analysis is None or frame_index not in self.analysis.states:
             return
         state = self.analysis.states[frame_index]
-        state.restore(snapshot)
+        state.restore(snapshot, self.analysis.calibration, self.analysis.frame_shape)
         if frame_index != self.current_frame:
             self.go_to_frame(frame_index)
         else:
