@@ -315,7 +315,10 @@ def test_timeline_marks_the_correction_as_a_persons_and_a_click_opens_the_exam(q
     from workstation.gui.timeline_dock import _tip
 
     tip = _tip(1.5, row.aop_deg, {"point": timeline.timeline["points"][1]})
-    assert "correction by Dr Smith" in tip and "AI uncertainty 0.25 (low)" in tip  # a person's point keeps it
+    # A person's point keeps the AI's uncertainty on the frame it was measured on (the correction row's own, from
+    # the model's analysis of frame 1), not that of the AI row the fixture added.
+    assert row.uncertainty is not None and row.uncertainty != 0.25
+    assert "correction by Dr Smith" in tip and f"AI uncertainty {row.uncertainty:.2f} (" in tip
     point = timeline.timeline["points"][1]
     assert f"HSD {point['hsd_mm']:.1f} mm" in tip
     assert "HSD 61 px (no mm: no scale)" in _tip(1.5, 1.0, {"point": {**point, "hsd_mm": None, "hsd_px": 61.0,
