@@ -397,3 +397,51 @@ def test_export_labour_report_in_the_worker(panel, qtbot, records, tmp_path, mod
     text = subprocess.run(["pdftotext", "-layout", path, "-"], capture_output=True, text=True, check=True).stdout
     assert "MRN-0042" in text and "Dr Smith" in text and f"labour {records.exam(exam_ids[0]).labor_id}" in text
 
+
+
+DAMAGED_RECORDS_START = """
+import sys
+from PySide6 import QtCore, QtWidgets
+from workstation.gui import app
+
+app.application()
+
+def report_and_close():
+    window = next(w for w in QtWidgets.QApplication.topLevelWidgets() if w.inherits("QMainWindow"))
+    note = window.statusBar().findChild(QtWidgets.QLabel, "recordsUnavailable")
+    print("BANNER", window.error_banner.text, flush=True)
+    print("NOTE", None if note is None else note.text(), flush=True)
+    QtCore.QTimer.singleShot(100, window.close)
+
+QtCore.QTimer.singleShot(500, report_and_close)
+sys.exit(app.main([]))
+"""
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text"])
+def test_the_window_starts_on_damaged_records_and_says_so(tmp_path, damage):
+    """A damaged records file: the window still starts (exit 0 when closed), says the records are damaged and
+    names the file, and leaves the file as it was."""
+    import os
+    import sys
+
+    from conftest import REPO_ROOT
+
+    data = tmp_path / "data"
+    with Records(data) as records:
+        import_scan(records, demo_exam_file(tmp_path / "usb", seed=0))
+        records._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = data / "records" / "records.sqlite3"
+    if damage == "truncated":
+        os.truncate(path, path.stat().st_size // 2)
+    else:
+        path.write_text("not a database\n" * 100)
+    before = path.read_bytes()
+    run = subprocess.run([sys.executable, "-c", DAMAGED_RECORDS_START], capture_output=True, text=True, cwd=REPO_ROOT,
+                         timeout=300, env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
+                                           "WORKSTATION_DATA_DIR": str(data)})
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    banner = next(line for line in run.stdout.splitlines() if line.startswith("BANNER"))
+    assert "records could not be opened" in banner and "damaged" in banner and str(path) in banner, banner
+    assert "NOTE Records unavailable" in run.stdout
+    assert path.read_bytes() == before

@@ -114,3 +114,51 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys, argv, message):
     assert run_cli([*argv, "--data-dir", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1]
+
+
+def _damaged_records(tmp_path, damage: str) -> Path:
+    """Records of one analysed exam, checkpointed into the main file, which is then damaged as ``damage`` says."""
+    import os
+
+    from workstation.records import import_scan
+
+    data = tmp_path / "data"
+    with Records(data) as records:
+        exam = import_scan(records, demo_exam_file(tmp_path / "usb", seed=0)).exam
+        add_ai_row(records, exam.id, 0)
+        records._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = data / "records" / "records.sqlite3"
+    if damage == "truncated":
+        os.truncate(path, path.stat().st_size // 2)
+    elif damage == "text":
+        path.write_text("these are not the records you are looking for\n" * 50)
+    else:  # "emptied": zero bytes, while the scans it indexed are still stored beside it
+        os.truncate(path, 0)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text", "emptied"])
+def test_a_damaged_records_file_is_one_error_line_naming_it_and_is_left_as_it_is(tmp_path, capsys, damage):
+    path = _damaged_records(tmp_path, damage)
+    before = path.read_bytes()
+    data = str(tmp_path / "data")
+    for argv in (["patients"], ["timeline", "--labor", "1"], ["history", "--exam", "1"],
+                 ["report", "--exam", "1", str(tmp_path / "x.pdf")], ["confirm", "--exam", "1", "--user", "dave"],
+                 ["import", str(demo_exam_file(tmp_path / "usb", seed=1, hours=1.0)), "--no-analyze"]):
+        assert run_cli([*argv, "--data-dir", data]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err and err[-1].startswith("error: ") and str(path) in err[-1] and "damaged" in err[-1], (argv, err)
+        assert path.read_bytes() == before, argv  # never overwritten, "repaired" or migrated over
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_a_damaged_records_file_through_the_real_command_has_no_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path = _damaged_records(tmp_path, "truncated")
+    run = subprocess.run([sys.executable, "-m", "workstation", "patients", "--data-dir", str(tmp_path / "data")],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines() == [run.stderr.strip()] and str(path) in run.stderr

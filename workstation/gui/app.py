@@ -56,6 +56,29 @@ def application():
     return app
 
 
+def attach_records_or_say_why(window):
+    """The records of the data folder beside ``window``; where they cannot be opened (a damaged file, a newer
+    schema, a lock) the window still starts, says why in its error banner and keeps a "Records unavailable" note in
+    its status bar, and the viewer works without them (nothing is written to the records file). Returns the
+    ``RecordsLink``, or None."""
+    from PySide6 import QtWidgets
+
+    from workstation.gui.records_link import attach_records
+    from workstation.records import RecordsError
+
+    try:
+        return attach_records(window)
+    except RecordsError as exc:
+        window.show_error(f"The patient records could not be opened: {exc}. Scans can still be opened and analysed "
+                          "here; nothing is saved to the records.")
+        note = QtWidgets.QLabel("Records unavailable (see the error)")
+        note.setObjectName("recordsUnavailable")
+        note.setToolTip(str(exc))
+        note.setStyleSheet("color: #b3261e; font-weight: bold;")
+        window.statusBar().addPermanentWidget(note)
+        return None
+
+
 def close_window(app, window) -> None:
     """Workers stopped and waited for, then widgets deleted and the garbage collected, in that order."""
     from PySide6 import QtCore
@@ -142,12 +165,11 @@ def report_startup_time(out=None, timeout_s: float = 60.0) -> int:
     from PySide6 import QtCore
 
     from workstation.gui.main_window import MainWindow
-    from workstation.gui.records_link import attach_records
 
     imported = age()
     window = MainWindow()
     try:
-        attach_records(window)  # as main() does: the records of the data folder
+        attach_records_or_say_why(window)  # as main() does: the records of the data folder
         built = age()
 
         painted: list[bool] = []
@@ -200,9 +222,7 @@ def main(files: list[str] | None = None, screenshot: str | None = None,
 
     window = MainWindow()
     if not screenshot:
-        from workstation.gui.records_link import attach_records
-
-        attach_records(window)  # the records of the data folder (WORKSTATION_DATA_DIR, or the user's)
+        attach_records_or_say_why(window)  # the records of the data folder (WORKSTATION_DATA_DIR, or the user's)
     try:
         if screenshot:
             return take_screenshot(app, window, files[0] if files else None, screenshot)

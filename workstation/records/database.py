@@ -11,6 +11,10 @@ Durability choices (a labour ward record must survive a killed process or a pull
   correction can only ever be a new row and the audit trail cannot be rewritten by a bug.
 * The database file is created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the
   database file's permissions.
+* A damaged file (truncated, overwritten, not SQLite at all, or emptied while the scans it indexed are still
+  stored beside it) is a :class:`RecordsDamaged` naming the file, raised before anything is written to it: it is
+  never migrated over, "repaired" or replaced here, so whatever it still holds can be recovered from it or its
+  backup.
 """
 from __future__ import annotations
 
@@ -28,6 +32,28 @@ BUSY_TIMEOUT_MS = 10_000  # the GUI and a CLI import may write at the same time;
 
 class RecordsError(WorkstationError):
     """A records operation the user can fix: an unknown id, a patient mismatch, a newer database..."""
+
+
+class RecordsDamaged(RecordsError):
+    """The records file is damaged or is not a records database; it was left exactly as it was."""
+
+
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def is_damage(exc: BaseException) -> bool:
+    """Whether a sqlite3 error says the file itself is damaged (not locked, full or read-only)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+def damaged(path: Path, exc: BaseException | str) -> RecordsDamaged:
+    """The one-line error for a damaged records file (``exc``: SQLite's own words)."""
+    return RecordsDamaged(f"{path}: the records file is damaged ({exc}); it was left as it is, nothing was "
+                          "written to it. Restore it from a backup or have it recovered; do not delete it")
 
 
 def _append_only(table: str) -> list[str]:
@@ -150,15 +176,34 @@ def connect(folder: Path) -> sqlite3.Connection:
     path = folder / DATABASE_NAME
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    elif path.stat().st_size == 0 and _holds_stored_scans(folder):
+        # A new database starts empty, but never beside scans already filed: this one lost what indexed them.
+        raise damaged(path, "it is empty, but scans are stored beside it")
     os.chmod(path, 0o600)
     # isolation_level=None: no implicit transactions; every save opens its own with transaction().
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    migrate(conn)
+    try:
+        conn.row_factory = sqlite3.Row
+        # Read before anything is written (journal_mode and a migration write): a damaged file is refused untouched.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        migrate(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        if is_damage(exc):
+            raise damaged(path, exc) from None
+        raise RecordsError(f"{path}: the records could not be opened ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _holds_stored_scans(folder: Path) -> bool:
+    files = folder / "files"
+    return files.is_dir() and any(p.is_file() for p in files.rglob("*"))
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

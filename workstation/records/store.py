@@ -189,6 +189,8 @@ class Records:
                 with database.transaction(self._conn):
                     yield self._conn
             except sqlite3.Error as exc:  # locked, full, read-only, damaged: a message, and nothing half-saved
+                if database.is_damage(exc):
+                    raise database.damaged(self.path, exc) from exc
                 raise RecordsError(f"the records could not be saved ({exc}); nothing of this change was written "
                                    f"and earlier records are unchanged") from exc
 
@@ -197,11 +199,18 @@ class Records:
             try:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
+                if database.is_damage(exc):
+                    raise database.damaged(self.path, exc) from exc
                 raise RecordsError(f"the records could not be read ({exc})") from exc
 
     def _row(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
+
+    @property
+    def path(self) -> Path:
+        """The records database file."""
+        return self.root / database.DATABASE_NAME
 
     def integrity_problems(self) -> list[str]:
         with self._lock:
