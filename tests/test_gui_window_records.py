@@ -364,3 +364,52 @@ def test_an_undo_after_a_manual_calibration_saves_mm_of_that_calibration(ward, r
     for m in records.measurements(exam_id):  # no row pairs mm of one scale with another's name
         if m.calibration_source == "manual" and m.hsd_mm is not None:
             assert m.hsd_mm == pytest.approx(0.5 * m.hsd_px, rel=1e-3)
+
+
+def test_a_manual_calibration_that_withdraws_an_acceptance_on_screen_withdraws_it_in_the_records(ward, records,
+                                                                                                 qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    start = window.handle_viewport_pos("hsd_end")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(10, 25))
+    window.accept_frame()
+    confirmed = records.current_measurement(exam_id)
+    assert confirmed.kind == CONFIRMATION and confirmed.calibration_source == "dicom_regions"
+
+    window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
+    state = window.current_state()
+    assert not state.confirmed and state.corrected_by == "Dr Test"
+    # The records hold what the screen shows: Dr Test's correction in the manual mm, no acceptance.
+    row = records.current_measurement(exam_id)
+    assert (row.kind, row.by, row.calibration_source) == (CORRECTION, "Dr Test", "manual")
+    assert row.supersedes_id == confirmed.id and row.hsd_px == pytest.approx(confirmed.hsd_px)
+    assert row.hsd_mm == pytest.approx(state.corrected["hsd_mm"]) == pytest.approx(0.5 * row.hsd_px, rel=1e-3)
+    assert "manual calibration" in row.note and "confirmation by Dr Test withdrawn" in row.note
+    assert not link.panel.exam_table.findItems("confirmed by Dr Test", QtCore.Qt.MatchFlag.MatchContains)
+    # The same calibration again changes nothing; the file's back brings its mm back, saved as such.
+    rows = len(records.measurements(exam_id))
+    window.set_calibration(window.analysis.calibration)
+    assert len(records.measurements(exam_id)) == rows
+    window.set_calibration(window.file_calibration)
+    row = records.current_measurement(exam_id)
+    assert (row.kind, row.calibration_source) == (CORRECTION, "dicom_regions")
+    assert row.hsd_mm == pytest.approx(confirmed.hsd_mm)
+
+
+def test_a_manual_calibration_changing_accepted_ai_values_leaves_the_ai_value_standing_in_the_records(ward, records,
+                                                                                                       qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    window.accept_frame()
+    confirmed = records.current_measurement(exam_id)
+    assert confirmed.kind == CONFIRMATION
+    window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
+    assert not window.current_state().confirmed
+    row = records.current_measurement(exam_id)
+    assert row.kind == AI and row.supersedes_id == confirmed.id and row.calibration_source == "manual"
+    assert row.hsd_mm == pytest.approx(0.5 * row.hsd_px, rel=1e-3)
+    assert "confirmation by Dr Test withdrawn" in row.note and "manual calibration" in row.note

@@ -14,6 +14,7 @@ from PySide6 import QtGui
 
 CORRECTION, RESET, ACCEPT = "correction", "reset", "accept"
 UNDO = "undo"
+CALIBRATION = "calibration"  # not an undoable action: a new calibration's values, in a review record's "change"
 
 
 class ReviewCommand(QtGui.QUndoCommand):

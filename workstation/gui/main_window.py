@@ -21,7 +21,7 @@ from workstation.calibration import Calibration
 from workstation.cine_review import CineAnalysis, FrameMeasurementState, ps_moved, recompute_json
 from workstation.gui.calibration_tool import CalibrationBar, CalibrationLine
 from workstation.gui.calipers import Calipers
-from workstation.gui.editing import ACCEPT, CORRECTION, RESET, ReviewCommand
+from workstation.gui.editing import ACCEPT, CALIBRATION, CORRECTION, RESET, ReviewCommand
 from workstation.gui.overlays import OverlayLayer
 from workstation.gui.panel import MeasurementPanel
 from workstation.gui.settings import OVERLAYS, Settings, SettingsDialog
@@ -883,12 +883,17 @@ class MainWindow(QtWidgets.QMainWindow):
                                          f"recomputed", 8000)
 
     def set_calibration(self, calibration: Calibration) -> None:
-        """A new calibration for this cine: every AI and corrected value recomputed from its geometry."""
+        """A new calibration for this cine: every AI and corrected value recomputed from its geometry. Each frame a
+        person reviewed is announced (``measurementEdited``, change "calibration"), so that a records panel keeps
+        what the screen now shows: the new mm, and an acceptance withdrawn where its values changed."""
         if self.analysis is None:
             return
+        reviewed = sorted(i for i, s in self.analysis.states.items() if s.is_corrected or s.confirmed)
         self.analysis.set_calibration(calibration)
         self.cine.calibration = calibration
         self._show_analysis_of_frame()
+        for frame_index in reviewed:
+            self.measurementEdited.emit(frame_index, self.review_record(frame_index, CALIBRATION))
 
     # ------------------------------------------------------------------------------------------- settings
     def open_settings(self) -> None:

@@ -158,9 +158,13 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
     an undo back to the AI value): when the exam's current value is a person's on that frame, an AI row that
     supersedes it (a withdrawal, see ``Records.current_measurement``); otherwise nothing. An undo withdraws only
     the undone review: when that review superseded another person's value, that value is current again (a new
-    row of it, under that person's name), never the AI's. The values are those
-    the viewer computed (same ``recompute_json`` path as ``correct``), so nothing is recomputed here. Returns
-    the new row, or None when nothing changed (no exam, or the same row again).
+    row of it, under that person's name), never the AI's. The values are those the viewer computed (same
+    ``recompute_json`` path as ``correct``), so nothing is recomputed here. Returns the new row, or None when
+    nothing changed (no exam, or the same row again).
+
+    ``review["change"] == "calibration"``: a calibration set in the viewer changed a reviewed frame's values; saved
+    only where the exam's current value is a person's on that frame (a correction in the new mm, or the
+    withdrawal of an acceptance whose values changed), with a note saying so.
 
     A row keeps the name of whoever made its values (the AI, the corrector, the confirmer). When the act was
     someone else's or an undo (``review["acting_user"]``, ``review["change"]``), e.g. Bob undoing his acceptance of
@@ -175,6 +179,11 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
     values = corrected or review.get("ai") or {}
     geometry = review.get("corrected_geometry") if corrected else review.get("ai_geometry")
     note = None
+    # A new calibration set in the viewer (not a review): the values of a reviewed frame in its mm.
+    recalibrated = review.get("change") == "calibration"
+    if recalibrated and (current is None or current.kind == AI or current.frame_index != frame_index):
+        return None  # the exam's current value is not of this frame, or not a person's: nothing changed there
+    calibration = review.get("calibration_source") or "none"
     acting = (review.get("acting_user") or "").strip()
     by_acting = f" by {acting}" if acting else ""
     if review.get("confirmed"):
@@ -184,6 +193,8 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
     else:
         if current is None or current.kind == AI or current.frame_index != frame_index:
             return None
+        if recalibrated and current.kind != CONFIRMATION:
+            return None  # a calibration withdraws an acceptance of values it changes, never a correction
         previous = None if current.supersedes_id is None else records.measurement(current.supersedes_id)
         if review.get("change") == "undo" and previous is not None and previous.kind != AI:
             # The undone review was made over another person's value (a viewer that did not show it, e.g. saved
@@ -198,14 +209,22 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
                       f"{current.kind} by {current.by} withdrawn"))
         model = review.get("model") or {}
         kind, by = AI, f"{model.get('name', 'model')} {model.get('version', '')}".strip()
-        note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting} "
-                f"({'undo' if review.get('change') == 'undo' else 'Reset to AI or undo'}); the AI value stands")
+        if recalibrated:
+            note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting}: the {calibration} "
+                    f"calibration changed its values; the AI value stands")
+        else:
+            note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting} "
+                    f"({'undo' if review.get('change') == 'undo' else 'Reset to AI or undo'}); the AI value stands")
     if not by:
         raise RecordsError("a correction or confirmation needs who made it (a user name)")
     if (current is not None and current.kind == kind and current.by == by and current.frame_index == frame_index
             and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)):
         return None  # the same review again (a redo of what is already kept)
-    if kind != AI and current is not None and (review.get("change") == "undo" or (acting and acting != by)):
+    if kind != AI and current is not None and recalibrated:
+        note = f"{kind} by {by} measured again in the viewer with the {calibration} calibration{by_acting}"
+        if (current.kind, current.by) != (kind, by):
+            note += f"; {current.kind} by {current.by} withdrawn (its values changed)"
+    elif kind != AI and current is not None and (review.get("change") == "undo" or (acting and acting != by)):
         # An earlier review restored (an undo), or one person's values saved by another's act: say who did it.
         note = (f"{kind} by {by} restored in the viewer{by_acting} ({review.get('change') or 'review'}); "
                 f"{current.kind} by {current.by} withdrawn")
