@@ -148,7 +148,11 @@ def test_an_opened_exam_whose_file_is_gone_says_so(ward, records):
     path = records.file_path(records.exam(exam_ids[1]))
     path.unlink()
     link.open_exam(exam_ids[1], 0)
-    assert "missing" in window.error_banner.text and window.cine is None
+    banner = window.error_banner.text
+    assert "missing" in banner and window.cine is None
+    # What to do, with commands that exist: put the original back where it belongs; the history is kept.
+    assert records.exam(exam_ids[1]).original_path in banner and str(path) in banner
+    assert "records check" not in banner and f"`workstation history --exam {exam_ids[1]}`" in banner
 
 
 def test_viewer_reviews_are_appended_once_and_a_reset_without_a_persons_value_adds_nothing(records, tmp_path):

@@ -65,8 +65,10 @@ class RecordsLink(QtCore.QObject):
             self.window.show_error(str(exc))
             return
         if not path.exists():
-            self.window.show_error(f"The stored file of exam {exam_id} is missing ({path}); run "
-                                   f"`workstation records check` to see what else is.")
+            self.window.show_error(
+                f"The stored file of exam {exam_id} is missing ({path}), so it cannot be opened. Its saved values "
+                f"and history are kept (`workstation history --exam {exam_id}`). To open it again, copy the "
+                f"original scan ({exam.original_path}) or a backup of the records folder's copy back to that path.")
             return
         self.window.open_file(path, exam_id=exam_id, frame=frame)
 
