@@ -143,3 +143,13 @@ def test_a_labor_without_a_set_start_starts_at_its_earliest_exam(tmp_path):
         explicit = records.create_labor(labor.patient_id, start=datetime(2026, 3, 1, 6, 0), notes="induction")
         assert records.labor(explicit.id).start == datetime(2026, 3, 1, 6, 0)
         assert records.labors(labor.patient_id)[0].id == labor.id  # most recent start first
+
+
+def test_display_name_reads_dicom_person_names_as_people_write_them():
+    from workstation.records.store import display_name
+
+    assert display_name("Иванова^Мария") == "Иванова, Мария"
+    assert display_name("Doe^Jane^Q") == "Doe, Jane Q" and display_name("Doe, Jane") == "Doe, Jane"
+    assert display_name("Yamada^Tarou=山田^太郎") == "Yamada, Tarou = 山田, 太郎"
+    assert display_name("李") == "李" and display_name("  Smith   John ") == "Smith John"
+    assert display_name("^Jane") == "Jane" and display_name(None) is None and display_name("") is None

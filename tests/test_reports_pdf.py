@@ -222,3 +222,49 @@ def test_the_reports_show_the_ais_uncertainty_on_the_frame_a_persons_value_was_m
         raw = raw_text(pdf)  # a table cell wrapped over lines stays together in reading order
         assert "AI uncertainty" in raw and "0.74 (HIGH), frame 3" in raw, pdf.name
         assert "0.46" not in flat, pdf.name  # frame 0's, the AI's chosen frame, is not the value's
+
+
+def _words(pdf, page: int = 1) -> list[tuple[str, float, float, float, float]]:
+    """(word, xMin, yMin, xMax, yMax) in points of one page, from ``pdftotext -bbox``."""
+    import html
+    import re
+
+    out = subprocess.run(["pdftotext", "-bbox", "-f", str(page), "-l", str(page), str(pdf), "-"], check=True,
+                         capture_output=True, text=True, timeout=60).stdout
+    pattern = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">(.*?)</word>'
+    return [(html.unescape(w), float(a), float(b), float(c), float(d)) for a, b, c, d, w in re.findall(pattern, out)]
+
+
+def test_names_and_mrns_in_any_script_are_printed_readably_and_a_long_name_stays_on_the_page(tmp_path):
+    """Cyrillic and CJK in a name or MRN are printed in an embedded Unicode font (not boxes), the DICOM ^ separator
+    reads as "Family, Given", and a very long name is cut short in the page header (which keeps the MRN, the
+    labour and the print date clear) and wrapped in the patient block."""
+    _poppler()
+    from records_support import demo_exam_file
+
+    long_name = "Verylongfamilyname^" + " ".join(f"Given{i}" for i in range(40))
+    with Records(tmp_path / "data") as records:
+        cyrillic = import_scan(records, demo_exam_file(tmp_path / "usb", seed=0), mrn="李-0001", force_mrn=True,
+                               name="Иванова^Мария").exam
+        long = import_scan(records, demo_exam_file(tmp_path / "usb", seed=1), mrn="MRN-LONG", force_mrn=True,
+                           name=long_name).exam
+        cyrillic_pdf = write_exam_report(records, cyrillic.id, tmp_path / "cyrillic.pdf")
+        long_pdf = write_exam_report(records, long.id, tmp_path / "long.pdf")
+    fonts = subprocess.run(["pdffonts", str(cyrillic_pdf)], check=True, capture_output=True, text=True).stdout
+    rows = [line.split() for line in fonts.splitlines()[2:]]
+    assert any("DejaVuSans" in r[0] for r in rows) and any("DroidSansFallback" in r[0] for r in rows), fonts
+    # Only the chart's axis labels (ASCII) may still use a standard font; all that the report prints itself is embedded.
+    assert all(r[-5] == "yes" for r in rows if r[0] != "Helvetica"), fonts
+    raw = raw_text(cyrillic_pdf)
+    assert "Иванова, Мария" in raw and "李-0001" in raw and "^" not in raw, raw[:400]
+    pages, _ = _render(cyrillic_pdf, tmp_path)
+    _assert_not_blank(pages[0])
+
+    words = _words(long_pdf)
+    page_w = 595.28
+    header = [w for w in words if w[2] < 45]  # the header line, above the body
+    printed = next(w for w in header if w[0] == "printed")
+    assert [w[0] for w in header][:2] == ["MRN", "MRN-LONG"] and "labour" in [w[0] for w in header]
+    assert all(w[3] < printed[1] for w in header if w[1] < printed[1]), header  # nothing runs into the date
+    assert all(w[3] <= page_w - 40 for w in words), [w for w in words if w[3] > page_w - 40]
+    assert "Verylongfamilyname," in raw_text(long_pdf) and "Given39" in raw_text(long_pdf)  # whole in the body

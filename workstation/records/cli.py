@@ -16,7 +16,7 @@ from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.records.database import RecordsError
-from workstation.records.store import to_json_text
+from workstation.records.store import display_name, to_json_text
 
 
 def _iso_datetime(text: str) -> datetime:
@@ -107,7 +107,7 @@ def cmd_patients(args) -> int:
     if not rows:
         print("no patients yet; import an exam with `workstation import FILE --mrn MRN`")
     for row in rows:
-        print(f"{row['mrn']:<16} {row['name'] or '-':<28} born {row['birth_date'] or '-':<10}  "
+        print(f"{row['mrn']:<16} {display_name(row['name']) or '-':<28} born {row['birth_date'] or '-':<10}  "
               f"labours {','.join(map(str, row['labors'])) or '-':<8} exams {row['n_exams']:<3} "
               f"last {row['last_exam'] or '-'}")
     return 0
@@ -138,7 +138,7 @@ def cmd_timeline(args) -> int:
         _emit_json(timeline)
         return 0
     patient = timeline["patient"]
-    print(f"labour {timeline['labor_id']} of MRN {patient['mrn']} ({patient['name'] or '-'}), started "
+    print(f"labour {timeline['labor_id']} of MRN {patient['mrn']} ({display_name(patient['name']) or '-'}), started "
           f"{timeline['start'] or '-'} ({timeline['start_source']})")
     for p in timeline["points"]:
         print(f"  exam {p['exam_id']:<4} {p['acquired']}  {_fmt(p['hours'], ' h', 2):>8}  "

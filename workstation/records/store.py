@@ -47,6 +47,24 @@ def scanner_time_iso(moment: datetime) -> str:
     return scanner_time(moment).isoformat(timespec="seconds")
 
 
+def display_name(name: str | None) -> str | None:
+    """A person's name as people read it. DICOM's ``Family^Given^Middle^Prefix^Suffix`` (as a file or ``--name``
+    may give it) reads ``Family, Given Middle Prefix Suffix`` like the names the importer files from DICOM; its
+    ``=`` component groups (alphabetic, ideographic, phonetic) are shown side by side. Other names are shown as
+    stored, runs of spaces collapsed."""
+    if name is None:
+        return None
+    groups = []
+    for group in str(name).split("="):
+        family, _, rest = group.partition("^")
+        family = " ".join(family.split())
+        rest = " ".join(" ".join(part.split()) for part in rest.split("^") if part.strip())
+        text = f"{family}, {rest}" if family and rest else family or rest
+        if text:
+            groups.append(text)
+    return " = ".join(groups) if groups else (" ".join(str(name).split()) or None)
+
+
 def _json_or_none(text: str | None):
     return None if text is None else json.loads(text)
 

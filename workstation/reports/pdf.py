@@ -6,26 +6,37 @@ header; the exam's times and sources; the key frame (the measured frame) with it
 (``render_overlays``); the measurement table (AI value, current value, by whom, when, the AI's uncertainty on
 the frame the current value was measured on, calibration; mm only when calibrated, else px with the reason); the measurement history; the
 sonopartogram chart; the model name, version and hash, with a PLACEHOLDER warning when the model is one.
+
+Text is set in fonts embedded in the PDF from ``resources/fonts`` (DejaVu Sans Condensed; Droid Sans Fallback for the
+characters DejaVu lacks, CJK among them), so a name or MRN in any script prints as written on any viewer. Person
+names are shown readable (``Family, Given``: ``workstation.records.store.display_name``); the page header cuts a
+long name short with an ellipsis so that the MRN, the labour and the print date stay clear (the patient block
+gives it whole).
 """
 from __future__ import annotations
 
 import io
 from datetime import datetime
+from functools import lru_cache
+from itertools import groupby
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import cv2
 from reportlab.lib import colors
+from reportlab.lib.fonts import addMapping
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
 
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
-from workstation.paths import replacing
-from workstation.records.store import Exam, Measurement, Records, now_iso
+from workstation.paths import replacing, resources_dir
+from workstation.records.store import Exam, Measurement, Records, display_name, now_iso
 from workstation.records.timeline import ai_uncertainty_of, labor_timeline
 from workstation.reports.chart import timeline_chart
 from workstation.reports.overlays import render_overlays
@@ -37,31 +48,110 @@ REPORT_FRAME_MIN_SIDE = 480  # smaller frames are enlarged before drawing, so la
 _MARGIN = 1.6 * cm
 _PAGE_W, _PAGE_H = A4
 _BODY_W = _PAGE_W - 2 * _MARGIN
+# Embedded fonts (see the module docstring); registered with reportlab on first use (``_register_fonts``).
+FONT, FONT_BOLD, FONT_FALLBACK = "WS-DejaVuSansCondensed", "WS-DejaVuSansCondensed-Bold", "WS-DroidSansFallback"
+FONT_FILES = {FONT: "DejaVuSansCondensed.ttf", FONT_BOLD: "DejaVuSansCondensed-Bold.ttf", FONT_FALLBACK: "DroidSansFallbackFull.ttf"}
 _STYLES = getSampleStyleSheet()
-_SMALL = ParagraphStyle("small", parent=_STYLES["BodyText"], fontSize=8, leading=10)
-_CELL = ParagraphStyle("cell", parent=_STYLES["BodyText"], fontSize=7.5, leading=9)
-_HEAD = ParagraphStyle("head", parent=_CELL, fontName="Helvetica-Bold")
-_WARNING = ParagraphStyle("warning", parent=_STYLES["BodyText"], fontSize=9, leading=12, textColor=colors.white,
+_BODY = ParagraphStyle("body", parent=_STYLES["BodyText"], fontName=FONT)
+_SMALL = ParagraphStyle("small", parent=_BODY, fontSize=8, leading=10)
+_CELL = ParagraphStyle("cell", parent=_BODY, fontSize=7.5, leading=9)
+_HEAD = ParagraphStyle("head", parent=_CELL, fontName=FONT_BOLD)
+_WARNING = ParagraphStyle("warning", parent=_BODY, fontSize=9, leading=12, textColor=colors.white,
                           backColor=colors.HexColor("#b3261e"), borderPadding=5)
+_HEADINGS = {level: ParagraphStyle(f"heading{level}", parent=_STYLES[f"Heading{level}"], fontName=FONT_BOLD)
+             for level in (1, 2, 3)}
+_FOOTER = ParagraphStyle("footer", fontName=FONT, fontSize=6.5, leading=8, textColor=colors.HexColor("#444444"))
+_HEADER_SIZE = 7.5
 _TABLE_STYLE = TableStyle([
-    ("FONT", (0, 0), (-1, -1), "Helvetica", 7.5),
-    ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
+    ("FONT", (0, 0), (-1, -1), FONT, 7.5),
+    ("FONT", (0, 0), (-1, 0), FONT_BOLD, 7.5),
     ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8ecf3")),
     ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#b0b8c8")),
     ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
 ])
 _KEY_VALUE_STYLE = TableStyle([
-    ("FONT", (0, 0), (-1, -1), "Helvetica", 8.5),
-    ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 8.5),
-    ("FONT", (2, 0), (2, -1), "Helvetica-Bold", 8.5),
+    ("FONT", (0, 0), (-1, -1), FONT, 8.5),
+    ("FONT", (0, 0), (0, -1), FONT_BOLD, 8.5),
+    ("FONT", (2, 0), (2, -1), FONT_BOLD, 8.5),
     ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5), ("TOPPADDING", (0, 0), (-1, -1), 1.5),
 ])
 
 
+_fonts_ready = False
+
+
+def _register_fonts(*names: str) -> None:
+    """Register the embedded fonts with reportlab (once; before any Paragraph is made, as it looks its fonts up
+    then); the bold face serves ``<b>`` in paragraphs. With ``names``, just those fonts (the fallback, on demand)."""
+    global _fonts_ready
+    if not names and _fonts_ready:
+        return
+    for name in names or (FONT, FONT_BOLD):
+        if name not in pdfmetrics.getRegisteredFontNames():
+            path = resources_dir() / "fonts" / FONT_FILES[name]
+            pdfmetrics.registerFont(TTFont(name, str(path)))
+    if not names:
+        for family in (FONT, FONT_BOLD):  # text set in either face finds the other for <b> and plain runs
+            for bold, italic, face in ((0, 0, FONT), (1, 0, FONT_BOLD), (0, 1, FONT), (1, 1, FONT_BOLD)):
+                addMapping(family, bold, italic, face)
+        _fonts_ready = True
+
+
+@lru_cache(maxsize=None)
+def _covered(name: str) -> frozenset[int]:
+    """The code points a registered font has glyphs for."""
+    _register_fonts(name)
+    return frozenset(pdfmetrics.getFont(name).face.charToGlyph)
+
+
+def _needs_fallback(char: str) -> bool:
+    return not char.isspace() and ord(char) not in _covered(FONT) and ord(char) in _covered(FONT_FALLBACK)
+
+
+def _runs(text: str) -> list[tuple[bool, str]]:
+    """``text`` as runs of (set in the fallback font, characters); all in DejaVu unless it lacks a glyph."""
+    if all(ord(c) < 0x250 for c in text):  # Latin: DejaVu has them all; no need to load the fallback
+        return [(False, text)] if text else []
+    return [(fallback, "".join(chars)) for fallback, chars in groupby(text, key=_needs_fallback)]
+
+
+def _markup(text) -> str:
+    """Paragraph markup of plain ``text``: escaped, the characters DejaVu lacks set in the fallback font."""
+    _register_fonts()
+    return "".join(f'<font name="{FONT_FALLBACK}">{escape(run)}</font>' if fallback else escape(run)
+                   for fallback, run in _runs(str(text)))
+
+
+def _text_width(text: str, size: float) -> float:
+    return sum(pdfmetrics.stringWidth(run, FONT_FALLBACK if fallback else FONT, size) for fallback, run in _runs(text))
+
+
+def _draw_text(canvas, x: float, y: float, text: str, size: float) -> None:
+    """``canvas.drawString`` in the embedded fonts, a font change where DejaVu lacks a glyph."""
+    for fallback, run in _runs(text):
+        canvas.setFont(FONT_FALLBACK if fallback else FONT, size)
+        canvas.drawString(x, y, run)
+        x += pdfmetrics.stringWidth(run, FONT_FALLBACK if fallback else FONT, size)
+
+
+def _shortened(text: str, width: float, size: float) -> str:
+    """``text``, cut short with an ellipsis so that it fits ``width`` points."""
+    if _text_width(text, size) <= width:
+        return text
+    low, high = 0, len(text)
+    while low < high:  # the longest prefix that fits with the ellipsis
+        middle = (low + high + 1) // 2
+        if _text_width(text[:middle].rstrip() + "…", size) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low].rstrip() + "…"
+
+
 def _p(text: str, style=_CELL) -> Paragraph:
-    return Paragraph(escape(str(text)), style)
+    return Paragraph(_markup(text), style)
 
 
 def _when(iso: str | None) -> str:
@@ -96,25 +186,36 @@ def _why_absent(m: Measurement | None, key: str) -> str:
 
 
 class _ReportDoc:
-    """Page furniture (header naming the patient, footer with the disclaimer and page number)."""
+    """Page furniture (header naming the patient, footer with the disclaimer and page number).
 
-    def __init__(self, out: Path, title: str, header: str):
+    ``header`` is (MRN, name, labour) parts: the name is cut short to keep the header on one line clear of the
+    print date."""
+
+    def __init__(self, out: Path, title: str, header: tuple[str, str, str]):
         self.out, self.title, self.header = out, title, header
+
+    def header_line(self, printed: str) -> str:
+        mrn, name, labor = self.header
+        fixed = f"{mrn}  |    |  {labor}"
+        room = _BODY_W - _text_width(printed, _HEADER_SIZE) - 0.6 * cm - _text_width(fixed, _HEADER_SIZE)
+        line = f"{mrn}  |  {_shortened(name, max(room, 0.0), _HEADER_SIZE)}  |  {labor}"
+        return _shortened(line, _BODY_W - _text_width(printed, _HEADER_SIZE) - 0.6 * cm, _HEADER_SIZE)
 
     def _decorate(self, canvas, doc) -> None:
         canvas.saveState()
-        canvas.setFont("Helvetica", 7.5)
         canvas.setFillColor(colors.HexColor("#444444"))
-        canvas.drawString(_MARGIN, _PAGE_H - _MARGIN + 0.1 * cm, self.header)
-        canvas.drawRightString(_PAGE_W - _MARGIN, _PAGE_H - _MARGIN + 0.1 * cm, f"printed {_when(now_iso())}")
-        footer = Paragraph(escape(DISCLAIMER), ParagraphStyle("footer", fontName="Helvetica", fontSize=6.5,
-                                                               leading=8, textColor=colors.HexColor("#444444")))
+        printed = f"printed {_when(now_iso())}"
+        _draw_text(canvas, _MARGIN, _PAGE_H - _MARGIN + 0.1 * cm, self.header_line(printed), _HEADER_SIZE)
+        canvas.setFont(FONT, _HEADER_SIZE)
+        canvas.drawRightString(_PAGE_W - _MARGIN, _PAGE_H - _MARGIN + 0.1 * cm, printed)
+        footer = Paragraph(escape(DISCLAIMER), _FOOTER)
         _, h = footer.wrap(_BODY_W - 1.5 * cm, _MARGIN)
         footer.drawOn(canvas, _MARGIN, _MARGIN - h + 0.2 * cm)
         canvas.drawRightString(_PAGE_W - _MARGIN, _MARGIN - 0.3 * cm, f"page {doc.page}")
         canvas.restoreState()
 
     def build(self, story: list) -> None:
+        _register_fonts()
         with replacing(self.out) as partial:  # an earlier report of that name stays whole if this one fails
             doc = SimpleDocTemplate(str(partial), pagesize=A4, leftMargin=_MARGIN, rightMargin=_MARGIN,
                                     topMargin=_MARGIN + 0.4 * cm, bottomMargin=_MARGIN + 0.6 * cm, title=self.title,
@@ -134,7 +235,7 @@ class _ReportBuilder:
         start = "-" if labor.start is None else labor.start.strftime("%Y-%m-%d %H:%M")
         start_how = "set by a person" if labor.start_source == "explicit" else "time of the first exam"
         rows = [["MRN", patient.mrn, "Labour", f"{labor.id}, started {start} ({start_how})"],
-                ["Name", patient.name or "-", "Exams", str(len(timeline["points"]))],
+                ["Name", display_name(patient.name) or "-", "Exams", str(len(timeline["points"]))],
                 ["Birth date", patient.birth_date or "-", "Notes", labor.notes or "-"]]
         table = Table([[_p(c, _SMALL) if i % 2 else c for i, c in enumerate(r)] for r in rows],
                       colWidths=[2.2 * cm, 6.0 * cm, 1.6 * cm, _BODY_W - 9.8 * cm])
@@ -206,7 +307,7 @@ class _ReportBuilder:
                          _p(_uncertainty(ai_uncertainty_of(self.records, current),
                                          None if current is None else current.frame_index)),
                          _p((current.calibration_source if current else None) or exam.calibration_source)])
-        widths = [1.0, 3.2, 3.2, 1.7, 2.2, 2.2, 1.7]
+        widths = [1.0, 2.9, 2.9, 1.7, 2.2, 2.2, 2.3]
         table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
         table.setStyle(_TABLE_STYLE)
         return table
@@ -263,13 +364,13 @@ class _ReportBuilder:
 
 
 def _heading(text: str, level: int = 2) -> Paragraph:
-    return Paragraph(escape(text), _STYLES[f"Heading{level}"])
+    return Paragraph(_markup(text), _HEADINGS[level])
 
 
-def _page_header(records: Records, labor_id: int) -> str:
+def _page_header(records: Records, labor_id: int) -> tuple[str, str, str]:
     labor = records.labor(labor_id)
     patient = records.patient(labor.patient_id)
-    return f"MRN {patient.mrn}  |  {patient.name or '-'}  |  labour {labor.id}"
+    return f"MRN {patient.mrn}", display_name(patient.name) or "-", f"labour {labor.id}"
 
 
 def write_exam_report(records: Records, exam_id: int, out: str | Path) -> Path:
