@@ -1,7 +1,7 @@
 """DICOM loading: every ultrasound test file opens as uint8 frames, lazily, with its timing and study info."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 import json
 
 import numpy as np
@@ -155,7 +155,17 @@ def test_study_info_from_a_real_file():
      datetime(2024, 3, 5, 8, 15)),
     ({"AcquisitionDateTime": None, "AcquisitionDate": None, "ContentDate": None, "StudyTime": None}, "StudyDate",
      datetime(2024, 3, 5)),
-    ({"AcquisitionDateTime": "20240305143015+0100"}, "AcquisitionDateTime", datetime(2024, 3, 5, 14, 30, 15)),
+    # A UTC offset the file gives is kept (the time is then an absolute instant), its own or TimezoneOffsetFromUTC.
+    ({"AcquisitionDateTime": "20240305143015+0100"}, "AcquisitionDateTime",
+     datetime(2024, 3, 5, 14, 30, 15, tzinfo=timezone(timedelta(hours=1)))),
+    ({"AcquisitionDateTime": "20240305143015", "TimezoneOffsetFromUTC": "-0500"}, "AcquisitionDateTime",
+     datetime(2024, 3, 5, 14, 30, 15, tzinfo=timezone(timedelta(hours=-5)))),
+    ({"AcquisitionDateTime": "20240305143015+0000", "TimezoneOffsetFromUTC": "-0500"}, "AcquisitionDateTime",
+     datetime(2024, 3, 5, 14, 30, 15, tzinfo=timezone.utc)),
+    ({"AcquisitionDateTime": None, "TimezoneOffsetFromUTC": "+0100"}, "AcquisitionDate",
+     datetime(2024, 3, 5, 14, 30, 15, 250000, tzinfo=timezone(timedelta(hours=1)))),
+    ({"AcquisitionDateTime": None, "TimezoneOffsetFromUTC": "soon"}, "AcquisitionDate",
+     datetime(2024, 3, 5, 14, 30, 15, 250000)),  # an unreadable offset is no offset: the scanner's clock
     ({"AcquisitionDateTime": None, "AcquisitionDate": None, "ContentDate": None, "StudyDate": None}, "none", None),
 ])
 def test_acquisition_datetime_fallbacks(tmp_path, changes, source, expected):
@@ -163,6 +173,7 @@ def test_acquisition_datetime_fallbacks(tmp_path, changes, source, expected):
     info = load(path).info
     assert info.acquisition_source == source
     assert info.acquisition_datetime == expected
+    assert expected is None or info.acquisition_datetime.utcoffset() == expected.utcoffset()
     assert info.patient_birth_date == date(1990, 1, 2)
     assert info.patient_id == "P001" and info.patient_name == "Doe^Jane"
 

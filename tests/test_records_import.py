@@ -81,7 +81,9 @@ def test_acquisition_time_given_by_a_person_overrides_the_dicom_one(records, tmp
     typed = datetime(2026, 3, 1, 11, 45, tzinfo=timezone.utc)
     overridden = import_scan(records, demo_exam_file(tmp_path, seed=1), acquired=typed).exam
     assert overridden.acquired_source == "user"
-    assert overridden.acquired == typed.astimezone().replace(tzinfo=None)  # stored on the local clock
+    # kept with the offset it was given: an absolute instant (workstation.records.store.scanner_time)
+    assert overridden.acquired == typed and overridden.acquired.utcoffset() == timedelta(0)
+    assert overridden.to_json()["acquired"] == "2026-03-01T11:45:00+00:00"
 
 
 def test_labour_rules_first_exam_explicit_new_and_far_away(records, tmp_path):

@@ -148,3 +148,50 @@ def test_the_uncertainty_beside_a_persons_value_is_the_ais_on_that_values_frame(
     assert point["kind"] == "confirmation" and point["frame_index"] == 3
     assert point["ai_uncertainty"] == 0.74 and point["ai_uncertainty_frame_index"] == 3
     assert point["ai_aop_deg"] == records.latest_ai_measurement(exam.id).aop_deg  # the AI's own value, frame 0
+
+
+def test_times_with_a_utc_offset_are_ordered_and_subtracted_as_instants_across_a_dst_night(records, tmp_path):
+    """The night the clocks go back (Europe/London, 2026-10-25): 00:30+01:00, 01:30+01:00, 01:30+00:00 and
+    02:30+00:00 are an hour apart each, whatever order they are imported in and whatever the machine's zone."""
+    from datetime import datetime
+
+    times = ["2026-10-25T00:30:00+01:00", "2026-10-25T01:30:00+01:00", "2026-10-25T01:30:00+00:00",
+             "2026-10-25T02:30:00+00:00"]
+    exam_ids = {}
+    for order, index in enumerate((2, 0, 3, 1)):  # imported out of order
+        exam = import_scan(records, demo_exam_file(tmp_path, seed=order), mrn="DST1", force_mrn=True,
+                           acquired=datetime.fromisoformat(times[index])).exam
+        add_ai_row(records, exam.id, index)  # AoP rises with the frame index, so with time
+        exam_ids[index] = exam.id
+    labor_id = records.exam(exam_ids[0]).labor_id
+    timeline = labor_timeline(records, labor_id)
+    points = timeline["points"]
+    assert [p["exam_id"] for p in points] == [exam_ids[i] for i in range(4)]
+    assert [p["hours"] for p in points] == [0.0, 1.0, 2.0, 3.0]
+    assert [p["acquired"] for p in points] == times  # shown in the offset each was given
+    assert timeline["start"] == times[0] and records.labor(labor_id).start == datetime.fromisoformat(times[0])
+    aops = [p["aop_deg"] for p in points]
+    assert timeline["trend_deg_per_h"] > 0
+    assert "over 2.0 h" in timeline["stall_check"]["reason"]
+    assert timeline["stall_check"]["reference_exam_id"] == exam_ids[1]  # the latest exam >= 2 h before 02:30+00:00
+    assert timeline["stall_check"]["rise_deg"] == pytest.approx(aops[3] - aops[1], abs=0.01)
+
+
+def test_naive_times_already_saved_read_back_unchanged_and_mix_with_offset_times(records, tmp_path):
+    """An existing database's naive times (the scanner's clock) read back as they were and keep their wall-clock
+    hours; a time with an offset added to the same labour is compared with them as this machine's local time."""
+    from datetime import datetime, timedelta
+
+    from records_support import LABOR_START
+
+    first = import_scan(records, demo_exam_file(tmp_path, seed=0)).exam  # DICOM time without an offset
+    second = import_scan(records, demo_exam_file(tmp_path, seed=1, hours=1.5)).exam
+    row = records._row("SELECT acquired_at FROM exams WHERE id = ?", (first.id,))
+    assert row[0] == "2026-03-01T10:00:00" and records.exam(first.id).acquired == LABOR_START
+    assert records.exam(first.id).acquired.tzinfo is None
+    local = (LABOR_START + timedelta(hours=3)).astimezone()  # aware, this machine's zone and offset
+    third = import_scan(records, demo_exam_file(tmp_path, seed=2), acquired=local).exam
+    timeline = labor_timeline(records, first.labor_id)
+    assert [p["exam_id"] for p in timeline["points"]] == [first.id, second.id, third.id]
+    assert [p["hours"] for p in timeline["points"]] == [0.0, 1.5, 3.0]
+    assert timeline["points"][2]["acquired"] == local.isoformat(timespec="seconds")

@@ -13,7 +13,7 @@ is inverted.
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -277,16 +277,38 @@ def _study_info(ds: Dataset, transfer_syntax: UID) -> StudyInfo:
 
 
 def _acquisition_datetime(ds: Dataset) -> tuple[datetime | None, str]:
-    """The first usable of AcquisitionDateTime, Acquisition/Content/Study Date + Time (timezone dropped)."""
+    """The first usable of AcquisitionDateTime, Acquisition/Content/Study Date + Time.
+
+    A UTC offset is kept: the date-time's own (``...+0100``), else the file's TimezoneOffsetFromUTC (which DICOM
+    applies to every date and time in the file); the time is then an absolute instant. Without either it is naive,
+    the scanner's wall clock (see ``workstation.records.store.scanner_time``)."""
+    offset = _utc_offset(_get(ds, "TimezoneOffsetFromUTC"))
     value = _datetime(_get(ds, "AcquisitionDateTime"))
     if value is not None:
-        return value, "AcquisitionDateTime"
+        return _with_offset(value, offset), "AcquisitionDateTime"
     for prefix in ("Acquisition", "Content", "Study"):
         day = _date(_get(ds, f"{prefix}Date"))
         if day is not None:
             clock = _time(_get(ds, f"{prefix}Time"))
-            return datetime.combine(day, clock) if clock else datetime.combine(day, datetime.min.time()), f"{prefix}Date"
+            moment = datetime.combine(day, clock) if clock else datetime.combine(day, datetime.min.time())
+            return _with_offset(moment, offset), f"{prefix}Date"
     return None, "none"
+
+
+def _with_offset(moment: datetime, offset: timezone | None) -> datetime:
+    return moment if moment.tzinfo is not None or offset is None else moment.replace(tzinfo=offset)
+
+
+def _utc_offset(value) -> timezone | None:
+    """TimezoneOffsetFromUTC (``+HHMM`` / ``-HHMM``) as a fixed offset, or None where absent or unreadable."""
+    text = "" if value is None else str(value).strip()
+    if len(text) != 5 or text[0] not in "+-" or not text[1:].isdigit():
+        return None
+    hours, minutes = int(text[1:3]), int(text[3:5])
+    if hours > 14 or minutes > 59:
+        return None
+    sign = -1 if text[0] == "-" else 1
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
 # Tolerant accessors: a malformed value in an optional attribute must not stop a scan from loading.
@@ -350,8 +372,12 @@ def _time(value):
 
 
 def _datetime(value) -> datetime | None:
+    """A DICOM DT as a plain datetime, its UTC offset kept where it has one."""
     try:
         parsed = DT(str(value).strip()) if value not in (None, "") else None
-        return parsed.replace(tzinfo=None) if parsed is not None else None
+        if parsed is None:
+            return None
+        return datetime(parsed.year, parsed.month, parsed.day, parsed.hour, parsed.minute, parsed.second,
+                        parsed.microsecond, tzinfo=parsed.tzinfo)
     except Exception:
         return None

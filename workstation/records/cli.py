@@ -16,7 +16,7 @@ from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.records.database import RecordsError
-from workstation.records.store import display_name, to_json_text
+from workstation.records.store import chronological_key, display_name, to_json_text
 
 
 def _iso_datetime(text: str) -> datetime:
@@ -98,7 +98,7 @@ def cmd_patients(args) -> int:
         for patient in records.patients():
             labors = records.labors(patient.id)
             exams = [e for labor in labors for e in records.exams(labor.id)]
-            last = max((e.acquired for e in exams), default=None)
+            last = max((e.acquired for e in exams), default=None, key=chronological_key(e.acquired for e in exams))
             rows.append({**patient.to_json(), "labors": [labor.id for labor in labors], "n_exams": len(exams),
                          "last_exam": None if last is None else last.isoformat()})
     if args.json:

@@ -31,7 +31,7 @@ from typing import Callable
 from workstation.inference.manifest import file_sha256
 from workstation.records.database import RecordsError
 from workstation.records.filestore import store_copy
-from workstation.records.store import Analysis, Exam, Labor, Patient, Records, scanner_time
+from workstation.records.store import Analysis, Exam, Labor, Patient, Records, hours_between, scanner_time
 
 # Exams of one labour are hours apart; one a couple of days from all the others is another labour
 # (or another pregnancy) far more often than a very long labour with no scan in between.
@@ -89,7 +89,7 @@ def resolve_labor(records: Records, patient: Patient, acquired: datetime, labor_
         return None
     latest = labors[0]
     times = [e.acquired for e in records.exams(latest.id)] or ([latest.start] if latest.start else [])
-    gap_h = min((abs((acquired - t).total_seconds()) / 3600.0 for t in times), default=0.0)
+    gap_h = min((abs(hours_between(t, acquired)) for t in times), default=0.0)
     if gap_h > MAX_EXAM_GAP_H:
         raise RecordsError(f"this exam is {gap_h:.0f} h from every exam of labour {latest.id} of MRN {patient.mrn}; "
                            f"pass --labor {latest.id} to add it there or --new-labor to start a new labour")

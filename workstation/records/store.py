@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from workstation.records import database
 from workstation.records.database import RecordsError
@@ -39,8 +39,39 @@ def now_iso() -> str:
 
 
 def scanner_time(moment: datetime) -> datetime:
-    """An acquisition time on the scanner's naive local clock (DICOM times carry no zone): aware times converted."""
-    return moment if moment.tzinfo is None else moment.astimezone().replace(tzinfo=None)
+    """An acquisition time as it is kept, to the second.
+
+    The rule for acquisition (and labour start) times:
+
+    * A time with a UTC offset (``--acquired 2026-10-25T01:30+00:00``, a DICOM date-time with its own offset or the
+      file's TimezoneOffsetFromUTC) is an absolute instant. It is kept with the offset it was given and shown in it,
+      and it is ordered and subtracted as an instant, so a daylight-saving night counts its real hours.
+    * A time without one (a DICOM time without an offset, a file's modification time, any time saved before
+      offsets were kept) is the scanner's wall clock. It is kept and shown as it is. Two such times are ordered and
+      subtracted as wall-clock times, as they always were; beside a time with an offset it is taken as this
+      workstation's local time (its zone's rules on that date)."""
+    return moment.replace(microsecond=0)
+
+
+def as_instant(moment: datetime) -> datetime:
+    """An aware datetime: a naive one (the scanner's wall clock) read as this workstation's local time."""
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+def hours_between(start: datetime, end: datetime) -> float:
+    """Hours from ``start`` to ``end`` by the rule of :func:`scanner_time`."""
+    if (start.tzinfo is None) == (end.tzinfo is None):
+        return (end - start).total_seconds() / 3600.0
+    return (as_instant(end) - as_instant(start)).total_seconds() / 3600.0
+
+
+def chronological_key(moments) -> "Callable[[datetime], Any]":
+    """A sort key for these times by the rule of :func:`scanner_time`: wall clock when none has an offset, else
+    as instants."""
+    moments = list(moments)
+    if all(m.tzinfo is None for m in moments):
+        return lambda moment: moment
+    return as_instant
 
 
 def scanner_time_iso(moment: datetime) -> str:
@@ -272,14 +303,20 @@ class Records:
             return self.require_patient(mrn)
 
     # -- labours ----------------------------------------------------------------------------------------
-    _LABOR_SQL = """SELECT l.*, COALESCE(l.start_time, (SELECT MIN(e.acquired_at) FROM exams e WHERE e.labor_id = l.id))
-                           AS effective_start
+    # An automatic labour starts at its earliest exam, found in Python: with UTC offsets the text's order is not
+    # the times' (see scanner_time).
+    _LABOR_SQL = """SELECT l.*, (SELECT group_concat(e.acquired_at, '|') FROM exams e WHERE e.labor_id = l.id)
+                           AS exam_times
                     FROM labors l"""
 
     @staticmethod
     def _labor(row: sqlite3.Row) -> Labor:
-        start = row["effective_start"]
-        return Labor(row["id"], row["patient_id"], None if start is None else datetime.fromisoformat(start),
+        if row["start_time"] is not None:
+            start = datetime.fromisoformat(row["start_time"])
+        else:
+            times = [datetime.fromisoformat(t) for t in (row["exam_times"] or "").split("|") if t]
+            start = min(times, key=chronological_key(times)) if times else None
+        return Labor(row["id"], row["patient_id"], start,
                      "explicit" if row["start_time"] is not None else "first_exam", row["notes"], row["created_at"])
 
     def labor(self, labor_id: int) -> Labor:
@@ -290,9 +327,11 @@ class Records:
 
     def labors(self, patient_id: int) -> list[Labor]:
         """A patient's labours, the most recent first."""
-        rows = self._rows(f"{self._LABOR_SQL} WHERE l.patient_id = ? ORDER BY effective_start DESC, l.id DESC",
-                          (patient_id,))
-        return [self._labor(r) for r in rows]
+        labors = [self._labor(r) for r in self._rows(f"{self._LABOR_SQL} WHERE l.patient_id = ?", (patient_id,))]
+        key = chronological_key(labor.start for labor in labors if labor.start is not None)
+        # Latest start first; a labour without a start (no exam yet) last, as SQL's NULLs sorted.
+        return sorted(labors, key=lambda labor: (labor.start is not None, key(labor.start) if labor.start else 0,
+                                                 labor.id), reverse=True)
 
     def create_labor(self, patient_id: int, start: datetime | None = None, notes: str | None = None) -> Labor:
         """A new labour; without ``start`` it starts at its earliest exam's acquisition time."""
@@ -323,8 +362,9 @@ class Records:
 
     def exams(self, labor_id: int) -> list[Exam]:
         """A labour's exams in acquisition order."""
-        return [self._exam(r) for r in self._rows(f"{self._EXAM_SQL} WHERE e.labor_id = ? ORDER BY e.acquired_at, e.id",
-                                                   (labor_id,))]
+        exams = [self._exam(r) for r in self._rows(f"{self._EXAM_SQL} WHERE e.labor_id = ? ORDER BY e.id", (labor_id,))]
+        key = chronological_key(exam.acquired for exam in exams)
+        return sorted(exams, key=lambda exam: (key(exam.acquired), exam.id))
 
     def patient_of_exam(self, exam: Exam) -> Patient:
         return self.patient(self.labor(exam.labor_id).patient_id)

@@ -18,6 +18,10 @@ may measure a frame other than the one the AI chose, where the AI was more or le
   differ, so that measurement noise alone rarely raises (or clears) the flag. With less than ``span_h``
   of exams the flag is ``False`` and ``stall_check`` says why.
 
+Hours count from the labour's start by ``workstation.records.store.scanner_time``'s rule: times with a UTC
+offset as absolute instants (a daylight-saving night has its real hours), times without one on the scanner's
+wall clock; ``acquired`` and ``start`` are shown as kept, in the offset they were given.
+
 ``labor_timeline(...)`` returns exactly the ``timeline --json`` document: ``labor_id``, ``start``,
 ``points`` (``exam_id``, ``acquired``, ``hours``, ``aop_deg``, ``hsd_mm``, ``source``, plus extras),
 ``trend_deg_per_h``, ``stalled``, plus extras (patient, threshold, rule, reasons).
@@ -28,7 +32,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from workstation.records.store import Records
+from workstation.records.store import Records, hours_between
 
 AOP_SVD_THRESHOLD_DEG = 120.0
 DEFAULT_STALL_SPAN_H = 2.0
@@ -94,7 +98,7 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
     for exam in records.exams(labor_id):
         current = records.current_measurement(exam.id)
         ai = records.latest_ai_measurement(exam.id)
-        hours = None if labor.start is None else (exam.acquired - labor.start).total_seconds() / 3600.0
+        hours = None if labor.start is None else hours_between(labor.start, exam.acquired)
         points.append({
             "exam_id": exam.id,
             "acquired": exam.acquired.isoformat(),
