@@ -159,6 +159,7 @@ def test_a_damaged_records_file_through_the_real_command_has_no_traceback(tmp_pa
 
     path = _damaged_records(tmp_path, "truncated")
     run = subprocess.run([sys.executable, "-m", "workstation", "patients", "--data-dir", str(tmp_path / "data")],
-                         capture_output=True, text=True, timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.strip().splitlines() == [run.stderr.strip()] and str(path) in run.stderr

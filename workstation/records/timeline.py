@@ -76,7 +76,8 @@ def stall_check(points: list[dict], rule: StallRule) -> dict:
 def ai_uncertainty_of(records: Records, current) -> float | None:
     """The AI's uncertainty on the frame ``current`` (a measurement row) stands on: the row's own (an AI row's, or
     the one a correction or confirmation kept from the AI's analysis of that frame); for a row without one, the
-    latest AI row's on that frame, else the frame's result in the exam's latest analysis; ``None`` where the AI never analysed that frame."""
+    latest AI row's on that frame, else the frame's result in the exam's latest analysis; ``None`` where the AI
+    never analysed that frame."""
     if current is None:
         return None
     if current.uncertainty is not None or current.frame_index is None:

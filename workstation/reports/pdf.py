@@ -4,8 +4,9 @@ Every page carries the patient (MRN, name) and labour in its header, so a loose 
 and the decision-support disclaimer with the page number in its footer. A report holds: the patient
 header; the exam's times and sources; the key frame (the measured frame) with its overlays
 (``render_overlays``); the measurement table (AI value, current value, by whom, when, the AI's uncertainty on
-the frame the current value was measured on, calibration; mm only when calibrated, else px with the reason); the measurement history; the
-sonopartogram chart; the model name, version and hash, with a PLACEHOLDER warning when the model is one.
+the frame the current value was measured on, calibration; mm only when calibrated, else px with the reason); the
+measurement history; the sonopartogram chart; the model name, version and hash, with a PLACEHOLDER warning when
+the model is one.
 
 Text is set in fonts embedded in the PDF from ``resources/fonts`` (DejaVu Sans Condensed; Droid Sans Fallback for the
 characters DejaVu lacks, CJK among them), so a name or MRN in any script prints as written on any viewer. Person
@@ -50,7 +51,8 @@ _PAGE_W, _PAGE_H = A4
 _BODY_W = _PAGE_W - 2 * _MARGIN
 # Embedded fonts (see the module docstring); registered with reportlab on first use (``_register_fonts``).
 FONT, FONT_BOLD, FONT_FALLBACK = "WS-DejaVuSansCondensed", "WS-DejaVuSansCondensed-Bold", "WS-DroidSansFallback"
-FONT_FILES = {FONT: "DejaVuSansCondensed.ttf", FONT_BOLD: "DejaVuSansCondensed-Bold.ttf", FONT_FALLBACK: "DroidSansFallbackFull.ttf"}
+FONT_FILES = {FONT: "DejaVuSansCondensed.ttf", FONT_BOLD: "DejaVuSansCondensed-Bold.ttf",
+              FONT_FALLBACK: "DroidSansFallbackFull.ttf"}
 _STYLES = getSampleStyleSheet()
 _BODY = ParagraphStyle("body", parent=_STYLES["BodyText"], fontName=FONT)
 _SMALL = ParagraphStyle("small", parent=_BODY, fontSize=8, leading=10)
