@@ -268,3 +268,16 @@ def test_names_and_mrns_in_any_script_are_printed_readably_and_a_long_name_stays
     assert all(w[3] < printed[1] for w in header if w[1] < printed[1]), header  # nothing runs into the date
     assert all(w[3] <= page_w - 40 for w in words), [w for w in words if w[3] > page_w - 40]
     assert "Verylongfamilyname," in raw_text(long_pdf) and "Given39" in raw_text(long_pdf)  # whole in the body
+
+
+def test_labels_pushed_against_the_same_edge_do_not_cover_each_other():
+    from workstation.reports.overlays import _Painter
+
+    for anchor in ((630.0, 40.0), (630.0, 470.0), (320.0, 240.0)):  # right edge, bottom-right corner, middle
+        painter = _Painter(np.zeros((480, 640, 3), np.uint8))
+        painter.text(anchor, "HSD 14.0 mm (confirmed)", COLOURS["hsd"], np.array([1.0, 0.0]))
+        painter.text(anchor, "AoP 141.6 deg (confirmed)", COLOURS["tangent"], np.array([1.0, 0.0]))
+        (a0, a1, a2, a3), (b0, b1, b2, b3) = painter.placed
+        assert not (a0 < b2 and b0 < a2 and a1 < b3 and b1 < a3), (anchor, painter.placed)
+        pad = painter.thickness + 2  # a box holds the text and its dark outline, which may touch the edge
+        assert all(-pad <= v <= 640 + pad for v in (a0, a2, b0, b2)) and all(-pad <= v <= 480 + pad for v in (a1, a3, b1, b3))

@@ -60,6 +60,7 @@ class _Painter:
         self.zoom = zoom  # the image was enlarged this many times; geometry stays in frame pixels
         self.unit = max(1.0, min(image.shape[:2]) / 360.0)
         self.thickness = max(1, round(1.5 * self.unit))
+        self.placed: list[tuple[int, int, int, int]] = []  # boxes (x0, y0, x1, y1) of the labels drawn so far
 
     def at(self, p) -> tuple[int, int]:
         return _fixed(np.asarray(p, float) * self.zoom)
@@ -82,6 +83,18 @@ class _Painter:
         rows, cols = self.image.shape[:2]
         x = int(min(max(2, anchor[0] - w / 2), cols - w - 2))
         y = int(min(max(h + 2, anchor[1] + h / 2), rows - base - 2))
+        # Two labels pushed against the same edge could land on each other: move this one clear, below (or, at
+        # the bottom edge, above) each label it would cover.
+        pad = self.thickness + 2
+        for _ in range(len(self.placed) + 1):
+            box = (x - pad, y - h - pad, x + w + pad, y + base + pad)
+            hit = next((b for b in self.placed if box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]),
+                       None)
+            if hit is None:
+                break
+            below = hit[3] + h + pad
+            y = below if below + base + 2 <= rows else hit[1] - base - pad
+        self.placed.append((x - pad, y - h - pad, x + w + pad, y + base + pad))
         cv2.putText(self.image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), self.thickness + 2,
                     cv2.LINE_AA)
         cv2.putText(self.image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, self.thickness, cv2.LINE_AA)
