@@ -445,3 +445,19 @@ def test_the_window_starts_on_damaged_records_and_says_so(tmp_path, damage):
     assert "records could not be opened" in banner and "damaged" in banner and str(path) in banner, banner
     assert "NOTE Records unavailable" in run.stdout
     assert path.read_bytes() == before
+
+
+def test_names_read_as_people_write_them_and_times_keep_their_utc_offset(panel, qtbot, records, tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    # The night the clocks go back: the same wall-clock time an hour apart, told apart only by the offset.
+    summer, winter = timezone(timedelta(hours=1)), timezone.utc
+    for seed, acquired in ((0, datetime(2026, 10, 25, 1, 30, tzinfo=summer)),
+                           (1, datetime(2026, 10, 25, 1, 30, tzinfo=winter))):
+        import_scan(records, demo_exam_file(tmp_path / "usb", seed, 0.0), mrn="MRN-7", force_mrn=True,
+                    name="Иванова^Мария^<b>", acquired=acquired)
+    panel.refresh()
+    panel.patient_table.selectRow(0)
+    qtbot.waitUntil(lambda: panel.exam_table.rowCount() == 2, timeout=2000)
+    assert _column(panel.patient_table, 1) == ["Иванова, Мария <b>"]
+    assert _column(panel.exam_table, 1) == ["2026-10-25 01:30 +01:00", "2026-10-25 01:30 +00:00"]

@@ -16,6 +16,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QDate
 from workstation.errors import WorkstationError
 from workstation.measure import describe_hsd
 from workstation.records import ImportResult, Measurement, Records, RecordsError, import_scan
+from workstation.records.store import describe_acquired, display_name
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ _ID_ROLE = Qt.ItemDataRole.UserRole
 
 
 def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+    return "-" if moment is None else describe_acquired(moment)
 
 
 def _when_iso(iso: str | None) -> str:
@@ -305,7 +307,9 @@ class NewLaborDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel(f"New labour for {patient_text}"))
+        for_whom = QLabel(f"New labour for {patient_text}")
+        for_whom.setTextFormat(Qt.TextFormat.PlainText)  # a name is text, never markup
+        layout.addWidget(for_whom)
         form = QFormLayout()
         starts = QVBoxLayout()
         starts.addWidget(self.from_first_exam)
@@ -350,8 +354,8 @@ class ExamHistoryDialog(QDialog):
         patient = records.patient_of_exam(exam)
         self.setWindowTitle(f"History of exam {exam_id}")
         self.resize(980, 320)
-        header = QLabel(f"<b>Exam {exam_id}</b> of MRN {patient.mrn} ({patient.name or 'no name'}), acquired "
-                        f"{_when(exam.acquired)}. Nothing is overwritten: the current value is the latest row by "
+        header = QLabel(f"<b>Exam {exam_id}</b> of MRN {escape(patient.mrn)} ({escape(display_name(patient.name) or 'no name')}), "
+                        f"acquired {_when(exam.acquired)}. Nothing is overwritten: the current value is the latest row by "
                         "a person, else the latest AI row.")
         header.setWordWrap(True)
         self.table = QTableWidget(0, len(HISTORY_COLUMNS))
@@ -618,7 +622,7 @@ class PatientRecordsWidget(QWidget):
                 row = table.rowCount()
                 table.insertRow(row)
                 table.setItem(row, 0, _item(patient.mrn, patient.id))
-                table.setItem(row, 1, _item(patient.name or ""))
+                table.setItem(row, 1, _item(display_name(patient.name) or ""))
                 table.setItem(row, 2, _item(patient.birth_date or ""))
             self._apply_filter(self.search_edit.text())
             if patient_id is None or not self._select_id(table, patient_id):
@@ -758,7 +762,7 @@ class PatientRecordsWidget(QWidget):
 
     def _mrn_taken(self, mrn: str) -> str | None:
         patient = self.records.patient_by_mrn(mrn)
-        return None if patient is None else (patient.name or "no name recorded")
+        return None if patient is None else (display_name(patient.name) or "no name recorded")
 
     @Slot()
     def new_patient(self) -> NewPatientDialog:
@@ -789,7 +793,7 @@ class PatientRecordsWidget(QWidget):
             self.show_message(QMessageBox.Icon.Information, "New labour", "Select the patient first.")
             return None
         patient = self.records.patient(patient_id)
-        dialog = NewLaborDialog(f"MRN {patient.mrn} ({patient.name or 'no name'})", self)
+        dialog = NewLaborDialog(f"MRN {patient.mrn} ({display_name(patient.name) or 'no name'})", self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self._create_labor(patient_id, *dialog.values()))
         self.dialog = dialog

@@ -10,6 +10,7 @@ analysed or corrected.
 """
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 
 import numpy as np
@@ -22,6 +23,7 @@ from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.records import Records, StallRule, labor_timeline
+from workstation.records.store import describe_acquired, display_name
 
 AI_PEN, AI_SIZE = pg.mkPen("#7d7d7d", width=2), 12
 PERSON_PEN, PERSON_BRUSH, PERSON_SIZE = pg.mkPen("#0d3c78", width=1.5), pg.mkBrush("#1f6fd1"), 12
@@ -236,9 +238,9 @@ class LaborTimelineWidget(QWidget):
 
     def _draw(self, timeline: dict) -> None:
         patient = timeline["patient"]
-        start = "-" if timeline["start"] is None else timeline["start"].replace("T", " ")[:16]
+        start = "-" if timeline["start"] is None else describe_acquired(datetime.fromisoformat(timeline["start"]))
         how = "set by a person" if timeline["start_source"] == "explicit" else "first exam"
-        self.header_label.setText(f"<b>MRN {escape(patient['mrn'])}</b> {escape(patient['name'] or '')} · "
+        self.header_label.setText(f"<b>MRN {escape(patient['mrn'])}</b> {escape(display_name(patient['name']) or '')} · "
                                   f"labour {timeline['labor_id']} · start {start} ({how})")
         drawn = self.points()
         ai, person = self.points("ai"), self.points("confirmed")

@@ -31,7 +31,8 @@ from typing import Callable
 from workstation.inference.manifest import file_sha256
 from workstation.records.database import RecordsError
 from workstation.records.filestore import store_copy
-from workstation.records.store import Analysis, Exam, Labor, Patient, Records, hours_between, scanner_time
+from workstation.records.store import (Analysis, Exam, Labor, Patient, Records, display_name, hours_between,
+                                       scanner_time)
 
 # Exams of one labour are hours apart; one a couple of days from all the others is another labour
 # (or another pregnancy) far more often than a very long labour with no scan in between.
@@ -126,7 +127,7 @@ def import_scan(records: Records, path: str | os.PathLike, *, mrn: str | None = 
         with records.transaction():
             if records.exam_by_sha256(sha256) is not None:  # another process imported it meanwhile
                 return _existing(records, records.exam_by_sha256(sha256))
-            patient = records.get_or_create_patient(patient_mrn, name or _readable_name(info.patient_name),
+            patient = records.get_or_create_patient(patient_mrn, name or display_name(info.patient_name),
                                                     info.patient_birth_date)
             target = resolve_labor(records, patient, when, labor_id, new_labor)
             labor_id_used = target if target is not None else records.create_labor(patient.id).id
@@ -158,10 +159,3 @@ def _existing(records: Records, exam: Exam) -> ImportResult:
                         duplicate=True)
 
 
-def _readable_name(dicom_name: str | None) -> str | None:
-    """DICOM's ``Family^Given^Middle`` as ``Family, Given Middle``."""
-    if not dicom_name:
-        return None
-    family, _, rest = str(dicom_name).partition("^")
-    rest = " ".join(part for part in rest.split("^") if part)
-    return f"{family}, {rest}" if rest else family

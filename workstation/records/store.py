@@ -78,6 +78,14 @@ def scanner_time_iso(moment: datetime) -> str:
     return scanner_time(moment).isoformat(timespec="seconds")
 
 
+def describe_acquired(moment: datetime, seconds: bool = False) -> str:
+    """An acquisition (or labour start) time as kept: with its UTC offset when it was given one, so two exams an
+    hour apart across a daylight-saving change do not read as the same time (``scanner_time``)."""
+    text = moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    offset = moment.strftime("%z")
+    return text if not offset else f"{text} {offset[:3]}:{offset[3:5]}"
+
+
 def display_name(name: str | None) -> str | None:
     """A person's name as people read it. DICOM's ``Family^Given^Middle^Prefix^Suffix`` (as a file or ``--name``
     may give it) reads ``Family, Given Middle Prefix Suffix`` like the names the importer files from DICOM; its

@@ -37,7 +37,7 @@ from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.paths import replacing, resources_dir
-from workstation.records.store import Exam, Measurement, Records, display_name, now_iso
+from workstation.records.store import Exam, Measurement, Records, describe_acquired, display_name, now_iso
 from workstation.records.timeline import ai_uncertainty_of, labor_timeline
 from workstation.reports.chart import timeline_chart
 from workstation.reports.overlays import render_overlays
@@ -163,14 +163,6 @@ def _when(iso: str | None) -> str:
     return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
 
 
-def _acquired(moment: datetime, seconds: bool = False) -> str:
-    """An acquisition (or labour start) time as kept: with its UTC offset when it was given one, so two exams an
-    hour apart across a daylight-saving change do not read as the same time (``store.scanner_time``)."""
-    text = moment.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
-    offset = moment.strftime("%z")
-    return text if not offset else f"{text} {offset[:3]}:{offset[3:5]}"
-
-
 def _value(m: Measurement | None, quantity: str) -> str:
     """AoP in degrees; HSD in mm when calibrated, else in pixels with the reason mm is missing."""
     if m is None:
@@ -242,7 +234,7 @@ class _ReportBuilder:
     def patient_block(self, labor_id: int, timeline: dict) -> Table:
         labor = self.records.labor(labor_id)
         patient = self.records.patient(labor.patient_id)
-        start = "-" if labor.start is None else _acquired(labor.start)
+        start = "-" if labor.start is None else describe_acquired(labor.start)
         start_how = "set by a person" if labor.start_source == "explicit" else "time of the first exam"
         rows = [["MRN", patient.mrn, "Labour", f"{labor.id}, started {start} ({start_how})"],
                 ["Name", display_name(patient.name) or "-", "Exams", str(len(timeline["points"]))],
@@ -254,7 +246,7 @@ class _ReportBuilder:
 
     def exam_block(self, exam: Exam) -> Table:
         acquired_how = {"user": "entered by a person", "file_mtime": "file modification time (no DICOM time)"}
-        rows = [["Acquired", f"{_acquired(exam.acquired, seconds=True)} ("
+        rows = [["Acquired", f"{describe_acquired(exam.acquired, seconds=True)} ("
                              f"{acquired_how.get(exam.acquired_source, 'DICOM ' + exam.acquired_source)})"],
                 ["Imported", _when(exam.imported_at)],
                 ["Source file", f"{exam.original_path} (sha256 {exam.file_sha256[:16]}...)"],
@@ -337,7 +329,7 @@ class _ReportBuilder:
     def points_table(self, timeline: dict) -> Table:
         rows = [["Exam", "Acquired", "Hours", "AoP", "HSD", "Source", "By", "AI AoP", "AI uncertainty"]]
         for p in timeline["points"]:
-            rows.append([str(p["exam_id"]), _p(_acquired(datetime.fromisoformat(p["acquired"]))),
+            rows.append([str(p["exam_id"]), _p(describe_acquired(datetime.fromisoformat(p["acquired"]))),
                          "-" if p["hours"] is None else f"{p['hours']:.2f}",
                          "-" if p["aop_deg"] is None else f"{p['aop_deg']:.1f} deg",
                          _p(describe_hsd(p["hsd_mm"], p["hsd_px"], p.get("hsd_mm_reason"))),
@@ -414,7 +406,7 @@ def write_labor_report(records: Records, labor_id: int, out: str | Path) -> Path
              _heading("Sonopartogram"), timeline_chart(timeline, width=_BODY_W), build.timeline_summary(timeline),
              Spacer(1, 6), build.points_table(timeline)]
     for exam in exams:
-        story.append(KeepTogether([_heading(f"Exam {exam.id}: {_acquired(exam.acquired)}"), build.exam_block(exam),
+        story.append(KeepTogether([_heading(f"Exam {exam.id}: {describe_acquired(exam.acquired)}"), build.exam_block(exam),
                                    Spacer(1, 4), *build.key_frame(exam, 7.5 * cm), Spacer(1, 4),
                                    build.measurement_table(exam)]))
     story += [Spacer(1, 8), _p(DISCLAIMER, _SMALL)]
