@@ -16,7 +16,7 @@ from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.records.database import RecordsError
-from workstation.records.store import chronological_key, display_name, to_json_text
+from workstation.records.store import chronological_key, display_name
 
 
 def _iso_datetime(text: str) -> datetime:
@@ -33,7 +33,9 @@ def _records(args):
 
 
 def _emit_json(payload) -> None:
-    sys.stdout.write(to_json_text(payload, indent=2) + "\n")
+    from workstation.cli import emit_json  # the one JSON writer of the command line (NaN as null, numpy as numbers)
+
+    emit_json(payload, None)
 
 
 def _fmt(value, unit: str = "", digits: int = 1) -> str:
