@@ -16,6 +16,7 @@ from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.records.database import RecordsError
+from workstation.json_output import emit_json
 from workstation.records.store import chronological_key, display_name
 
 
@@ -33,9 +34,7 @@ def _records(args):
 
 
 def _emit_json(payload) -> None:
-    from workstation.cli import emit_json  # the one JSON writer of the command line (NaN as null, numpy as numbers)
-
-    emit_json(payload, None)
+    emit_json(payload, None)  # the command line's one JSON writer: NaN and inf as null, numpy as plain numbers
 
 
 def _fmt(value, unit: str = "", digits: int = 1) -> str:
