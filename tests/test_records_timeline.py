@@ -178,8 +178,8 @@ def test_times_with_a_utc_offset_are_ordered_and_subtracted_as_instants_across_a
 
 
 def test_naive_times_already_saved_read_back_unchanged_and_mix_with_offset_times(records, tmp_path):
-    """An existing database's naive times (the scanner's clock) read back as they were and keep their wall-clock
-    hours; a time with an offset added to the same labour is compared with them as this machine's local time."""
+    """An existing database's naive times (the scanner's clock) read back as they were; a time with an offset added
+    to the same labour makes every time in it an instant, the naive ones this machine's local time."""
     from datetime import datetime, timedelta
 
     from records_support import LABOR_START
@@ -195,3 +195,51 @@ def test_naive_times_already_saved_read_back_unchanged_and_mix_with_offset_times
     assert [p["exam_id"] for p in timeline["points"]] == [first.id, second.id, third.id]
     assert [p["hours"] for p in timeline["points"]] == [0.0, 1.5, 3.0]
     assert timeline["points"][2]["acquired"] == local.isoformat(timespec="seconds")
+
+
+@pytest.fixture
+def london(monkeypatch):
+    """This workstation's zone is Europe/London (clocks go back at 02:00 BST on 2026-10-25), restored after."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/London")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_one_rule_orders_and_counts_hours_when_naive_and_offset_times_share_a_labour(london, records, tmp_path):
+    """Once any time in a labour has an offset, every time in it is an instant (a naive one this machine's local
+    time) for ordering and for hours alike: the naive start 00:00 (BST), naive exam A at 03:00 (GMT) and exam B at
+    02:30+00:00 are read B at 3.5 h then A at 4.0 h (the night has 25 hours), and the stall check judges A, the
+    latest, not whichever exam comes last in the list."""
+    from datetime import datetime
+
+    patient = records.get_or_create_patient("DST2")
+    labor = records.create_labor(patient.id, start=datetime(2026, 10, 25, 0, 0))
+    acquired = {"early": datetime(2026, 10, 25, 0, 30), "A": datetime(2026, 10, 25, 3, 0),
+                "B": datetime.fromisoformat("2026-10-25T02:30+00:00")}
+    ids = {}
+    for seed, (name, when) in enumerate(acquired.items()):
+        exam = import_scan(records, demo_exam_file(tmp_path, seed=seed), mrn="DST2", force_mrn=True,
+                           acquired=when, labor_id=labor.id).exam
+        add_ai_row(records, exam.id, {"early": 0, "A": 3, "B": 1}[name])
+        ids[name] = exam.id
+    assert [e.id for e in records.exams(labor.id)] == [ids["early"], ids["B"], ids["A"]]
+    timeline = labor_timeline(records, labor.id)
+    points = timeline["points"]
+    assert [p["exam_id"] for p in points] == [ids["early"], ids["B"], ids["A"]]
+    assert [p["hours"] for p in points] == [0.5, 3.5, 4.0]
+    check = timeline["stall_check"]
+    assert f"to exam {ids['A']} over 3.5 h" in check["reason"] and check["reference_exam_id"] == ids["early"]
+    aop = {p["exam_id"]: p["aop_deg"] for p in points}
+    assert check["rise_deg"] == pytest.approx(aop[ids["A"]] - aop[ids["early"]], abs=0.01)
+
+
+def test_stall_check_takes_the_latest_exam_by_hours_whatever_the_order_of_the_points():
+    points = [{"exam_id": 1, "hours": 0.0, "aop_deg": 100.0}, {"exam_id": 3, "hours": 4.0, "aop_deg": 101.0},
+              {"exam_id": 2, "hours": 3.5, "aop_deg": 120.0}]
+    check = stall_check(points, StallRule())
+    assert check["reference_exam_id"] == 1 and check["rise_deg"] == 1.0 and check["stalled"] is True
+    assert "from exam 1 to exam 3 over 4.0 h" in check["reason"]

@@ -31,8 +31,8 @@ from typing import Callable
 from workstation.inference.manifest import file_sha256
 from workstation.records.database import RecordsError
 from workstation.records.filestore import store_copy
-from workstation.records.store import (Analysis, Exam, Labor, Patient, Records, display_name, hours_between,
-                                       scanner_time)
+from workstation.records.store import (Analysis, Exam, Labor, Patient, Records, chronological_key, display_name,
+                                       hours_between, scanner_time)
 
 # Exams of one labour are hours apart; one a couple of days from all the others is another labour
 # (or another pregnancy) far more often than a very long labour with no scan in between.
@@ -90,7 +90,9 @@ def resolve_labor(records: Records, patient: Patient, acquired: datetime, labor_
         return None
     latest = labors[0]
     times = [e.acquired for e in records.exams(latest.id)] or ([latest.start] if latest.start else [])
-    gap_h = min((abs(hours_between(t, acquired)) for t in times), default=0.0)
+    # the labour's one reading of its times (scanner_time), this exam's among them
+    reading = chronological_key([*times, *([latest.start] if latest.start else []), acquired])
+    gap_h = min((abs(hours_between(t, acquired, reading)) for t in times), default=0.0)
     if gap_h > MAX_EXAM_GAP_H:
         raise RecordsError(f"this exam is {gap_h:.0f} h from every exam of labour {latest.id} of MRN {patient.mrn}; "
                            f"pass --labor {latest.id} to add it there or --new-labor to start a new labour")

@@ -47,9 +47,13 @@ def scanner_time(moment: datetime) -> datetime:
       file's TimezoneOffsetFromUTC) is an absolute instant. It is kept with the offset it was given and shown in it,
       and it is ordered and subtracted as an instant, so a daylight-saving night counts its real hours.
     * A time without one (a DICOM time without an offset, a file's modification time, any time saved before
-      offsets were kept) is the scanner's wall clock. It is kept and shown as it is. Two such times are ordered and
-      subtracted as wall-clock times, as they always were; beside a time with an offset it is taken as this
-      workstation's local time (its zone's rules on that date)."""
+      offsets were kept) is the scanner's wall clock. It is kept and shown as it is.
+
+    One rule holds for a whole labour (its start and all its exams), for ordering and for hours alike
+    (:func:`chronological_key`): when none of its times has an offset, they are ordered and subtracted as wall-clock
+    times, as they always were; once any of them has one, every time in it is read as an instant, a naive one as this
+    workstation's local time (its zone's rules on that date), so two naive times across a daylight-saving change
+    count their real hours too and the order always agrees with the hours."""
     return moment.replace(microsecond=0)
 
 
@@ -58,20 +62,22 @@ def as_instant(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.astimezone()
 
 
-def hours_between(start: datetime, end: datetime) -> float:
-    """Hours from ``start`` to ``end`` by the rule of :func:`scanner_time`."""
-    if (start.tzinfo is None) == (end.tzinfo is None):
-        return (end - start).total_seconds() / 3600.0
-    return (as_instant(end) - as_instant(start)).total_seconds() / 3600.0
-
-
 def chronological_key(moments) -> "Callable[[datetime], Any]":
-    """A sort key for these times by the rule of :func:`scanner_time`: wall clock when none has an offset, else
-    as instants."""
+    """How the times of one labour (``moments``: its start and every exam's acquisition) are read, by the rule of
+    :func:`scanner_time`: as they are (wall clock) when none has an offset, else each as an instant. The same
+    reading orders them (a sort key) and, through :func:`hours_between`, counts the hours between them."""
     moments = list(moments)
     if all(m.tzinfo is None for m in moments):
         return lambda moment: moment
     return as_instant
+
+
+def hours_between(start: datetime, end: datetime, reading: "Callable[[datetime], Any] | None" = None) -> float:
+    """Hours from ``start`` to ``end`` by the rule of :func:`scanner_time`. ``reading`` is the labour's
+    :func:`chronological_key` over all its times, so that hours agree with the order; without it the rule is
+    applied to these two times alone."""
+    read = chronological_key((start, end)) if reading is None else reading
+    return (read(end) - read(start)).total_seconds() / 3600.0
 
 
 def scanner_time_iso(moment: datetime) -> str:
@@ -371,8 +377,17 @@ class Records:
     def exams(self, labor_id: int) -> list[Exam]:
         """A labour's exams in acquisition order."""
         exams = [self._exam(r) for r in self._rows(f"{self._EXAM_SQL} WHERE e.labor_id = ? ORDER BY e.id", (labor_id,))]
-        key = chronological_key(exam.acquired for exam in exams)
+        key = self.labor_reading(labor_id, exams)
         return sorted(exams, key=lambda exam: (key(exam.acquired), exam.id))
+
+    def labor_reading(self, labor_id: int, exams: "list[Exam] | None" = None) -> "Callable[[datetime], Any]":
+        """The one reading of this labour's times (its explicit start, if any, and its exams'), for its exams' order
+        and their hours alike (:func:`chronological_key`); ``exams`` if the caller already has them."""
+        if exams is None:
+            exams = self.exams(labor_id)
+        row = self._row("SELECT start_time FROM labors WHERE id = ?", (labor_id,))
+        start = [] if row is None or row["start_time"] is None else [datetime.fromisoformat(row["start_time"])]
+        return chronological_key([*start, *(exam.acquired for exam in exams)])
 
     def patient_of_exam(self, exam: Exam) -> Patient:
         return self.patient(self.labor(exam.labor_id).patient_id)

@@ -18,9 +18,10 @@ may measure a frame other than the one the AI chose, where the AI was more or le
   differ, so that measurement noise alone rarely raises (or clears) the flag. With less than ``span_h``
   of exams the flag is ``False`` and ``stall_check`` says why.
 
-Hours count from the labour's start by ``workstation.records.store.scanner_time``'s rule: times with a UTC
-offset as absolute instants (a daylight-saving night has its real hours), times without one on the scanner's
-wall clock; ``acquired`` and ``start`` are shown as kept, in the offset they were given.
+Hours count from the labour's start by ``workstation.records.store.scanner_time``'s rule, one rule for the whole
+labour, the same that orders its exams: when any of its times has a UTC offset, every time in it is an absolute
+instant (a naive one this machine's local time; a daylight-saving night has its real hours), else all are on the
+scanner's wall clock; ``acquired`` and ``start`` are shown as kept, in the offset they were given.
 
 ``labor_timeline(...)`` returns exactly the ``timeline --json`` document: ``labor_id``, ``start``,
 ``points`` (``exam_id``, ``acquired``, ``hours``, ``aop_deg``, ``hsd_mm``, ``source``, plus extras),
@@ -54,8 +55,10 @@ def trend_deg_per_h(hours: list[float], aop_deg: list[float]) -> float | None:
 
 
 def stall_check(points: list[dict], rule: StallRule) -> dict:
-    """``{"stalled", "reason", "reference_exam_id", "rise_deg"}`` for points sorted by hours."""
-    with_aop = [p for p in points if p["aop_deg"] is not None]
+    """``{"stalled", "reason", "reference_exam_id", "rise_deg"}``; the latest exam is the one with the most hours,
+    whatever the order of ``points`` (ties keep their order; points without hours are not judged)."""
+    with_aop = sorted((p for p in points if p["aop_deg"] is not None and p["hours"] is not None),
+                      key=lambda p: p["hours"])
     if not with_aop:
         return {"stalled": False, "reason": "no exam has an AoP", "reference_exam_id": None, "rise_deg": None}
     latest = with_aop[-1]
@@ -96,10 +99,12 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
     labor = records.labor(labor_id)
     patient = records.patient(labor.patient_id)
     points = []
-    for exam in records.exams(labor_id):
+    exams = records.exams(labor_id)
+    reading = records.labor_reading(labor_id, exams)  # the same rule orders the exams and counts their hours
+    for exam in exams:
         current = records.current_measurement(exam.id)
         ai = records.latest_ai_measurement(exam.id)
-        hours = None if labor.start is None else hours_between(labor.start, exam.acquired)
+        hours = None if labor.start is None else hours_between(labor.start, exam.acquired, reading)
         points.append({
             "exam_id": exam.id,
             "acquired": exam.acquired.isoformat(),
