@@ -447,6 +447,31 @@ def test_the_window_starts_on_damaged_records_and_says_so(tmp_path, damage):
     assert path.read_bytes() == before
 
 
+
+def test_the_window_starts_on_a_deleted_records_file_beside_stored_scans_and_says_so(tmp_path):
+    """The records file deleted while its scans are still stored: the window still starts (exit 0 when closed), says
+    the records index is missing and names the folder, and creates no fresh database."""
+    import os
+    import sys
+
+    from conftest import REPO_ROOT
+
+    data = tmp_path / "data"
+    with Records(data) as records:
+        import_scan(records, demo_exam_file(tmp_path / "usb", seed=0))
+    folder = data / "records"
+    for leftover in folder.glob("records.sqlite3*"):
+        leftover.unlink()
+    run = subprocess.run([sys.executable, "-c", DAMAGED_RECORDS_START], capture_output=True, text=True, cwd=REPO_ROOT,
+                         timeout=300, env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
+                                           "WORKSTATION_DATA_DIR": str(data)})
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    banner = next(line for line in run.stdout.splitlines() if line.startswith("BANNER"))
+    assert "records could not be opened" in banner and "missing" in banner and str(folder) in banner, banner
+    assert "NOTE Records unavailable" in run.stdout
+    assert not list(folder.glob("records.sqlite3*"))
+
+
 def test_names_read_as_people_write_them_and_times_keep_their_utc_offset(panel, qtbot, records, tmp_path):
     from datetime import datetime, timedelta, timezone
 

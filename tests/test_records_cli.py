@@ -163,3 +163,44 @@ def test_a_damaged_records_file_through_the_real_command_has_no_traceback(tmp_pa
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.strip().splitlines() == [run.stderr.strip()] and str(path) in run.stderr
+
+
+def test_a_deleted_records_file_beside_stored_scans_is_refused_and_nothing_is_created(tmp_path, capsys):
+    """The records file (and its -wal/-shm) deleted while the scans it indexed are still stored: every command is
+    refused in one line naming the folder, and no fresh empty database is made that later runs could not tell
+    from a real one."""
+    from workstation.records import RecordsError, import_scan
+
+    data = tmp_path / "data"
+    with Records(data) as records:
+        import_scan(records, demo_exam_file(tmp_path / "usb", seed=0))
+    folder = data / "records"
+    assert any((folder / "files").rglob("*.dcm"))
+    for leftover in folder.glob("records.sqlite3*"):
+        leftover.unlink()
+    for argv in (["patients"], ["patients", "--json"], ["timeline", "--labor", "1"], ["history", "--exam", "1"],
+                 ["import", str(demo_exam_file(tmp_path / "usb", seed=1, hours=1.0)), "--no-analyze"]):
+        assert run_cli([*argv, "--data-dir", str(data)]) == 2, argv
+        captured = capsys.readouterr()
+        err = captured.err.strip().splitlines()
+        assert err and err[-1].startswith("error: ") and str(folder) in err[-1], (argv, err)
+        assert "records index" in err[-1] and "missing" in err[-1] and "stored scans" in err[-1], err[-1]
+        assert "no patients yet" not in captured.out
+        assert not list(folder.glob("records.sqlite3*")), argv  # nothing created
+    with pytest.raises(RecordsError, match="missing"):
+        Records(data)
+    assert not list(folder.glob("records.sqlite3*"))
+    assert len(list((folder / "files").rglob("*.dcm"))) == 1  # the stored scans are left as they are
+
+
+def test_a_fresh_data_folder_still_creates_its_records(tmp_path, capsys):
+    """No records file and no stored scans (a new folder, or one with an empty files/): the database is created."""
+    data = tmp_path / "data"
+    assert run_cli(["patients", "--data-dir", str(data)]) == 0
+    assert "no patients yet" in capsys.readouterr().out
+    assert (data / "records" / "records.sqlite3").is_file()
+    other = tmp_path / "other"
+    (other / "records" / "files" / "ab").mkdir(parents=True)  # folders, but no scan in them
+    with Records(other) as records:
+        assert records.patients() == []
+    assert (other / "records" / "records.sqlite3").is_file()

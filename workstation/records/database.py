@@ -15,6 +15,9 @@ Durability choices (a labour ward record must survive a killed process or a pull
   stored beside it) is a :class:`RecordsDamaged` naming the file, raised before anything is written to it: it is
   never migrated over, "repaired" or replaced here, so whatever it still holds can be recovered from it or its
   backup.
+* A missing file is created only in a folder that stores no scans yet. Where scans are stored but the file is gone
+  (deleted, moved away), :class:`RecordsMissing` says so and nothing is created: a fresh empty database there would
+  hide, from this run and every later one, that those scans lost their index.
 """
 from __future__ import annotations
 
@@ -36,6 +39,10 @@ class RecordsError(WorkstationError):
 
 class RecordsDamaged(RecordsError):
     """The records file is damaged or is not a records database; it was left exactly as it was."""
+
+
+class RecordsMissing(RecordsError):
+    """The records file is missing while scans it indexed are stored beside it; nothing was created."""
 
 
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
@@ -175,8 +182,14 @@ def connect(folder: Path) -> sqlite3.Connection:
     secure_dir(folder)
     path = folder / DATABASE_NAME
     if not path.exists():
+        stored = _stored_file_count(folder)
+        if stored:
+            # A new database is only ever made before the first scan is filed: these scans lost their index.
+            raise RecordsMissing(f"{folder}: the records index {DATABASE_NAME} is missing, but stored scans are there "
+                                 f"({stored} file(s) under files/); nothing was created. Restore {DATABASE_NAME} "
+                                 "into this folder from a backup; the stored scans were left as they are")
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    elif path.stat().st_size == 0 and _holds_stored_scans(folder):
+    elif path.stat().st_size == 0 and _stored_file_count(folder):
         # A new database starts empty, but never beside scans already filed: this one lost what indexed them.
         raise damaged(path, "it is empty, but scans are stored beside it")
     os.chmod(path, 0o600)
@@ -201,9 +214,10 @@ def connect(folder: Path) -> sqlite3.Connection:
     return conn
 
 
-def _holds_stored_scans(folder: Path) -> bool:
+def _stored_file_count(folder: Path) -> int:
+    """How many files are stored under ``folder/files`` (the imported scans); 0 for a new folder."""
     files = folder / "files"
-    return files.is_dir() and any(p.is_file() for p in files.rglob("*"))
+    return sum(1 for p in files.rglob("*") if p.is_file()) if files.is_dir() else 0
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
