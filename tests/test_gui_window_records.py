@@ -291,12 +291,28 @@ def test_an_undo_withdrawing_a_review_brings_back_the_persons_value_it_supersede
               "corrected_by": "Bob", "model": {"name": "tiny", "version": "0.0.1"}, "time_s": 0.0}
     by_bob = save_viewer_review(records, {**review, "acting_user": "Bob", "change": "correction"})
     assert by_bob.supersedes_id == unal.id
-    undone = save_viewer_review(records, {**review, "corrected": None, "acting_user": "Bob", "change": "undo"})
+    # The viewer's undo names what was current before Bob's edit (the window's command kept it): Dr Unal's row.
+    undone = save_viewer_review(records, {**review, "corrected": None, "acting_user": "Bob", "change": "undo",
+                                          "restore_measurement_id": unal.id})
     assert (undone.kind, undone.by, undone.aop_deg) == (CORRECTION, "Dr Unal", unal.aop_deg)
     assert undone.geometry == unal.geometry and undone.supersedes_id == by_bob.id
     assert undone.note == ("correction by Dr Unal restored in the viewer by Bob (undo); "
                            "correction by Bob withdrawn")
     assert records.current_measurement(exam_id).id == undone.id
+    # Undone again (the same row named): nothing changes; a restored row is never followed back to Bob's.
+    assert save_viewer_review(records, {**review, "corrected": None, "acting_user": "Bob", "change": "undo",
+                                        "restore_measurement_id": unal.id}) is None
+    # Redone: Bob's correction is current again, under his name.
+    redone = save_viewer_review(records, {**review, "acting_user": "Bob", "change": "correction",
+                                          "restore_measurement_id": by_bob.id})
+    assert (redone.kind, redone.by, redone.aop_deg) == (CORRECTION, "Bob", by_bob.aop_deg)
+    assert redone.supersedes_id == undone.id and "(redo)" in redone.note
+    # Undo naming the AI's row: the person's value now current is withdrawn, the AI's stands.
+    withdrawn = save_viewer_review(records, {**review, "corrected": None, "acting_user": "Bob", "change": "undo",
+                                             "restore_measurement_id": ai.id})
+    assert withdrawn.kind == AI and withdrawn.supersedes_id == redone.id
+    assert records.current_measurement(exam_id).id == withdrawn.id
+    save_viewer_review(records, {**review, "acting_user": "Bob", "change": "correction"})
     # Reset to AI is a person's choice of the AI value on that frame: it stands.
     reset = save_viewer_review(records, {**review, "corrected": None, "acting_user": "Bob", "change": "reset"})
     assert reset.kind == AI and records.current_measurement(exam_id).id == reset.id
@@ -417,3 +433,98 @@ def test_a_manual_calibration_changing_accepted_ai_values_leaves_the_ai_value_st
     assert row.kind == AI and row.supersedes_id == confirmed.id and row.calibration_source == "manual"
     assert row.hsd_mm == pytest.approx(0.5 * row.hsd_px, rel=1e-3)
     assert "confirmation by Dr Test withdrawn" in row.note and "manual calibration" in row.note
+
+
+def _screen_agrees_with_records(window, records, exam_id):
+    """What the records hold as current is what the screen shows: the AI's value when no frame shows a person's
+    review; otherwise a person's row of the values shown on its frame, under the name shown there."""
+    current = records.current_measurement(exam_id)
+    reviewed = {i: s for i, s in window.analysis.states.items() if s.is_corrected or s.confirmed}
+    if not reviewed:
+        assert current.kind == AI, f"the screen shows the AI's values, the records a {current.kind} by {current.by}"
+        return current
+    assert current.kind != AI and current.frame_index in reviewed
+    state = reviewed[current.frame_index]
+    shown_by = state.confirmed_by if current.kind == CONFIRMATION else state.corrected_by
+    assert current.by == shown_by and (current.kind == CONFIRMATION) == state.confirmed
+    assert current.aop_deg == pytest.approx(state.current()["aop_deg"], abs=1e-6)
+    return current
+
+
+def _drag_tangent(window, qtbot, offset):
+    start = window.handle_viewport_pos("tangent_point")
+    mouse_drag(qtbot, window, start, start + offset)
+
+
+@pytest.mark.parametrize("steps", ["correct,correct", "correct,accept", "accept,correct"])
+def test_undoing_every_review_in_the_viewer_leaves_the_ai_value_current_and_redo_brings_the_last_back(ward, records,
+                                                                                                     qtbot, steps):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    ai_row = records.current_measurement(exam_id)
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    offsets = iter([QtCore.QPoint(-30, 45), QtCore.QPoint(-10, 15)])
+    for step in steps.split(","):
+        if step == "correct":
+            _drag_tangent(window, qtbot, next(offsets))
+        else:
+            window.accept_frame()
+        _screen_agrees_with_records(window, records, exam_id)
+    last = records.current_measurement(exam_id)
+    window.undo_stack.undo()
+    _screen_agrees_with_records(window, records, exam_id)
+    window.undo_stack.undo()
+    state = window.current_state()
+    assert not state.is_corrected and not state.confirmed
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert current.aop_deg == pytest.approx(ai_row.aop_deg, abs=1e-6) and "withdrawn" in current.note
+    # Redo both: the records follow the screen again, back to the last review under its author's name.
+    window.undo_stack.redo()
+    _screen_agrees_with_records(window, records, exam_id)
+    window.undo_stack.redo()
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert (current.kind, current.by, current.aop_deg) == (last.kind, last.by, pytest.approx(last.aop_deg, abs=1e-6))
+
+
+def test_undoing_corrections_on_two_frames_leaves_the_ai_value_current(ward, records, qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
+    on_frame_0 = records.current_measurement(exam_id)
+    window.go_to_frame(2)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-20, 30))
+    assert records.current_measurement(exam_id).frame_index == 2
+    window.undo_stack.undo()
+    # Frame 0's correction is what the screen still shows: it is current again.
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert (current.kind, current.frame_index, current.aop_deg) == (CORRECTION, 0, on_frame_0.aop_deg)
+    window.undo_stack.undo()
+    assert not any(s.is_corrected or s.confirmed for s in window.analysis.states.values())
+    _screen_agrees_with_records(window, records, exam_id)
+    window.undo_stack.redo()
+    window.undo_stack.redo()
+    assert records.current_measurement(exam_id).frame_index == 2
+    _screen_agrees_with_records(window, records, exam_id)
+
+
+def test_undoing_every_viewer_review_over_a_correction_on_record_goes_back_to_that_correction(ward, records, qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    unal = _headless_correction_by_unal(records, exam_id)
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    assert window.current_state().corrected_by == "Dr Unal"
+    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
+    window.accept_frame()
+    _drag_tangent(window, qtbot, QtCore.QPoint(-10, 15))
+    for _ in range(3):
+        window.undo_stack.undo()
+        _screen_agrees_with_records(window, records, exam_id)
+    current = records.current_measurement(exam_id)
+    assert (current.kind, current.by) == (CORRECTION, "Dr Unal")
+    assert current.aop_deg == pytest.approx(unal.aop_deg, abs=0.05) and current.geometry == unal.geometry
+    assert window.current_state().corrected_by == "Dr Unal"
+

@@ -169,6 +169,9 @@ class MainWindow(QtWidgets.QMainWindow):
         # ``recorded_review(exam_id)``: a person's review on record for an exam (a records panel sets it; see
         # ``workstation.records.recorded_review``), shown on its frame when that frame's analysis arrives.
         self.recorded_review: Callable[[int], dict | None] | None = None
+        # ``records_current(exam_id)``: the records' current measurement of an exam, ``{"measurement_id": id or
+        # None}`` (None: unknown), which a review command keeps so that its undo and redo put exactly that back.
+        self.records_current: Callable[[int], dict | None] | None = None
         self._recorded: dict | None = None
         self._calibration_line: CalibrationLine | None = None
         self._shut_down = False
@@ -797,8 +800,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self._show_analysis_of_frame()  # calipers back where the values are
             return
         state.correct(ps_moved(geometry), self.analysis.calibration, self.analysis.frame_shape, user)
-        self.undo_stack.push(ReviewCommand(self._apply_review, state.frame_index, before[1], state.snapshot(),
-                                           CORRECTION, f"Correct frame {state.frame_index}"))
+        self._push_review(state, before[1], CORRECTION, f"Correct frame {state.frame_index}")
 
     def reset_frame_to_ai(self) -> None:
         state = self.current_state()
@@ -806,8 +808,7 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         before = state.snapshot()
         state.reset_to_ai()
-        self.undo_stack.push(ReviewCommand(self._apply_review, state.frame_index, before, state.snapshot(), RESET,
-                                           f"Reset frame {state.frame_index} to AI"))
+        self._push_review(state, before, RESET, f"Reset frame {state.frame_index} to AI")
 
     def accept_frame(self) -> None:
         state = self.current_state()
@@ -818,8 +819,18 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         before = state.snapshot()
         state.accept(user)
-        self.undo_stack.push(ReviewCommand(self._apply_review, state.frame_index, before, state.snapshot(), ACCEPT,
-                                           f"Accept frame {state.frame_index}"))
+        self._push_review(state, before, ACCEPT, f"Accept frame {state.frame_index}")
+
+    def _push_review(self, state: FrameMeasurementState, before: dict, kind: str, text: str) -> None:
+        """One undo step of a review already made on ``state``; the records' current value from before it is kept
+        with it (nothing is saved until the push applies it)."""
+        self.undo_stack.push(ReviewCommand(self._apply_review, state.frame_index, before, state.snapshot(), kind,
+                                           text, records_before=self._records_state()))
+
+    def _records_state(self) -> dict | None:
+        if self.exam_id is None or self.records_current is None:
+            return None
+        return self.records_current(self.exam_id)
 
     def _user_or_ask(self) -> str:
         user = self.settings.user_name.strip()
@@ -828,10 +839,12 @@ class MainWindow(QtWidgets.QMainWindow):
                             "under a person's name.")
         return user
 
-    def _apply_review(self, frame_index: int, snapshot: dict, change: str) -> None:
-        """Undo/redo (and the first do) of a review command: restore the snapshot, show that frame as it is now."""
+    def _apply_review(self, frame_index: int, snapshot: dict, change: str, restore: dict | None = None) -> dict | None:
+        """Undo/redo (and the first do) of a review command: restore the snapshot, show that frame as it is now,
+        and announce it; ``restore`` (an undo or a later redo) names the records' current measurement to put back
+        (see ``workstation.gui.editing``). Returns the records' current measurement after it (None: no records)."""
         if self.analysis is None or frame_index not in self.analysis.states:
-            return
+            return None
         state = self.analysis.states[frame_index]
         state.restore(snapshot, self.analysis.calibration, self.analysis.frame_shape)
         if frame_index != self.current_frame:
@@ -839,10 +852,13 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self._show_analysis_of_frame()
         record = self.review_record(frame_index, change)
+        if restore is not None:
+            record["restore_measurement_id"] = restore.get("measurement_id")
         if change == ACCEPT:
             self.frameAccepted.emit(frame_index, record)
         else:
             self.measurementEdited.emit(frame_index, record)
+        return self._records_state()
 
     # ------------------------------------------------------------------------------------------- calibration
     def start_manual_calibration(self) -> None:

@@ -5,7 +5,8 @@
   When that measurement is a person's (a correction, a confirmation), the viewer shows it as such on that frame,
   with who and when (``workstation.records.recorded_review``); undo goes back to it.
 - Every correction, acceptance, Reset to AI and undo in the viewer is kept in the records at once
-  (``workstation.records.save_viewer_review``: a new row, nothing overwritten), and the records panel and the
+  (``workstation.records.save_viewer_review``: a new row, nothing overwritten); an undo or redo makes current again
+  exactly what the records held before or after that step (``records_current``), and the records panel and the
   timeline refresh, so a corrected exam turns into a person's point on the timeline and in the next report.
 - The panel analyses imported scans with the window's own model cache (one ONNX Runtime session per model).
 - An exam analysed in the viewer by a model other than the one its records hold (a newer model, another
@@ -53,6 +54,7 @@ class RecordsLink(QtCore.QObject):
         window.analysisFinished.connect(self._analysis_finished)
         window.add_shutdown_step(self.shutdown)
         window.recorded_review = self.recorded_review
+        window.records_current = self.records_current
         if self.panel.selected_labor_id() is not None:
             self.timeline.set_labor(self.panel.selected_labor_id())
 
@@ -79,6 +81,16 @@ class RecordsLink(QtCore.QObject):
         except RecordsError as exc:
             self.window.show_error(f"The review on record for exam {exam_id} could not be read: {exc}")
             return None
+
+    def records_current(self, exam_id: int) -> dict | None:
+        """The exam's current measurement, ``{"measurement_id": id or None}``, that a viewer's review command keeps
+        so that its undo (redo) makes exactly the state before (after) it current again (None: unreadable)."""
+        try:
+            current = self.records.current_measurement(exam_id)
+        except RecordsError as exc:
+            log.warning("exam %s: the current measurement could not be read: %s", exam_id, exc)
+            return None
+        return {"measurement_id": None if current is None else current.id}
 
     @QtCore.Slot(str)
     def _cine_opened(self, _path: str) -> None:

@@ -69,6 +69,52 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
         calibration_source=measured["calibration"]["source"], note=note)
 
 
+def _restore(records: Records, review: dict, current: Measurement | None, by_acting: str) -> Measurement | None:
+    """An undo (redo) in the viewer: make the row ``review["restore_measurement_id"]`` current again (see
+    ``save_viewer_review``)."""
+    exam_id, frame_index = review["exam_id"], int(review["frame_index"])
+    target_id = review["restore_measurement_id"]
+    target = None if target_id is None else records.measurement(target_id)
+    if target is not None and target.exam_id != exam_id:
+        raise RecordsError(f"measurement {target_id} is not of exam {exam_id}")
+    step = "undo" if review.get("change") == "undo" else "redo"
+    if target is None or target.kind == AI:
+        if current is None or current.kind == AI:
+            return None  # the AI's value is current already
+        model = review.get("model") or {}
+        by = f"{model.get('name', 'model')} {model.get('version', '')}".strip()
+        return records.add_measurement(
+            exam_id, AI, by, review.get("ai") or {}, supersedes_id=current.id, frame_index=frame_index,
+            time_s=review.get("time_s"), uncertainty=review.get("uncertainty"),
+            calibration_source=review.get("calibration_source"), geometry=review.get("ai_geometry"),
+            note=f"{current.kind} by {current.by} withdrawn in the viewer{by_acting} ({step}); the AI value stands")
+    if current is not None and current.id == target.id:
+        return None
+    values = {key: getattr(target, key) for key in VALUE_KEYS}
+    fields = {"analysis_id": target.analysis_id, "frame_index": target.frame_index, "time_s": target.time_s,
+              "uncertainty": target.uncertainty, "calibration_source": target.calibration_source,
+              "geometry": target.geometry, "reasons": target.reasons}
+    shown_by = review.get("confirmed_by") if review.get("confirmed") else review.get("corrected_by")
+    shown_kind = CONFIRMATION if review.get("confirmed") else CORRECTION if review.get("corrected") else AI
+    if target.frame_index == frame_index and (shown_kind, shown_by) == (target.kind, target.by):
+        # The screen shows that review on its frame: its values as measured there (a calibration set since is in
+        # force on screen too).
+        values = review.get("corrected") or review.get("ai") or {}
+        geometry = review.get("corrected_geometry") if review.get("corrected") else review.get("ai_geometry")
+        fields.update(time_s=review.get("time_s"), calibration_source=review.get("calibration_source"),
+                      geometry=geometry, reasons=None)
+        fields["analysis_id"] = None
+    if (current is not None and (current.kind, current.by, current.frame_index) == (target.kind, target.by,
+                                                                                      fields["frame_index"])
+            and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)):
+        return None  # that review is current already (a row of it restored before)
+    note = f"{target.kind} by {target.by} restored in the viewer{by_acting} ({step})"
+    if current is not None and current.kind != AI:
+        note += f"; {current.kind} by {current.by} withdrawn"
+    return records.add_measurement(exam_id, target.kind, target.by, values, supersedes_id=None if current is None
+                                   else current.id, note=note, **fields)
+
+
 def _why(exc: Exception) -> str:
     if isinstance(exc, KeyError):
         return f"a part lacks its {exc} entry"
@@ -156,11 +202,16 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
 
     Confirmed: a confirmation row of the values on screen. Corrected: a correction row. Neither (Reset to AI or
     an undo back to the AI value): when the exam's current value is a person's on that frame, an AI row that
-    supersedes it (a withdrawal, see ``Records.current_measurement``); otherwise nothing. An undo withdraws only
-    the undone review: when that review superseded another person's value, that value is current again (a new
-    row of it, under that person's name), never the AI's. The values are those the viewer computed (same
-    ``recompute_json`` path as ``correct``), so nothing is recomputed here. Returns the new row, or None when
-    nothing changed (no exam, or the same row again).
+    supersedes it (a withdrawal, see ``Records.current_measurement``); otherwise nothing. The values are those
+    the viewer computed (same ``recompute_json`` path as ``correct``), so nothing is recomputed here. Returns the
+    new row, or None when nothing changed (no exam, or the same row again).
+
+    ``review["restore_measurement_id"]`` (an undo, or a redo after one): the id of the row that was current
+    before (after) the step, which is made exactly current again, whoever wrote it: a person's row as a new row
+    of it under that person's name (an undo over a value the viewer did not write, e.g. a correction saved
+    headless, goes back to that value, never the AI's), the AI's (or None) as the withdrawal of the person's
+    value now current. Never a chain of ``supersedes_id``: after a few undos the current row is itself a
+    restored one, superseding the very row undone.
 
     ``review["change"] == "calibration"``: a calibration set in the viewer changed a reviewed frame's values; saved
     only where the exam's current value is a person's on that frame (a correction in the new mm, or the
@@ -186,6 +237,8 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
     calibration = review.get("calibration_source") or "none"
     acting = (review.get("acting_user") or "").strip()
     by_acting = f" by {acting}" if acting else ""
+    if "restore_measurement_id" in review and not recalibrated:
+        return _restore(records, review, current, by_acting)
     if review.get("confirmed"):
         kind, by = CONFIRMATION, review.get("confirmed_by")
     elif corrected:
@@ -195,18 +248,6 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
             return None
         if recalibrated and current.kind != CONFIRMATION:
             return None  # a calibration withdraws an acceptance of values it changes, never a correction
-        previous = None if current.supersedes_id is None else records.measurement(current.supersedes_id)
-        if review.get("change") == "undo" and previous is not None and previous.kind != AI:
-            # The undone review was made over another person's value (a viewer that did not show it, e.g. saved
-            # headless meanwhile): undo goes back to what stood before it, that person's value, under their name.
-            return records.add_measurement(
-                exam_id, previous.kind, previous.by, {key: getattr(previous, key) for key in VALUE_KEYS},
-                analysis_id=previous.analysis_id, supersedes_id=current.id, frame_index=previous.frame_index,
-                time_s=previous.time_s, uncertainty=previous.uncertainty,
-                calibration_source=previous.calibration_source, geometry=previous.geometry,
-                reasons=previous.reasons,
-                note=(f"{previous.kind} by {previous.by} restored in the viewer{by_acting} (undo); "
-                      f"{current.kind} by {current.by} withdrawn"))
         model = review.get("model") or {}
         kind, by = AI, f"{model.get('name', 'model')} {model.get('version', '')}".strip()
         if recalibrated:
