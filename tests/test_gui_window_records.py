@@ -528,3 +528,47 @@ def test_undoing_every_viewer_review_over_a_correction_on_record_goes_back_to_th
     assert current.aop_deg == pytest.approx(unal.aop_deg, abs=0.05) and current.geometry == unal.geometry
     assert window.current_state().corrected_by == "Dr Unal"
 
+
+def test_an_acceptance_of_ai_values_on_another_frame_reopens_as_an_acceptance_not_as_a_correction(ward, records,
+                                                                                                 qtbot):
+    from workstation.records import recorded_review
+
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _headless_correction_by_unal(records, exam_id)
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    window.go_to_frame(2)
+    ai_values = dict(window.current_state().ai)
+    window.accept_frame()
+    recorded = recorded_review(records, exam_id)
+    assert recorded["frame_index"] == 2 and recorded["confirmed_by"] == "Dr Test"
+    assert recorded["corrected_by"] is None and recorded["corrected_geometry"] is None
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    state = window.current_state()
+    assert window.current_frame == 2 and not state.is_corrected and state.corrected_by is None
+    assert state.confirmed_by == "Dr Test" and state.current()["aop_deg"] == pytest.approx(ai_values["aop_deg"])
+
+
+def test_a_confirmation_names_only_the_correction_it_accepted(records, tmp_path):
+    """recorded_review: an earlier correction is the one accepted only on the same frame with the same values; the
+    geometry shown is the correction's."""
+    from workstation.records import confirm, recorded_review
+
+    exam_id = three_exam_labor(records, tmp_path / "usb")[0]
+    unal = _headless_correction_by_unal(records, exam_id)
+    jones = confirm(records, exam_id, "Midwife Jones")
+    recorded = recorded_review(records, exam_id)
+    assert (recorded["corrected_by"], recorded["confirmed_by"]) == ("Dr Unal", "Midwife Jones")
+    assert recorded["corrected_geometry"] == unal.geometry
+    # A confirmation of other values on that frame (over Dr Unal's, e.g. another analysis' AI values): no
+    # correction of Dr Unal's is shown as accepted.
+    ai = records.latest_ai_measurement(exam_id)
+    records.add_measurement(exam_id, CONFIRMATION, "Dr Roe", {"aop_deg": ai.aop_deg, "hsd_px": ai.hsd_px},
+                            supersedes_id=jones.id, frame_index=0, geometry=ai.geometry,
+                            calibration_source="dicom_regions")
+    recorded = recorded_review(records, exam_id)
+    assert recorded["confirmed_by"] == "Dr Roe" and recorded["corrected_by"] is None
+    assert recorded["corrected_geometry"] is None
+

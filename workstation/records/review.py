@@ -166,8 +166,10 @@ def confirm(records: Records, exam_id: int, user: str, note: str | None = None) 
 
 def recorded_review(records: Records, exam_id: int) -> dict | None:
     """What a viewer opening the exam shows as a person's review: its current measurement when that is a person's
-    (None when it is the AI's). A confirmation names the correction it accepted, when it accepted one, so that the
-    viewer shows both, each under its author's name::
+    (None when it is the AI's). A confirmation names the correction it accepted, when it accepted one (the
+    correction it superseded, through other confirmations, on the same frame with the same values), so that the
+    viewer shows both, each under its author's name, with the correction's geometry; a confirmation of the AI's
+    values names none, whatever corrections came before it::
 
         {"measurement_id", "frame_index", "kind", "values": {VALUE_KEYS}, "calibration_source",
          "corrected_geometry" (None: the AI's values were confirmed), "corrected_by", "corrected_at",
@@ -181,6 +183,8 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
     row = current
     while corrected is None and row.kind == CONFIRMATION and row.supersedes_id is not None:
         row = records.measurement(row.supersedes_id)  # what was current when it was confirmed
+        if row.kind == AI or row.frame_index != current.frame_index or not _same_values(row, current):
+            break  # the confirmation accepted other values (the AI's, another frame's): no correction of them
         if row.kind == CORRECTION:
             corrected = row
     if corrected is not None and not corrected.geometry:
@@ -189,11 +193,20 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
             "by": current.by, "at": current.created_at,
             "values": {key: getattr(current, key) for key in VALUE_KEYS},
             "calibration_source": current.calibration_source,
-            "corrected_geometry": None if corrected is None else (current.geometry or corrected.geometry),
+            "corrected_geometry": None if corrected is None else corrected.geometry,
             "corrected_by": None if corrected is None else corrected.by,
             "corrected_at": None if corrected is None else corrected.created_at,
             "confirmed_by": None if confirmed is None else confirmed.by,
             "confirmed_at": None if confirmed is None else confirmed.created_at}
+
+
+def _same_values(a: Measurement, b: Measurement) -> bool:
+    """The same measured values (a confirmation of a correction copies them; rounding of the stored floats aside)."""
+    for key in VALUE_KEYS:
+        x, y = getattr(a, key), getattr(b, key)
+        if (x is None) != (y is None) or (x is not None and not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6)):
+            return False
+    return True
 
 
 def save_viewer_review(records: Records, review: dict) -> Measurement | None:
