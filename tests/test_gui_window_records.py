@@ -572,3 +572,18 @@ def test_a_confirmation_names_only_the_correction_it_accepted(records, tmp_path)
     assert recorded["confirmed_by"] == "Dr Roe" and recorded["corrected_by"] is None
     assert recorded["corrected_geometry"] is None
 
+
+def test_a_persons_value_on_a_frame_not_analysed_here_is_named_in_the_banner(ward, records, qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    ai = records.current_measurement(exam_id)
+    records.add_measurement(exam_id, CORRECTION, "Dr Unal", {"aop_deg": 99.0}, supersedes_id=ai.id, frame_index=3,
+                            geometry=ai.geometry, calibration_source="dicom_regions")
+    window.progress.valueChanged.connect(lambda done: done >= 1 and window.cancel_analysis())
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+    assert 3 not in window.analysis.states and window.current_frame == 3
+    banner = window.error_banner.text
+    assert "correction by Dr Unal" in banner and "frame 3" in banner and "AoP 99.0" in banner
+    assert "not analysed" in banner and "stopped after" in banner
+    assert records.current_measurement(exam_id).by == "Dr Unal"  # opening saves nothing

@@ -642,6 +642,7 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.statusBar().showMessage(f"Analysis stopped after {done} of {self.analysis.n_frames} frames. "
                                          f"{why[0].upper()}{why[1:]}.")
+        self._recorded_not_reached(done)
         self.analysisFinished.emit(not self.analysis.complete)
 
     @QtCore.Slot(int, str)
@@ -718,6 +719,28 @@ class MainWindow(QtWidgets.QMainWindow):
             f"{self.analysis.calibration.source if self.analysis.calibration else 'none'} it gives other values"
             + (", so it is not shown as accepted" if recorded.get("confirmed_by") else "")
             + f". The records are unchanged (`workstation history --exam {self.exam_id}`).")
+
+    def _recorded_not_reached(self, done: int) -> None:
+        """The person's review on record is on a frame this analysis never reached (stopped early): say so, so that
+        nobody accepts another value over it unseen."""
+        recorded = self._recorded
+        if recorded is None or self.analysis is None or recorded["frame_index"] in self.analysis.states:
+            return
+        frame = recorded["frame_index"]
+        kept = recorded.get("values") or {}
+        names = {"aop_deg": "AoP", "hsd_mm": "HSD", "hc_mm": "HC", "bpd_mm": "BPD", "ga_weeks": "GA"}
+        values = ", ".join(f"{name} {kept[key]:.1f}" for key, name in names.items() if kept.get(key) is not None)
+        if kept.get("hsd_mm") is None and kept.get("hsd_px") is not None:
+            values = ", ".join(filter(None, [values, f"HSD {kept['hsd_px']:.1f} px"]))
+        by = f"{recorded['kind']} by {recorded['by']}" + (f" ({recorded['at']})" if recorded.get("at") else "")
+        self.show_error(
+            f"Exam {self.exam_id}: the records hold a {by} of frame {frame}"
+            + (f" ({values})" if values else "")
+            + f"; frame {frame} was not analysed here ("
+            + (f"the analysis stopped after {done} of {self.analysis.n_frames} frames" if not self.analysis.complete
+               else f"this cine has frames 0 to {self.analysis.n_frames - 1}")
+            + "), so that value is not shown. Analyse the whole cine (Analysis > Re-analyse) before accepting or "
+            f"correcting a value of this exam. The records are unchanged (`workstation history --exam {self.exam_id}`).")
 
     def current_state(self) -> FrameMeasurementState | None:
         if self.analysis is None:
