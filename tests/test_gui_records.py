@@ -7,6 +7,7 @@ to open the exam at its frame, and the labour PDF written by the worker. Screens
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -418,15 +419,23 @@ sys.exit(app.main([]))
 """
 
 
-@pytest.mark.parametrize("damage", ["truncated", "text"])
-def test_the_window_starts_on_damaged_records_and_says_so(tmp_path, damage):
-    """A damaged records file: the window still starts (exit 0 when closed), says the records are damaged and
-    names the file, and leaves the file as it was."""
-    import os
+def _start_the_app_on(data: Path):
+    """Start the real app (a fresh process) on the data folder, let it report its banner and close; it must start
+    and close cleanly whatever state the records are in. Returns the run and its banner line."""
     import sys
 
     from conftest import REPO_ROOT
 
+    run = subprocess.run([sys.executable, "-c", DAMAGED_RECORDS_START], capture_output=True, text=True, cwd=REPO_ROOT,
+                         timeout=300, env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "WORKSTATION_DATA_DIR": str(data)})
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    return run, next(line for line in run.stdout.splitlines() if line.startswith("BANNER"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "text"])
+def test_the_window_starts_on_damaged_records_and_says_so(tmp_path, damage):
+    """A damaged records file: the window still starts (exit 0 when closed), says the records are damaged and
+    names the file, and leaves the file as it was."""
     data = tmp_path / "data"
     with Records(data) as records:
         import_scan(records, demo_exam_file(tmp_path / "usb", seed=0))
@@ -437,11 +446,7 @@ def test_the_window_starts_on_damaged_records_and_says_so(tmp_path, damage):
     else:
         path.write_text("not a database\n" * 100)
     before = path.read_bytes()
-    run = subprocess.run([sys.executable, "-c", DAMAGED_RECORDS_START], capture_output=True, text=True, cwd=REPO_ROOT,
-                         timeout=300, env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
-                                           "WORKSTATION_DATA_DIR": str(data)})
-    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
-    banner = next(line for line in run.stdout.splitlines() if line.startswith("BANNER"))
+    run, banner = _start_the_app_on(data)
     assert "records could not be opened" in banner and "damaged" in banner and str(path) in banner, banner
     assert "NOTE Records unavailable" in run.stdout
     assert path.read_bytes() == before
@@ -451,22 +456,13 @@ def test_the_window_starts_on_damaged_records_and_says_so(tmp_path, damage):
 def test_the_window_starts_on_a_deleted_records_file_beside_stored_scans_and_says_so(tmp_path):
     """The records file deleted while its scans are still stored: the window still starts (exit 0 when closed), says
     the records index is missing and names the folder, and creates no fresh database."""
-    import os
-    import sys
-
-    from conftest import REPO_ROOT
-
     data = tmp_path / "data"
     with Records(data) as records:
         import_scan(records, demo_exam_file(tmp_path / "usb", seed=0))
     folder = data / "records"
     for leftover in folder.glob("records.sqlite3*"):
         leftover.unlink()
-    run = subprocess.run([sys.executable, "-c", DAMAGED_RECORDS_START], capture_output=True, text=True, cwd=REPO_ROOT,
-                         timeout=300, env={**os.environ, "QT_QPA_PLATFORM": "offscreen",
-                                           "WORKSTATION_DATA_DIR": str(data)})
-    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
-    banner = next(line for line in run.stdout.splitlines() if line.startswith("BANNER"))
+    run, banner = _start_the_app_on(data)
     assert "records could not be opened" in banner and "missing" in banner and str(folder) in banner, banner
     assert "NOTE Records unavailable" in run.stdout
     assert not list(folder.glob("records.sqlite3*"))

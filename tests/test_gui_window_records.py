@@ -24,6 +24,12 @@ pytestmark = pytest.mark.usefixtures("no_leftover_jobs")
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "out" / "screenshots"
 
 
+def _open_and_wait(window, link, qtbot, exam_id) -> None:
+    """Open the exam from the Patients panel, as a double-click does, and wait for its analysis to finish."""
+    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
+        link.panel.open_exam(exam_id)
+
+
 @pytest.fixture
 def records(tmp_path):
     with Records(tmp_path / "data") as opened:
@@ -53,8 +59,7 @@ def test_a_correction_in_the_viewer_is_kept_in_the_records_and_drawn_as_a_person
     assert ai_row.kind == AI and ai_row.frame_index == 0
 
     # Opening from the records panel opens the stored file at the measured frame, with the exam's id.
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     assert window.exam_id == exam_id and window.current_frame == 0
     assert window.path == records.file_path(records.exam(exam_id))
     assert link.timeline.highlighted_exam_id == exam_id
@@ -260,8 +265,7 @@ def test_undoing_a_viewer_edit_over_an_earlier_persons_correction_keeps_that_cor
     ai_row = records.current_measurement(exam_id)
     unal = _headless_correction_by_unal(records, exam_id)
     assert unal.aop_deg != pytest.approx(ai_row.aop_deg, abs=1.0)
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     start = window.handle_viewport_pos("tangent_point")
     mouse_drag(qtbot, window, start, start + QtCore.QPoint(-30, 45))
     by_test = records.current_measurement(exam_id)
@@ -325,8 +329,7 @@ def test_a_reopened_exam_shows_the_persons_value_on_record_with_who_and_when(war
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
     unal = _headless_correction_by_unal(records, exam_id)
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     state = window.current_state()
     assert window.current_frame == 0 and state.is_corrected and state.corrected_by == "Dr Unal"
     assert state.corrected_at == unal.created_at and not state.confirmed
@@ -341,8 +344,7 @@ def test_a_reopened_exam_shows_the_persons_value_on_record_with_who_and_when(war
 
     # Confirmed headless by a midwife: reopened, the correction and the acceptance are both shown, each by name.
     midwife = confirm(records, exam_id, "Midwife Jones")
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     state = window.current_state()
     assert (state.corrected_by, state.confirmed_by, state.confirmed_at) == ("Dr Unal", "Midwife Jones",
                                                                             midwife.created_at)
@@ -359,8 +361,7 @@ def test_a_confirmation_on_record_of_values_this_analysis_does_not_give_is_named
     records.add_measurement(exam_id, CONFIRMATION, "Midwife Jones", {"aop_deg": ai.aop_deg + 20.0},
                             supersedes_id=ai.id, frame_index=0, geometry=ai.geometry,
                             calibration_source="dicom_regions")
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     state = window.current_state()
     assert not state.confirmed and not state.is_corrected
     banner = window.error_banner.text
@@ -368,14 +369,18 @@ def test_a_confirmation_on_record_of_values_this_analysis_does_not_give_is_named
     assert "not shown as accepted" in banner
 
 
-def test_an_undo_after_a_manual_calibration_saves_mm_of_that_calibration(ward, records, qtbot):
+def _accept_a_moved_hsd_end(ward, qtbot):
+    """Open the first exam, drag the HSD end and Accept: a person's accepted correction on frame 0."""
     window, link, exam_ids, _ = ward
-    exam_id = exam_ids[0]
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_ids[0])
     start = window.handle_viewport_pos("hsd_end")
     mouse_drag(qtbot, window, start, start + QtCore.QPoint(10, 25))
     window.accept_frame()
+    return window, exam_ids[0]
+
+
+def test_an_undo_after_a_manual_calibration_saves_mm_of_that_calibration(ward, records, qtbot):
+    window, exam_id = _accept_a_moved_hsd_end(ward, qtbot)
     window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
     window.undo_stack.undo()  # the acceptance: the correction stands, unaccepted
     row = records.current_measurement(exam_id)
@@ -388,13 +393,7 @@ def test_an_undo_after_a_manual_calibration_saves_mm_of_that_calibration(ward, r
 
 def test_a_manual_calibration_that_withdraws_an_acceptance_on_screen_withdraws_it_in_the_records(ward, records,
                                                                                                  qtbot):
-    window, link, exam_ids, _ = ward
-    exam_id = exam_ids[0]
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
-    start = window.handle_viewport_pos("hsd_end")
-    mouse_drag(qtbot, window, start, start + QtCore.QPoint(10, 25))
-    window.accept_frame()
+    window, exam_id = _accept_a_moved_hsd_end(ward, qtbot)
     confirmed = records.current_measurement(exam_id)
     assert confirmed.kind == CONFIRMATION and confirmed.calibration_source == "dicom_regions"
 
@@ -407,6 +406,7 @@ def test_a_manual_calibration_that_withdraws_an_acceptance_on_screen_withdraws_i
     assert row.supersedes_id == confirmed.id and row.hsd_px == pytest.approx(confirmed.hsd_px)
     assert row.hsd_mm == pytest.approx(state.corrected["hsd_mm"]) == pytest.approx(0.5 * row.hsd_px, rel=1e-3)
     assert "manual calibration" in row.note and "confirmation by Dr Test withdrawn" in row.note
+    link = ward[1]
     assert not link.panel.exam_table.findItems("confirmed by Dr Test", QtCore.Qt.MatchFlag.MatchContains)
     # The same calibration again changes nothing; the file's back brings its mm back, saved as such.
     rows = len(records.measurements(exam_id))
@@ -422,8 +422,7 @@ def test_a_manual_calibration_changing_accepted_ai_values_leaves_the_ai_value_st
                                                                                                        qtbot):
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     window.accept_frame()
     confirmed = records.current_measurement(exam_id)
     assert confirmed.kind == CONFIRMATION
@@ -462,8 +461,7 @@ def test_undoing_every_review_in_the_viewer_leaves_the_ai_value_current_and_redo
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
     ai_row = records.current_measurement(exam_id)
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     offsets = iter([QtCore.QPoint(-30, 45), QtCore.QPoint(-10, 15)])
     for step in steps.split(","):
         if step == "correct":
@@ -490,8 +488,7 @@ def test_undoing_every_review_in_the_viewer_leaves_the_ai_value_current_and_redo
 def test_undoing_corrections_on_two_frames_leaves_the_ai_value_current(ward, records, qtbot):
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
     on_frame_0 = records.current_measurement(exam_id)
     window.go_to_frame(2)
@@ -514,8 +511,7 @@ def test_undoing_every_viewer_review_over_a_correction_on_record_goes_back_to_th
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
     unal = _headless_correction_by_unal(records, exam_id)
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     assert window.current_state().corrected_by == "Dr Unal"
     _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
     window.accept_frame()
@@ -536,16 +532,14 @@ def test_an_acceptance_of_ai_values_on_another_frame_reopens_as_an_acceptance_no
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
     _headless_correction_by_unal(records, exam_id)
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     window.go_to_frame(2)
     ai_values = dict(window.current_state().ai)
     window.accept_frame()
     recorded = recorded_review(records, exam_id)
     assert recorded["frame_index"] == 2 and recorded["confirmed_by"] == "Dr Test"
     assert recorded["corrected_by"] is None and recorded["corrected_geometry"] is None
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     state = window.current_state()
     assert window.current_frame == 2 and not state.is_corrected and state.corrected_by is None
     assert state.confirmed_by == "Dr Test" and state.current()["aop_deg"] == pytest.approx(ai_values["aop_deg"])
@@ -580,8 +574,7 @@ def test_a_persons_value_on_a_frame_not_analysed_here_is_named_in_the_banner(war
     records.add_measurement(exam_id, CORRECTION, "Dr Unal", {"aop_deg": 99.0}, supersedes_id=ai.id, frame_index=3,
                             geometry=ai.geometry, calibration_source="dicom_regions")
     window.progress.valueChanged.connect(lambda done: done >= 1 and window.cancel_analysis())
-    with qtbot.waitSignal(window.analysisFinished, timeout=60_000):
-        link.panel.open_exam(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
     assert 3 not in window.analysis.states and window.current_frame == 3
     banner = window.error_banner.text
     assert "correction by Dr Unal" in banner and "frame 3" in banner and "AoP 99.0" in banner
