@@ -580,3 +580,52 @@ def test_a_persons_value_on_a_frame_not_analysed_here_is_named_in_the_banner(war
     assert "correction by Dr Unal" in banner and "frame 3" in banner and "AoP 99.0" in banner
     assert "not analysed" in banner and "stopped after" in banner
     assert records.current_measurement(exam_id).by == "Dr Unal"  # opening saves nothing
+
+
+def test_undoing_a_correction_on_another_frame_brings_back_the_ai_value_on_record_unchanged(ward, records, qtbot):
+    """The AI's value on record is on its chosen frame (0); a correction made and undone on frame 2 must leave
+    the exam's point on the timeline where it was, not move it to frame 2's AI value."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    ai_row = records.current_measurement(exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
+    window.go_to_frame(2)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-20, 30))
+    assert records.current_measurement(exam_id).frame_index == 2
+    window.undo_stack.undo()
+    back = records.current_measurement(exam_id)
+    assert back.kind == AI and back.frame_index == ai_row.frame_index
+    assert back.aop_deg == pytest.approx(ai_row.aop_deg) and back.hsd_mm == pytest.approx(ai_row.hsd_mm)
+    window.undo_stack.redo()
+    assert (records.current_measurement(exam_id).kind, records.current_measurement(exam_id).frame_index) == (
+        CORRECTION, 2)
+
+
+def test_an_accept_over_a_headless_correction_reopens_as_that_correction_accepted(ward, records, qtbot):
+    """The headless correction also stored the head biometry of its label map; the viewer's acceptance keeps the
+    AoP and HSD it showed. Reopened, it is still Dr Unal's correction, accepted by Dr Test."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _headless_correction_by_unal(records, exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
+    window.accept_frame()
+    assert records.current_measurement(exam_id).kind == CONFIRMATION
+    _open_and_wait(window, link, qtbot, exam_id)
+    state = window.current_state()
+    assert (state.corrected_by, state.confirmed_by) == ("Dr Unal", "Dr Test") and not window.error_banner.text
+
+
+def test_accept_reset_and_a_new_action_after_undo_keep_screen_and_records_together(ward, records, qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _headless_correction_by_unal(records, exam_id)
+    _open_and_wait(window, link, qtbot, exam_id)
+    steps = [lambda: _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45)), window.undo_stack.undo,
+             window.accept_frame, window.undo_stack.undo, window.undo_stack.redo, window.reset_frame_to_ai,
+             window.undo_stack.undo, window.undo_stack.undo]
+    for step in steps:
+        step()
+        _screen_agrees_with_records(window, records, exam_id)
+    assert not window.undo_stack.canUndo()
+    final = records.current_measurement(exam_id)
+    assert (final.kind, final.by) == (CORRECTION, "Dr Unal")  # back to the value on record when the exam opened

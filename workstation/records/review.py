@@ -78,7 +78,20 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
     if target is not None and target.exam_id != exam_id:
         raise RecordsError(f"measurement {target_id} is not of exam {exam_id}")
     step = "undo" if review.get("change") == "undo" else "redo"
-    if target is None or target.kind == AI:
+    if target is not None and target.kind == AI:
+        # Back to the AI's value as it was on record (its own frame: the AI's chosen one, which need not be the
+        # frame undone, so that a step and its undo leave the exam's point on the timeline where it was).
+        if current is not None and current.kind == AI and _same_values(target, current) \
+                and current.frame_index == target.frame_index:
+            return None  # that AI value is current already
+        note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting} ({step}); the AI value stands"
+                if current is not None and current.kind != AI else f"the AI value restored in the viewer ({step})")
+        return records.add_measurement(
+            exam_id, AI, target.by, {key: getattr(target, key) for key in VALUE_KEYS},
+            supersedes_id=None if current is None else current.id, analysis_id=target.analysis_id,
+            frame_index=target.frame_index, time_s=target.time_s, uncertainty=target.uncertainty,
+            calibration_source=target.calibration_source, geometry=target.geometry, reasons=target.reasons, note=note)
+    if target is None:
         if current is None or current.kind == AI:
             return None  # the AI's value is current already
         model = review.get("model") or {}
@@ -201,12 +214,13 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
 
 
 def _same_values(a: Measurement, b: Measurement) -> bool:
-    """The same measured values (a confirmation of a correction copies them; rounding of the stored floats aside)."""
-    for key in VALUE_KEYS:
-        x, y = getattr(a, key), getattr(b, key)
-        if (x is None) != (y is None) or (x is not None and not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6)):
-            return False
-    return True
+    """``b`` holds ``a``'s values: every value ``b`` has is ``a``'s (rounding of the stored floats aside). Only
+    ``b``'s: a confirmation made in the viewer keeps the AoP and HSD it showed, while the headless correction it
+    accepted also stored the head biometry of its label map."""
+    held = [key for key in VALUE_KEYS if getattr(b, key) is not None]
+    return bool(held) and all(getattr(a, key) is not None
+                              and math.isclose(getattr(a, key), getattr(b, key), rel_tol=1e-9, abs_tol=1e-6)
+                              for key in held)
 
 
 def save_viewer_review(records: Records, review: dict) -> Measurement | None:
