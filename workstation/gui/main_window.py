@@ -38,6 +38,10 @@ FILE_FILTER = ("Scans (*.dcm *.dicom *.dic *.ima {video} {images});;DICOM (*.dcm
                "Video ({video});;Images ({images});;All files (*)").format(
     video=" ".join(f"*{e}" for e in sorted(VIDEO_EXTENSIONS)), images=" ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS)))
 
+# A stored value's short name in messages about the records (the banner).
+VALUE_NAMES = {"aop_deg": "AoP", "hsd_px": "HSD (px)", "hsd_mm": "HSD", "hc_mm": "HC", "bpd_mm": "BPD",
+               "ofd_mm": "OFD", "ga_weeks": "GA"}
+
 
 def demo_path() -> Path:
     return data_dir() / "demo" / "demo-cine.dcm"
@@ -708,13 +712,12 @@ class MainWindow(QtWidgets.QMainWindow):
         differ = state.show_recorded(recorded, self.analysis.calibration, self.analysis.frame_shape)
         if not differ:
             return
-        names = {"aop_deg": "AoP", "hsd_px": "HSD (px)", "hsd_mm": "HSD", "hc_mm": "HC", "bpd_mm": "BPD",
-                 "ofd_mm": "OFD", "ga_weeks": "GA"}
         kept = recorded.get("values") or {}
-        on_record = ", ".join(f"{names.get(key, key)} {kept[key]:.1f}" for key in differ if kept.get(key) is not None)
+        on_record = ", ".join(f"{VALUE_NAMES.get(key, key)} {kept[key]:.1f}" for key in differ
+                              if kept.get(key) is not None)
         self.show_error(
             f"Exam {self.exam_id}: the records hold a {recorded['kind']} by {recorded['by']} of frame "
-            f"{state.frame_index} ({on_record or 'without ' + ', '.join(names.get(k, k) for k in differ)}, "
+            f"{state.frame_index} ({on_record or 'without ' + ', '.join(VALUE_NAMES.get(k, k) for k in differ)}, "
             f"calibration {recorded.get('calibration_source') or 'none'}); measured here with calibration "
             f"{self.analysis.calibration.source if self.analysis.calibration else 'none'} it gives other values"
             + (", so it is not shown as accepted" if recorded.get("confirmed_by") else "")
@@ -728,8 +731,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         frame = recorded["frame_index"]
         kept = recorded.get("values") or {}
-        names = {"aop_deg": "AoP", "hsd_mm": "HSD", "hc_mm": "HC", "bpd_mm": "BPD", "ga_weeks": "GA"}
-        values = ", ".join(f"{name} {kept[key]:.1f}" for key, name in names.items() if kept.get(key) is not None)
+        values = ", ".join(f"{VALUE_NAMES[key]} {kept[key]:.1f}"
+                           for key in ("aop_deg", "hsd_mm", "hc_mm", "bpd_mm", "ga_weeks") if kept.get(key) is not None)
         if kept.get("hsd_mm") is None and kept.get("hsd_px") is not None:
             values = ", ".join(filter(None, [values, f"HSD {kept['hsd_px']:.1f} px"]))
         by = f"{recorded['kind']} by {recorded['by']}" + (f" ({recorded['at']})" if recorded.get("at") else "")

@@ -69,6 +69,12 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
         calibration_source=measured["calibration"]["source"], note=note)
 
 
+def _model_name(review: dict) -> str:
+    """The name an AI row written from the viewer goes under: the model of the viewer's analysis, with its version."""
+    model = review.get("model") or {}
+    return f"{model.get('name', 'model')} {model.get('version', '')}".strip()
+
+
 def _restore(records: Records, review: dict, current: Measurement | None, by_acting: str) -> Measurement | None:
     """An undo (redo) in the viewer: make the row ``review["restore_measurement_id"]`` current again (see
     ``save_viewer_review``)."""
@@ -94,10 +100,8 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
     if target is None:
         if current is None or current.kind == AI:
             return None  # the AI's value is current already
-        model = review.get("model") or {}
-        by = f"{model.get('name', 'model')} {model.get('version', '')}".strip()
         return records.add_measurement(
-            exam_id, AI, by, review.get("ai") or {}, supersedes_id=current.id, frame_index=frame_index,
+            exam_id, AI, _model_name(review), review.get("ai") or {}, supersedes_id=current.id, frame_index=frame_index,
             time_s=review.get("time_s"), uncertainty=review.get("uncertainty"),
             calibration_source=review.get("calibration_source"), geometry=review.get("ai_geometry"),
             note=f"{current.kind} by {current.by} withdrawn in the viewer{by_acting} ({step}); the AI value stands")
@@ -275,8 +279,7 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
             return None
         if recalibrated and current.kind != CONFIRMATION:
             return None  # a calibration withdraws an acceptance of values it changes, never a correction
-        model = review.get("model") or {}
-        kind, by = AI, f"{model.get('name', 'model')} {model.get('version', '')}".strip()
+        kind, by = AI, _model_name(review)
         if recalibrated:
             note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting}: the {calibration} "
                     f"calibration changed its values; the AI value stands")
