@@ -253,8 +253,7 @@ def test_names_and_mrns_in_any_script_are_printed_readably_and_a_long_name_stays
     fonts = subprocess.run(["pdffonts", str(cyrillic_pdf)], check=True, capture_output=True, text=True).stdout
     rows = [line.split() for line in fonts.splitlines()[2:]]
     assert any("DejaVuSans" in r[0] for r in rows) and any("DroidSansFallback" in r[0] for r in rows), fonts
-    # Only the chart's axis labels (ASCII) may still use a standard font; all that the report prints itself is embedded.
-    assert all(r[-5] == "yes" for r in rows if r[0] != "Helvetica"), fonts
+    assert all(r[-5] == "yes" for r in rows), fonts  # every font the report uses is embedded, the chart's too
     raw = raw_text(cyrillic_pdf)
     assert "Иванова, Мария" in raw and "李-0001" in raw and "^" not in raw, raw[:400]
     pages, _ = _render(cyrillic_pdf, tmp_path)
@@ -281,3 +280,91 @@ def test_labels_pushed_against_the_same_edge_do_not_cover_each_other():
         assert not (a0 < b2 and b0 < a2 and a1 < b3 and b1 < a3), (anchor, painter.placed)
         pad = painter.thickness + 2  # a box holds the text and its dark outline, which may touch the edge
         assert all(-pad <= v <= 640 + pad for v in (a0, a2, b0, b2)) and all(-pad <= v <= 480 + pad for v in (a1, a3, b1, b3))
+
+
+def _strings(node) -> list:
+    """The text items of a reportlab drawing, however deep in its groups."""
+    from reportlab.graphics.shapes import String
+
+    if isinstance(node, String):
+        return [node]
+    return [s for child in getattr(node, "contents", []) for s in _strings(child)]
+
+
+def test_the_chart_is_set_in_the_reports_embedded_font_and_the_pdf_embeds_every_font_it_uses(labor_with_correction,
+                                                                                             tmp_path):
+    """The sonopartogram's labels and legend are in the report's DejaVu, registered once with the report's text (no
+    Helvetica, which a PDF does not embed and a viewer substitutes)."""
+    from workstation.reports import timeline_chart
+    from workstation.reports.fonts import FONT
+
+    records, exam_ids = labor_with_correction
+    labor_id = records.exam(exam_ids[0]).labor_id
+    chart = timeline_chart(labor_timeline(records, labor_id), highlight_exam_id=exam_ids[1])
+    strings = _strings(chart)
+    assert len(strings) > 10 and {s.fontName for s in strings} == {FONT}
+    assert chart.initialFontName == FONT
+    _poppler()
+    for pdf in (write_labor_report(records, labor_id, tmp_path / "labor.pdf"),
+                write_exam_report(records, exam_ids[1], tmp_path / "exam.pdf")):
+        fonts = subprocess.run(["pdffonts", str(pdf)], check=True, capture_output=True, text=True, timeout=60).stdout
+        rows = [line.split() for line in fonts.splitlines()[2:]]
+        assert rows and all(r[-5] == "yes" for r in rows), fonts  # emb: yes for every font
+        assert {r[0].split("+")[-1] for r in rows} <= {"DejaVuSansCondensed", "DejaVuSansCondensed-Bold",
+                                                      "DroidSansFallback"}, fonts
+        assert "hours since labour start" in raw_text(pdf)
+
+
+def test_printable_replaces_each_character_neither_font_has_with_one_visible_replacement():
+    from workstation.reports.fonts import FONT, FONT_FALLBACK, REPLACEMENT, covered, printable, runs
+
+    assert ord(REPLACEMENT) in covered(FONT)  # DejaVu draws it: a question mark in a black diamond
+    cases = {
+        "Doe, Jane": "Doe, Jane", "Ünïcödé Łódź": "Ünïcödé Łódź", "Иванова, Мария": "Иванова, Мария",
+        "王小明": "王小明", "Maria 😀": "Maria 😀",  # DejaVu has this emoji: printed as it is
+        "Maria 🦄": "Maria �", "Anna 👍🏽.": "Anna �.",  # a skin-tone modifier goes with its emoji
+        "👩\u200d👩\u200d👧 family": "� family", "🧑\u200d⚕\ufe0f": "�", "🇬🇧🇫🇷": "��",  # joined, and flags
+        "김민지": "���", "हिन्दी": "���",  # scripts neither font has: one per character as read (marks go along)
+        "x\x07y": "x�y", "a\ud83db": "a�b",  # a control character, a lone surrogate
+        "x\ny\tz\u3000w": "x y z w",  # whitespace neither font has (for DejaVu) is a space
+        "a\U000e0001b": "ab",  # an invisible format character neither has: nothing to print
+    }
+    for text, expected in cases.items():
+        assert printable(text) == expected, text
+        assert printable(expected) == expected, expected
+    assert runs("Maria 🦄 王") == [(False, "Maria � "), (True, "王")]
+    assert all(ord(c) in covered(FONT) for c in "Maria � ") and ord("王") in covered(FONT_FALLBACK)
+
+
+def test_characters_neither_font_has_print_as_a_visible_replacement_in_header_tables_and_paragraphs(tmp_path):
+    """An emoji or a letter neither embedded font has (here a unicorn, a skin-toned baby, Hangul) prints as U+FFFD
+    wherever a person's text goes (page header, patient block, tables, the key frame's caption), never as an empty
+    box; the rest of the name prints as written."""
+    _poppler()
+    from records_support import demo_exam_file
+
+    with Records(tmp_path / "data") as records:
+        patient = records.get_or_create_patient("MRN-77", name="Иванова 🦄^Мария 王 김")
+        labor = records.create_labor(patient.id, notes="twins 👶🏽👶🏽")
+        exam = import_scan(records, demo_exam_file(tmp_path / "usb", seed=0), mrn="MRN-77", force_mrn=True,
+                           labor_id=labor.id).exam
+        add_ai_row(records, exam.id, 0)
+        correct(records, exam.id, 1, {"aop": synthetic_measurement(2)["geometry"]["aop"]}, "Dr 🩺 Smith",
+                note="head low 🦄")
+        exam_pdf = write_exam_report(records, exam.id, tmp_path / "exam.pdf")
+        labor_pdf = write_labor_report(records, labor.id, tmp_path / "labor.pdf")
+    for pdf in (exam_pdf, labor_pdf):
+        raw = raw_text(pdf)
+        assert raw.count("Иванова �, Мария 王 �") >= 2, raw[:600]  # the page header and the patient block
+        assert "twins ��" in raw and "Dr � Smith" in raw, raw  # notes, a person's name in the tables
+        assert not any(c in raw for c in "🦄👶🏽🩺김"), raw
+    exam_raw = raw_text(exam_pdf)
+    assert "head low �" in exam_raw and "correction by Dr � Smith." in exam_raw  # history note, key frame caption
+    # The replacement is drawn: ink where pdftotext places it in the page header.
+    subprocess.run(["pdftoppm", "-png", "-r", "144", "-f", "1", "-l", "1", str(exam_pdf), str(tmp_path / "page")],
+                   check=True, timeout=60)
+    page = cv2.imread(str(next(tmp_path.glob("page*.png"))), cv2.IMREAD_GRAYSCALE)
+    header = [w for w in _words(exam_pdf) if w[2] < 45]
+    replacement = next(w for w in header if w[0] == "�,")
+    x0, y0, x1, y1 = (int(v * 2) for v in replacement[1:])
+    assert (page[y0:y1, x0:x1] < 128).sum() > 20, "the replacement is not drawn"

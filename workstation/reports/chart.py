@@ -2,7 +2,8 @@
 
 AI values are hollow grey circles, values a person corrected or confirmed are filled dark-blue squares (shape
 and fill differ, not only colour, so the chart reads in greyscale print); the 120° line is dashed; the
-least-squares trend is a thin line over the exams' span.
+least-squares trend is a thin line over the exams' span. Its text is set in the report's embedded font
+(``workstation.reports.fonts``), so the PDF embeds every font it uses.
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import math
 from reportlab.graphics.shapes import Circle, Drawing, Group, Line, PolyLine, Rect, String
 from reportlab.lib import colors
 
+from workstation.reports.fonts import FONT, register_fonts
+
 AI_COLOUR = colors.HexColor("#6b6b6b")
 CONFIRMED_COLOUR = colors.HexColor("#0b3d91")
 THRESHOLD_COLOUR = colors.HexColor("#b3261e")
 GRID_COLOUR = colors.HexColor("#dddddd")
-_FONT = "Helvetica"
 
 
 def _nice_step(span: float, target_ticks: int) -> float:
@@ -40,7 +42,8 @@ def _marker(x: float, y: float, source: str, size: float = 3.6):
 def timeline_chart(timeline: dict, width: float = 480, height: float = 220,
                    highlight_exam_id: int | None = None) -> Drawing:
     """The ``labor_timeline`` JSON as a chart; ``highlight_exam_id`` rings one exam (the exam report's own)."""
-    drawing = Drawing(width, height)
+    register_fonts()  # the labels are measured (anchored) in the embedded font
+    drawing = Drawing(width, height, initialFontName=FONT)  # else the drawing starts in Helvetica
     left, right, bottom, top = 46.0, width - 12.0, 34.0, height - 26.0
     points = [p for p in timeline["points"] if p["aop_deg"] is not None and p["hours"] is not None]
     threshold = timeline.get("aop_threshold_deg", 120.0)
@@ -61,20 +64,20 @@ def timeline_chart(timeline: dict, width: float = 480, height: float = 220,
 
     for deg in _ticks(y_low, y_high, 6):
         drawing.add(Line(left, sy(deg), right, sy(deg), strokeColor=GRID_COLOUR, strokeWidth=0.5))
-        drawing.add(String(left - 4, sy(deg) - 3, f"{deg:g}", fontName=_FONT, fontSize=7, textAnchor="end"))
+        drawing.add(String(left - 4, sy(deg) - 3, f"{deg:g}", fontName=FONT, fontSize=7, textAnchor="end"))
     for hours in _ticks(0.0, x_high, 8):
         drawing.add(Line(sx(hours), bottom, sx(hours), top, strokeColor=GRID_COLOUR, strokeWidth=0.5))
-        drawing.add(String(sx(hours), bottom - 10, f"{hours:g}", fontName=_FONT, fontSize=7, textAnchor="middle"))
+        drawing.add(String(sx(hours), bottom - 10, f"{hours:g}", fontName=FONT, fontSize=7, textAnchor="middle"))
     drawing.add(Rect(left, bottom, right - left, top - bottom, fillColor=None, strokeColor=colors.black,
                      strokeWidth=0.7))
-    drawing.add(String((left + right) / 2, 6, "hours since labour start", fontName=_FONT, fontSize=8,
+    drawing.add(String((left + right) / 2, 6, "hours since labour start", fontName=FONT, fontSize=8,
                        textAnchor="middle"))
     # Rotated a quarter turn anticlockwise about its anchor, reading upwards along the axis.
-    drawing.add(Group(String(0, 0, "AoP (deg)", fontName=_FONT, fontSize=8, textAnchor="middle"),
+    drawing.add(Group(String(0, 0, "AoP (deg)", fontName=FONT, fontSize=8, textAnchor="middle"),
                       transform=(0, 1, -1, 0, 12, (bottom + top) / 2)))
     drawing.add(Line(left, sy(threshold), right, sy(threshold), strokeColor=THRESHOLD_COLOUR, strokeWidth=1,
                      strokeDashArray=[4, 3]))
-    drawing.add(String(right - 3, sy(threshold) + 3, f"{threshold:g} deg (Kalache 2009)", fontName=_FONT,
+    drawing.add(String(right - 3, sy(threshold) + 3, f"{threshold:g} deg (Kalache 2009)", fontName=FONT,
                        fontSize=7, fillColor=THRESHOLD_COLOUR, textAnchor="end"))
 
     trend = timeline.get("trend_deg_per_h")
@@ -94,17 +97,17 @@ def timeline_chart(timeline: dict, width: float = 480, height: float = 220,
             drawing.add(Circle(x, y, 7.5, fillColor=None, strokeColor=colors.black, strokeWidth=0.8))
         drawing.add(_marker(x, y, p["source"]))
         drawing.add(String(x, y + (10 if p["exam_id"] == highlight_exam_id else 6), f"{p['aop_deg']:.0f}",
-                           fontName=_FONT, fontSize=6.5, textAnchor="middle"))
+                           fontName=FONT, fontSize=6.5, textAnchor="middle"))
 
     # Legend along the top edge, outside the plot.
     legend_y = height - 12
     drawing.add(_marker(left + 4, legend_y + 3, "ai"))
-    drawing.add(String(left + 12, legend_y, "AI value", fontName=_FONT, fontSize=7.5))
+    drawing.add(String(left + 12, legend_y, "AI value", fontName=FONT, fontSize=7.5))
     drawing.add(_marker(left + 70, legend_y + 3, "confirmed"))
-    drawing.add(String(left + 78, legend_y, "corrected / confirmed by a person", fontName=_FONT, fontSize=7.5))
+    drawing.add(String(left + 78, legend_y, "corrected / confirmed by a person", fontName=FONT, fontSize=7.5))
     if trend is not None:
         stalled = "   STALLED" if timeline.get("stalled") else ""
         drawing.add(String(right, legend_y, f"trend {trend:+.1f} deg/h{stalled}",
-                           fontName=_FONT, fontSize=7.5, textAnchor="end",
+                           fontName=FONT, fontSize=7.5, textAnchor="end",
                            fillColor=THRESHOLD_COLOUR if timeline.get("stalled") else colors.black))
     return drawing

@@ -9,7 +9,8 @@ measurement history; the sonopartogram chart; the model name, version and hash, 
 the model is one.
 
 Text is set in fonts embedded in the PDF from ``resources/fonts`` (DejaVu Sans Condensed; Droid Sans Fallback for the
-characters DejaVu lacks, CJK among them), so a name or MRN in any script prints as written on any viewer. Person
+characters DejaVu lacks, CJK among them; ``workstation.reports.fonts``, which the chart uses too), so a name or MRN
+prints as written on any viewer; a character neither font has prints as U+FFFD, never as an empty box. Person
 names are shown readable (``Family, Given``: ``workstation.records.store.display_name``); the page header cuts a
 long name short with an ellipsis so that the MRN, the labour and the print date stay clear (the patient block
 gives it whole).
@@ -18,28 +19,24 @@ from __future__ import annotations
 
 import io
 from datetime import datetime
-from functools import lru_cache
-from itertools import groupby
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import cv2
 from reportlab.lib import colors
-from reportlab.lib.fonts import addMapping
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
 
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
-from workstation.paths import replacing, resources_dir
+from workstation.paths import replacing
 from workstation.records.store import Exam, Measurement, Records, describe_acquired, display_name, now_iso
 from workstation.records.timeline import ai_uncertainty_of, labor_timeline
 from workstation.reports.chart import timeline_chart
+from workstation.reports.fonts import FONT, FONT_BOLD, draw_text, markup, register_fonts, text_width
 from workstation.reports.overlays import render_overlays
 
 DISCLAIMER = ("Decision support only. AoP, HSD, the trend and the stalled flag are computed by software from "
@@ -49,10 +46,6 @@ REPORT_FRAME_MIN_SIDE = 480  # smaller frames are enlarged before drawing, so la
 _MARGIN = 1.6 * cm
 _PAGE_W, _PAGE_H = A4
 _BODY_W = _PAGE_W - 2 * _MARGIN
-# Embedded fonts (see the module docstring); registered with reportlab on first use (``_register_fonts``).
-FONT, FONT_BOLD, FONT_FALLBACK = "WS-DejaVuSansCondensed", "WS-DejaVuSansCondensed-Bold", "WS-DroidSansFallback"
-FONT_FILES = {FONT: "DejaVuSansCondensed.ttf", FONT_BOLD: "DejaVuSansCondensed-Bold.ttf",
-              FONT_FALLBACK: "DroidSansFallbackFull.ttf"}
 _STYLES = getSampleStyleSheet()
 _BODY = ParagraphStyle("body", parent=_STYLES["BodyText"], fontName=FONT)
 _SMALL = ParagraphStyle("small", parent=_BODY, fontSize=8, leading=10)
@@ -81,71 +74,14 @@ _KEY_VALUE_STYLE = TableStyle([
 ])
 
 
-_fonts_ready = False
-
-
-def _register_fonts(*names: str) -> None:
-    """Register the embedded fonts with reportlab (once; before any Paragraph is made, as it looks its fonts up
-    then); the bold face serves ``<b>`` in paragraphs. With ``names``, just those fonts (the fallback, on demand)."""
-    global _fonts_ready
-    if not names and _fonts_ready:
-        return
-    for name in names or (FONT, FONT_BOLD):
-        if name not in pdfmetrics.getRegisteredFontNames():
-            path = resources_dir() / "fonts" / FONT_FILES[name]
-            pdfmetrics.registerFont(TTFont(name, str(path)))
-    if not names:
-        for family in (FONT, FONT_BOLD):  # text set in either face finds the other for <b> and plain runs
-            for bold, italic, face in ((0, 0, FONT), (1, 0, FONT_BOLD), (0, 1, FONT), (1, 1, FONT_BOLD)):
-                addMapping(family, bold, italic, face)
-        _fonts_ready = True
-
-
-@lru_cache(maxsize=None)
-def _covered(name: str) -> frozenset[int]:
-    """The code points a registered font has glyphs for."""
-    _register_fonts(name)
-    return frozenset(pdfmetrics.getFont(name).face.charToGlyph)
-
-
-def _needs_fallback(char: str) -> bool:
-    return not char.isspace() and ord(char) not in _covered(FONT) and ord(char) in _covered(FONT_FALLBACK)
-
-
-def _runs(text: str) -> list[tuple[bool, str]]:
-    """``text`` as runs of (set in the fallback font, characters); all in DejaVu unless it lacks a glyph."""
-    if all(ord(c) < 0x250 for c in text):  # Latin: DejaVu has them all; no need to load the fallback
-        return [(False, text)] if text else []
-    return [(fallback, "".join(chars)) for fallback, chars in groupby(text, key=_needs_fallback)]
-
-
-def _markup(text) -> str:
-    """Paragraph markup of plain ``text``: escaped, the characters DejaVu lacks set in the fallback font."""
-    _register_fonts()
-    return "".join(f'<font name="{FONT_FALLBACK}">{escape(run)}</font>' if fallback else escape(run)
-                   for fallback, run in _runs(str(text)))
-
-
-def _text_width(text: str, size: float) -> float:
-    return sum(pdfmetrics.stringWidth(run, FONT_FALLBACK if fallback else FONT, size) for fallback, run in _runs(text))
-
-
-def _draw_text(canvas, x: float, y: float, text: str, size: float) -> None:
-    """``canvas.drawString`` in the embedded fonts, a font change where DejaVu lacks a glyph."""
-    for fallback, run in _runs(text):
-        canvas.setFont(FONT_FALLBACK if fallback else FONT, size)
-        canvas.drawString(x, y, run)
-        x += pdfmetrics.stringWidth(run, FONT_FALLBACK if fallback else FONT, size)
-
-
 def _shortened(text: str, width: float, size: float) -> str:
     """``text``, cut short with an ellipsis so that it fits ``width`` points."""
-    if _text_width(text, size) <= width:
+    if text_width(text, size) <= width:
         return text
     low, high = 0, len(text)
     while low < high:  # the longest prefix that fits with the ellipsis
         middle = (low + high + 1) // 2
-        if _text_width(text[:middle].rstrip() + "…", size) <= width:
+        if text_width(text[:middle].rstrip() + "…", size) <= width:
             low = middle
         else:
             high = middle - 1
@@ -153,7 +89,7 @@ def _shortened(text: str, width: float, size: float) -> str:
 
 
 def _p(text: str, style=_CELL) -> Paragraph:
-    return Paragraph(_markup(text), style)
+    return Paragraph(markup(text), style)
 
 
 def _when(iso: str | None) -> str:
@@ -199,15 +135,15 @@ class _ReportDoc:
     def header_line(self, printed: str) -> str:
         mrn, name, labor = self.header
         fixed = f"{mrn}  |    |  {labor}"
-        room = _BODY_W - _text_width(printed, _HEADER_SIZE) - 0.6 * cm - _text_width(fixed, _HEADER_SIZE)
+        room = _BODY_W - text_width(printed, _HEADER_SIZE) - 0.6 * cm - text_width(fixed, _HEADER_SIZE)
         line = f"{mrn}  |  {_shortened(name, max(room, 0.0), _HEADER_SIZE)}  |  {labor}"
-        return _shortened(line, _BODY_W - _text_width(printed, _HEADER_SIZE) - 0.6 * cm, _HEADER_SIZE)
+        return _shortened(line, _BODY_W - text_width(printed, _HEADER_SIZE) - 0.6 * cm, _HEADER_SIZE)
 
     def _decorate(self, canvas, doc) -> None:
         canvas.saveState()
         canvas.setFillColor(colors.HexColor("#444444"))
         printed = f"printed {_when(now_iso())}"
-        _draw_text(canvas, _MARGIN, _PAGE_H - _MARGIN + 0.1 * cm, self.header_line(printed), _HEADER_SIZE)
+        draw_text(canvas, _MARGIN, _PAGE_H - _MARGIN + 0.1 * cm, self.header_line(printed), _HEADER_SIZE)
         canvas.setFont(FONT, _HEADER_SIZE)
         canvas.drawRightString(_PAGE_W - _MARGIN, _PAGE_H - _MARGIN + 0.1 * cm, printed)
         footer = Paragraph(escape(DISCLAIMER), _FOOTER)
@@ -217,11 +153,12 @@ class _ReportDoc:
         canvas.restoreState()
 
     def build(self, story: list) -> None:
-        _register_fonts()
+        register_fonts()
         with replacing(self.out) as partial:  # an earlier report of that name stays whole if this one fails
             doc = SimpleDocTemplate(str(partial), pagesize=A4, leftMargin=_MARGIN, rightMargin=_MARGIN,
                                     topMargin=_MARGIN + 0.4 * cm, bottomMargin=_MARGIN + 0.6 * cm, title=self.title,
-                                    author="workstation", subject="Intrapartum ultrasound (decision support)")
+                                    author="workstation", subject="Intrapartum ultrasound (decision support)",
+                                    initialFontName=FONT)  # else each page names Helvetica, which is not embedded
             doc.build(story, onFirstPage=self._decorate, onLaterPages=self._decorate)
 
 
@@ -367,7 +304,7 @@ class _ReportBuilder:
 
 
 def _heading(text: str, level: int = 2) -> Paragraph:
-    return Paragraph(_markup(text), _HEADINGS[level])
+    return Paragraph(markup(text), _HEADINGS[level])
 
 
 def _page_header(records: Records, labor_id: int) -> tuple[str, str, str]:
