@@ -243,3 +243,46 @@ def test_stall_check_takes_the_latest_exam_by_hours_whatever_the_order_of_the_po
     check = stall_check(points, StallRule())
     assert check["reference_exam_id"] == 1 and check["rise_deg"] == 1.0 and check["stalled"] is True
     assert "from exam 1 to exam 3 over 4.0 h" in check["reason"]
+
+
+def test_the_timeline_reads_the_labours_times_once(records, tmp_path, monkeypatch):
+    """``labor_timeline`` reads the labour's times (``Records.labor_reading``, a query of its own) once, for the
+    exams' order, and counts the hours by that same reading (it used to read them again)."""
+    from workstation.records.store import Records as RecordsClass
+
+    exam_ids = three_exam_labor(records, tmp_path)
+    labor_id = records.exam(exam_ids[0]).labor_id
+    expected = labor_timeline(records, labor_id)
+    calls = []
+    read = RecordsClass.labor_reading
+
+    def counted(self, *args, **kwargs):
+        calls.append(args)
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(RecordsClass, "labor_reading", counted)
+    assert labor_timeline(records, labor_id) == expected
+    assert len(calls) <= 1, calls
+    assert [p["hours"] for p in expected["points"]] == [0.0, 1.5, 3.0]
+
+
+def test_a_set_start_with_a_utc_offset_makes_naive_exam_times_instants(london, records, tmp_path):
+    """The labour's set start belongs to its one reading: a start with an offset (00:00+01:00, BST) beside naive exams
+    (this machine's local time: 00:30 BST and 03:00 GMT, the night the clocks go back) counts real hours, 0.5 and
+    4.0, as ``Records.labor_reading`` reads them; the exams' times alone would count wall-clock hours, 0.5 and 3.0."""
+    from datetime import datetime
+
+    from workstation.records.store import hours_between
+
+    patient = records.get_or_create_patient("DST3")
+    labor = records.create_labor(patient.id, start=datetime.fromisoformat("2026-10-25T00:00+01:00"))
+    for seed, when in enumerate((datetime(2026, 10, 25, 0, 30), datetime(2026, 10, 25, 3, 0))):
+        exam = import_scan(records, demo_exam_file(tmp_path, seed=seed), mrn="DST3", force_mrn=True,
+                           acquired=when, labor_id=labor.id).exam
+        add_ai_row(records, exam.id, seed)
+    labor = records.labor(labor.id)
+    reading = records.labor_reading(labor.id)
+    points = labor_timeline(records, labor.id)["points"]
+    assert [p["hours"] for p in points] == [0.5, 4.0]
+    assert [p["hours"] for p in points] == [round(hours_between(labor.start, e.acquired, reading), 4)
+                                           for e in records.exams(labor.id)]

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from workstation.records.store import Records, hours_between
+from workstation.records.store import Records, chronological_key, hours_between
 
 AOP_SVD_THRESHOLD_DEG = 120.0
 DEFAULT_STALL_SPAN_H = 2.0
@@ -100,7 +100,9 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
     patient = records.patient(labor.patient_id)
     points = []
     exams = records.exams(labor_id)
-    reading = records.labor_reading(labor_id, exams)  # the same rule orders the exams and counts their hours
+    # The labour's one reading of its times (``Records.labor_reading``), which also ordered ``exams``: made from the
+    # times already read (the labour's start, whether set or its first exam's, and the exams'), not read again.
+    reading = chronological_key([t for t in (labor.start, *(exam.acquired for exam in exams)) if t is not None])
     for exam in exams:
         current = records.current_measurement(exam.id)
         ai = records.latest_ai_measurement(exam.id)
