@@ -629,3 +629,86 @@ def test_accept_reset_and_a_new_action_after_undo_keep_screen_and_records_togeth
     assert not window.undo_stack.canUndo()
     final = records.current_measurement(exam_id)
     assert (final.kind, final.by) == (CORRECTION, "Dr Unal")  # back to the value on record when the exam opened
+
+
+def test_a_manual_calibration_set_in_the_viewer_is_kept_with_the_exam_when_it_is_opened_again(ward, records, qtbot,
+                                                                                             make_window, tmp_path):
+    """The sonographer draws a line over the depth scale (Tools > Manual calibration) and accepts the frame's values
+    in that mm. The window is closed; a new window on the same records folder (as after a restart) opens the exam
+    from the Patients panel: it is measured with that calibration from the start, so the AI's values are in the
+    manual mm, the acceptance holds, and the panel and status bar say the calibration is manual and who set it.
+    Going back to the file's calibration is kept too."""
+    from workstation.gui.panel import plain_text
+    from workstation.gui.records_link import attach_records
+
+    window, link, exam_ids, labor_id = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    window.start_manual_calibration()
+    line = window._calibration_line
+    top, bottom = line.roi.getHandles()
+    line.roi.movePoint(top, QtCore.QPointF(30.0, 100.0))
+    line.roi.movePoint(bottom, QtCore.QPointF(30.0, 300.0))
+    window.calibration_bar.mm_spin.setValue(50.0)  # 50 mm over 200 px: 0.25 mm per pixel
+    qtbot.mouseClick(window.calibration_bar.apply_button, QtCore.Qt.MouseButton.LeftButton)
+    assert window.analysis.calibration.source == "manual"
+    window.accept_frame()
+    accepted = records.current_measurement(exam_id)
+    assert (accepted.kind, accepted.by, accepted.calibration_source) == (CONFIRMATION, "Dr Test", "manual")
+    assert accepted.hsd_mm == pytest.approx(0.25 * accepted.hsd_px, rel=1e-3)
+    window.close()  # the app closed (the fixture deletes the window at the end)
+
+    # Another window on the same records folder, its own connection to it (a restart of the app).
+    with Records(tmp_path / "data") as reopened:
+        oracle = OracleModel(n_frames=DEMO_FRAMES, seed=0)
+        again = make_window(model_provider=lambda: oracle, size=(1500, 950))
+        link_again = attach_records(again, reopened, analyze=False)
+        assert link_again.panel.select_labor(labor_id)
+        _open_and_wait(again, link_again, qtbot, exam_id)
+        calibration = again.analysis.calibration
+        assert calibration.source == "manual" and calibration.manual.mm_per_px_x == pytest.approx(0.25)
+        assert again.file_calibration.source == "dicom_regions"
+        state = again.current_state()
+        assert again.current_frame == accepted.frame_index
+        assert state.ai["hsd_mm"] == pytest.approx(0.25 * state.ai["hsd_px"], rel=1e-3)
+        assert state.confirmed and state.confirmed_by == "Dr Test" and not again.error_banner.text
+        assert state.current()["hsd_mm"] == pytest.approx(accepted.hsd_mm, abs=0.05)
+        panel_text = plain_text(again.panel.calibration_label)
+        assert "manual" in panel_text and "drawn on the depth scale by Dr Test" in panel_text
+        status = again.calibration_status.text()
+        assert "manual" in status and "0.2500 mm/px" in status and "set by Dr Test" in status
+        assert "line from (30, 100) to (30, 300)" in again.calibration_status.toolTip()
+        assert "Accepted by Dr Test" in plain_text(again.panel.provenance_label)
+        rows = len(reopened.measurements(exam_id))
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        assert again.grab().save(str(SCREENSHOTS / "manual_calibration_reopened.png"))
+
+        # Back to the file's calibration: recorded with who, and the next opening uses the file's.
+        again.start_manual_calibration()
+        qtbot.mouseClick(again.calibration_bar.file_button, QtCore.Qt.MouseButton.LeftButton)
+        assert reopened.manual_calibration(exam_id) is None
+        assert [(c.kind, c.by) for c in reopened.calibrations(exam_id)] == [("manual", "Dr Test"), ("file", "Dr Test")]
+        assert len(reopened.measurements(exam_id)) > rows  # the acceptance of manual mm withdrawn, as on screen
+        assert "the file's" in again.calibration_status.text()
+        _open_and_wait(again, link_again, qtbot, exam_id)
+        assert again.analysis.calibration.source == "dicom_regions"
+        again.close()
+
+
+def test_an_undo_back_to_the_ai_value_after_a_manual_calibration_keeps_the_ai_value_in_that_calibration(ward, records,
+                                                                                                        qtbot):
+    """A correction, then a manual calibration (kept with the exam), then undo of the correction: the AI's value
+    made current again is the one in the manual mm, as the screen shows it, not the one from before the scale."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    start = window.handle_viewport_pos("hsd_end")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(10, 25))
+    assert records.current_measurement(exam_id).kind == CORRECTION
+    window.set_calibration(window.file_calibration.with_manual(0.5, detail="drawn by Dr Test"))
+    window.undo_stack.undo()
+    assert not window.current_state().is_corrected
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert current.kind == AI and current.calibration_source == "manual"
+    assert current.hsd_mm == pytest.approx(0.5 * current.hsd_px, rel=1e-3)
+    assert current.hsd_mm == pytest.approx(window.current_state().ai["hsd_mm"], abs=0.05)

@@ -204,3 +204,84 @@ def test_a_fresh_data_folder_still_creates_its_records(tmp_path, capsys):
     with Records(other) as records:
         assert records.patients() == []
     assert (other / "records" / "records.sqlite3").is_file()
+
+
+def test_a_manual_calibration_set_headless_is_kept_with_the_exam_and_used_wherever_it_is_read(imported, capsys,
+                                                                                           tmp_path):
+    """``workstation calibrate``: the exam's values on record, a headless correction, ``analyze --exam``, the timeline
+    and the exam's PDF all use the manual scale set on the exam, until someone goes back to the file's; bad values
+    are one line and change nothing; the history keeps every scale with who set it."""
+    import shutil
+    import subprocess
+
+    data, exam_ids = imported
+    exam_id, base = exam_ids[0], ["--data-dir", str(data)]
+    with Records(data) as records:
+        file_ai = records.current_measurement(exam_id)
+    assert file_ai.calibration_source == "dicom_regions" and file_ai.hsd_px is not None
+    assert file_ai.hsd_mm != pytest.approx(0.25 * file_ai.hsd_px, rel=1e-3)
+
+    # Bad values: one line each, exit 2, nothing recorded.
+    for bad in ("0", "-0.3", "nan", "12"):
+        assert run_cli(["calibrate", "--exam", str(exam_id), "--mm-per-px", bad, "--user", "Dr Lee", *base]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "positive mm-per-pixel value below 10" in err[0], err
+    assert run_cli(["calibrate", "--exam", str(exam_id), "--mm-per-px", "0.25", *base]) == 2
+    assert "--user is needed" in capsys.readouterr().err
+    with Records(data) as records:
+        assert records.calibrations(exam_id) == [] and len(records.measurements(exam_id)) == 2
+
+    changed = _json_out(capsys, ["calibrate", "--exam", str(exam_id), "--mm-per-px", "0.25", "--user", "Dr Lee",
+                                 "--detail", "50 mm over 200 px on the depth scale", "--json", *base])
+    assert changed["changed"] and changed["manual"] and changed["calibration"]["by"] == "Dr Lee"
+    assert changed["calibration"]["mm_per_px"] == 0.25 and "Dr Lee" in changed["calibration"]["detail"]
+    [again] = changed["measurements"]  # the AI's value on record, measured again in the manual mm
+    assert again["kind"] == "ai" and again["calibration_source"] == "manual" and again["hsd_px"] == file_ai.hsd_px
+    assert again["hsd_mm"] == pytest.approx(0.25 * file_ai.hsd_px, rel=1e-3)
+    # The same scale again changes nothing.
+    assert run_cli(["calibrate", "--exam", str(exam_id), "--mm-per-px", "0.25", "--user", "Dr Lee", "--detail",
+                    "50 mm over 200 px on the depth scale", *base]) == 0
+    assert "nothing changed" in capsys.readouterr().out
+
+    timeline = _json_out(capsys, ["timeline", "--mrn", "MRN-0042", "--json", *base])
+    point = next(p for p in timeline["points"] if p["exam_id"] == exam_id)
+    assert point["hsd_mm"] == pytest.approx(0.25 * point["hsd_px"], rel=1e-3)
+
+    # A headless correction of that exam is measured in the manual mm, as the viewer would.
+    geometry = json.dumps({"hsd": {"start": file_ai.geometry["hsd"]["start"], "end": [352.0, 140.0]}})
+    corrected = _json_out(capsys, ["correct", "--exam", str(exam_id), "--frame", "0", "--geometry", geometry,
+                                   "--user", "Dr Smith", "--json", *base])
+    assert corrected["calibration_source"] == "manual"
+    assert corrected["hsd_mm"] == pytest.approx(0.25 * corrected["hsd_px"], rel=1e-3)
+
+    # analyze --exam analyses the stored scan with the exam's scale.
+    out = tmp_path / "exam.json"
+    assert run_cli(["analyze", "--exam", str(exam_id), "--json", str(out), "--model",
+                    str(tiny_model_manifest(tmp_path / "model")), "--device", "cpu", "--quiet", *base]) == 0
+    assert json.loads(out.read_text())["calibration_source"] == "manual"
+    assert run_cli(["analyze", "--exam", str(exam_id), str(out), *base]) == 2
+    assert "not both" in capsys.readouterr().err
+
+    # The exam's PDF shows the values on record: the correction in the manual mm.
+    pdf = tmp_path / "exam.pdf"
+    assert run_cli(["report", "--exam", str(exam_id), str(pdf), *base]) == 0
+    if shutil.which("pdftotext"):
+        text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True,
+                                       timeout=60).stdout.split())
+        assert f"{corrected['hsd_mm']:.1f} mm" in text and "manual" in text
+
+    # Back to the file's: recorded with who; the correction stands in the file's mm again; the history keeps both.
+    assert run_cli(["calibrate", "--exam", str(exam_id), "--file-calibration", "--user", "Dr Kay", *base]) == 0
+    assert "the file's own calibration (dicom_regions)" in capsys.readouterr().out
+    shown = _json_out(capsys, ["calibrate", "--exam", str(exam_id), "--json", *base])
+    assert not shown["manual"] and [(c["kind"], c["by"]) for c in shown["history"]] == [("manual", "Dr Lee"),
+                                                                                          ("file", "Dr Kay")]
+    with Records(data) as records:
+        current = records.current_measurement(exam_id)
+        assert (current.kind, current.by, current.calibration_source) == ("correction", "Dr Smith", "dicom_regions")
+        assert current.hsd_px == corrected["hsd_px"] and current.hsd_mm != pytest.approx(corrected["hsd_mm"])
+        assert records.latest_ai_measurement(exam_id).hsd_mm == pytest.approx(file_ai.hsd_mm)
+    history = _json_out(capsys, ["history", "--exam", str(exam_id), "--json", *base])
+    calibrations = [e for e in history if e["event"] == "calibration"]
+    assert [(e["by"], e["kind"]) for e in calibrations] == [("Dr Lee", "manual"), ("Dr Kay", "file")]
+    assert "0.2500 mm/px" in calibrations[0]["detail"] and "50 mm over 200 px" in calibrations[0]["detail"]

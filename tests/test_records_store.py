@@ -153,3 +153,39 @@ def test_display_name_reads_dicom_person_names_as_people_write_them():
     assert display_name("Yamada^Tarou=山田^太郎") == "Yamada, Tarou = 山田, 太郎"
     assert display_name("李") == "李" and display_name("  Smith   John ") == "Smith John"
     assert display_name("^Jane") == "Jane" and display_name(None) is None and display_name("") is None
+
+
+def test_a_records_file_of_the_first_schema_opens_migrated_with_everything_kept(tmp_path, monkeypatch):
+    """A records file written before exam calibrations were kept (schema version 1, as a ward's existing records
+    are): it opens, is migrated to the current version in place, keeps every row, and takes a manual calibration."""
+    from workstation.records import set_exam_calibration
+
+    with monkeypatch.context() as old_workstation:  # the workstation as it was: the first schema step only
+        old_workstation.setattr(database, "MIGRATIONS", database.MIGRATIONS[:1])
+        with Records(tmp_path) as records:
+            exam = import_scan(records, demo_exam_file(tmp_path / "usb", seed=0)).exam
+            ai = add_ai_row(records, exam.id, 1)
+            confirmed = records.add_measurement(exam.id, "confirmation", "Dr A", {"aop_deg": ai.aop_deg},
+                                                supersedes_id=ai.id, frame_index=1, geometry=ai.geometry,
+                                                calibration_source=ai.calibration_source)
+            assert database.schema_version(records._conn) == 1
+            assert not records._conn.execute("SELECT name FROM sqlite_master WHERE name = 'exam_calibrations'"
+                                              ).fetchone()
+            records._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = tmp_path / "records" / database.DATABASE_NAME
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+
+    with Records(tmp_path) as records:
+        assert database.schema_version(records._conn) == database.SCHEMA_VERSION >= 2
+        assert records.integrity_problems() == []
+        assert records.exam(exam.id) == exam
+        assert [m.id for m in records.measurements(exam.id)] == [ai.id, confirmed.id]
+        assert records.current_measurement(exam.id) == records.measurement(confirmed.id)
+        assert records.calibrations(exam.id) == [] and records.manual_calibration(exam.id) is None
+        assert [e["event"] for e in records.history(exam.id)] == ["import", "ai", "confirmation"]
+        change = set_exam_calibration(records, exam.id, 0.25, "Dr B")
+        assert change.calibration.kind == "manual" and change.calibration.after_measurement_id == confirmed.id
+        _assert_append_only(records, "UPDATE exam_calibrations SET mm_per_px = 1", "DELETE FROM exam_calibrations")
+    with Records(tmp_path) as records:  # and it is kept: the next opening finds it in force
+        assert records.manual_calibration(exam.id).mm_per_px == 0.25
+        assert database.schema_version(records._conn) == database.SCHEMA_VERSION

@@ -44,8 +44,15 @@ def cmd_analyze(args) -> int:
     from workstation.inference.pipeline import analyze_cine
     from workstation.io import load
 
-    # Open every file first (cheap: frames decode lazily) so a bad one fails before minutes of work.
-    cines = [load(path, mm_per_px=args.mm_per_px) for path in args.files]
+    if args.exam is not None and args.files:
+        raise InputError("give FILE... or --exam ID, not both")
+    if args.exam is None and not args.files:
+        raise InputError("give a FILE to analyse, or --exam ID for an exam of the records")
+    if args.exam is not None:
+        cines = [_exam_cine(args)]
+    else:
+        # Open every file first (cheap: frames decode lazily) so a bad one fails before minutes of work.
+        cines = [load(path, mm_per_px=args.mm_per_px) for path in args.files]
     model = load_model(args.model, device=args.device)
     if model.manifest.placeholder:
         print(f"warning: model {model.manifest.name} {model.manifest.version} is a PLACEHOLDER: its values are not "
@@ -54,6 +61,22 @@ def cmd_analyze(args) -> int:
                for cine in cines]
     emit_json(results[0] if len(results) == 1 else results, args.json)
     return 0
+
+
+def _exam_cine(args):
+    """``analyze --exam ID``: the exam's stored scan with the calibration in force on it (a manual one set on the
+    exam, else the file's; ``--mm-per-px`` still overrides both). The records are read, never changed."""
+    from workstation.records import Records, load_exam
+
+    with Records(args.data_dir) as records:
+        cine = load_exam(records, args.exam)
+    if args.mm_per_px is not None:
+        try:
+            cine.calibration = cine.calibration.with_manual(float(args.mm_per_px))
+        except ValueError as exc:
+            cine.close()
+            raise InputError(str(exc)) from None
+    return cine
 
 
 def cmd_measure(args) -> int:
@@ -147,9 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="ONNX Runtime device")
 
     p = sub.add_parser("analyze", help="analyse scans frame by frame (AoP, HSD, plane, uncertainty)")
-    p.add_argument("files", nargs="+", help="DICOM, video, image files or folders of images")
+    p.add_argument("files", nargs="*", help="DICOM, video, image files or folders of images")
+    p.add_argument("--exam", type=int, help="instead of files: an exam of the records, its stored scan analysed with "
+                                            "the calibration in force on it (a manual one set on the exam, else the "
+                                            "file's); nothing is saved")
+    p.add_argument("--data-dir", default=None,
+                   help="with --exam: the data folder holding records/ (default: the per-user folder or "
+                        "WORKSTATION_DATA_DIR)")
     p.add_argument("--json", metavar="OUT", help="write JSON here instead of stdout")
-    p.add_argument("--mm-per-px", type=float, help="manual calibration, overriding what the file says")
+    p.add_argument("--mm-per-px", type=float, help="manual calibration, overriding what the file (or exam) says")
     p.add_argument("--no-tta", action="store_true",
                    help="skip the test-time passes (mirrored, turned): about twice as fast, but no calibrated uncertainty")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -23,7 +23,7 @@ from workstation.gui.calibration_tool import CalibrationBar, CalibrationLine
 from workstation.gui.calipers import Calipers
 from workstation.gui.editing import ACCEPT, CALIBRATION, CORRECTION, RESET, ReviewCommand
 from workstation.gui.overlays import OverlayLayer
-from workstation.gui.panel import MeasurementPanel
+from workstation.gui.panel import CALIBRATION_NAMES, MeasurementPanel, when_text
 from workstation.gui.settings import OVERLAYS, Settings, SettingsDialog
 from workstation.gui.strip import FrameStrip
 from workstation.gui.viewer import SPEEDS, FrameView, Playback
@@ -144,6 +144,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     measurementEdited = QtCore.Signal(int, object)  # frame index, review record (see review_record)
     frameAccepted = QtCore.Signal(int, object)  # frame index, review record
+    calibrationChanged = QtCore.Signal(object)  # calibration record (see calibration_record), before the reviews
     cineOpened = QtCore.Signal(str)
     cineClosed = QtCore.Signal()
     analysisFinished = QtCore.Signal(bool)  # True when cancelled (or stopped by an error)
@@ -176,6 +177,9 @@ class MainWindow(QtWidgets.QMainWindow):
         # ``records_current(exam_id)``: the records' current measurement of an exam, ``{"measurement_id": id or
         # None}`` (None: unknown), which a review command keeps so that its undo and redo put exactly that back.
         self.records_current: Callable[[int], dict | None] | None = None
+        # ``stored_calibration(exam_id)``: the manual calibration kept with an exam, ``{"mm_per_px", "detail", "by",
+        # "at"}`` or None (the file's), applied before the exam is measured (a records panel sets it).
+        self.stored_calibration: Callable[[int], dict | None] | None = None
         self._recorded: dict | None = None
         self._calibration_line: CalibrationLine | None = None
         self._shut_down = False
@@ -308,8 +312,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cancel_button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.cancel_button.clicked.connect(self.cancel_analysis)
         self.cancel_button.hide()
+        # The calibration in force, always in view: manual (who set it, when) or the file's.
+        self.calibration_status = QtWidgets.QLabel()
+        self.calibration_status.setObjectName("calibrationStatus")
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
+        bar.addPermanentWidget(self.calibration_status)
 
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None, checkable=False, checked=False,
                 tip: str | None = None) -> QtGui.QAction:
@@ -466,11 +474,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _install_cine(self, cine, path: Path, exam_id: int | None, frame: int | None) -> None:
         self.close_cine(show_welcome=False)
+        self.error_banner.hide()  # before the records are read: what they say about this exam stays in view
         self.cine = cine
         self.path = path
         self.exam_id = exam_id
         self._recorded = self._fetch_recorded()
         self.file_calibration = cine.calibration
+        stored = self._apply_stored_calibration(cine)
         self.analysis = CineAnalysis(cine.n_frames, cine.frame_shape, cine.calibration)
         self.calipers.set_frame_shape(cine.frame_shape)
         self.playback.set_times(cine.times_s)
@@ -479,7 +489,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.slider.setValue(0)
         self.slider.blockSignals(False)
         self.strip.set_frame_count(cine.n_frames)
-        self.error_banner.hide()
         self.pages.setCurrentWidget(self.workspace)
         self.setWindowTitle(f"{path.name} — Workstation")
         self.settings.add_recent_file(path)
@@ -490,11 +499,55 @@ class MainWindow(QtWidgets.QMainWindow):
         self.view.fit()
         fps = cine.fps
         timing = f"{fps:.1f} fps ({cine.frame_time_source})" if fps else "single frame"
+        self.show_calibration_status(stored)
+        calibration = (f"calibration {cine.calibration.source}" if stored is None else
+                       f"the manual calibration kept with exam {exam_id} ({stored['mm_per_px']:.4f} mm/px, set by "
+                       f"{stored['by']} {when_text(stored.get('at'))})")
         self.statusBar().showMessage(f"Opened {path.name}: {cine.n_frames} frames, {cine.frame_shape[1]}×"
-                                     f"{cine.frame_shape[0]}, {timing}, calibration "
-                                     f"{cine.calibration.source}", 8000)
+                                     f"{cine.frame_shape[0]}, {timing}, {calibration}", 15000)
         self.cineOpened.emit(str(path))
         self.start_analysis()
+
+    def _apply_stored_calibration(self, cine) -> dict | None:
+        """The manual calibration kept with the exam being opened, made the cine's before anything is measured, so
+        that the AI's values and a person's on record are in the mm they were saved in. Returns it (None: the file's
+        calibration stands)."""
+        if self.exam_id is None or self.stored_calibration is None:
+            return None
+        stored = self.stored_calibration(self.exam_id)
+        if stored is None:
+            return None
+        try:
+            cine.calibration = cine.calibration.with_manual(stored["mm_per_px"],
+                                                            stored.get("detail") or f"set by {stored['by']}")
+        except ValueError as exc:
+            self.show_error(f"Exam {self.exam_id}: the manual calibration on record cannot be used ({exc}); the "
+                            f"file's calibration is used. The records are unchanged.")
+            return None
+        return stored
+
+    def show_calibration_status(self, stored: dict | None = None) -> None:
+        """The status bar's calibration note for the cine on screen: a manual scale with who set it and when (from
+        ``stored``, the exam's record of it, when there is one), else the file's own."""
+        calibration = None if self.analysis is None else self.analysis.calibration
+        if calibration is None:
+            self.calibration_status.setText("")
+            self.calibration_status.setToolTip("")
+            return
+        manual = calibration.manual
+        if manual is None:
+            text = f"Calibration: {CALIBRATION_NAMES.get(calibration.source, calibration.source)} (the file's)"
+            tip = text
+        elif stored is not None:
+            text = (f"Calibration: manual, {manual.mm_per_px_x:.4f} mm/px, set by {stored['by']} "
+                    f"{when_text(stored.get('at'))}" + (f", kept with exam {self.exam_id}" if self.exam_id else ""))
+            tip = f"{text}: {manual.detail}"
+        else:
+            text = f"Calibration: manual, {manual.mm_per_px_x:.4f} mm/px"
+            tip = f"{text}: {manual.detail}" + ("" if self.exam_id is not None
+                                                else " (this file belongs to no exam: the scale is not kept)")
+        self.calibration_status.setText(text)
+        self.calibration_status.setToolTip(tip)
 
     def close_cine(self, show_welcome: bool = True) -> None:
         """Close the cine on screen: its analysis is cancelled, its edits' undo history dropped."""
@@ -509,6 +562,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.path = None
         self.exam_id = None
         self._recorded = None
+        self.show_calibration_status()
         self.undo_stack.clear()
         self.view.clear()
         self.overlays.clear()
@@ -907,9 +961,13 @@ class MainWindow(QtWidgets.QMainWindow):
         user = self._user_or_ask()
         if not user:
             return
+        line = ""
+        if self._calibration_line is not None:
+            (x0, y0), (x1, y1) = self._calibration_line.ends()
+            line = f", line from ({x0:.0f}, {y0:.0f}) to ({x1:.0f}, {y1:.0f})"
         try:
             calibration = self.file_calibration.with_manual(
-                mm_per_px, detail=f"drawn on the depth scale by {user}: {mm:g} mm over {px:.1f} px")
+                mm_per_px, detail=f"drawn on the depth scale by {user}: {mm:g} mm over {px:.1f} px{line}")
         except ValueError as exc:
             self.show_error(f"Manual calibration refused: {exc}")
             return
@@ -919,6 +977,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _use_file_calibration(self) -> None:
         if self.cine is not None:
+            if self.exam_id is not None and not self._user_or_ask():
+                return  # an exam's records keep who went back to the file's calibration
             self.set_calibration(self.file_calibration)
             self._end_manual_calibration()
             self.statusBar().showMessage(f"Calibration from the file ({self.file_calibration.source}); values "
@@ -927,15 +987,28 @@ class MainWindow(QtWidgets.QMainWindow):
     def set_calibration(self, calibration: Calibration) -> None:
         """A new calibration for this cine: every AI and corrected value recomputed from its geometry. Each frame a
         person reviewed is announced (``measurementEdited``, change "calibration"), so that a records panel keeps
-        what the screen now shows: the new mm, and an acceptance withdrawn where its values changed."""
+        what the screen now shows: the new mm, and an acceptance withdrawn where its values changed. Before them,
+        ``calibrationChanged`` announces the calibration itself, which a records panel keeps with the exam."""
         if self.analysis is None:
             return
         reviewed = sorted(i for i, s in self.analysis.states.items() if s.is_corrected or s.confirmed)
         self.analysis.set_calibration(calibration)
         self.cine.calibration = calibration
         self._show_analysis_of_frame()
+        self.show_calibration_status()
+        self.calibrationChanged.emit(self.calibration_record(calibration))
         for frame_index in reviewed:
             self.measurementEdited.emit(frame_index, self.review_record(frame_index, CALIBRATION))
+
+    def calibration_record(self, calibration: Calibration | None) -> dict:
+        """What a records layer keeps of a calibration set on screen: the manual scale (None: the file's), how it was
+        taken, who set it, and the file's own calibration it replaces."""
+        manual = None if calibration is None else calibration.manual
+        return {"exam_id": self.exam_id, "file": None if self.path is None else str(self.path),
+                "mm_per_px": None if manual is None else manual.mm_per_px_x,
+                "detail": None if manual is None else manual.detail,
+                "acting_user": self.settings.user_name.strip() or None,
+                "file_calibration": self.file_calibration}
 
     # ------------------------------------------------------------------------------------------- settings
     def open_settings(self) -> None:

@@ -697,7 +697,10 @@ class PatientRecordsWidget(QWidget):
             if current is not None and current.kind != "ai":
                 source.setFont(bold)
             table.setItem(row, 3, source)
-            table.setItem(row, 4, _item(format_hsd(current), tooltip=f"calibration: {exam.calibration_source}"))
+            manual = self.records.manual_calibration(exam.id)
+            scale = (f"calibration: {exam.calibration_source} (the file's)" if manual is None else
+                     f"calibration: {manual.describe()}; the file's own: {exam.calibration_source}")
+            table.setItem(row, 4, _item(format_hsd(current), tooltip=scale))
             table.setItem(row, 5, _item(str(exam.n_frames)))
         table.resizeRowsToContents()
         if prefer is not None:

@@ -8,6 +8,10 @@
   (``workstation.records.save_viewer_review``: a new row, nothing overwritten); an undo or redo makes current again
   exactly what the records held before or after that step (``records_current``), and the records panel and the
   timeline refresh, so a corrected exam turns into a person's point on the timeline and in the next report.
+- A calibration set in the viewer on an exam (a manual scale drawn on the depth scale, or the file's again) is kept
+  with the exam, with who and when (``workstation.records.set_exam_calibration``, which also measures the exam's
+  values on record again in it), and an exam opened again is measured with it from the start, so that the AI's
+  values and a person's on record are in the same mm as when they were saved.
 - The panel analyses imported scans with the window's own model cache (one ONNX Runtime session per model).
 - An exam analysed in the viewer by a model other than the one its records hold (a newer model, another
   device's choice in Settings) has that analysis saved too: a new analysis and AI row, which never displaces a
@@ -21,7 +25,7 @@ from PySide6 import QtCore, QtWidgets
 
 from workstation.gui.records_dock import PatientRecordsWidget
 from workstation.gui.timeline_dock import LaborTimelineWidget
-from workstation.records import Records, RecordsError, recorded_review, save_viewer_review
+from workstation.records import Records, RecordsError, recorded_review, save_viewer_review, set_exam_calibration
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ class RecordsLink(QtCore.QObject):
     reviewSaved = QtCore.Signal(object)  # the new Measurement row (None rows are not announced)
     saveFailed = QtCore.Signal(str)
     analysisSaved = QtCore.Signal(object)  # the new Analysis row
+    calibrationSaved = QtCore.Signal(object)  # the CalibrationChange (only when a calibration row was written)
 
     def __init__(self, window, records: Records, *, analyze: bool = True, model_provider=None):
         super().__init__(window)
@@ -48,6 +53,7 @@ class RecordsLink(QtCore.QObject):
         self.panel.recordsChanged.connect(self.timeline.refresh)
         self.panel.examOpenRequested.connect(self.open_exam)
         self.timeline.examOpenRequested.connect(self.open_exam)
+        window.calibrationChanged.connect(self._calibration_changed)
         window.measurementEdited.connect(self._review_changed)
         window.frameAccepted.connect(self._review_changed)
         window.cineOpened.connect(self._cine_opened)
@@ -55,6 +61,7 @@ class RecordsLink(QtCore.QObject):
         window.add_shutdown_step(self.shutdown)
         window.recorded_review = self.recorded_review
         window.records_current = self.records_current
+        window.stored_calibration = self.stored_calibration
         if self.panel.selected_labor_id() is not None:
             self.timeline.set_labor(self.panel.selected_labor_id())
 
@@ -91,6 +98,51 @@ class RecordsLink(QtCore.QObject):
             log.warning("exam %s: the current measurement could not be read: %s", exam_id, exc)
             return None
         return {"measurement_id": None if current is None else current.id}
+
+    def stored_calibration(self, exam_id: int) -> dict | None:
+        """The manual calibration kept with the exam, ``{"mm_per_px", "detail", "by", "at", "id"}``, that the viewer
+        applies before measuring it (None: the file's own, or unreadable, which the banner says)."""
+        try:
+            manual = self.records.manual_calibration(exam_id)
+        except RecordsError as exc:
+            self.window.show_error(f"The calibration on record for exam {exam_id} could not be read: {exc}; the "
+                                   "file's calibration is used")
+            return None
+        if manual is None:
+            return None
+        return {"id": manual.id, "mm_per_px": manual.mm_per_px, "detail": manual.detail, "by": manual.by,
+                "at": manual.created_at}
+
+    @QtCore.Slot(object)
+    def _calibration_changed(self, record: dict) -> None:
+        """A calibration set in the viewer: kept with the exam, and the exam's values on record measured again in it
+        (before the viewer announces its reviewed frames, which then find the records holding what they show)."""
+        exam_id = record.get("exam_id")
+        if exam_id is None or record.get("file_calibration") is None:
+            return  # a file opened outside the records: the calibration lives in the viewer only
+        try:
+            change = set_exam_calibration(self.records, exam_id, record.get("mm_per_px"),
+                                          record.get("acting_user") or "", record.get("detail"),
+                                          file_calibration=record["file_calibration"])
+        except RecordsError as exc:
+            message = (f"This calibration was not saved to the records: {exc}. Exam {exam_id} will open with the "
+                       "calibration on record")
+            self.window.show_error(message)
+            self.saveFailed.emit(message)
+            return
+        if change.calibration is None:
+            return
+        row = change.calibration
+        log.info("exam %s: calibration %s by %s saved (row %s, %d value(s) measured again)", exam_id, row.kind,
+                 row.by, row.id, len(change.measurements))
+        if self.window.exam_id == exam_id:
+            self.window.show_calibration_status(self.stored_calibration(exam_id))
+        what = (f"manual calibration {row.mm_per_px:.4f} mm/px" if row.is_manual else "the file's calibration")
+        self.window.statusBar().showMessage(f"Saved to the records: {what} of exam {exam_id}, set by {row.by}", 8000)
+        self.panel.refresh()
+        self.timeline.refresh()
+        self.timeline.highlight_exam(exam_id)
+        self.calibrationSaved.emit(change)
 
     @QtCore.Slot(str)
     def _cine_opened(self, _path: str) -> None:

@@ -1,4 +1,5 @@
-"""Records subcommands of the ``workstation`` CLI: import, patients, timeline, report, history, correct, confirm.
+"""Records subcommands of the ``workstation`` CLI: import, patients, timeline, report, history, correct, confirm,
+calibrate.
 
 ``register(subparsers)`` adds them to the main parser (``workstation.cli`` wires it). Each command opens the
 records of ``--data-dir`` (default: the per-user data folder, or ``WORKSTATION_DATA_DIR``). Errors a user can
@@ -172,7 +173,7 @@ def cmd_history(args) -> int:
         _emit_json(events)
         return 0
     for e in events:
-        if e["event"] in ("import", "analysis"):
+        if e["event"] in ("import", "analysis", "calibration"):
             print(f"{e['when']}  {e['event']:<12} {e['by'] or '':<16} {e['detail']}")
         else:
             print(f"{e['when']}  {e['event']:<12} {e['by']:<16} #{e['id']} frame {_fmt(e['frame_index'], digits=0)}  "
@@ -218,6 +219,51 @@ def cmd_confirm(args) -> int:
     with _records(args) as records:
         measurement = confirm(records, args.exam, args.user, args.note)
     return _show_measurement(measurement, args.json)
+
+
+def cmd_calibrate(args) -> int:
+    """Set an exam's manual calibration, go back to the file's, or (neither given) show the calibration in force."""
+    from workstation.records.calibration import set_exam_calibration
+
+    setting = args.mm_per_px is not None or args.file_calibration
+    if setting and not (args.user or "").strip():
+        raise RecordsError("--user is needed: a calibration is recorded under the name of who set it")
+    if not setting and (args.user or args.detail or args.note):
+        raise RecordsError("give --mm-per-px X or --file-calibration to change the calibration; without either, "
+                           "calibrate only shows the calibration in force")
+    with _records(args) as records:
+        exam = records.exam(args.exam)
+        change = None
+        if setting:
+            change = set_exam_calibration(records, args.exam, args.mm_per_px, args.user, args.detail, note=args.note)
+        current = records.current_calibration(exam.id)
+        history = records.calibrations(exam.id)
+    if args.json:
+        _emit_json({"exam_id": exam.id, "file_calibration_source": exam.calibration_source,
+                    "calibration": None if current is None else current.to_json(),
+                    "manual": current is not None and current.is_manual,
+                    "history": [c.to_json() for c in history],
+                    **({} if change is None else {"changed": change.calibration is not None,
+                                                  "measurements": [m.to_json() for m in change.measurements]})})
+        return 0
+    if change is not None and change.calibration is None:
+        print(f"exam {exam.id}: that calibration is in force already; nothing changed")
+    if current is not None and current.is_manual:
+        print(f"exam {exam.id}: {current.describe()} (the file's own: {exam.calibration_source})")
+    else:
+        back = "" if current is None else f"; {current.describe()}"
+        print(f"exam {exam.id}: the file's own calibration ({exam.calibration_source}){back}")
+    for m in [] if change is None else change.measurements:
+        print(f"  measured again: #{m.id} {m.kind} by {m.by}, frame {m.frame_index}: AoP {_fmt(m.aop_deg, ' deg')}, "
+              f"HSD {describe_hsd(m.hsd_mm, m.hsd_px, m.reasons.get('hsd_mm'))} ({m.calibration_source})")
+    return 0
+
+
+def _mm_per_px(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (mm per pixel, e.g. 0.25)") from None
 
 
 def register(subparsers) -> None:
@@ -281,5 +327,17 @@ def register(subparsers) -> None:
     p = records_parser("confirm", "a person confirms the exam's current value", cmd_confirm)
     p.add_argument("--exam", type=int, required=True)
     p.add_argument("--user", required=True, help="who confirms")
+    p.add_argument("--note", help="kept in the audit trail")
+    p.add_argument("--json", action="store_true")
+
+    p = records_parser("calibrate", "an exam's manual calibration: set it, go back to the file's, or show it "
+                                    "(the exam's values on record are measured again in it)", cmd_calibrate)
+    p.add_argument("--exam", type=int, required=True)
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--mm-per-px", type=_mm_per_px, help="the manual scale: mm per pixel (above 0, below 10)")
+    which.add_argument("--file-calibration", action="store_true",
+                       help="drop the manual calibration: back to what the file says (kept in the history)")
+    p.add_argument("--user", help="who sets it (needed to change it)")
+    p.add_argument("--detail", help="how the scale was taken, e.g. '50 mm over 200 px on the depth scale'")
     p.add_argument("--note", help="kept in the audit trail")
     p.add_argument("--json", action="store_true")

@@ -7,8 +7,8 @@ Durability choices (a labour ward record must survive a killed process or a pull
 * Foreign keys on: no exam without its labour, no measurement without its exam.
 * Schema versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` is applied in order, each step in its
   own transaction together with the version bump, so a crash mid-migration leaves the previous version.
-* Measurements, analyses and per-frame results are append-only: triggers refuse UPDATE and DELETE, so a
-  correction can only ever be a new row and the audit trail cannot be rewritten by a bug.
+* Measurements, analyses, per-frame results and exam calibrations are append-only: triggers refuse UPDATE and
+  DELETE, so a correction can only ever be a new row and the audit trail cannot be rewritten by a bug.
 * The database file is created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the
   database file's permissions.
 * A damaged file (truncated, overwritten, not SQLite at all, or emptied while the scans it indexed are still
@@ -165,6 +165,24 @@ MIGRATIONS: list[list[str]] = [
         *_append_only("analyses"),
         *_append_only("frame_results"),
         *_append_only("measurements"),
+    ],
+    [
+        # Version 2: an exam's calibration as a person set it (a manual scale drawn on the depth scale or entered
+        # headless), or a return to the file's own; the latest row is in force (none: the file's). Append-only like
+        # the measurements, so who set which scale and when stays on record.
+        """CREATE TABLE exam_calibrations (
+            id INTEGER PRIMARY KEY,
+            exam_id INTEGER NOT NULL REFERENCES exams(id),
+            kind TEXT NOT NULL CHECK (kind IN ('manual', 'file')),
+            mm_per_px REAL CHECK ((kind = 'manual' AND mm_per_px > 0) OR (kind = 'file' AND mm_per_px IS NULL)),
+            detail TEXT,                    -- e.g. "drawn on the depth scale by Dr A: 50 mm over 200.0 px, ..."
+            by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            after_measurement_id INTEGER REFERENCES measurements(id),  -- the exam's latest row then (history order)
+            note TEXT
+        )""",
+        "CREATE INDEX exam_calibrations_exam ON exam_calibrations(exam_id, id)",
+        *_append_only("exam_calibrations"),
     ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,9 +1,10 @@
 """A person's review of an exam's measurement: a correction (edited geometry) or a confirmation.
 
 A correction goes through ``workstation.cine_review.recompute_json`` (``workstation.measure.recompute`` and the
-pipeline's plane rule) with the exam's own calibration and the frame's class from its latest analysis: the same
-path the GUI's calipers take, so a value corrected headless equals one corrected on screen. Each review is a new
-measurement row that names the row it acted on (``supersedes_id``); nothing is overwritten.
+pipeline's plane rule) with the exam's calibration in force (a manual one set on it, else the file's:
+``workstation.records.calibration``) and the frame's class from its latest analysis: the same path the GUI's
+calipers take, so a value corrected headless equals one corrected on screen. Each review is a new measurement row
+that names the row it acted on (``supersedes_id``); nothing is overwritten.
 
 Partial geometry: the parts given replace those of the current measurement when it is on the same frame;
 parts not given are kept from it. An ``aop`` given without a ``ps_axis`` moves the PS axis with it (the AoP
@@ -35,8 +36,8 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
             note: str | None = None) -> Measurement:
     """A person's correction: values recomputed from ``geometry`` (frame-pixel points) on frame ``frame_index``."""
     from workstation.cine_review import recompute_json
-    from workstation.io import load
     from workstation.measure import Geometry
+    from workstation.records.calibration import load_exam
 
     exam = records.exam(exam_id)
     if not 0 <= frame_index < exam.n_frames:
@@ -52,7 +53,7 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # MeasurementRefused: ValueError
         raise RecordsError(f"the geometry JSON is not usable: {_why(exc)}") from None
     analysed = _analysed_frame(records, exam_id, frame_index)
-    cine = load(records.file_path(exam))
+    cine = load_exam(records, exam)  # with the exam's calibration in force: a manual one set on it, else the file's
     try:
         _check_on_frame(edited, cine.frame_shape)
         # A refused construction comes back as values of None with the reason, reported just below.
@@ -86,7 +87,9 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
     step = "undo" if review.get("change") == "undo" else "redo"
     if target is not None and target.kind == AI:
         # Back to the AI's value as it was on record (its own frame: the AI's chosen one, which need not be the
-        # frame undone, so that a step and its undo leave the exam's point on the timeline where it was).
+        # frame undone, so that a step and its undo leave the exam's point on the timeline where it was), in the
+        # calibration in force: measured again since by a calibration set on the exam, that row.
+        target = _measured_again(records, target)
         if current is not None and current.kind == AI and _same_values(target, current) \
                 and current.frame_index == target.frame_index:
             return None  # that AI value is current already
@@ -130,6 +133,14 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
         note += f"; {current.kind} by {current.by} withdrawn"
     return records.add_measurement(exam_id, target.kind, target.by, values, supersedes_id=None if current is None
                                    else current.id, note=note, **fields)
+
+
+def _measured_again(records: Records, ai: Measurement) -> Measurement:
+    """The latest AI row of the same geometry on the same frame as ``ai`` (the AI's value measured again by a
+    calibration set since, ``workstation.records.calibration``), or ``ai`` itself."""
+    later = [m for m in records.measurements(ai.exam_id) if m.kind == AI and m.id > ai.id
+             and m.frame_index == ai.frame_index and m.geometry == ai.geometry]
+    return later[-1] if later else ai
 
 
 def _why(exc: Exception) -> str:
@@ -195,15 +206,8 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
     current = records.current_measurement(exam_id)
     if current is None or current.kind == AI or current.frame_index is None:
         return None
-    corrected = current if current.kind == CORRECTION else None
+    corrected = current if current.kind == CORRECTION else accepted_correction(records, current)
     confirmed = current if current.kind == CONFIRMATION else None
-    row = current
-    while corrected is None and row.kind == CONFIRMATION and row.supersedes_id is not None:
-        row = records.measurement(row.supersedes_id)  # what was current when it was confirmed
-        if row.kind == AI or row.frame_index != current.frame_index or not _same_values(row, current):
-            break  # the confirmation accepted other values (the AI's, another frame's): no correction of them
-        if row.kind == CORRECTION:
-            corrected = row
     if corrected is not None and not corrected.geometry:
         corrected = None  # nothing a viewer could draw; the values are then checked against the AI's
     return {"measurement_id": current.id, "frame_index": current.frame_index, "kind": current.kind,
@@ -215,6 +219,19 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
             "corrected_at": None if corrected is None else corrected.created_at,
             "confirmed_by": None if confirmed is None else confirmed.by,
             "confirmed_at": None if confirmed is None else confirmed.created_at}
+
+
+def accepted_correction(records: Records, confirmation: Measurement) -> Measurement | None:
+    """The correction a confirmation accepted: the correction it superseded (through other confirmations) on the same
+    frame with the same values; None when it accepted other values (the AI's, another frame's)."""
+    row = confirmation
+    while row.kind == CONFIRMATION and row.supersedes_id is not None:
+        row = records.measurement(row.supersedes_id)  # what was current when it was confirmed
+        if row.kind == AI or row.frame_index != confirmation.frame_index or not _same_values(row, confirmation):
+            return None  # the confirmation accepted other values (the AI's, another frame's): no correction of them
+        if row.kind == CORRECTION:
+            return row
+    return None
 
 
 def _same_values(a: Measurement, b: Measurement) -> bool:

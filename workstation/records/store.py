@@ -217,6 +217,53 @@ class Measurement:
         return out
 
 
+MANUAL, FILE = "manual", "file"  # an exam calibration's kinds: a person's scale, or the file's own again
+
+
+def checked_mm_per_px(mm_per_px) -> float:
+    """A manual scale as a number the calibration accepts (``Calibration.manual_mm_per_px``'s rule: above 0, below
+    10), else a one-line :class:`RecordsError`."""
+    from workstation.calibration import Calibration
+
+    try:
+        value = float(mm_per_px)
+        Calibration.manual_mm_per_px(value)
+    except (TypeError, ValueError):
+        raise RecordsError(f"a manual calibration must be a positive mm-per-pixel value below 10, got "
+                           f"{mm_per_px!r}") from None
+    return value
+
+
+@dataclass(frozen=True)
+class ExamCalibration:
+    """A calibration a person set on an exam: ``kind`` "manual" (``mm_per_px``, with the ``detail`` of how it was
+    taken) or "file" (back to the file's own scale). The exam's latest row is in force; without one, the file's."""
+
+    id: int
+    exam_id: int
+    kind: str
+    mm_per_px: float | None
+    detail: str | None
+    by: str
+    created_at: str
+    after_measurement_id: int | None = None  # the exam's latest measurement row when it was set (orders the history)
+    note: str | None = None
+
+    @property
+    def is_manual(self) -> bool:
+        return self.kind == MANUAL
+
+    def describe(self) -> str:
+        """One line for a table or a terminal: the scale, how it was taken, who set it and when."""
+        what = (f"manual {self.mm_per_px:.4f} mm/px" + (f" ({self.detail})" if self.detail else "")
+                if self.is_manual else "the file's own calibration again" + (f" ({self.detail})" if self.detail
+                                                                             else ""))
+        return f"{what}, set by {self.by} at {self.created_at}"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
 class Records:
     """The records of one data folder. Safe to share between threads (one lock around the connection)."""
 
@@ -538,8 +585,50 @@ class Records:
         rows = [m for m in self.measurements(exam_id) if m.kind == AI]
         return rows[-1] if rows else None
 
+    # -- calibrations ------------------------------------------------------------------------------------
+    def add_calibration(self, exam_id: int, kind: str, by: str, *, mm_per_px: float | None = None,
+                        detail: str | None = None, note: str | None = None) -> ExamCalibration:
+        """Append one calibration row (see :class:`ExamCalibration`); its values are checked, never re-measured here
+        (``workstation.records.calibration.set_exam_calibration`` does both)."""
+        if kind not in (MANUAL, FILE):
+            raise RecordsError(f"unknown calibration kind {kind!r} (manual or file)")
+        if not by or not by.strip():
+            raise RecordsError("a calibration needs who set it (a user name)")
+        if kind == MANUAL:
+            mm_per_px = checked_mm_per_px(mm_per_px)
+        elif mm_per_px is not None:
+            raise RecordsError("the file's calibration takes no mm-per-pixel value")
+        with self.transaction() as conn:
+            self.exam(exam_id)
+            after = conn.execute("SELECT max(id) FROM measurements WHERE exam_id = ?", (exam_id,)).fetchone()[0]
+            cursor = conn.execute(
+                "INSERT INTO exam_calibrations (exam_id, kind, mm_per_px, detail, by, created_at, after_measurement_id,"
+                " note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (exam_id, kind, mm_per_px, (detail or "").strip() or None, by.strip(), now_iso(), after, note))
+            return self._calibration(self._row("SELECT * FROM exam_calibrations WHERE id = ?", (cursor.lastrowid,)))
+
+    @staticmethod
+    def _calibration(row: sqlite3.Row) -> ExamCalibration:
+        return ExamCalibration(**dict(row))
+
+    def calibrations(self, exam_id: int) -> list[ExamCalibration]:
+        """Every calibration a person set on the exam, oldest first."""
+        return [self._calibration(r) for r in self._rows("SELECT * FROM exam_calibrations WHERE exam_id = ? "
+                                                         "ORDER BY id", (exam_id,))]
+
+    def current_calibration(self, exam_id: int) -> ExamCalibration | None:
+        """The exam's latest calibration row (manual, or the file's again); None when nobody set one."""
+        row = self._row("SELECT * FROM exam_calibrations WHERE exam_id = ? ORDER BY id DESC LIMIT 1", (exam_id,))
+        return None if row is None else self._calibration(row)
+
+    def manual_calibration(self, exam_id: int) -> ExamCalibration | None:
+        """The manual calibration in force on the exam, or None when the file's own is (never set, or set back)."""
+        current = self.current_calibration(exam_id)
+        return current if current is not None and current.is_manual else None
+
     def history(self, exam_id: int) -> list[dict]:
-        """The exam's audit trail, oldest first: its import, each analysis and each measurement row."""
+        """The exam's audit trail, oldest first: its import, each analysis, each calibration a person set and each
+        measurement row."""
         exam = self.exam(exam_id)
         events = [{"when": exam.imported_at, "event": "import", "by": None, "id": exam.id,
                    "detail": f"{exam.original_path} (sha256 {exam.file_sha256[:12]}), acquired "
@@ -548,10 +637,22 @@ class Records:
             placeholder = " [PLACEHOLDER model]" if a.model_placeholder else ""
             events.append({"when": a.analyzed_at, "event": "analysis", "by": f"{a.model_name} {a.model_version}",
                            "id": a.id, "detail": (a.why or "") + placeholder})
+        calibrations = self.calibrations(exam_id)
+
+        def calibrations_before(measurement_id: int | None) -> None:
+            # The calibrations set before that measurement row (None: all left), in the order they were written.
+            while calibrations and (measurement_id is None
+                                    or (calibrations[0].after_measurement_id or 0) < measurement_id):
+                c = calibrations.pop(0)
+                events.append({"when": c.created_at, "event": "calibration", "by": c.by, "id": c.id,
+                               "detail": c.describe(), "kind": c.kind, "mm_per_px": c.mm_per_px, "note": c.note})
+
         for m in self.measurements(exam_id):
+            calibrations_before(m.id)
             event = m.to_json()
             event.pop("geometry")
             events.append({"when": m.created_at, "event": m.kind, **event})
+        calibrations_before(None)
         # Chronological (a re-analysis may follow a correction); the sort is stable for same-second rows.
         events.sort(key=lambda e: datetime.fromisoformat(e["when"]).timestamp())
         return events

@@ -1,0 +1,262 @@
+"""An exam's calibration in the records: a manual scale a person set on it, kept with the exam until they change it.
+
+A manual calibration (the viewer's line on the depth scale, or ``workstation calibrate --mm-per-px``) is a row of
+``exam_calibrations`` with who, when and how it was taken; a return to the file's own scale is a row too, so the
+history keeps every scale that was in force. Whatever reads a stored exam measures it with the calibration in force
+(:func:`exam_calibration`, :func:`load_exam`): the viewer opening it, a headless correction, ``analyze --exam``.
+
+Setting one (:func:`set_exam_calibration`) also measures the exam's values on record again in the new mm, as the
+viewer does on screen, so that the timeline and the reports show the same mm as the viewer:
+
+* the latest AI row, from its own geometry (and the analysis' per-frame result where it is kept, so that head
+  biometry the AI withheld stays withheld): a new AI row, which never displaces a person's value;
+* a person's correction in force: a new correction row under the corrector's name, in the new mm;
+* a person's confirmation in force whose values the new scale changes: withdrawn, since nobody accepted these
+  values (the correction it accepted stands in the new mm, else the AI's value).
+
+Rows only: nothing is overwritten, and a row whose values and scale do not change is not written again.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+from workstation.calibration import Calibration
+from workstation.records.database import RecordsError
+from workstation.records.store import (AI, CONFIRMATION, CORRECTION, FILE, MANUAL, VALUE_KEYS, Exam,
+                                       ExamCalibration, Measurement, Records, checked_mm_per_px)
+
+
+@dataclass(frozen=True)
+class CalibrationChange:
+    """What :func:`set_exam_calibration` wrote: the calibration row (None: that calibration was in force already,
+    nothing written) and the measurement rows measured again in it."""
+
+    calibration: ExamCalibration | None
+    measurements: list[Measurement] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"calibration": None if self.calibration is None else self.calibration.to_json(),
+                "measurements": [m.to_json() for m in self.measurements]}
+
+
+def exam_calibration(records: Records, exam_id: int, file_calibration: Calibration) -> Calibration:
+    """The calibration in force on the exam: the manual one set on it, over the file's (whose ultrasound regions
+    still refuse a line on a Doppler strip or across two images), else the file's own."""
+    manual = records.manual_calibration(exam_id)
+    if manual is None:
+        return file_calibration
+    try:
+        return file_calibration.with_manual(manual.mm_per_px, manual.detail or f"set by {manual.by}")
+    except ValueError as exc:  # the database refuses such rows; a hand-edited one is named, not applied silently
+        raise RecordsError(f"exam {exam_id}: the manual calibration on record (#{manual.id}) cannot be used: "
+                           f"{exc}") from None
+
+
+def load_exam(records: Records, exam: Exam | int):
+    """The exam's stored scan as a ``Cine`` with the exam's calibration in force (see :func:`exam_calibration`)."""
+    from workstation.io import load
+
+    exam = records.exam(exam) if isinstance(exam, int) else exam
+    cine = load(records.file_path(exam))
+    try:
+        cine.calibration = exam_calibration(records, exam.id, cine.calibration)
+    except BaseException:
+        cine.close()
+        raise
+    return cine
+
+
+def _file_calibration(records: Records, exam: Exam) -> Calibration:
+    from workstation.io import load
+
+    cine = load(records.file_path(exam))
+    try:
+        return cine.calibration
+    finally:
+        cine.close()
+
+
+def set_exam_calibration(records: Records, exam_id: int, mm_per_px: float | None, user: str,
+                         detail: str | None = None, *, note: str | None = None,
+                         file_calibration: Calibration | None = None) -> CalibrationChange:
+    """Set the exam's manual calibration (``mm_per_px``), or go back to the file's own (``mm_per_px`` None), as
+    ``user``; the exam's values on record are measured again in it (see the module docstring), all in one
+    transaction. ``detail`` says how the scale was taken (default: entered by ``user``); ``file_calibration`` is the
+    file's own (read from the stored scan when not given). Nothing is written when that calibration is in force
+    already."""
+    user = (user or "").strip()
+    if not user:
+        raise RecordsError("a calibration needs who set it (a user name)")
+    exam = records.exam(exam_id)
+    if mm_per_px is not None:
+        mm_per_px = checked_mm_per_px(mm_per_px)
+        detail = (detail or "").strip() or f"entered by {user}"
+        if user not in detail:  # the panel and reports show the detail: it names who set the scale
+            detail = f"{detail}, entered by {user}"
+    if file_calibration is None:
+        file_calibration = _file_calibration(records, exam)
+    if mm_per_px is None:
+        calibration = file_calibration
+        detail = (detail or "").strip() or f"{file_calibration.source}"
+    else:
+        calibration = file_calibration.with_manual(mm_per_px, detail)
+    with records.transaction():
+        current = records.current_calibration(exam_id)
+        if mm_per_px is None and (current is None or not current.is_manual):
+            return CalibrationChange(None)
+        if (mm_per_px is not None and current is not None and current.is_manual and current.detail == detail
+                and math.isclose(current.mm_per_px, mm_per_px, rel_tol=1e-12)):
+            return CalibrationChange(None)
+        row = records.add_calibration(exam_id, MANUAL if mm_per_px is not None else FILE, user,
+                                      mm_per_px=mm_per_px, detail=detail, note=note)
+        return CalibrationChange(row, _measure_again(records, exam, calibration, row))
+
+
+# -- measuring the values on record again ------------------------------------------------------------------------
+def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: ExamCalibration) -> list[Measurement]:
+    scale = "manual" if row.is_manual else f"file's ({calibration.source})"
+    by_whom = f"the {scale} calibration set by {row.by}"
+    added: list[Measurement] = []
+    current = records.current_measurement(exam.id)
+    ai = records.latest_ai_measurement(exam.id)
+    withdrawn_by_ai = None  # a confirmation of the AI's values that the new scale changes
+    if current is not None and current.kind == CONFIRMATION and current.geometry:
+        accepted = _accepted_correction(records, current)
+        if accepted is None and _shown_differently(current, _ai_again(records, exam, current, calibration)):
+            withdrawn_by_ai = current
+    if ai is not None and ai.geometry:
+        again = _ai_again(records, exam, ai, calibration)
+        same_as_withdrawal = (withdrawn_by_ai is not None and withdrawn_by_ai.frame_index == ai.frame_index
+                              and withdrawn_by_ai.geometry == ai.geometry)
+        if _changed(ai, again) and not same_as_withdrawal:
+            added.append(records.add_measurement(
+                exam.id, AI, ai.by, again, analysis_id=ai.analysis_id, frame_index=ai.frame_index, time_s=ai.time_s,
+                uncertainty=ai.uncertainty, calibration_source=again["calibration"]["source"],
+                reasons=again.get("reasons"), note=f"the AI value measured again with {by_whom}"))
+    if current is None or current.kind == AI or not current.geometry:
+        return added
+    if current.kind == CORRECTION:
+        again = _person_again(records, exam, current.geometry, current, calibration)
+        if _changed(current, again):
+            added.append(_add_like(records, current, CORRECTION, current.by, again, current.id,
+                                   f"correction by {current.by} measured again with {by_whom}"))
+        return added
+    accepted = _accepted_correction(records, current)
+    if accepted is not None:
+        again = _person_again(records, exam, accepted.geometry, current, calibration)
+        if _shown_differently(current, again):
+            added.append(_add_like(records, current, CORRECTION, accepted.by, again, current.id,
+                                   f"correction by {accepted.by} measured again with {by_whom}; confirmation by "
+                                   f"{current.by} withdrawn (its values changed)"))
+    elif withdrawn_by_ai is not None:
+        again = _ai_again(records, exam, current, calibration)
+        added.append(_add_like(records, current, AI, ai.by if ai is not None else _model_of(records, exam.id), again,
+                               current.id, f"confirmation by {current.by} withdrawn: {by_whom} changed its values; "
+                                           "the AI value stands"))
+    return added
+
+
+def _add_like(records: Records, like: Measurement, kind: str, by: str, values: dict, supersedes_id: int,
+              note: str) -> Measurement:
+    """A row of ``values`` on ``like``'s frame (its time and the AI's uncertainty there)."""
+    return records.add_measurement(
+        like.exam_id, kind, by, values, supersedes_id=supersedes_id, frame_index=like.frame_index,
+        analysis_id=like.analysis_id if kind == AI else None,
+        time_s=like.time_s, uncertainty=like.uncertainty, calibration_source=values["calibration"]["source"],
+        reasons=values.get("reasons"), note=note)
+
+
+def _model_of(records: Records, exam_id: int) -> str:
+    analysis = records.latest_analysis(exam_id)
+    return "AI" if analysis is None else f"{analysis.model_name} {analysis.model_version}"
+
+
+def _accepted_correction(records: Records, confirmation: Measurement) -> Measurement | None:
+    """The correction a confirmation accepted (as ``recorded_review`` finds it), or None: it accepted the AI's."""
+    from workstation.records.review import accepted_correction
+
+    return accepted_correction(records, confirmation)
+
+
+def _row_json(row: Measurement) -> dict:
+    return {**{key: getattr(row, key) for key in VALUE_KEYS}, "geometry": copy.deepcopy(row.geometry),
+            "reasons": dict(row.reasons or {}), "calibration": {"source": row.calibration_source, "detail": None}}
+
+
+def _frame_of(records: Records, exam_id: int, row: Measurement) -> dict:
+    """The analysis' per-frame result on ``row``'s frame (its own analysis first, else the latest); empty if none."""
+    if row.analysis_id is not None:
+        frame = records.frame_result(row.analysis_id, row.frame_index)
+        if frame is not None:
+            return frame
+    analysis = records.latest_analysis(exam_id)
+    if analysis is None or row.frame_index is None:
+        return {}
+    return records.frame_result(analysis.id, row.frame_index) or {}
+
+
+def _person_again(records: Records, exam: Exam, geometry: dict, row: Measurement, calibration: Calibration) -> dict:
+    """A person's geometry measured with ``calibration``: ``recompute_json`` and the frame's plane class, the
+    viewer's and ``correct``'s path."""
+    from workstation.cine_review import recompute_json
+
+    frame_class = _frame_of(records, exam.id, row).get("frame_class")
+    measured = recompute_json(geometry, calibration, exam.frame_shape, frame_class, _row_json(row))
+    return measured if frame_class is not None else _keep_absent(measured, row)
+
+
+def _ai_again(records: Records, exam: Exam, row: Measurement, calibration: Calibration) -> dict:
+    """The AI's values of ``row`` (an AI row, or a confirmation of the AI's values) measured with ``calibration``.
+
+    Where the analysis' per-frame result of that geometry is kept, it is recalibrated as the viewer recalibrates
+    the AI's values (``FrameMeasurementState.recalibrate``: head biometry the AI withheld stays withheld). Without
+    it, from the row itself (:func:`_keep_absent`)."""
+    from workstation.cine_review import FrameMeasurementState, recompute_json
+
+    frame = _frame_of(records, exam.id, row)
+    if frame and frame.get("geometry") == row.geometry:
+        state = FrameMeasurementState(row.frame_index, frame.get("frame_class"), float(frame.get("uncertainty") or 0.0),
+                                      copy.deepcopy(frame))
+        state.recalibrate(calibration, exam.frame_shape)
+        return state.ai
+    measured = recompute_json(row.geometry, calibration, exam.frame_shape, frame.get("frame_class"), _row_json(row))
+    return _keep_absent(measured, row)
+
+
+def _keep_absent(measured: dict, row: Measurement) -> dict:
+    """Without the analysis' word on the frame (its plane class, what the AI withheld), a new scale only turns
+    pixels into mm: a value the row did not have stays absent, with its reason, except an HSD's mm beside its
+    pixels."""
+    for key in VALUE_KEYS:
+        if getattr(row, key) is None and not (key == "hsd_mm" and row.hsd_px is not None):
+            measured[key] = None
+            if key in (row.reasons or {}):
+                measured.setdefault("reasons", {})[key] = row.reasons[key]
+    return measured
+
+
+def _close(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def _changed(row: Measurement, values: dict) -> bool:
+    """Whether ``values`` differ from the row's at all, or rest on another scale."""
+    return (any(not _close(getattr(row, key), values.get(key)) for key in VALUE_KEYS)
+            or row.calibration_source != values["calibration"]["source"])
+
+
+def _shown_differently(row: Measurement, values: dict) -> bool:
+    """Whether a person would see other values than the row's (the viewer's rule for an acceptance to hold: a value
+    appears or goes, or moves by its last shown digit)."""
+    for key in VALUE_KEYS:
+        old, new = getattr(row, key), values.get(key)
+        if (old is None) != (new is None) or (old is not None and abs(float(new) - float(old)) >= 0.05):
+            return True
+    return False
+
+
+__all__ = ["CalibrationChange", "exam_calibration", "load_exam", "set_exam_calibration"]
