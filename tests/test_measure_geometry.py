@@ -27,21 +27,22 @@ def unit(angle_deg: float) -> np.ndarray:
     return np.array([math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))])
 
 
-def grid(shape):
+def grid(shape, aspect: float = 1.0):
+    """Pixel centres in units of a column's width; a row is ``aspect`` columns tall (non-square pixels)."""
     ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
-    return xs.astype(float), ys.astype(float)
+    return xs.astype(float), ys.astype(float) * aspect
 
 
-def draw_rectangle(labels, centre, axis_deg, length, width, value):
-    xs, ys = grid(labels.shape)
+def draw_rectangle(labels, centre, axis_deg, length, width, value, aspect: float = 1.0):
+    xs, ys = grid(labels.shape, aspect)
     e = unit(axis_deg)
     along = (xs - centre[0]) * e[0] + (ys - centre[1]) * e[1]
     across = -(xs - centre[0]) * e[1] + (ys - centre[1]) * e[0]
     labels[(np.abs(along) <= length / 2) & (np.abs(across) <= width / 2)] = value
 
 
-def draw_ellipse(labels, centre, a, b, angle_deg, value):
-    xs, ys = grid(labels.shape)
+def draw_ellipse(labels, centre, a, b, angle_deg, value, aspect: float = 1.0):
+    xs, ys = grid(labels.shape, aspect)
     e = unit(angle_deg)
     u = (xs - centre[0]) * e[0] + (ys - centre[1]) * e[1]
     v = -(xs - centre[0]) * e[1] + (ys - centre[1]) * e[0]
@@ -51,16 +52,18 @@ def draw_ellipse(labels, centre, a, b, angle_deg, value):
 PS_LENGTH, PS_WIDTH, HEAD_DISTANCE, HEAD_RADIUS = 80.0, 16.0, 150.0, 70.0
 
 
-def transperineal_scene(axis_deg: float, head_turn_deg: float, shape=(500, 500)):
+def transperineal_scene(axis_deg: float, head_turn_deg: float, shape=(500, 500), aspect: float = 1.0):
     """A PS rectangle with its inferior end at the frame centre and a round head whose centre lies at
-    ``HEAD_DISTANCE`` from that end, ``head_turn_deg`` away from the ray to the superior end."""
+    ``HEAD_DISTANCE`` from that end, ``head_turn_deg`` away from the ray to the superior end. With ``aspect`` the
+    scene is drawn in the patient on pixels whose rows are ``aspect`` times as tall as their columns are wide; the
+    points returned are in the patient (column widths)."""
     labels = np.zeros(shape, np.uint8)
-    inferior = np.array([shape[1] / 2, shape[0] / 2])
+    inferior = np.array([shape[1] / 2, shape[0] / 2 * aspect])
     to_superior = unit(axis_deg)
     superior = inferior + PS_LENGTH * to_superior
-    draw_rectangle(labels, (inferior + superior) / 2, axis_deg, PS_LENGTH, PS_WIDTH, 1)
+    draw_rectangle(labels, (inferior + superior) / 2, axis_deg, PS_LENGTH, PS_WIDTH, 1, aspect)
     head_centre = inferior + HEAD_DISTANCE * unit(axis_deg + head_turn_deg)
-    draw_ellipse(labels, head_centre, HEAD_RADIUS, HEAD_RADIUS, 0.0, 2)
+    draw_ellipse(labels, head_centre, HEAD_RADIUS, HEAD_RADIUS, 0.0, 2, aspect)
     return labels, inferior, superior, head_centre
 
 
@@ -100,6 +103,37 @@ def test_hsd_along_the_perpendicular_matches_the_analytic_chord(axis_deg, head_t
     start, end = np.array(m.geometry.hsd.start), np.array(m.geometry.hsd.end)
     ps = np.array(m.geometry.ps_axis.superior) - np.array(m.geometry.ps_axis.inferior)
     assert abs(np.dot(end - start, ps)) / (np.hypot(*ps) * np.hypot(*(end - start))) < 1e-6  # perpendicular
+
+
+@pytest.mark.parametrize("axis_deg,head_turn_deg", [(30, -105), (220, 110), (300, -100)])  # perpendicular meets the head
+@pytest.mark.parametrize("aspect", [1.25, 0.8])
+def test_aop_and_hsd_on_non_square_pixels_are_built_in_the_patient(axis_deg, head_turn_deg, aspect):
+    # Rows `aspect` times as tall as columns: a scanner file whose region gives different mm per row and column.
+    # The angle and the perpendicular must be the patient's, not the pixel grid's.
+    labels, _, _, _ = transperineal_scene(axis_deg, head_turn_deg, shape=(int(500 / aspect), 500), aspect=aspect)
+    mm_per_column = 0.2
+    calibration = Calibration(pixel_spacing=Scale(mm_per_column, mm_per_column * aspect, "pixel_spacing"))
+    m = measure_labelmap(labels, calibration)
+    expected_aop = abs(head_turn_deg) + math.degrees(math.asin(HEAD_RADIUS / HEAD_DISTANCE))
+    assert m.pixel_aspect == pytest.approx(aspect)
+    assert m.aop_deg == pytest.approx(expected_aop, abs=0.6)
+    assert abs(measure_labelmap(labels).aop_deg - expected_aop) > 2.0  # on the pixel grid the angle is another
+    ahead = HEAD_DISTANCE * abs(math.sin(math.radians(head_turn_deg)))
+    aside = HEAD_DISTANCE * abs(math.cos(math.radians(head_turn_deg)))
+    assert m.hsd_method == "perpendicular"
+    assert m.hsd_mm == pytest.approx((ahead - math.sqrt(HEAD_RADIUS ** 2 - aside ** 2)) * mm_per_column, abs=0.25)
+    # The geometry stays in pixels and recomputing it (as an edit does) gives the same values.
+    again = recompute(m.geometry, calibration, labels.shape)
+    assert again.aop_deg == pytest.approx(m.aop_deg) and again.hsd_mm == pytest.approx(m.hsd_mm)
+    assert again.pixel_aspect == pytest.approx(aspect)
+
+
+def test_square_pixels_within_the_tolerance_keep_the_pixel_construction():
+    labels, _, _, _ = transperineal_scene(30, -105)
+    nearly_square = Calibration(pixel_spacing=Scale(0.2, 0.2004, "pixel_spacing"))
+    m = measure_labelmap(labels, nearly_square)
+    assert m.pixel_aspect == 1.0 and m.aop_deg == measure_labelmap(labels).aop_deg
+    assert m.to_json()["pixel_aspect"] == 1.0
 
 
 def test_hsd_falls_back_to_the_nearest_head_point_when_the_perpendicular_misses():

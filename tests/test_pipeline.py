@@ -9,6 +9,7 @@ import pytest
 
 from conftest import shared_path
 from model_fixtures import build_tiny_onnx, write_manifest
+from workstation.calibration import Calibration, Scale
 from workstation.inference.engine import load_model
 from workstation.inference.pipeline import analyze_cine, choose_frame, entropy_map, iter_frame_results
 from workstation.io import Cine
@@ -227,3 +228,28 @@ def test_on_real_hc18_frames_the_outline_correction_takes_the_learnt_bias_off_th
     assert np.median(signed["uncorrected"]) > 0.4  # the bias the rule is for
     assert abs(np.median(signed["corrected"])) < 0.3
     assert np.mean(np.abs(signed["corrected"])) < np.mean(np.abs(signed["uncorrected"]))
+
+
+def test_a_file_with_non_square_pixels_gives_the_values_of_the_same_scan_with_square_ones():
+    # The same synthetic scan, once on square pixels and once with its rows squeezed to 0.9 (a scale with 1/0.9 times
+    # the mm per row): the model must see the anatomy in its true shape and the AoP and HSD be built in the patient.
+    synthetic = make_transperineal_cine(n_frames=4, shape=(480, 640), seed=3)
+    mm = synthetic.mm_per_px
+    squeezed_frames = np.stack([cv2.resize(f, (640, 432), interpolation=cv2.INTER_AREA) for f in synthetic.frames])
+    model = load_model(device="cpu", threads=2)
+
+    def values(frames, mm_per_row):
+        cine = Cine.from_arrays(frames, frame_time_ms=40.0,
+                                calibration=Calibration(pixel_spacing=Scale(mm, mm_per_row, "pixel_spacing")))
+        frames_json = analyze_cine(cine, model)["frames"]
+        return np.array([[f["aop_deg"], f["hsd_mm"]] for f in frames_json], dtype=float)
+
+    square = values(synthetic.frames, mm)
+    squeezed = values(squeezed_frames, mm / 0.9)
+    assert not np.isnan(square).any() and not np.isnan(squeezed).any()
+    assert np.abs(squeezed[:, 0] - square[:, 0]).mean() < 1.5  # deg
+    assert np.abs(squeezed[:, 1] - square[:, 1]).mean() < 0.5  # mm
+    # Read as square pixels (the file's scale ignored for the shape), the squeezed scan loses its AoP or measures
+    # another one: what this test guards against.
+    off = np.abs(values(squeezed_frames, mm)[:, 0] - square[:, 0])
+    assert (np.isnan(off) | (off > 2.0)).sum() >= 2

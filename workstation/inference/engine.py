@@ -235,12 +235,13 @@ class Model:
         values = self.session.run(self._output_names, {self.manifest.input_name: batch})
         return dict(zip(self._output_names, values))
 
-    def predict(self, frames: list[np.ndarray], tta: bool = False) -> list[FramePrediction]:
+    def predict(self, frames: list[np.ndarray], tta: bool = False, aspect: float = 1.0) -> list[FramePrediction]:
         """Predictions for frames of any size; with ``tta`` also the mirrored pass (averaged) and the rotated
-        passes (kept as label maps)."""
+        passes (kept as label maps). ``aspect``: the frames' mm per pixel row over mm per column, so that the model
+        sees the anatomy in its true shape (``preprocess.place``)."""
         spec = self.manifest.input_spec
         grays = [to_gray(f) for f in frames]  # once per frame: the input and the skull-echo check both read it
-        prepared = [frame_to_input(g, spec) for g in grays]
+        prepared = [frame_to_input(g, spec, aspect) for g in grays]
         batch = np.stack([x for x, _ in prepared]).astype(np.float32)
         n = len(batch)
         outs = self.manifest.outputs
@@ -284,10 +285,11 @@ class Model:
                                            placement=placement, head_outline_width_px=outline_px,
                                            gray=grays[i]))
         if self.head_specialist is not None:
-            self._segment_heads(frames, results, tta)
+            self._segment_heads(frames, results, tta, aspect)
         return results
 
-    def _segment_heads(self, frames: list[np.ndarray], results: list[FramePrediction], tta: bool) -> None:
+    def _segment_heads(self, frames: list[np.ndarray], results: list[FramePrediction], tta: bool,
+                       aspect: float = 1.0) -> None:
         """On frames classed as the specialist's plane, its segmentation (and test-time passes) replace ours."""
         classes = self.manifest.outputs.plane_classes
         chosen = [i for i, r in enumerate(results)
@@ -296,7 +298,7 @@ class Model:
             return
         specialist = self.head_specialist
         by = f"{specialist.manifest.name} {specialist.manifest.version}"
-        for i, head in zip(chosen, specialist.predict([frames[i] for i in chosen], tta=tta)):
+        for i, head in zip(chosen, specialist.predict([frames[i] for i in chosen], tta=tta, aspect=aspect)):
             # the specialist's segmentation and passes; our plane class and direct estimate
             results[i] = replace(head, plane_probs=results[i].plane_probs, regression=results[i].regression,
                                  segmented_by=by)

@@ -51,6 +51,7 @@ from workstation.inference.engine import TTA_PASS_NAMES, FramePrediction, Model,
 from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE, describe_plane
 from workstation.measure import Ellipse, aop_of_labelmap, measure_labelmap
 from workstation.measure.skull_echo import describe_missing_echo, skull_echo
+from workstation.measure.transperineal import pixel_aspect
 
 NO_TRANSPERINEAL_VIEW = (BIOMETRY_PLANE, NO_ANATOMY)  # frame classes where no AoP or HSD is given
 _MIN_STRUCTURE_FRACTION = 5e-4  # of the frame's pixels; smaller blobs are noise, not anatomy
@@ -316,11 +317,15 @@ def iter_frame_results(cine, model: Model, *, indices=None, tta: bool = True, ke
                        cancelled: Callable[[], bool] | None = None) -> Iterator[FrameResult]:
     """Analyse frames in small batches, yielding one result per frame; stops early when ``cancelled()``."""
     indices = list(range(cine.n_frames)) if indices is None else list(indices)
+    # Non-square pixels (a scale whose rows and columns differ where the image's centre lies): the model is shown the
+    # anatomy in its true shape, as the measurements are built (``transperineal.pixel_aspect``).
+    rows, cols = cine.frame_shape[:2]
+    aspect = pixel_aspect(cine.calibration, [((cols - 1) / 2.0, (rows - 1) / 2.0)], cine.frame_shape)
     for start in range(0, len(indices), FRAMES_PER_BATCH):
         if cancelled is not None and cancelled():
             return
         chunk = indices[start:start + FRAMES_PER_BATCH]
-        predictions = model.predict([cine.frame(i) for i in chunk], tta=tta)
+        predictions = model.predict([cine.frame(i) for i in chunk], tta=tta, aspect=aspect)
         for i, prediction in zip(chunk, predictions):
             yield analyze_prediction(prediction, model, cine.calibration, i, float(cine.times_s[i]), keep_maps)
 

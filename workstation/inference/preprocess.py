@@ -9,6 +9,7 @@ for it, such as LaborView's).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -48,18 +49,24 @@ class Placement:
     side_w: int
 
 
-def place(frame_shape: tuple[int, ...], spec: InputSpec) -> Placement:
+def place(frame_shape: tuple[int, ...], spec: InputSpec, aspect: float = 1.0) -> Placement:
+    """Letterbox: the frame centred on a padded area that is square in the patient, so that the model sees anatomy
+    in its true shape. ``aspect``: mm per pixel row over mm per pixel column (1 for square pixels)."""
     h, w = int(frame_shape[0]), int(frame_shape[1])
     if spec.resize == "stretch":
         return Placement(h, w, 0, 0, h, w)
-    side = max(h, w)
-    return Placement(h, w, (side - h) // 2, (side - w) // 2, side, side)
+    if aspect == 1.0:
+        side = max(h, w)
+        return Placement(h, w, (side - h) // 2, (side - w) // 2, side, side)
+    side_w = max(w, int(math.ceil(h * aspect)))  # in columns' widths
+    side_h = max(h, int(round(side_w / aspect)))
+    return Placement(h, w, (side_h - h) // 2, (side_w - w) // 2, side_h, side_w)
 
 
-def frame_to_input(frame: np.ndarray, spec: InputSpec) -> tuple[np.ndarray, Placement]:
-    """(C, H, W) float32 model input for one frame, and its placement."""
+def frame_to_input(frame: np.ndarray, spec: InputSpec, aspect: float = 1.0) -> tuple[np.ndarray, Placement]:
+    """(C, H, W) float32 model input for one frame, and its placement (``aspect``: see ``place``)."""
     gray = to_gray(frame)
-    placement = place(gray.shape, spec)
+    placement = place(gray.shape, spec, aspect)
     if placement.pad_top or placement.pad_left or placement.side_h != gray.shape[0] or placement.side_w != gray.shape[1]:
         canvas = np.zeros((placement.side_h, placement.side_w), np.uint8)
         canvas[placement.pad_top:placement.pad_top + gray.shape[0], placement.pad_left:placement.pad_left + gray.shape[1]] = gray
@@ -97,5 +104,5 @@ def maps_to_frame(maps: np.ndarray, placement: Placement) -> np.ndarray:
 
 
 def input_px_to_frame_px(length_px: float, spec: InputSpec, placement: Placement) -> float:
-    """A length measured in model-input pixels, in frame pixels (letterbox is isotropic)."""
+    """A length measured in model-input pixels, in frame pixel columns (letterbox keeps the patient's shape)."""
     return float(length_px) * placement.side_w / spec.width

@@ -18,7 +18,8 @@ from workstation.measure.geometry import AoPLines, Geometry, MeasurementRefused,
 from workstation.measure.regions import (FH_LABEL, PS_LABEL, check_labelmap, edge_points, largest_component,
                                          region_pixels)
 from workstation.measure.transperineal import (aop_from_points, check_aop_plausible, convex_hull, hsd_from_points,
-                                               hsd_line_to_head, ps_axis_from_region, tangent_point_to_head)
+                                               hsd_line_to_head, pixel_aspect, ps_axis_from_region,
+                                               tangent_point_to_head)
 
 _VALUE_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
 
@@ -51,6 +52,7 @@ class Measurements:
     reasons: dict[str, str] = field(default_factory=dict)  # value key -> why it is absent
     calibration_source: str = "none"
     calibration_detail: str | None = None  # the scale the mm values used, e.g. "region 0 (2D, cm)"
+    pixel_aspect: float = 1.0  # mm per row over mm per column the AoP and HSD were built with (1: square pixels)
 
     def to_json(self) -> dict:
         def num(v):
@@ -61,6 +63,7 @@ class Measurements:
         out["ga_range_weeks"] = None if self.ga_range_weeks is None else [num(v) for v in self.ga_range_weeks]
         out["biometry_convention"] = BIOMETRY_CONVENTION
         out["calibration"] = {"source": self.calibration_source, "detail": self.calibration_detail}
+        out["pixel_aspect"] = round(self.pixel_aspect, 6)
         out["geometry"] = self.geometry.to_json()
         out["reasons"] = dict(self.reasons)
         return out
@@ -74,9 +77,9 @@ def _region_parts(labels: np.ndarray, label: int):
     return region, points
 
 
-def _aop_construction(ps_region, ps_edge, fh_edge, reasons: dict[str, str]):
+def _aop_construction(ps_region, ps_edge, fh_edge, reasons: dict[str, str], aspect: float = 1.0):
     """Head contour, PS axis and AoP lines from the PS region and outlines (ISUOG / Kalache); what cannot be
-    built is None, with its reason put in ``reasons``."""
+    built is None, with its reason put in ``reasons``. ``aspect``: see ``transperineal.pixel_aspect``."""
     head_contour = None if fh_edge is None else convex_hull(fh_edge)
     ps_axis = aop = None
     if ps_region is None or head_contour is None:
@@ -85,8 +88,8 @@ def _aop_construction(ps_region, ps_edge, fh_edge, reasons: dict[str, str]):
         reasons["aop_deg"] = reasons["hsd_px"] = f"no {missing} in the label map"
     else:
         try:
-            ps_axis = ps_axis_from_region(region_pixels(ps_region), ps_edge, head_contour)
-            tangent = tangent_point_to_head(ps_axis.inferior, ps_axis.superior, head_contour)
+            ps_axis = ps_axis_from_region(region_pixels(ps_region), ps_edge, head_contour, aspect)
+            tangent = tangent_point_to_head(ps_axis.inferior, ps_axis.superior, head_contour, aspect)
             aop = AoPLines(ps_axis.inferior, ps_axis.superior, tangent)
         except MeasurementRefused as refused:
             reasons.setdefault("aop_deg", str(refused))
@@ -118,11 +121,14 @@ def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None,
     reasons: dict[str, str] = {}
     ps_region, ps_edge = _region_parts(labels, PS_LABEL)
     fh_region, fh_edge = _region_parts(labels, FH_LABEL)
-    head_contour, ps_axis, aop = _aop_construction(ps_region, ps_edge, fh_edge, reasons)
+    # The scale where the PS and the head lie decides the pixels' shape for the constructions.
+    aspect = pixel_aspect(calibration, [edge.mean(axis=0) for edge in (ps_edge, fh_edge) if edge is not None],
+                          labels.shape)
+    head_contour, ps_axis, aop = _aop_construction(ps_region, ps_edge, fh_edge, reasons, aspect)
     hsd = None
     if ps_axis is not None and "hsd_px" not in reasons:
         try:
-            hsd = hsd_line_to_head(ps_axis.inferior, ps_axis.superior, head_contour)
+            hsd = hsd_line_to_head(ps_axis.inferior, ps_axis.superior, head_contour, aspect)
         except MeasurementRefused as refused:
             reasons["hsd_px"] = str(refused)
     elif "hsd_px" not in reasons:
@@ -156,6 +162,15 @@ def _propagate_reasons(reasons: dict[str, str]) -> None:
             reasons[key] = reasons["hc_px"]
 
 
+def _transperineal_points(geometry: Geometry) -> list:
+    """The PS axis ends, or else the HSD line's: where the AoP and HSD are built."""
+    if geometry.ps_axis is not None:
+        return [geometry.ps_axis.inferior, geometry.ps_axis.superior]
+    if geometry.hsd is not None:
+        return [geometry.hsd.start, geometry.hsd.end]
+    return []
+
+
 def recompute(geometry: Geometry, calibration: Calibration | None, frame_shape: Sequence[int], *,
               refit_dependents: bool = False) -> Measurements:
     """AoP, HSD and head biometry from geometry alone (the AI's, or a person's edit of it).
@@ -168,14 +183,16 @@ def recompute(geometry: Geometry, calibration: Calibration | None, frame_shape: 
     m = Measurements(geometry=geometry, reasons=reasons,
                      calibration_source="none" if calibration is None else calibration.source)
     aop, hsd, ps_axis = geometry.aop, geometry.hsd, geometry.ps_axis
+    # The pixels' shape where the AoP and HSD lie (as measure_labelmap chose it); square without a scale there.
+    m.pixel_aspect = aspect = pixel_aspect(calibration, _transperineal_points(geometry), frame_shape)
     try:
         if ps_axis is not None and aop is not None:
             tangent = aop.tangent_point
             if refit_dependents and geometry.head_contour:
-                tangent = tangent_point_to_head(ps_axis.inferior, ps_axis.superior, geometry.head_contour)
+                tangent = tangent_point_to_head(ps_axis.inferior, ps_axis.superior, geometry.head_contour, aspect)
             aop = AoPLines(ps_axis.inferior, ps_axis.superior, tangent)
         if refit_dependents and ps_axis is not None and geometry.head_contour:
-            hsd = hsd_line_to_head(ps_axis.inferior, ps_axis.superior, geometry.head_contour)
+            hsd = hsd_line_to_head(ps_axis.inferior, ps_axis.superior, geometry.head_contour, aspect)
     except MeasurementRefused as refused:
         reasons["aop_deg"] = reasons["hsd_px"] = str(refused)
         aop = hsd = None
@@ -185,7 +202,7 @@ def recompute(geometry: Geometry, calibration: Calibration | None, frame_shape: 
         reasons.setdefault("aop_deg", "no AoP geometry (PS axis and tangent point)")
     else:
         try:
-            m.aop_deg = check_aop_plausible(aop_from_points(aop.superior, aop.vertex, aop.tangent_point))
+            m.aop_deg = check_aop_plausible(aop_from_points(aop.superior, aop.vertex, aop.tangent_point, aspect))
         except MeasurementRefused as refused:
             reasons["aop_deg"] = str(refused)
 

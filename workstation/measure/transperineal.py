@@ -9,6 +9,11 @@ Constructions follow the ISUOG Practice Guidelines: intrapartum ultrasound (Ghi 
   tangent to the fetal skull; of the two tangents, the one that gives the larger angle (the leading edge of the skull).
 - HSD: from the inferior end to the head along the perpendicular to the PS axis, towards the head.
 
+Angles and perpendiculars are taken in the patient, not on the pixel grid: where the calibration gives a scale whose
+rows and columns differ (non-square pixels), every construction runs on coordinates stretched to it
+(``pixel_aspect``) and its points are mapped back to pixels. Tangent points do not move under that stretch; the PS
+axis, the AoP and the HSD perpendicular do. Without a scale the pixels are taken as square, as the frame is shown.
+
 The head outline used for tangents and HSD is the convex hull of the head region. The fetal skull is convex; a
 segmentation's notches (acoustic shadow, dropout, label noise) are not, and a tangent or ray caught in a notch would
 give a wrong angle or distance. For a convex head the hull is the head outline itself.
@@ -28,10 +33,32 @@ from workstation.measure.geometry import (HSD_NEAREST, HSD_PERPENDICULAR, HSDLin
 MIN_PS_PIXELS = 20  # fewer pixels than this cannot define an axis
 MIN_PS_ELONGATION = 1.2  # major/minor spread of the PS; a round blob has no long axis
 AOP_PLAUSIBLE_DEG = (60.0, 180.0)  # intrapartum AoP lies well inside this band; outside it the geometry is wrong
+SQUARE_PIXEL_TOLERANCE = 0.005  # rows and columns within 0.5% of each other in mm: square pixels
 
 
 def _xy(points) -> np.ndarray:
     return np.asarray(points, dtype=float).reshape(-1, 2)
+
+
+def pixel_aspect(calibration: Calibration | None, points: Sequence[Sequence[float]], frame_shape: Sequence[int]) -> float:
+    """mm per pixel row over mm per pixel column where the calibration gives one scale for ``points``; 1 (square)
+    where it gives none or the two agree within ``SQUARE_PIXEL_TOLERANCE``."""
+    if calibration is None or not len(points):
+        return 1.0
+    scale = calibration.scale_for([as_point(p) for p in points], frame_shape).scale
+    if scale is None:
+        return 1.0
+    aspect = scale.mm_per_px_y / scale.mm_per_px_x
+    return 1.0 if abs(aspect - 1.0) <= SQUARE_PIXEL_TOLERANCE else float(aspect)
+
+
+def _stretched(points, aspect: float) -> np.ndarray:
+    """Pixel (x, y) to coordinates in which a pixel row is ``aspect`` times as tall as a column is wide."""
+    return _xy(points) * (1.0, aspect)
+
+
+def _unstretched(point, aspect: float) -> Point:
+    return as_point(np.asarray(point, dtype=float) / (1.0, aspect))
 
 
 def distance_to_polygon(p: Point, polygon) -> tuple[float, Point]:
@@ -53,9 +80,11 @@ def inside_polygon(p: Point, polygon) -> bool:
     return cv2.pointPolygonTest(_xy(polygon).astype(np.float32).reshape(-1, 1, 2), as_point(p), False) >= 0
 
 
-def ps_axis_from_region(ps_points: np.ndarray, ps_outline: np.ndarray, head_outline: np.ndarray) -> PSAxis:
-    """The PS long axis from its pixel centres (PCA) and outline (extreme projections); inferior = nearer the head."""
-    pts = _xy(ps_points)
+def ps_axis_from_region(ps_points: np.ndarray, ps_outline: np.ndarray, head_outline: np.ndarray,
+                        aspect: float = 1.0) -> PSAxis:
+    """The PS long axis from its pixel centres (PCA) and outline (extreme projections); inferior = nearer the head.
+    ``aspect``: see ``pixel_aspect``."""
+    pts = _stretched(ps_points, aspect)
     if len(pts) < MIN_PS_PIXELS:
         raise MeasurementRefused(f"the pubic symphysis is too small to have an axis ({len(pts)} pixels, "
                                  f"at least {MIN_PS_PIXELS} needed)")
@@ -66,18 +95,21 @@ def ps_axis_from_region(ps_points: np.ndarray, ps_outline: np.ndarray, head_outl
         raise MeasurementRefused(f"the pubic symphysis is not elongated (length/width spread "
                                  f"{spread_major / spread_minor:.2f} < {MIN_PS_ELONGATION}): no long axis")
     axis = eigenvectors[:, 1]
-    projections = (_xy(ps_outline) - centre) @ axis
+    projections = (_stretched(ps_outline, aspect) - centre) @ axis
     ends = [as_point(centre + projections.min() * axis), as_point(centre + projections.max() * axis)]
-    d0, d1 = (distance_to_polygon(end, head_outline)[0] for end in ends)
+    head = _stretched(head_outline, aspect)
+    d0, d1 = (distance_to_polygon(end, head)[0] for end in ends)
     inferior, superior = (ends[0], ends[1]) if d0 <= d1 else (ends[1], ends[0])
-    return PSAxis(superior=superior, inferior=inferior)
+    return PSAxis(superior=_unstretched(superior, aspect), inferior=_unstretched(inferior, aspect))
 
 
-def aop_from_points(superior: Sequence[float], inferior: Sequence[float], tangent_point: Sequence[float]) -> float:
-    """The angle (degrees, 0-180) at ``inferior`` between the rays to ``superior`` and to ``tangent_point``."""
-    vertex = np.asarray(as_point(inferior))
-    u = np.asarray(as_point(superior)) - vertex
-    t = np.asarray(as_point(tangent_point)) - vertex
+def aop_from_points(superior: Sequence[float], inferior: Sequence[float], tangent_point: Sequence[float],
+                    aspect: float = 1.0) -> float:
+    """The angle (degrees, 0-180) at ``inferior`` between the rays to ``superior`` and to ``tangent_point``
+    (``aspect``: see ``pixel_aspect``)."""
+    vertex, superior_end, tangent = _stretched([inferior, superior, tangent_point], aspect)
+    u = superior_end - vertex
+    t = tangent - vertex
     if np.hypot(*u) < 1e-9 or np.hypot(*t) < 1e-9:
         raise MeasurementRefused("the angle of progression needs three distinct points")
     return math.degrees(math.atan2(abs(u[0] * t[1] - u[1] * t[0]), float(u @ t)))
@@ -91,11 +123,13 @@ def check_aop_plausible(aop_deg: float) -> float:
     return aop_deg
 
 
-def tangent_point_to_head(inferior: Sequence[float], superior: Sequence[float], head_contour) -> Point:
+def tangent_point_to_head(inferior: Sequence[float], superior: Sequence[float], head_contour,
+                          aspect: float = 1.0) -> Point:
     """Where the tangent from ``inferior`` touches the head outline, the one giving the larger AoP.
 
     The tangents from an outside point touch the outline where the bearing of its points, seen from that point,
-    is extreme. For a non-convex outline these are the tangents to its convex hull.
+    is extreme. For a non-convex outline these are the tangents to its convex hull. They touch the same points
+    whatever the pixels' ``aspect``; which of the two gives the larger AoP is decided in the patient.
     """
     vertex = np.asarray(as_point(inferior))
     outline = _xy(head_contour)
@@ -108,7 +142,7 @@ def tangent_point_to_head(inferior: Sequence[float], superior: Sequence[float], 
     reference = rays.mean(axis=0)  # towards the head; every bearing lies within 90 deg of it
     bearings = np.arctan2(reference[0] * rays[:, 1] - reference[1] * rays[:, 0], rays @ reference)
     candidates = [as_point(outline[int(np.argmin(bearings))]), as_point(outline[int(np.argmax(bearings))])]
-    return max(candidates, key=lambda point: aop_from_points(superior, inferior, point))
+    return max(candidates, key=lambda point: aop_from_points(superior, inferior, point, aspect))
 
 
 def convex_hull(points) -> np.ndarray:
@@ -116,14 +150,16 @@ def convex_hull(points) -> np.ndarray:
     return hull.reshape(-1, 2).astype(float)
 
 
-def hsd_line_to_head(inferior: Sequence[float], superior: Sequence[float], head_contour) -> HSDLine:
+def hsd_line_to_head(inferior: Sequence[float], superior: Sequence[float], head_contour,
+                     aspect: float = 1.0) -> HSDLine:
     """The HSD segment: from the inferior end along the perpendicular to the PS axis, towards the head, to where
-    it meets the head outline; when that line misses the head, to the nearest head point (method "nearest")."""
-    start = np.asarray(as_point(inferior))
-    axis = np.asarray(as_point(superior)) - start
+    it meets the head outline; when that line misses the head, to the nearest head point (method "nearest").
+    Perpendicular and nearest in the patient (``aspect``: see ``pixel_aspect``)."""
+    start, superior_end = _stretched([inferior, superior], aspect)
+    axis = superior_end - start
     if np.hypot(*axis) < 1e-9:
         raise MeasurementRefused("the PS axis has zero length: no perpendicular")
-    outline = _xy(head_contour)
+    outline = _stretched(head_contour, aspect)
     if len(outline) < 3:
         raise MeasurementRefused("the head outline has fewer than 3 points: no distance to it")
     if inside_polygon(start, outline):
@@ -133,9 +169,9 @@ def hsd_line_to_head(inferior: Sequence[float], superior: Sequence[float], head_
         normal = -normal
     hit = _ray_hits_polygon(start, normal, outline)
     if hit is not None:
-        return HSDLine(as_point(start), as_point(start + hit * normal), HSD_PERPENDICULAR)
+        return HSDLine(_unstretched(start, aspect), _unstretched(start + hit * normal, aspect), HSD_PERPENDICULAR)
     _, nearest = distance_to_polygon(as_point(start), outline)
-    return HSDLine(as_point(start), nearest, HSD_NEAREST)
+    return HSDLine(_unstretched(start, aspect), _unstretched(nearest, aspect), HSD_NEAREST)
 
 
 def _ray_hits_polygon(origin: np.ndarray, direction: np.ndarray, polygon: np.ndarray) -> float | None:
