@@ -118,6 +118,32 @@ def test_stalled_when_aop_rises_less_than_the_rule_over_its_span():
     assert stall_check(_points((0, 110), (2.5, 113)), StallRule(min_rise_deg=2.0))["stalled"] is False
 
 
+def test_the_stall_reason_says_whether_aop_rose_fell_or_did_not_change():
+    """A fall reads "fell 6.6 deg", never "rose -6.6 deg"; a flat or falling AoP is no progress, and stays stalled even
+    under a rule asking for no rise (a falling AoP is not progress)."""
+    rule = StallRule(span_h=2.0, min_rise_deg=5.0)
+    fell = stall_check([{"exam_id": 3, "hours": 0.0, "aop_deg": 130.0}, {"exam_id": 7, "hours": 2.5, "aop_deg": 123.4}],
+                       rule)
+    assert fell["stalled"] is True and fell["rise_deg"] == -6.6
+    assert fell["reason"].startswith("AoP fell 6.6 deg from exam 3 to exam 7 over 2.5 h: a falling AoP is not "
+                                     "progress")
+    assert "rose" not in fell["reason"] and "-" not in fell["reason"].split(" over")[0]
+    flat = stall_check(_points((0, 110), (2.5, 110.02)), rule)
+    assert flat["stalled"] is True
+    assert flat["reason"] == "AoP did not change from exam 1 to exam 2 over 2.5 h: no progress"
+    rose = stall_check(_points((0, 110), (2.5, 113)), rule)
+    assert rose["reason"] == ("AoP rose 3.0 deg from exam 1 to exam 2 over 2.5 h, less than the 5 deg per 2 h the "
+                              "stall rule asks for")
+    assert stall_check(_points((0, 110), (2.5, 118)), rule)["reason"].endswith(", at least the 5 deg per 2 h the "
+                                                                                  "stall rule asks for")
+    close = stall_check(_points((0, 110), (2.5, 114.96)), rule)  # below the rule, though it rounds to 5.0
+    assert close["stalled"] is True and "rose 4.96 deg" in close["reason"]
+    for lenient in (StallRule(min_rise_deg=0.0), StallRule(min_rise_deg=-10.0)):
+        assert stall_check(_points((0, 110), (2.5, 110)), lenient)["stalled"] is True
+        assert stall_check(_points((0, 110), (2.5, 103.4)), lenient)["stalled"] is True
+        assert stall_check(_points((0, 110), (2.5, 110.5)), lenient)["stalled"] is False
+
+
 def test_trend_is_the_least_squares_slope():
     assert trend_deg_per_h([0.0, 1.0, 2.0], [110.0, 115.0, 120.0]) == pytest.approx(5.0)
     assert trend_deg_per_h([0.0, 1.0, 2.0], [110.0, 120.0, 116.0]) == pytest.approx(3.0)
@@ -147,7 +173,10 @@ def test_the_uncertainty_beside_a_persons_value_is_the_ais_on_that_values_frame(
     point = labor_timeline(records, exam.labor_id)["points"][0]
     assert point["kind"] == "confirmation" and point["frame_index"] == 3
     assert point["ai_uncertainty"] == 0.74 and point["ai_uncertainty_frame_index"] == 3
-    assert point["ai_aop_deg"] == records.latest_ai_measurement(exam.id).aop_deg  # the AI's own value, frame 0
+    # The AI value beside it is the AI's on that frame too (the AI's own value on record, frame 0, with frame 0's).
+    assert point["ai_frame_index"] == 3 and point["ai_aop_deg"] == synthetic_measurement(3)["aop_deg"]
+    ai = records.latest_ai_measurement(exam.id)
+    assert point["ai_on_record"] == {"frame_index": 0, "aop_deg": ai.aop_deg, "uncertainty": 0.46}
 
 
 def test_times_with_a_utc_offset_are_ordered_and_subtracted_as_instants_across_a_dst_night(records, tmp_path):
@@ -286,3 +315,38 @@ def test_a_set_start_with_a_utc_offset_makes_naive_exam_times_instants(london, r
     assert [p["hours"] for p in points] == [0.5, 4.0]
     assert [p["hours"] for p in points] == [round(hours_between(labor.start, e.acquired, reading), 4)
                                            for e in records.exams(labor.id)]
+
+
+def test_the_timelines_order_and_hours_are_the_one_reading_of_the_labours_times(records, tmp_path, monkeypatch):
+    """One way to read a labour's times (``Records.labor_reading``): the exams' order and the timeline's hours both
+    follow it (a reading of its own in the timeline would not), and the timeline reads the labour's start once
+    (``Records.labor`` reads it; ``exams_with_reading`` takes it from there, no query of its own)."""
+    from datetime import timedelta
+
+    from workstation.records.store import Records as RecordsClass
+
+    exam_ids = three_exam_labor(records, tmp_path)
+    labor_id = records.exam(exam_ids[0]).labor_id
+    read = RecordsClass.labor_reading
+
+    def shifted(self, *args, **kwargs):  # a reading that puts the last exam 1 h later than its clock says
+        reading = read(self, *args, **kwargs)
+        last = records.exam(exam_ids[-1]).acquired
+        return lambda moment: reading(moment) + (timedelta(hours=1) if moment == last else timedelta(0))
+
+    monkeypatch.setattr(RecordsClass, "labor_reading", shifted)
+    assert [p["hours"] for p in labor_timeline(records, labor_id)["points"]] == [0.0, 1.5, 4.0]
+    monkeypatch.undo()
+
+    queries = []
+    rows = RecordsClass._rows
+
+    def counted(self, sql, params=()):
+        queries.append(sql)
+        return rows(self, sql, params)
+
+    monkeypatch.setattr(RecordsClass, "_rows", counted)
+    labor_timeline(records, labor_id)
+    assert not [q for q in queries if "start_time FROM labors" in q], queries
+    # the labour, its patient, its exams, then each exam's measurement rows once
+    assert len(queries) == 3 + len(exam_ids), queries

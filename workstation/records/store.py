@@ -421,19 +421,34 @@ class Records:
         row = self._row(f"{self._EXAM_SQL} WHERE e.file_sha256 = ?", (sha256,))
         return None if row is None else self._exam(row)
 
-    def exams(self, labor_id: int) -> list[Exam]:
-        """A labour's exams in acquisition order."""
-        exams = [self._exam(r) for r in self._rows(f"{self._EXAM_SQL} WHERE e.labor_id = ? ORDER BY e.id", (labor_id,))]
-        key = self.labor_reading(labor_id, exams)
-        return sorted(exams, key=lambda exam: (key(exam.acquired), exam.id))
+    def exams(self, labor: "Labor | int") -> list[Exam]:
+        """A labour's exams in acquisition order (``labor``: the labour, or its id)."""
+        return self.exams_with_reading(labor)[0]
 
-    def labor_reading(self, labor_id: int, exams: "list[Exam] | None" = None) -> "Callable[[datetime], Any]":
-        """The one reading of this labour's times (its explicit start, if any, and its exams'), for its exams' order
-        and their hours alike (:func:`chronological_key`); ``exams`` if the caller already has them."""
+    def exams_with_reading(self, labor: "Labor | int") -> "tuple[list[Exam], Callable[[datetime], Any]]":
+        """A labour's exams in acquisition order, and the one reading of its times that ordered them
+        (:meth:`labor_reading`), by which their hours are counted too (``workstation.records.timeline``). ``labor``:
+        the labour as read already (its start is not read again), or its id."""
+        exams = self._labor_exams(labor.id if isinstance(labor, Labor) else labor)
+        reading = self.labor_reading(labor, exams)
+        return sorted(exams, key=lambda exam: (reading(exam.acquired), exam.id)), reading
+
+    def _labor_exams(self, labor_id: int) -> list[Exam]:
+        return [self._exam(r) for r in self._rows(f"{self._EXAM_SQL} WHERE e.labor_id = ? ORDER BY e.id", (labor_id,))]
+
+    def labor_reading(self, labor: "Labor | int", exams: "list[Exam] | None" = None) -> "Callable[[datetime], Any]":
+        """The one reading of a labour's times (its set start, if any, and its exams'), for its exams' order and
+        their hours alike (:func:`chronological_key`). ``labor``: the labour as read already (no query for its
+        start), or its id; ``exams`` its exams, when the caller has them. A start taken from the first exam is one
+        of the exams' times, so only a set start is added."""
+        if isinstance(labor, Labor):
+            labor_id, start = labor.id, [labor.start] if labor.start_source == "explicit" else []
+        else:
+            labor_id = labor
+            row = self._row("SELECT start_time FROM labors WHERE id = ?", (labor_id,))
+            start = [] if row is None or row["start_time"] is None else [datetime.fromisoformat(row["start_time"])]
         if exams is None:
-            exams = self.exams(labor_id)
-        row = self._row("SELECT start_time FROM labors WHERE id = ?", (labor_id,))
-        start = [] if row is None or row["start_time"] is None else [datetime.fromisoformat(row["start_time"])]
+            exams = self._labor_exams(labor_id)
         return chronological_key([*start, *(exam.acquired for exam in exams)])
 
     def patient_of_exam(self, exam: Exam) -> Patient:
@@ -569,21 +584,10 @@ class Records:
         A new analysis never displaces a person's value. A person can withdraw their own (Reset to AI, or undo,
         in the viewer): that appends an AI row whose ``supersedes_id`` names the withdrawn row, and the AI value
         is current again."""
-        rows = self.measurements(exam_id)
-        by_person = None
-        for m in rows:
-            if m.kind != AI:
-                by_person = m
-            elif by_person is not None and m.supersedes_id == by_person.id:
-                by_person = None
-        if by_person is not None:
-            return by_person
-        rows_ai = [m for m in rows if m.kind == AI]
-        return rows_ai[-1] if rows_ai else None
+        return current_of(self.measurements(exam_id))
 
     def latest_ai_measurement(self, exam_id: int) -> Measurement | None:
-        rows = [m for m in self.measurements(exam_id) if m.kind == AI]
-        return rows[-1] if rows else None
+        return latest_ai_of(self.measurements(exam_id))
 
     # -- calibrations ------------------------------------------------------------------------------------
     def add_calibration(self, exam_id: int, kind: str, by: str, *, mm_per_px: float | None = None,
@@ -656,6 +660,22 @@ class Records:
         # Chronological (a re-analysis may follow a correction); the sort is stable for same-second rows.
         events.sort(key=lambda e: datetime.fromisoformat(e["when"]).timestamp())
         return events
+
+
+def current_of(rows: "list[Measurement]") -> Measurement | None:
+    """The current measurement among an exam's rows, oldest first (:meth:`Records.current_measurement`'s rule)."""
+    by_person = None
+    for m in rows:
+        if m.kind != AI:
+            by_person = m
+        elif by_person is not None and m.supersedes_id == by_person.id:
+            by_person = None
+    return by_person if by_person is not None else latest_ai_of(rows)
+
+
+def latest_ai_of(rows: "list[Measurement]") -> Measurement | None:
+    """The latest AI row among an exam's rows, oldest first."""
+    return next((m for m in reversed(rows) if m.kind == AI), None)
 
 
 def _plain(value):

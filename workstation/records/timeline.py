@@ -2,18 +2,23 @@
 
 Each exam contributes its *current* measurement (``Records.current_measurement``): a person's latest
 correction or confirmation when there is one (``source="confirmed"``), else the AI's (``source="ai"``).
-Beside it, ``ai_uncertainty`` is the AI's uncertainty on the frame that value stands on
-(:func:`ai_uncertainty_of`; ``ai_uncertainty_frame_index`` names the frame), a person's value too, since a person
-may measure a frame other than the one the AI chose, where the AI was more or less sure.
+Beside it, the AI's values on the frame that value stands on, a person's value too, since a person may measure a
+frame other than the one the AI chose, where the AI was more or less sure: ``ai_aop_deg``, the AI's AoP on that
+frame, and ``ai_uncertainty``, the AI's uncertainty there (:func:`ai_on_frame`, :func:`ai_uncertainty_of`);
+``ai_frame_index`` (and ``ai_uncertainty_frame_index``, the same) names the frame. ``ai_on_record`` is the AI's own
+value on record for the exam (``{"frame_index", "aop_deg", "uncertainty"}``, its chosen frame), with that frame's
+uncertainty. An AI value never sits beside another frame's uncertainty.
 
 * **120° line** (:data:`AOP_SVD_THRESHOLD_DEG`): Kalache et al. 2009 (Ultrasound Obstet Gynecol 33:326-330)
   found an AoP of 120° or more associated with spontaneous vaginal delivery in prolonged second stage.
 * **Trend**: the least-squares slope of AoP over hours, across the exams with an AoP (needs two at
   different times), in degrees per hour.
 * **Stalled**: the latest AoP has risen less than ``min_rise_deg`` over the most recent exam at least
-  ``span_h`` hours earlier. No guideline gives an AoP-progress threshold: **2 h and 5° are configurable
-  product defaults**, not clinical standards. 2 h echoes the time frame guidelines use to judge delay in
-  the second stage (NICE CG190: delay diagnosed after 2 h of active second stage in a nulliparous woman);
+  ``span_h`` hours earlier; an AoP that did not rise or fell is always stalled (a falling AoP is not progress),
+  and the reason says "rose", "did not change" or "fell". No guideline gives an AoP-progress threshold: **2 h
+  and 5° are configurable product defaults**, not clinical standards. 2 h echoes the time frame guidelines use
+  to judge delay in the second stage (NICE CG190: delay diagnosed after 2 h of active second stage in a
+  nulliparous woman);
   5° is meant to sit above the few degrees by which repeated AoP measurements of one head typically
   differ, so that measurement noise alone rarely raises (or clears) the flag. With less than ``span_h``
   of exams the flag is ``False`` and ``stall_check`` says why.
@@ -33,7 +38,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from workstation.records.store import Records, chronological_key, hours_between
+from workstation.records.store import AI, Records, current_of, hours_between, latest_ai_of
 
 AOP_SVD_THRESHOLD_DEG = 120.0
 DEFAULT_STALL_SPAN_H = 2.0
@@ -56,7 +61,11 @@ def trend_deg_per_h(hours: list[float], aop_deg: list[float]) -> float | None:
 
 def stall_check(points: list[dict], rule: StallRule) -> dict:
     """``{"stalled", "reason", "reference_exam_id", "rise_deg"}``; the latest exam is the one with the most hours,
-    whatever the order of ``points`` (ties keep their order; points without hours are not judged)."""
+    whatever the order of ``points`` (ties keep their order; points without hours are not judged).
+
+    Progress is a rising AoP: an AoP that did not rise, or fell, is stalled whatever ``rule.min_rise_deg`` says (a
+    rule of 0 or less does not make a flat or falling AoP progress). ``rise_deg`` is signed (negative: it fell);
+    ``reason`` says "rose", "did not change" or "fell" with the size of the change."""
     with_aop = sorted((p for p in points if p["aop_deg"] is not None and p["hours"] is not None),
                       key=lambda p: p["hours"])
     if not with_aop:
@@ -67,31 +76,55 @@ def stall_check(points: list[dict], rule: StallRule) -> dict:
         return {"stalled": False, "reference_exam_id": None, "rise_deg": None,
                 "reason": f"the exams with an AoP span less than {rule.span_h:g} h; progress not judged yet"}
     reference = earlier[-1]
-    rise = latest["aop_deg"] - reference["aop_deg"]
-    stalled = rise < rule.min_rise_deg
-    verdict = "below" if stalled else "at or above"
-    return {"stalled": stalled, "reference_exam_id": reference["exam_id"], "rise_deg": round(rise, 2),
-            "reason": f"AoP rose {rise:+.1f} deg from exam {reference['exam_id']} to exam {latest['exam_id']} over "
-                      f"{latest['hours'] - reference['hours']:.1f} h, {verdict} the {rule.min_rise_deg:g} deg "
-                      f"required per {rule.span_h:g} h"}
+    rise = round(latest["aop_deg"] - reference["aop_deg"], 2)
+    shown = round(rise, 1)  # the change as the reason states it
+    stalled = rise < rule.min_rise_deg or shown <= 0
+    between = (f"from exam {reference['exam_id']} to exam {latest['exam_id']} over "
+               f"{latest['hours'] - reference['hours']:.1f} h")
+    asked = f"the {rule.min_rise_deg:g} deg per {rule.span_h:g} h the stall rule asks for"
+    if shown > 0:
+        size = f"{shown:.1f}" if (shown < rule.min_rise_deg) == stalled else f"{rise:.2f}"  # 4.96 is not "5.0"
+        reason = f"AoP rose {size} deg {between}, {'less than' if stalled else 'at least'} {asked}"
+    elif shown == 0:
+        reason = f"AoP did not change {between}: no progress"
+    else:
+        reason = f"AoP fell {-shown:.1f} deg {between}: a falling AoP is not progress (check both exams' measurements)"
+    return {"stalled": stalled, "reference_exam_id": reference["exam_id"], "rise_deg": rise, "reason": reason}
 
 
-def ai_uncertainty_of(records: Records, current) -> float | None:
+def ai_on_frame(records: Records, exam_id: int, frame_index: int | None, rows=None) -> dict:
+    """The AI's AoP on one frame of an exam, with the AI's uncertainty on that same frame: ``{"frame_index",
+    "aop_deg", "uncertainty"}``, from the latest AI row on that frame (the AI's chosen frame, a value restored
+    there), else that frame's result in the exam's latest analysis; the values are ``None`` where the AI never
+    measured that frame. ``rows``: the exam's measurement rows, when the caller has them."""
+    out = {"frame_index": frame_index, "aop_deg": None, "uncertainty": None}
+    if frame_index is None:
+        return out
+    rows = records.measurements(exam_id) if rows is None else rows
+    on_frame = [m for m in rows if m.kind == AI and m.frame_index == frame_index]
+    if on_frame:
+        out["aop_deg"] = on_frame[-1].aop_deg
+        out["uncertainty"] = next((m.uncertainty for m in reversed(on_frame) if m.uncertainty is not None), None)
+        if out["uncertainty"] is not None:
+            return out
+    analysis = records.latest_analysis(exam_id)
+    frame = None if analysis is None else records.frame_result(analysis.id, frame_index)
+    if frame is not None:
+        out["uncertainty"] = frame.get("uncertainty")
+        if not on_frame:
+            out["aop_deg"] = frame.get("aop_deg")
+    return out
+
+
+def ai_uncertainty_of(records: Records, current, rows=None) -> float | None:
     """The AI's uncertainty on the frame ``current`` (a measurement row) stands on: the row's own (an AI row's, or
     the one a correction or confirmation kept from the AI's analysis of that frame); for a row without one, the
-    latest AI row's on that frame, else the frame's result in the exam's latest analysis; ``None`` where the AI
-    never analysed that frame."""
+    AI's on that frame (:func:`ai_on_frame`); ``None`` where the AI never analysed that frame."""
     if current is None:
         return None
     if current.uncertainty is not None or current.frame_index is None:
         return current.uncertainty
-    same_frame = [m for m in records.measurements(current.exam_id)
-                  if m.kind == "ai" and m.frame_index == current.frame_index and m.uncertainty is not None]
-    if same_frame:
-        return same_frame[-1].uncertainty
-    analysis = records.latest_analysis(current.exam_id)
-    frame = None if analysis is None else records.frame_result(analysis.id, current.frame_index)
-    return None if frame is None else frame.get("uncertainty")
+    return ai_on_frame(records, current.exam_id, current.frame_index, rows)["uncertainty"]
 
 
 def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule()) -> dict:
@@ -99,14 +132,20 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
     labor = records.labor(labor_id)
     patient = records.patient(labor.patient_id)
     points = []
-    exams = records.exams(labor_id)
-    # The labour's one reading of its times (``Records.labor_reading``), which also ordered ``exams``: made from the
-    # times already read (the labour's start, whether set or its first exam's, and the exams'), not read again.
-    reading = chronological_key([t for t in (labor.start, *(exam.acquired for exam in exams)) if t is not None])
+    # The exams in order and the labour's one reading of its times that ordered them, by which hours are counted too.
+    exams, reading = records.exams_with_reading(labor)
     for exam in exams:
-        current = records.current_measurement(exam.id)
-        ai = records.latest_ai_measurement(exam.id)
+        rows = records.measurements(exam.id)
+        current, ai = current_of(rows), latest_ai_of(rows)
         hours = None if labor.start is None else hours_between(labor.start, exam.acquired, reading)
+        # The AI's values on the frame the value in force stands on (also a person's, who may have measured a frame
+        # other than the one the AI chose, where the AI was more or less sure), each beside its own frame's
+        # uncertainty; the AI's own value on record (its chosen frame) beside that frame's.
+        beside = ai_on_frame(records, exam.id, None if current is None else current.frame_index, rows)
+        if current is not None and current.uncertainty is not None:
+            beside["uncertainty"] = current.uncertainty  # kept with the row from the AI's analysis of its frame
+        own = None if ai is None else {"frame_index": ai.frame_index, "aop_deg": ai.aop_deg,
+                                       "uncertainty": ai_uncertainty_of(records, ai, rows)}
         points.append({
             "exam_id": exam.id,
             "acquired": exam.acquired.isoformat(),
@@ -120,10 +159,11 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
             "by": None if current is None else current.by,
             "measurement_id": None if current is None else current.id,
             "frame_index": None if current is None else current.frame_index,
-            "ai_aop_deg": None if ai is None else ai.aop_deg,
-            # how far the AI trusted the frame the value stands on: shown beside every point, also a person's
-            "ai_uncertainty": ai_uncertainty_of(records, current),
-            "ai_uncertainty_frame_index": None if current is None else current.frame_index,
+            "ai_aop_deg": beside["aop_deg"],
+            "ai_uncertainty": beside["uncertainty"],
+            "ai_frame_index": beside["frame_index"],
+            "ai_uncertainty_frame_index": beside["frame_index"],
+            "ai_on_record": own,
             "acquired_source": exam.acquired_source,
         })
     measured = [p for p in points if p["aop_deg"] is not None]
