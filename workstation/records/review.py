@@ -6,18 +6,118 @@ pipeline's plane rule) with the exam's calibration in force (a manual one set on
 calipers take, so a value corrected headless equals one corrected on screen. Each review is a new measurement row
 that names the row it acted on (``supersedes_id``); nothing is overwritten.
 
-Partial geometry: the parts given replace those of the current measurement when it is on the same frame;
-parts not given are kept from it. An ``aop`` given without a ``ps_axis`` moves the PS axis with it (the AoP
-vertex and superior point are the PS axis' ends).
+Partial geometry: the parts given replace those of the frame's geometry in force, the current measurement's when
+it is on the same frame, else the AI's geometry of that frame (its AI row there, or the frame's result in the exam's
+latest analysis), as the viewer's calipers start from it; parts not given are kept from it. An ``aop`` given without
+a ``ps_axis`` moves the PS axis with it (the AoP vertex and superior point are the PS axis' ends).
+
+Two people at once (two app copies, or the window and ``workstation correct``): a review says which of the exam's
+measurement rows the screen it was made on was based on (``review["based_on_measurement_id"]``, the
+``based_on_measurement_id`` argument); when someone else changed the exam's value since (a correction, a
+confirmation, a withdrawal), the review is refused with :class:`ReviewConflict`, nothing written, rather than
+superseding a value its author never saw. The check and the write are one transaction.
 """
 from __future__ import annotations
 
 import math
 
 from workstation.records.database import RecordsError
-from workstation.records.store import AI, CONFIRMATION, CORRECTION, VALUE_KEYS, Measurement, Records
+from workstation.records.store import (AI, CONFIRMATION, CORRECTION, VALUE_KEYS, Measurement, Records, current_of)
 
 GEOMETRY_PARTS = ("ps_axis", "aop", "hsd", "head_ellipse", "head_contour")
+BASED_ON = "based_on_measurement_id"  # the review record's key: the exam's measurement the screen was based on
+_UNCHECKED = object()
+
+
+class ReviewConflict(RecordsError):
+    """A review refused because the exam's value on record changed since the screen it was made on read it (someone
+    else's correction, confirmation or withdrawal); nothing was written. ``str(exc)`` is one line: who changed
+    it, when, on which frame, to what, and what is on record now.
+
+    Attributes: ``exam_id``; ``frame_index`` (the frame the refused review was of, or None); ``based_on_measurement_id``
+    (the row the screen was based on; None: the exam had none); ``changes`` (the rows written since that changed the
+    exam's value, oldest first; ``latest_change`` the last); ``current`` (the exam's current measurement now, or
+    None); ``recorded`` (what a viewer opening the exam now shows as a person's review, :func:`recorded_review`'s
+    dict, None when the AI's value is current)."""
+
+    def __init__(self, message: str, *, exam_id: int, frame_index: int | None, based_on_measurement_id: int | None,
+                 changes: list[Measurement], current: Measurement | None, recorded: dict | None):
+        super().__init__(message)
+        self.exam_id = exam_id
+        self.frame_index = frame_index
+        self.based_on_measurement_id = based_on_measurement_id
+        self.changes = tuple(changes)
+        self.current = current
+        self.recorded = recorded
+
+    @property
+    def latest_change(self) -> Measurement:
+        return self.changes[-1]
+
+
+def changes_since(records: Records, exam_id: int, based_on_measurement_id: int | None) -> list[Measurement]:
+    """The exam's rows written after ``based_on_measurement_id`` (None: all) that changed whose value is on record: a
+    person's correction or confirmation, or a withdrawal (an AI row superseding one). A new analysis, or the AI's
+    value measured again in a new calibration, never displaces a person's value and is not one of them."""
+    rows = records.measurements(exam_id)
+    if based_on_measurement_id is not None and all(m.id != based_on_measurement_id for m in rows):
+        raise RecordsError(f"measurement {based_on_measurement_id} is not of exam {exam_id}")
+    return [m for m in rows if (based_on_measurement_id is None or m.id > based_on_measurement_id)
+            and (m.kind != AI or m.supersedes_id is not None)]
+
+
+def check_unchanged(records: Records, exam_id: int, based_on_measurement_id: int | None,
+                    frame_index: int | None = None) -> None:
+    """Raise :class:`ReviewConflict` when someone changed the exam's value on record since the row
+    ``based_on_measurement_id`` (see :func:`changes_since`); call it in the transaction that writes the review."""
+    changes = changes_since(records, exam_id, based_on_measurement_id)
+    if not changes:
+        return
+    rows = records.measurements(exam_id)
+    current = current_of(rows)
+    latest = changes[-1]
+    text = f"Not saved: exam {exam_id} was changed since it was opened here: {_describe_change(latest, rows)}"
+    if len(changes) > 1:
+        text += f" ({len(changes)} changes since, this the latest)"
+    if current is not None and current.id == latest.id:
+        text += "; that is the value on record now"
+    else:
+        text += f"; on record now: {_describe_row(current)}"
+    text += (f". Nothing was saved or overwritten: reopen the exam to see the value on record before reviewing it "
+             f"again (`workstation history --exam {exam_id}`).")
+    raise ReviewConflict(text, exam_id=exam_id, frame_index=frame_index,
+                         based_on_measurement_id=based_on_measurement_id, changes=changes, current=current,
+                         recorded=recorded_review(records, exam_id))
+
+
+def _describe_values(m: Measurement) -> str:
+    parts = []
+    if m.aop_deg is not None:
+        parts.append(f"AoP {m.aop_deg:.1f} deg")
+    if m.hsd_mm is not None:
+        parts.append(f"HSD {m.hsd_mm:.1f} mm")
+    elif m.hsd_px is not None:
+        parts.append(f"HSD {m.hsd_px:.1f} px")
+    if m.hc_mm is not None:
+        parts.append(f"HC {m.hc_mm:.1f} mm")
+    return ", ".join(parts) or "no value"
+
+
+def _describe_row(m: Measurement | None) -> str:
+    if m is None:
+        return "no value"
+    whose = "the AI's value" if m.kind == AI else f"{m.kind} by {m.by}"
+    frame = "" if m.frame_index is None else f" of frame {m.frame_index}"
+    return f"{whose}{frame} ({_describe_values(m)})"
+
+
+def _describe_change(m: Measurement, rows: list[Measurement]) -> str:
+    if m.kind != AI:
+        return f"{m.kind} by {m.by} at {m.created_at} of frame {m.frame_index} ({_describe_values(m)})"
+    withdrawn = next((r for r in rows if r.id == m.supersedes_id), None)
+    what = m.note or ("a value withdrawn; the AI value stands" if withdrawn is None else
+                      f"{withdrawn.kind} by {withdrawn.by} withdrawn; the AI value stands")
+    return f"{what}, at {m.created_at}"
 
 
 def merged_geometry(edited: dict, base: dict | None) -> dict:
@@ -33,8 +133,13 @@ def merged_geometry(edited: dict, base: dict | None) -> dict:
 
 
 def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, user: str,
-            note: str | None = None) -> Measurement:
-    """A person's correction: values recomputed from ``geometry`` (frame-pixel points) on frame ``frame_index``."""
+            note: str | None = None, *, based_on_measurement_id=_UNCHECKED) -> Measurement:
+    """A person's correction: values recomputed from ``geometry`` (frame-pixel points) on frame ``frame_index``,
+    the parts not given kept from that frame's geometry in force (see the module docstring).
+
+    ``based_on_measurement_id``: the exam's measurement the corrector saw (None: none); refused with
+    :class:`ReviewConflict` when someone changed the exam's value since. Without it, the one read here, so that a
+    value written by someone else while this correction was measured is not superseded unseen either."""
     from workstation.cine_review import recompute_json
     from workstation.measure import Geometry
     from workstation.records.calibration import load_exam
@@ -45,14 +150,19 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
     if not isinstance(geometry, dict):
         raise RecordsError("the geometry must be a JSON object such as {\"aop\": {...}, \"hsd\": {...}}")
     current = records.current_measurement(exam_id)
-    base = current.geometry if current is not None and current.frame_index == frame_index else None
+    if based_on_measurement_id is not _UNCHECKED:
+        check_unchanged(records, exam_id, based_on_measurement_id, frame_index)  # early: before the scan is read
+    analysed = _analysed_frame(records, exam_id, frame_index)
+    if current is not None and current.frame_index == frame_index and current.geometry:
+        base = current.geometry
+    else:
+        base = _ai_geometry(records, exam_id, frame_index, analysed)
     try:
         merged = merged_geometry(geometry, base)
         Geometry.from_json(merged)
         edited = Geometry.from_json(geometry)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # MeasurementRefused: ValueError
         raise RecordsError(f"the geometry JSON is not usable: {_why(exc)}") from None
-    analysed = _analysed_frame(records, exam_id, frame_index)
     cine = load_exam(records, exam)  # with the exam's calibration in force: a manual one set on it, else the file's
     try:
         _check_on_frame(edited, cine.frame_shape)
@@ -64,10 +174,23 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
     if all(measured.get(key) is None for key in VALUE_KEYS):
         reasons = "; ".join(f"{k}: {v}" for k, v in measured["reasons"].items() if k in ("aop_deg", "hsd_px"))
         raise RecordsError(f"the corrected geometry gives no measurement ({reasons})")
-    return records.add_measurement(
-        exam_id, CORRECTION, user, measured, supersedes_id=None if current is None else current.id,
-        frame_index=frame_index, time_s=time_s, uncertainty=analysed.get("uncertainty"),
-        calibration_source=measured["calibration"]["source"], note=note)
+    with records.transaction():  # the check and the row together: nobody writes between them
+        basis = None if current is None else current.id
+        check_unchanged(records, exam_id, basis if based_on_measurement_id is _UNCHECKED else based_on_measurement_id,
+                        frame_index)
+        current = records.current_measurement(exam_id)  # the same person's value; a new analysis' AI row may be newer
+        return records.add_measurement(
+            exam_id, CORRECTION, user, measured, supersedes_id=None if current is None else current.id,
+            frame_index=frame_index, time_s=time_s, uncertainty=analysed.get("uncertainty"),
+            calibration_source=measured["calibration"]["source"], note=note)
+
+
+def _ai_geometry(records: Records, exam_id: int, frame_index: int, analysed: dict) -> dict | None:
+    """The AI's geometry of a frame: its latest AI row on that frame (measured again in a calibration, restored),
+    else the frame's result in the exam's latest analysis (``analysed``); None where the AI never measured it."""
+    on_frame = [m for m in records.measurements(exam_id) if m.kind == AI and m.frame_index == frame_index
+                and m.geometry]
+    return on_frame[-1].geometry if on_frame else analysed.get("geometry")
 
 
 def _model_name(review: dict) -> str:
@@ -76,9 +199,9 @@ def _model_name(review: dict) -> str:
     return f"{model.get('name', 'model')} {model.get('version', '')}".strip()
 
 
-def _restore(records: Records, review: dict, current: Measurement | None, by_acting: str) -> Measurement | None:
-    """An undo (redo) in the viewer: make the row ``review["restore_measurement_id"]`` current again (see
-    ``save_viewer_review``)."""
+def _restore(records: Records, review: dict, current: Measurement | None, by_acting: str) -> dict | None:
+    """An undo (redo) in the viewer: the row that makes ``review["restore_measurement_id"]`` current again (see
+    ``save_viewer_review``), as :func:`_planned` arguments; None when it is current already."""
     exam_id, frame_index = review["exam_id"], int(review["frame_index"])
     target_id = review["restore_measurement_id"]
     target = None if target_id is None else records.measurement(target_id)
@@ -95,7 +218,7 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
             return None  # that AI value is current already
         note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting} ({step}); the AI value stands"
                 if current is not None and current.kind != AI else f"the AI value restored in the viewer ({step})")
-        return records.add_measurement(
+        return _planned(
             exam_id, AI, target.by, {key: getattr(target, key) for key in VALUE_KEYS},
             supersedes_id=None if current is None else current.id, analysis_id=target.analysis_id,
             frame_index=target.frame_index, time_s=target.time_s, uncertainty=target.uncertainty,
@@ -103,7 +226,7 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
     if target is None:
         if current is None or current.kind == AI:
             return None  # the AI's value is current already
-        return records.add_measurement(
+        return _planned(
             exam_id, AI, _model_name(review), review.get("ai") or {}, supersedes_id=current.id, frame_index=frame_index,
             time_s=review.get("time_s"), uncertainty=review.get("uncertainty"),
             calibration_source=review.get("calibration_source"), geometry=review.get("ai_geometry"),
@@ -131,7 +254,7 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
     note = f"{target.kind} by {target.by} restored in the viewer{by_acting} ({step})"
     if current is not None and current.kind != AI:
         note += f"; {current.kind} by {current.by} withdrawn"
-    return records.add_measurement(exam_id, target.kind, target.by, values, supersedes_id=None if current is None
+    return _planned(exam_id, target.kind, target.by, values, supersedes_id=None if current is None
                                    else current.id, note=note, **fields)
 
 
@@ -179,17 +302,24 @@ def _analysed_frame(records: Records, exam_id: int, frame_index: int) -> dict:
     return next((f for f in records.frame_results(analysis.id) if f.get("index") == frame_index), {})
 
 
-def confirm(records: Records, exam_id: int, user: str, note: str | None = None) -> Measurement:
-    """A person confirms the exam's current measurement as it stands (a new row with the same values)."""
+def confirm(records: Records, exam_id: int, user: str, note: str | None = None, *,
+            based_on_measurement_id=_UNCHECKED) -> Measurement:
+    """A person confirms the exam's current measurement as it stands (a new row with the same values).
+    ``based_on_measurement_id``: the exam's measurement the person saw (None: none); refused with
+    :class:`ReviewConflict` when someone changed the exam's value since."""
     records.exam(exam_id)  # an unknown exam says so, rather than "nothing to confirm"
-    current = records.current_measurement(exam_id)
-    if current is None or all(getattr(current, key) is None for key in VALUE_KEYS):
-        raise RecordsError(f"exam {exam_id} has no measured value to confirm; analyse it or add a correction")
-    values = {key: getattr(current, key) for key in VALUE_KEYS}
-    return records.add_measurement(
-        exam_id, CONFIRMATION, user, values, analysis_id=current.analysis_id, supersedes_id=current.id,
-        frame_index=current.frame_index, time_s=current.time_s, uncertainty=current.uncertainty,
-        calibration_source=current.calibration_source, geometry=current.geometry, reasons=current.reasons, note=note)
+    with records.transaction():
+        if based_on_measurement_id is not _UNCHECKED:
+            check_unchanged(records, exam_id, based_on_measurement_id)
+        current = records.current_measurement(exam_id)
+        if current is None or all(getattr(current, key) is None for key in VALUE_KEYS):
+            raise RecordsError(f"exam {exam_id} has no measured value to confirm; analyse it or add a correction")
+        values = {key: getattr(current, key) for key in VALUE_KEYS}
+        return records.add_measurement(
+            exam_id, CONFIRMATION, user, values, analysis_id=current.analysis_id, supersedes_id=current.id,
+            frame_index=current.frame_index, time_s=current.time_s, uncertainty=current.uncertainty,
+            calibration_source=current.calibration_source, geometry=current.geometry, reasons=current.reasons,
+            note=note)
 
 
 def recorded_review(records: Records, exam_id: int) -> dict | None:
@@ -267,11 +397,37 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
 
     A row keeps the name of whoever made its values (the AI, the corrector, the confirmer). When the act was
     someone else's or an undo (``review["acting_user"]``, ``review["change"]``), e.g. Bob undoing his acceptance of
-    Alice's correction, the row's note says who acted and what was withdrawn."""
+    Alice's correction, the row's note says who acted and what was withdrawn.
+
+    ``review["based_on_measurement_id"]``: the exam's current measurement id (None: it had none) that the screen's
+    state was based on: the one current when the viewer read the exam's review on record (opening it), then the
+    exam's current one after each save of this viewer (the row it wrote, or the same one when nothing was written).
+    When someone else changed the exam's value since (:func:`changes_since`: a correction, a confirmation or a
+    withdrawal, e.g. ``workstation correct`` or a second app copy), a review that would write a row is refused with
+    :class:`ReviewConflict` (who changed it, when, to what, what is on record now) and nothing is written: an
+    Accept, a correction, Reset to AI, an undo or a redo alike. Without the key nothing is checked (a caller that
+    does not track it)."""
     exam_id = review.get("exam_id")
     if exam_id is None:
         return None
-    records.exam(exam_id)
+    with records.transaction():  # the check and the row together: nobody writes between them
+        records.exam(exam_id)
+        planned = _planned_viewer_row(records, review)
+        if planned is None:
+            return None
+        if BASED_ON in review:
+            check_unchanged(records, exam_id, review[BASED_ON], int(review["frame_index"]))
+        return records.add_measurement(**planned)
+
+
+def _planned(exam_id: int, kind: str, by: str, values: dict, **fields) -> dict:
+    """The arguments of one ``Records.add_measurement`` call."""
+    return {"exam_id": exam_id, "kind": kind, "by": by, "values": values, **fields}
+
+
+def _planned_viewer_row(records: Records, review: dict) -> dict | None:
+    """The row ``save_viewer_review`` writes for ``review`` (``_planned`` arguments), or None: nothing changed."""
+    exam_id = review["exam_id"]
     frame_index = int(review["frame_index"])
     current = records.current_measurement(exam_id)
     corrected = review.get("corrected")
@@ -316,7 +472,7 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
         # An earlier review restored (an undo), or one person's values saved by another's act: say who did it.
         note = (f"{kind} by {by} restored in the viewer{by_acting} ({review.get('change') or 'review'}); "
                 f"{current.kind} by {current.by} withdrawn")
-    return records.add_measurement(
+    return _planned(
         exam_id, kind, by, values, supersedes_id=None if current is None else current.id, frame_index=frame_index,
         time_s=review.get("time_s"), uncertainty=review.get("uncertainty"),
         calibration_source=review.get("calibration_source"), geometry=geometry, note=note)
