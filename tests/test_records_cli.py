@@ -285,3 +285,77 @@ def test_a_manual_calibration_set_headless_is_kept_with_the_exam_and_used_wherev
     calibrations = [e for e in history if e["event"] == "calibration"]
     assert [(e["by"], e["kind"]) for e in calibrations] == [("Dr Lee", "manual"), ("Dr Kay", "file")]
     assert "0.2500 mm/px" in calibrations[0]["detail"] and "50 mm over 200 px" in calibrations[0]["detail"]
+
+
+def test_a_persons_head_biometry_leaves_the_records_through_history_confirm_calibrate_and_the_report(tmp_path,
+                                                                                                     capsys):
+    """The reviewer's case through the commands: an axial head plane without a scale, ``calibrate`` (manual mm),
+    ``confirm``: every command that prints a value prints HC, BPD, OFD and GA (pixels with why before the scale, mm
+    after, GA with its range), ``history`` the AI's rows apart from the person's, and the exam's PDF shows them."""
+    import re
+    import shutil
+    import subprocess
+
+    from test_reports_pdf import head_plane_exam
+
+    data = tmp_path / "data"
+    base = ["--data-dir", str(data)]
+    with Records(data) as records:
+        exam_id = head_plane_exam(records, tmp_path / "usb").id
+    assert run_cli(["calibrate", "--exam", str(exam_id), "--mm-per-px", "0.062032562715", "--user", "Midwife R",
+                    *base]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"measured again \(manual\): #2 ai by tiny 0.0.1, frame 0: no AoP or HSD \(no pubic symphysis "
+                     r"in the label map\); HC \d+\.\d mm, BPD \d+\.\d mm, OFD \d+\.\d mm, GA \d+\.\d wk \(\+-2 wk: ",
+                     out), out
+    assert run_cli(["confirm", "--exam", str(exam_id), "--user", "Midwife R", *base]) == 0
+    out = capsys.readouterr().out
+    with Records(data) as records:
+        confirmed = records.current_measurement(exam_id)
+    hc, bpd, ofd, ga = confirmed.hc_mm, confirmed.bpd_mm, confirmed.ofd_mm, confirmed.ga_weeks
+    head = (f"HC {hc:.1f} mm, BPD {bpd:.1f} mm, OFD {ofd:.1f} mm, GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-"
+            f"{ga + 2:.1f})")
+    assert f"measurement 3 (confirmation by Midwife R) on exam {exam_id} frame 0:" in out and head in out, out
+    assert "uncertainty 0.33 (moderate)" in out
+
+    assert run_cli(["history", "--exam", str(exam_id), *base]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split("#")[1].split()[0]: line for line in lines if " #" in line}
+    assert re.search(r"HC \d+ px, BPD \d+ px, OFD \d+ px, GA - \(no mm, no GA: no calibration: pixels only\)",
+                     rows["1"]), rows["1"]
+    assert "ai " in rows["2"] and head in rows["2"] and "tiny 0.0.1" in rows["2"]
+    assert "confirmation Midwife R" in rows["3"] and head in rows["3"] and "supersedes #2" in rows["3"]
+
+    pdf = tmp_path / "exam.pdf"
+    assert run_cli(["report", "--exam", str(exam_id), str(pdf), *base]) == 0
+    if shutil.which("pdftotext"):
+        text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True,
+                                       timeout=60).stdout.split())
+        assert f"HC {hc:.1f} mm {hc:.1f} mm confirmed Midwife R" in text, text
+        assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f})" in text
+        assert "calibration: manual 0.0620 mm/px" in text
+
+
+def test_the_import_line_gives_the_chosen_frames_aop_hsd_and_uncertainty_as_the_panel_does(tmp_path, capsys):
+    """``import`` printed "AoP 127.6 deg (AI)" alone; it gives the chosen frame's AoP, its HSD (pixels with why there
+    is no mm where the file has no scale) and the AI's uncertainty there with its level word."""
+    import cv2
+    import numpy as np
+
+    from workstation.inference.uncertainty import uncertainty_level
+    from workstation.synthetic import make_transperineal_cine
+
+    labels = make_transperineal_cine(n_frames=1, shape=(240, 320), seed=2).labels[0]
+    image = tmp_path / "labels.png"  # grey levels the tiny model segments exactly (background 0, PS 150, head 255)
+    cv2.imwrite(str(image), np.choose(labels, [0, 150, 255]).astype(np.uint8))
+    data = tmp_path / "data"
+    assert run_cli(["import", str(image), "--mrn", "MRN-5", "--data-dir", str(data), "--model",
+                    str(tiny_model_manifest(tmp_path / "model")), "--device", "cpu", "--quiet"]) == 0
+    line = capsys.readouterr().out.strip()
+    with Records(data) as records:
+        ai = records.current_measurement(1)
+    assert ai.aop_deg is not None and ai.hsd_mm is None and ai.hsd_px is not None and ai.uncertainty is not None
+    assert (f"; AI, frame {ai.frame_index}: AoP {ai.aop_deg:.1f} deg, HSD {ai.hsd_px:.0f} px (no mm: "
+            f"{ai.reasons['hsd_mm']}); uncertainty {ai.uncertainty:.2f} ({uncertainty_level(ai.uncertainty)})"
+            ) in line, line
+    assert line.startswith("exam 1 <- labels.png: MRN MRN-5, labour 1")

@@ -368,3 +368,261 @@ def test_characters_neither_font_has_print_as_a_visible_replacement_in_header_ta
     replacement = next(w for w in header if w[0] == "�,")
     x0, y0, x1, y1 = (int(v * 2) for v in replacement[1:])
     assert (page[y0:y1, x0:x1] < 128).sum() > 20, "the replacement is not drawn"
+
+
+# -- head biometry, the calibration in force, labels on a backing, non-square pixels ---------------------------------
+HEAD_PLANE_MODEL = {"name": "tiny", "version": "0.0.1", "sha256": "0" * 64, "placeholder": True}
+
+
+def head_plane_exam(records, folder, mrn: str = "H1", withheld: str | None = None):
+    """An exam of one axial head plane (an 800 x 540 image without a scale, as an HC18 image) whose analysis found a
+    head ellipse and no pubic symphysis, as the pipeline stores it (frame class ``not_transperineal``); ``withheld``:
+    the reason the AI's head biometry is withheld (no skull echo), as ``check_ai_biometry`` records it."""
+    from datetime import datetime
+
+    from workstation.inference.pipeline import keep_ai_biometry_withheld
+    from workstation.measure import measure_labelmap
+
+    labels = np.zeros((540, 800), np.uint8)
+    cv2.ellipse(labels, (400, 250), (200, 160), 20, 0, 360, 2, -1)  # HC about 70 mm at 0.062 mm/px, as HC18's 002
+    folder.mkdir(parents=True, exist_ok=True)
+    image = folder / f"head-{mrn}.png"
+    cv2.imwrite(str(image), np.where(labels == 2, 150, 40).astype(np.uint8))
+    exam = import_scan(records, image, mrn=mrn, acquired=datetime(2026, 11, 20, 8, 0)).exam
+    frame = measure_labelmap(labels, None).to_json()
+    if withheld:
+        frame = keep_ai_biometry_withheld({**frame, "ai_biometry_withheld": withheld})
+    frame.update(index=0, time_s=0.0, frame_class="not_transperineal", uncertainty=0.33)
+    records.save_analysis(exam.id, {"model": HEAD_PLANE_MODEL, "frames": [frame],
+                                    "summary": {"chosen_frame": 0, "why": "axial head plane (test)"}})
+    return exam
+
+
+def test_the_values_of_head_biometry_are_written_once_for_tables_labels_and_lines():
+    from workstation.reports.values import (describe_head, describe_head_value, describe_transperineal, hc_label,
+                                            head_labels)
+
+    from workstation.measure import ramanujan_perimeter
+
+    ellipse = {"center": [400.0, 250.0], "semi_axes": [180.0, 140.0], "angle_deg": 20.0}
+    hc_px = ramanujan_perimeter(180.0, 140.0)
+    why = "the file gives no physical scale: pixels only"
+    in_px = {"hc_mm": None, "bpd_mm": None, "ofd_mm": None, "ga_weeks": None, "geometry": {"head_ellipse": ellipse},
+             "reasons": {key: why for key in ("hc_mm", "bpd_mm", "ofd_mm", "ga_weeks")}}
+    # A records row keeps mm only: the pixels are measured on its ellipse, with why there is no mm.
+    assert describe_head_value(in_px, "HC") == f"{hc_px:.0f} px (no mm: {why})"
+    assert describe_head_value(in_px, "BPD") == f"280 px (no mm: {why})"
+    assert describe_head_value(in_px, "GA") == f"none ({why})"
+    assert describe_head(in_px) == f"HC {hc_px:.0f} px, BPD 280 px, OFD 360 px, GA - (no mm, no GA: {why})"
+    assert head_labels(in_px, "AI") == [f"HC {hc_px:.0f} px (AI)", "BPD 280 px, OFD 360 px"]
+    in_mm = {"hc_mm": 69.53, "bpd_mm": 20.23, "ofd_mm": 23.96, "ga_weeks": 12.66, "geometry": {"head_ellipse": ellipse}}
+    assert describe_head_value(in_mm, "HC") == "69.5 mm" and describe_head_value(in_mm, "OFD") == "24.0 mm"
+    assert describe_head_value(in_mm, "GA") == "12.7 wk (+-2 wk: 10.7-14.7)"
+    assert describe_head(in_mm) == "HC 69.5 mm, BPD 20.2 mm, OFD 24.0 mm, GA 12.7 wk (+-2 wk: 10.7-14.7)"
+    assert head_labels(in_mm, "confirmed") == ["HC 69.5 mm (confirmed)", "BPD 20.2 mm, OFD 24.0 mm", "GA 12.7 wk +-2"]
+    assert hc_label({"hc_mm": 69.53}) == "HC 69.5 mm" and hc_label({"hc_px": 412.2}) == "HC 412 px"
+    assert hc_label({"hc_mm": None}) is None
+    # Withheld (no skull echo): no pixels from the ellipse either; the reason, said once.
+    echo = "no fetal skull echo along the outline"
+    withheld = {"geometry": {"head_ellipse": ellipse},
+                "reasons": {key: echo for key in ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm",
+                                                  "ga_weeks")}}
+    assert describe_head_value(withheld, "HC") == f"none ({echo})"
+    assert describe_head(withheld) == f"no HC, BPD, OFD, GA: {echo}"
+    assert head_labels(withheld, "AI") == ["HC withheld"]
+    # AoP and HSD on one line: pixels with why there is no mm; one reason where both are absent for it.
+    assert describe_transperineal({"aop_deg": 127.61, "hsd_mm": 14.04, "hsd_px": 69.8}) == "AoP 127.6 deg, HSD 14.0 mm"
+    assert (describe_transperineal({"aop_deg": 125.1, "hsd_px": 31.2, "reasons": {"hsd_mm": why}})
+            == f"AoP 125.1 deg, HSD 31 px (no mm: {why})")
+    assert (describe_transperineal({"reasons": {"aop_deg": "no pubic symphysis", "hsd_px": "no pubic symphysis"}})
+            == "no AoP or HSD (no pubic symphysis)")
+
+
+def test_an_exams_head_biometry_reaches_the_report_ai_and_a_persons_apart_in_the_calibration_in_force(tmp_path):
+    """The reviewer's case: an axial head plane without a scale, a manual calibration set on the exam, a person's
+    acceptance; then a person's correction of the ellipse. The report shows HC, BPD, OFD, GA (mm only in the manual
+    calibration, GA with its range), the AI's value beside the person's with who and when, the key frame's label,
+    and the calibration in force with who set it, not the file's "none"."""
+    _poppler()
+    from workstation.records import confirm
+    from workstation.records.calibration import set_exam_calibration
+
+    with Records(tmp_path / "data") as records:
+        exam = head_plane_exam(records, tmp_path / "usb")
+        before = write_exam_report(records, exam.id, tmp_path / "before.pdf")
+        set_exam_calibration(records, exam.id, 0.062032562715, "Midwife R")
+        confirm(records, exam.id, "Midwife R")
+        accepted = records.current_measurement(exam.id)
+        confirmed_pdf = write_exam_report(records, exam.id, tmp_path / "confirmed.pdf")
+        ellipse = {**accepted.geometry["head_ellipse"], "semi_axes": [215.0, 175.0]}
+        correct(records, exam.id, 0, {"head_ellipse": ellipse}, "Dr Lee", note="ellipse on the outer skull")
+        corrected = records.current_measurement(exam.id)
+        labor_pdf = write_labor_report(records, exam.labor_id, tmp_path / "labor.pdf")
+        corrected_pdf = write_exam_report(records, exam.id, tmp_path / "corrected.pdf")
+    assert accepted.kind == "confirmation" and accepted.hc_mm is not None and accepted.ga_weeks is not None
+    assert corrected.kind == "correction" and corrected.hc_mm > accepted.hc_mm
+
+    raw = raw_text(before)  # no scale: pixels, with why there is no mm; no GA
+    import re
+
+    assert re.search(r"HC (\d+) px \(no mm: no calibration: pixels only\) \1 px \(no mm", raw), raw
+    assert re.search(r"OFD \d+ px \(no mm:", raw) and "GA none (no calibration: pixels only)" in raw
+    assert "calibration: none (the file's)" in raw
+
+    raw = raw_text(confirmed_pdf)
+    hc, bpd, ofd = (f"{value:.1f} mm" for value in (accepted.hc_mm, accepted.bpd_mm, accepted.ofd_mm))
+    ga = accepted.ga_weeks
+    assert f"HC {hc} {hc} confirmed Midwife R" in raw, raw
+    assert f"BPD {bpd} {bpd} confirmed" in raw and f"OFD {ofd} {ofd} confirmed" in raw
+    assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f})" in raw
+    assert "calibration: manual 0.0620 mm/px (entered by Midwife R), set by Midwife R at" in raw, raw
+    assert "the file's own: none" in raw and "calibration: none" not in raw
+    assert "green: head ellipse (HC, BPD, OFD, GA)" in raw
+    assert f"HC {hc}, GA {ga:.1f} wk" in raw  # the history table
+
+    for pdf in (corrected_pdf, labor_pdf):
+        raw = raw_text(pdf)
+        # The AI's value (measured again in the manual calibration) beside the person's, with who.
+        assert f"HC {hc} {corrected.hc_mm:.1f} mm corrected Dr Lee" in raw, (pdf.name, raw)
+        assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f}) {corrected.ga_weeks:.1f} wk" in raw, pdf.name
+
+
+def _key_frame_image(pdf, folder) -> np.ndarray:
+    """The key frame as the PDF embeds it (pdfimages), RGB."""
+    if not shutil.which("pdfimages"):
+        pytest.skip("poppler-utils (pdfimages) not installed: apt-get install -y poppler-utils")
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["pdfimages", "-png", "-f", "1", "-l", "1", str(pdf), str(folder / "image")], check=True,
+                   timeout=60)
+    images = [cv2.imread(str(p)) for p in sorted(folder.glob("image-*.png"))]
+    return cv2.cvtColor(max(images, key=lambda im: im.shape[0] * im.shape[1]), cv2.COLOR_BGR2RGB)
+
+
+def test_the_key_frame_labels_the_head_biometry_beside_the_ellipse(tmp_path):
+    _poppler()
+    with Records(tmp_path / "data") as records:
+        exam = head_plane_exam(records, tmp_path / "usb")
+        from workstation.records.calibration import set_exam_calibration
+
+        set_exam_calibration(records, exam.id, 0.062032562715, "Midwife R")
+        ai = records.current_measurement(exam.id)
+        shown = _key_frame_image(write_exam_report(records, exam.id, tmp_path / "head.pdf"), tmp_path / "shown")
+        withheld = head_plane_exam(records, tmp_path / "usb2", mrn="H2", withheld="no fetal skull echo")
+        bare = _key_frame_image(write_exam_report(records, withheld.id, tmp_path / "withheld.pdf"), tmp_path / "bare")
+    green = np.array(COLOURS["head_ellipse"])
+    # Below the ellipse (its lowest point is near row 420 of 540): the label's green text on its dark backing.
+    for image in (shown, bare):
+        below = image[image.shape[0] * 430 // 540:, :]
+        assert (np.abs(below.astype(int) - green).max(axis=2) <= 40).sum() > 100
+    assert (np.abs(shown.astype(int) - green).max(axis=2) <= 40).sum() > (
+        np.abs(bare.astype(int) - green).max(axis=2) <= 40).sum()  # three lines of values against "HC withheld"
+    from workstation.reports.values import head_labels
+
+    assert head_labels(ai, "AI")[0] == f"HC {ai.hc_mm:.1f} mm (AI)"
+
+
+def test_labels_are_drawn_after_the_lines_on_a_backing_so_no_line_crosses_a_value():
+    """The reviewer's crops: the green ellipse ran through "127.6" in "AoP 127.6 deg (AI)". A label is drawn last, on
+    a dark backing: inside its box no line keeps its colour."""
+    geometry = synthetic_measurement(3)["geometry"]
+    values = {"aop_deg": 127.6, "hsd_mm": 14.0, "hsd_px": 69.8}
+    frame = np.full((480, 640), 90, np.uint8)
+    aop_only = {"aop": geometry["aop"]}
+    label = (render_overlays(frame, aop_only, values=values) != render_overlays(frame, aop_only)).any(axis=2)
+    rows, cols = np.nonzero(label)
+    x0, y0, x1, y1 = cols.min(), rows.min(), cols.max(), rows.max()
+    middle = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    # An ellipse through the middle of the label, and a PS axis across it.
+    crossing = {**aop_only, "head_ellipse": {"center": [float(middle[0]) + 150.0, float(middle[1])],
+                                             "semi_axes": [150.0, 150.0], "angle_deg": 0.0}}
+    image = render_overlays(frame, crossing, values=values)
+    inside = image[y0 + 2:y1 - 1, x0 + 2:x1 - 1].astype(int)
+    for colour in ("head_ellipse",):
+        assert not (np.abs(inside - np.array(COLOURS[colour])).max(axis=2) <= 40).any(), colour
+    assert (np.abs(inside - np.array(COLOURS["tangent"])).max(axis=2) <= 40).sum() > 50  # the text itself
+    assert inside.mean() < 90  # on its dark backing
+    # A label never hides where a caliper ends when a place nearby is free: the PS axis' superior end where the HSD
+    # label would go stays drawn.
+    hsd_only = {"hsd": geometry["hsd"], "aop": geometry["aop"]}
+    hsd_label_at = (render_overlays(frame, hsd_only, values=values) != render_overlays(frame, hsd_only)).any(axis=2)
+    hsd_label_at &= ~label
+    rows, cols = np.nonzero(hsd_label_at)
+    covered = [float(cols.mean()), float(rows.mean())]
+    moved = {**geometry, "ps_axis": {**geometry["ps_axis"], "superior": covered}}
+    image = render_overlays(frame, moved, values=values)
+    assert _near(image, covered, COLOURS["ps_axis"], radius=1)
+
+
+def test_a_frame_whose_pixels_are_not_square_is_drawn_in_the_patients_shape():
+    """mm per row 1.25 times mm per column: the frame is drawn 1.25 times as tall, and the geometry mapped the same
+    way, so that the angle drawn is the AoP measured in the patient."""
+    from workstation.calibration import Calibration, Scale
+    from workstation.measure.transperineal import aop_from_points
+
+    calibration = Calibration(pixel_spacing=Scale(0.2, 0.25, "pixel_spacing"))
+    measured = synthetic_measurement(3, calibration)
+    geometry = measured["geometry"]
+    assert measured["pixel_aspect"] == pytest.approx(1.25)
+    frame = np.full((480, 640), 80, np.uint8)
+    image = render_overlays(frame, geometry, values=measured, aspect=1.25)
+    assert image.shape == (600, 640, 3)
+
+    def shown(p):  # frame pixel (x, y) -> the drawing's
+        return np.array([p[0], (p[1] + 0.5) * 1.25 - 0.5])
+
+    aop = geometry["aop"]
+    assert _near(image, shown(geometry["ps_axis"]["inferior"]), COLOURS["inferior_end"])
+    assert _near(image, shown(np.mean([aop["vertex"], aop["tangent_point"]], axis=0)), COLOURS["tangent"])
+    assert _near(image, shown(np.mean([geometry["hsd"]["start"], geometry["hsd"]["end"]], axis=0)), COLOURS["hsd"])
+    ellipse = geometry["head_ellipse"]
+    a, angle = ellipse["semi_axes"][0], np.radians(ellipse["angle_deg"])
+    assert _near(image, shown(np.add(ellipse["center"], [a * np.cos(angle), a * np.sin(angle)])),
+                 COLOURS["head_ellipse"])
+    # The angle between the drawn lines is the one printed.
+    vertex, superior, tangent = (shown(aop[k]) for k in ("vertex", "superior", "tangent_point"))
+    u, v = superior - vertex, tangent - vertex
+    drawn = np.degrees(np.arccos(np.dot(u, v) / np.linalg.norm(u) / np.linalg.norm(v)))
+    assert drawn == pytest.approx(measured["aop_deg"], abs=0.05)
+    assert drawn == pytest.approx(aop_from_points(aop["superior"], aop["vertex"], aop["tangent_point"], 1.25), abs=1e-6)
+    # Rows squeezed (aspect below 1): the columns are stretched instead, never fewer pixels than the frame's.
+    assert render_overlays(frame, geometry, aspect=0.8).shape == (480, 800, 3)
+
+
+def _non_square_demo_file(folder, mm_per_row: float):
+    """The demo cine with its ultrasound region giving ``mm_per_row`` mm per row (0.2 mm per column)."""
+    import pydicom
+
+    from records_support import demo_exam_file
+
+    path = demo_exam_file(folder, seed=5)
+    ds = pydicom.dcmread(path)
+    region = ds.SequenceOfUltrasoundRegions[0]
+    region.PhysicalDeltaX, region.PhysicalDeltaY = 0.02, mm_per_row / 10.0
+    ds.save_as(path)
+    return path
+
+
+def test_the_report_of_a_cine_with_non_square_pixels_draws_its_key_frame_in_the_patients_shape(tmp_path):
+    _poppler()
+    from workstation.calibration import Scale
+    from workstation.io import load
+
+    shapes = {}
+    for mm_per_row in (0.2, 0.25):
+        with Records(tmp_path / f"data-{mm_per_row}") as records:
+            exam = import_scan(records, _non_square_demo_file(tmp_path / f"usb-{mm_per_row}", mm_per_row)).exam
+            cine = load(records.file_path(exam))
+            scale = cine.calibration.scale_for([(320.0, 240.0)], cine.frame(0).shape).scale
+            cine.close()
+            assert (scale.mm_per_px_x, scale.mm_per_px_y) == pytest.approx((0.2, mm_per_row))
+            values = synthetic_measurement(3, cine.calibration)
+            records.add_measurement(exam.id, "ai", "tiny 0.0.1", values, frame_index=3, time_s=0.12,
+                                    uncertainty=0.25, calibration_source=values["calibration"]["source"])
+            pdf = write_exam_report(records, exam.id, tmp_path / f"exam-{mm_per_row}.pdf")
+        image = _key_frame_image(pdf, tmp_path / f"images-{mm_per_row}")
+        shapes[mm_per_row] = image.shape[0] / image.shape[1]
+        text = raw_text(pdf)
+        assert ("Drawn in the patient's shape" in text) == (mm_per_row != 0.2), text
+    assert isinstance(Scale, type)
+    assert shapes[0.2] == pytest.approx(480 / 640, abs=0.01)
+    assert shapes[0.25] == pytest.approx(480 * 1.25 / 640, abs=0.01)

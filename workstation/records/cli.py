@@ -85,13 +85,31 @@ def _import_line(records, result, file_name: str) -> str:
     exam = result.exam
     if result.duplicate:
         return f"{file_name}: already imported as exam {exam.id} (same content); nothing added"
-    current = records.current_measurement(exam.id)
-    if current is None:
-        value = "not analysed"
-    else:
-        value = "AI found no AoP" if current.aop_deg is None else f"AoP {current.aop_deg:.1f} deg (AI)"
+    values = _values_line(records, records.current_measurement(exam.id))
     return (f"exam {exam.id} <- {file_name}: MRN {result.patient.mrn}, labour {result.labor.id}, acquired "
-            f"{exam.acquired.isoformat()} ({exam.acquired_source}); {value}")
+            f"{exam.acquired.isoformat()} ({exam.acquired_source}); {values}")
+
+
+def _values_line(records, m) -> str:
+    """A measurement row as the window's panel gives it: whose and which frame, then :func:`_values_text`."""
+    if m is None:
+        return "not analysed"
+    whose = "AI" if m.kind == "ai" else f"{m.kind} by {m.by}"
+    frame = "no frame chosen" if m.frame_index is None else f"frame {m.frame_index}"
+    return f"{whose}, {frame}: {_values_text(records, m)}"
+
+
+def _values_text(records, m) -> str:
+    """AoP; HSD in mm or in pixels with why there is no mm; the head biometry where the exam's frame has any (mm only
+    where the calibration gives them, GA with its range, why a value is absent); the AI's uncertainty on the row's
+    frame with its level word."""
+    from workstation.records.timeline import ai_uncertainty_of
+    from workstation.reports.values import describe_head, describe_transperineal, shows_head_biometry
+
+    parts = [describe_transperineal(m)]
+    if shows_head_biometry(records, [m]):
+        parts.append(describe_head(m))
+    return "; ".join(parts) + f"; uncertainty {describe_uncertainty(ai_uncertainty_of(records, m))}"
 
 
 def cmd_patients(args) -> int:
@@ -167,8 +185,12 @@ def cmd_report(args) -> int:
 
 
 def cmd_history(args) -> int:
+    from workstation.reports.values import describe_head, shows_head_biometry
+
     with _records(args) as records:
         events = records.history(args.exam)
+        rows = {m.id: m for m in records.measurements(args.exam)}  # with their geometry (the events leave it out)
+        head = shows_head_biometry(records, rows.values())
     if args.json:
         _emit_json(events)
         return 0
@@ -176,8 +198,12 @@ def cmd_history(args) -> int:
         if e["event"] in ("import", "analysis", "calibration"):
             print(f"{e['when']}  {e['event']:<12} {e['by'] or '':<16} {e['detail']}")
         else:
+            hsd = describe_hsd(e["hsd_mm"], e["hsd_px"], (e.get("reasons") or {}).get("hsd_mm"))
+            if e["hsd_mm"] is not None and e["hsd_px"] is not None:
+                hsd += f" ({e['hsd_px']:.1f} px)"
             print(f"{e['when']}  {e['event']:<12} {e['by']:<16} #{e['id']} frame {_fmt(e['frame_index'], digits=0)}  "
-                  f"AoP {_fmt(e['aop_deg'], ' deg')}  HSD {_fmt(e['hsd_mm'], ' mm')} ({_fmt(e['hsd_px'], ' px')})"
+                  f"AoP {_fmt(e['aop_deg'], ' deg')}  HSD {hsd}"
+                  + (f"  {describe_head(rows.get(e['id'], e))}" if head else "")
                   + (f"  supersedes #{e['supersedes_id']}" if e["supersedes_id"] else "")
                   + (f"  note: {e['note']}" if e["note"] else ""))
     return 0
@@ -196,12 +222,12 @@ def _geometry_argument(text: str) -> dict:
         raise RecordsError(f"--geometry is not valid JSON: {exc.msg} at character {exc.pos}") from None
 
 
-def _show_measurement(m, as_json: bool) -> int:
+def _show_measurement(records, m, as_json: bool) -> int:
     if as_json:
         _emit_json(m.to_json())
     else:
         print(f"measurement {m.id} ({m.kind} by {m.by}) on exam {m.exam_id} frame {m.frame_index}: "
-              f"AoP {_fmt(m.aop_deg, ' deg')}, HSD {_fmt(m.hsd_mm, ' mm')} ({_fmt(m.hsd_px, ' px')})")
+              f"{_values_text(records, m)}")
     return 0
 
 
@@ -210,7 +236,7 @@ def cmd_correct(args) -> int:
 
     with _records(args) as records:
         measurement = correct(records, args.exam, args.frame, _geometry_argument(args.geometry), args.user, args.note)
-    return _show_measurement(measurement, args.json)
+        return _show_measurement(records, measurement, args.json)
 
 
 def cmd_confirm(args) -> int:
@@ -218,7 +244,7 @@ def cmd_confirm(args) -> int:
 
     with _records(args) as records:
         measurement = confirm(records, args.exam, args.user, args.note)
-    return _show_measurement(measurement, args.json)
+        return _show_measurement(records, measurement, args.json)
 
 
 def cmd_calibrate(args) -> int:
@@ -238,6 +264,8 @@ def cmd_calibrate(args) -> int:
             change = set_exam_calibration(records, args.exam, args.mm_per_px, args.user, args.detail, note=args.note)
         current = records.current_calibration(exam.id)
         history = records.calibrations(exam.id)
+        again = [f"  measured again ({m.calibration_source}): #{m.id} {m.kind} by {m.by}, frame {m.frame_index}: "
+                 f"{_values_text(records, m)}" for m in ([] if change is None else change.measurements)]
     if args.json:
         _emit_json({"exam_id": exam.id, "file_calibration_source": exam.calibration_source,
                     "calibration": None if current is None else current.to_json(),
@@ -253,9 +281,8 @@ def cmd_calibrate(args) -> int:
     else:
         back = "" if current is None else f"; {current.describe()}"
         print(f"exam {exam.id}: the file's own calibration ({exam.calibration_source}){back}")
-    for m in [] if change is None else change.measurements:
-        print(f"  measured again: #{m.id} {m.kind} by {m.by}, frame {m.frame_index}: AoP {_fmt(m.aop_deg, ' deg')}, "
-              f"HSD {describe_hsd(m.hsd_mm, m.hsd_px, m.reasons.get('hsd_mm'))} ({m.calibration_source})")
+    for line in again:
+        print(line)
     return 0
 
 

@@ -2,9 +2,11 @@
 
 ``render_overlays(frame, geometry)`` draws the geometry JSON of ``workstation.measure`` (frame-pixel (x, y)
 points): the PS long axis with its inferior end marked, the tangent line from that end to the fetal skull
-with the AoP arc and value, the HSD line with its value, and the fitted head ellipse. Colours are chosen to
-stay distinct on grey ultrasound and for the commonest colour-vision deficiencies (no red/green pair carries
-meaning on its own; every element is also labelled or shaped differently).
+with the AoP arc and value, the HSD line with its value, and the fitted head ellipse with its HC, BPD, OFD and GA.
+Labels are drawn after every line, each on a dark backing, so no line runs through a value. A frame whose pixels are
+not square is drawn in the patient's shape (``aspect``), so that the angle drawn is the angle printed. Colours are
+chosen to stay distinct on grey ultrasound and for the commonest colour-vision deficiencies (no red/green pair
+carries meaning on its own; every element is also labelled or shaped differently).
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import math
 
 import cv2
 import numpy as np
+
+from workstation.reports.values import hc_label, head_labels  # noqa: F401 - hc_label: the viewer's too
 
 
 # RGB colours of each element (the legend in the reports uses the same).
@@ -24,6 +28,7 @@ COLOURS = {
 }
 _LABEL_TINTS = {1: (255, 200, 0), 2: (60, 230, 120)}  # label map: 1 pubic symphysis, 2 fetal head
 _TINT_ALPHA = 0.28
+_BACKING_ALPHA = 170 / 255  # a label's dark backing, as the window's label fill (black, alpha 170)
 _SHIFT = 4  # OpenCV sub-pixel drawing: coordinates carry 4 fractional bits
 _SUB = 1 << _SHIFT
 
@@ -53,51 +58,127 @@ def _tint_labels(image: np.ndarray, labels: np.ndarray) -> None:
 
 
 class _Painter:
-    """Lines, marks and outlined text scaled to the frame, so overlays read the same on any frame size."""
+    """Lines, marks and labels scaled to the image, so overlays read the same on any frame size.
 
-    def __init__(self, image: np.ndarray, zoom: int = 1):
+    ``scale``: display pixels per frame pixel along x and y (an enlarged frame, or one drawn in the patient's shape
+    where its pixels are not square); :meth:`map` takes frame (x, y) to display coordinates, in which every other
+    method works. Labels are placed as they come (clear of those already placed) and drawn by :meth:`finish`, after
+    every line, each on a dark backing (as the window's labels are), so that no line runs through a value."""
+
+    def __init__(self, image: np.ndarray, scale: tuple[float, float] = (1.0, 1.0)):
         self.image = image
-        self.zoom = zoom  # the image was enlarged this many times; geometry stays in frame pixels
+        self.scale = (float(scale[0]), float(scale[1]))
         self.unit = max(1.0, min(image.shape[:2]) / 360.0)
         self.thickness = max(1, round(1.5 * self.unit))
-        self.placed: list[tuple[int, int, int, int]] = []  # boxes (x0, y0, x1, y1) of the labels drawn so far
+        self.placed: list[tuple[int, int, int, int]] = []  # boxes (x0, y0, x1, y1) of the labels placed so far
+        self._labels: list[tuple[int, int, list[str], tuple, float, int, int]] = []
+        self._clear: list[np.ndarray] = []  # display points labels keep clear of (keep_clear)
 
-    def at(self, p) -> tuple[int, int]:
-        return _fixed(np.asarray(p, float) * self.zoom)
+    def map(self, p) -> np.ndarray:
+        """Frame (x, y), pixel centres at integers, to display coordinates (an image resized by ``scale``)."""
+        return (np.asarray(p, float) + 0.5) * self.scale - 0.5
+
+    @staticmethod
+    def at(p) -> tuple[int, int]:
+        return _fixed(p)
 
     def line(self, p, q, colour) -> None:
         cv2.line(self.image, self.at(p), self.at(q), colour, self.thickness, cv2.LINE_AA, _SHIFT)
+
+    def polyline(self, points, colour) -> None:
+        fixed = np.round(np.asarray(points, float) * _SUB).astype(np.int32).reshape(-1, 1, 2)
+        cv2.polylines(self.image, [fixed], True, colour, self.thickness, cv2.LINE_AA, _SHIFT)
 
     def dot(self, p, colour, radius: float) -> None:
         cv2.circle(self.image, self.at(p), int(radius * self.unit * _SUB), colour, -1, cv2.LINE_AA, _SHIFT)
         cv2.circle(self.image, self.at(p), int(radius * self.unit * _SUB), (0, 0, 0), 1, cv2.LINE_AA, _SHIFT)
 
-    def text(self, anchor, text: str, colour, away=None) -> None:
-        """Text centred on ``anchor``, or wholly beyond it along the unit vector ``away``; kept inside the frame,
-        with a dark outline for contrast on bright tissue."""
-        anchor = np.asarray(anchor, float) * self.zoom
+    def keep_clear(self, points) -> None:
+        """Display points a label must not cover where it can move clear of them (the calipers' ends: the PS axis
+        ends, the tangent point, the HSD end), so that a label's backing never hides where a line starts or ends."""
+        self._clear.extend(np.asarray(p, float) for p in points)
+
+    def _metrics(self, lines: list[str]) -> tuple[float, int, int, int, int, int]:
+        """(font scale, width, first line's height above its baseline, descent, baseline pitch, block height)."""
         scale = 0.62 * self.unit  # readable when a 640-px frame is printed 7.5 cm wide
-        (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, self.thickness)
-        if away is not None:  # push the box's centre out until its near edge sits at the anchor
-            anchor = np.asarray(anchor, float) + np.asarray(away) * (abs(away[0]) * w / 2 + abs(away[1]) * h / 2)
+        sizes = [cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, self.thickness) for line in lines]
+        w = max(size[0][0] for size in sizes)
+        h = max(size[0][1] for size in sizes)
+        base = max(size[1] for size in sizes)
+        pitch = h + base + self.thickness + 2  # baseline to baseline
+        return scale, w, h, base, pitch, h + (len(lines) - 1) * pitch + base
+
+    def block_size(self, lines: list[str]) -> tuple[int, int]:
+        """The width and height a label of ``lines`` takes (its backing's pad aside)."""
+        _, w, _, _, _, height = self._metrics(lines)
+        return w, height
+
+    def text(self, anchor, text: str | list[str], colour, away=None) -> None:
+        """A label (one line, or several under each other) centred on ``anchor``, or wholly beyond it along the unit
+        vector ``away``; kept inside the image, clear of the labels placed before it and, where a nearby place is
+        free, of the points of :meth:`keep_clear`; drawn by :meth:`finish`."""
+        lines = [text] if isinstance(text, str) else list(text)
+        scale, w, h, base, pitch, height = self._metrics(lines)
         rows, cols = self.image.shape[:2]
-        x = int(min(max(2, anchor[0] - w / 2), cols - w - 2))
-        y = int(min(max(h + 2, anchor[1] + h / 2), rows - base - 2))
+        pad = self.thickness + 2
+
+        def place(point) -> tuple[int, int]:
+            point = np.asarray(point, float)
+            if away is not None:  # push the block's centre out until its near edge sits at the point
+                point = point + np.asarray(away) * (abs(away[0]) * w / 2 + abs(away[1]) * height / 2)
+            return (int(min(max(2, point[0] - w / 2), cols - w - 2)),
+                    int(min(max(2, point[1] - height / 2), rows - height - 2)))
+
+        def box(x: int, top: int) -> tuple[int, int, int, int]:
+            return x - pad, top - pad, x + w + pad, top + height + pad
+
+        def hit(b) -> tuple | None:
+            return next((o for o in self.placed if b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3]), None)
+
+        def free(b) -> bool:
+            reach = 4.0 * self.unit
+            return hit(b) is None and not any(b[0] - reach < p[0] < b[2] + reach and b[1] - reach < p[1] < b[3] + reach
+                                              for p in self._clear)
+
+        anchor = np.asarray(anchor, float)
+        x, top = place(anchor)
+        if self._clear and not free(box(x, top)):
+            # The nearest free place a few steps off: further out along ``away``, or along either side of it.
+            out = np.asarray(away, float) if away is not None else np.array([0.0, 1.0])
+            side = np.array([-out[1], out[0]])
+            step = 6.0 * self.unit
+            for k in range(1, 7):
+                spot = next((place(anchor + d * k * step) for d in (out, side, -side)
+                             if free(box(*place(anchor + d * k * step)))), None)
+                if spot is not None:
+                    x, top = spot
+                    break
         # Two labels pushed against the same edge could land on each other: move this one clear, below (or, at
         # the bottom edge, above) each label it would cover.
-        pad = self.thickness + 2
         for _ in range(len(self.placed) + 1):
-            box = (x - pad, y - h - pad, x + w + pad, y + base + pad)
-            hit = next((b for b in self.placed if box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]),
-                       None)
-            if hit is None:
+            covered = hit(box(x, top))
+            if covered is None:
                 break
-            below = hit[3] + h + pad
-            y = below if below + base + 2 <= rows else hit[1] - base - pad
-        self.placed.append((x - pad, y - h - pad, x + w + pad, y + base + pad))
-        cv2.putText(self.image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), self.thickness + 2,
-                    cv2.LINE_AA)
-        cv2.putText(self.image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, self.thickness, cv2.LINE_AA)
+            below = covered[3] + pad
+            top = below if below + height + 2 <= rows else covered[1] - pad - height
+        self.placed.append(box(x, top))
+        self._labels.append((x, top, lines, colour, scale, h, pitch))
+
+    def finish(self) -> None:
+        """Draw the labels placed: a dark backing (lines under it dimmed, as the window's label fill does), then the
+        text; after every line, so nothing is drawn across a value."""
+        rows, cols = self.image.shape[:2]
+        margin = self.thickness + 1  # inside the box's pad, so two labels' backings never overlap
+        for (x0, y0, x1, y1), (x, top, lines, colour, scale, h, pitch) in zip(self.placed, self._labels):
+            pad = self.thickness + 2
+            left, right = max(0, x0 + pad - margin), min(cols, x1 - pad + margin)
+            upper, lower = max(0, y0 + pad - margin), min(rows, y1 - pad + margin)
+            backing = self.image[upper:lower, left:right]
+            backing[:] = (backing.astype(np.float32) * (1.0 - _BACKING_ALPHA)).astype(np.uint8)
+            for i, line in enumerate(lines):
+                cv2.putText(self.image, line, (x, top + h + i * pitch), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
+                            self.thickness, cv2.LINE_AA)
+        self._labels.clear()
 
 
 def _unit_vector(p, q) -> np.ndarray:
@@ -132,68 +213,111 @@ def label_with_whose(text: str, whose: str | None) -> str:
 
 
 def _draw_aop(painter: _Painter, aop: dict, values: dict | None, whose: str | None) -> None:
-    vertex, superior, tangent = (np.asarray(aop[k], float) for k in ("vertex", "superior", "tangent_point"))
+    vertex, superior, tangent = (painter.map(aop[k]) for k in ("vertex", "superior", "tangent_point"))
     reach = float(np.hypot(*(tangent - vertex)))
     # The tangent line runs on past the skull a little, as it is drawn on the scanner.
     line_end = vertex + _unit_vector(vertex, tangent) * reach * 1.25
     painter.line(vertex, line_end, COLOURS["tangent"])
+    # In display coordinates, which are the patient's where the pixels are not square: the arc spans the angle printed.
     start = math.degrees(math.atan2(*(superior - vertex)[::-1]))
     end = math.degrees(math.atan2(*(tangent - vertex)[::-1]))
     sweep = (end - start + 540.0) % 360.0 - 180.0  # the angle itself, never its 360-degree complement
-    radius = min(28.0 * painter.unit, 0.6 * reach * painter.zoom)
+    radius = min(28.0 * painter.unit, 0.6 * reach)
     cv2.ellipse(painter.image, painter.at(vertex), (int(radius * _SUB), int(radius * _SUB)), 0.0, start, start + sweep,
                 COLOURS["tangent"], painter.thickness, cv2.LINE_AA, _SHIFT)
     if values is None:
         return
     # At the far end of the tangent line: inside the angle is where the HSD line and its label run.
     direction = _unit_vector(vertex, tangent)
-    painter.text(line_end + direction * 6 * painter.unit / painter.zoom, aop_label(values, whose), COLOURS["tangent"],
-                 direction)
+    painter.text(line_end + direction * 6 * painter.unit, aop_label(values, whose), COLOURS["tangent"], direction)
 
 
-def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from: np.ndarray | None,
-              whose: str | None) -> None:
-    start, end = np.asarray(hsd["start"], float), np.asarray(hsd["end"], float)
+def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from, whose: str | None) -> None:
+    start, end = painter.map(hsd["start"]), painter.map(hsd["end"])
     painter.line(start, end, COLOURS["hsd"])
     across = _unit_vector(start, end)[::-1] * np.array([1.0, -1.0])
     for p in (start, end):  # end ticks make a caliper of the line
-        tick = across * 5 * painter.unit / painter.zoom
+        tick = across * 5 * painter.unit
         painter.line(p - tick, p + tick, COLOURS["hsd"])
     if values is None:
         return
     text = hsd_label(values, whose)
     middle = (start + end) / 2
     # Label on the side of the line away from the tangent line, so the two labels never meet.
-    if away_from is not None and np.dot(across, np.asarray(away_from, float) - middle) > 0:
+    if away_from is not None and np.dot(across, painter.map(away_from) - middle) > 0:
         across = -across
-    painter.text(middle + across * 8 * painter.unit / painter.zoom, text, COLOURS["hsd"], across)
+    painter.text(middle + across * 8 * painter.unit, text, COLOURS["hsd"], across)
+
+
+def _ellipse_points(ellipse: dict, n: int = 360) -> np.ndarray:
+    """``n`` frame points (x, y) on a head ellipse's JSON (centre, semi-axes, angle of the first axis)."""
+    (cx, cy), (a, b), angle = ellipse["center"], ellipse["semi_axes"], math.radians(float(ellipse["angle_deg"]))
+    t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    x = cx + a * np.cos(t) * math.cos(angle) - b * np.sin(t) * math.sin(angle)
+    y = cy + a * np.cos(t) * math.sin(angle) + b * np.sin(t) * math.cos(angle)
+    return np.stack([x, y], axis=1)
+
+
+_HEAD_VALUE_KEYS = ("hc_mm", "hc_px", "bpd_mm", "bpd_px", "ofd_mm", "ofd_px", "ga_weeks")
+
+
+def _draw_head(painter: _Painter, ellipse: dict, values: dict | None, geometry: dict, whose: str | None,
+               head: bool | None) -> None:
+    outline = painter.map(_ellipse_points(ellipse))
+    painter.polyline(outline, COLOURS["head_ellipse"])
+    if values is None or head is False:
+        return
+    if head is None and all(values.get(key) is None for key in _HEAD_VALUE_KEYS):
+        return  # values without head biometry (a transperineal frame's): the ellipse alone
+    lines = head_labels({**values, "geometry": geometry}, whose)
+    # Under the head where the block fits, else inside it: never over it, where the AoP and HSD run.
+    _, height = painter.block_size(lines)
+    gap = 6 * painter.unit
+    bottom = outline[int(np.argmax(outline[:, 1]))]
+    if bottom[1] + gap + height + 2 <= painter.image.shape[0]:
+        painter.text(bottom + np.array([0.0, gap]), lines, COLOURS["head_ellipse"], np.array([0.0, 1.0]))
+    else:
+        painter.text(outline.mean(axis=0), lines, COLOURS["head_ellipse"])
 
 
 def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray | None = None,
-                    values: dict | None = None, min_side: int = 0, whose: str | None = None) -> np.ndarray:
+                    values: dict | None = None, min_side: int = 0, whose: str | None = None, aspect: float = 1.0,
+                    head: bool | None = None) -> np.ndarray:
     """An RGB copy of ``frame`` with the measurement geometry drawn on it.
 
     ``geometry``: the ``workstation.measure`` geometry JSON (any part may be absent or ``None``).
     ``labels``: an optional label map (0 background, 1 PS, 2 fetal head) tinted under the lines.
-    ``values``: the stored values to print beside the lines (``aop_deg``, ``hsd_mm``, ``hsd_px``); a value that
-    is None there was refused or withheld and is labelled so. Without ``values`` no numbers are printed.
+    ``values``: the stored values to print beside the lines (``aop_deg``, ``hsd_mm``, ``hsd_px``, and the head
+    biometry with its ``reasons``: ``workstation.reports.values``); a value that is None there was refused or
+    withheld and is labelled so. Without ``values`` no numbers are printed.
     ``whose``: "AI", "corrected" or "confirmed", printed after each value, so an AI value never reads as a person's.
+    ``head``: whether the head biometry is labelled beside the ellipse: True (as "HC withheld" where there is none),
+    False, or None: where ``values`` hold some.
+    ``aspect``: mm per pixel row over mm per pixel column (``workstation.measure.transperineal.pixel_aspect``); where
+    it is not 1 the frame is drawn in the patient's shape (rows stretched by it, the geometry mapped the same way), so
+    that the angle drawn is the AoP printed, which is measured in the patient.
     ``min_side``: a frame smaller than this is first enlarged by a whole factor (a 256-px PSFHS frame is
     doubled for a report), so that lines and labels keep the proportions they have on a scanner-sized frame.
+    Labels are drawn last, each on a dark backing, so no line crosses a value.
     """
     image = _as_rgb(frame)
     if labels is not None:
         _tint_labels(image, np.asarray(labels))
-    zoom = max(1, math.ceil(min_side / min(image.shape[:2]))) if min_side else 1
-    if zoom > 1:
-        image = cv2.resize(image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
+    aspect = float(aspect) if aspect and math.isfinite(aspect) and aspect > 0 else 1.0
+    stretch = (1.0, aspect) if aspect >= 1.0 else (1.0 / aspect, 1.0)  # never fewer display pixels than frame pixels
+    rows, cols = image.shape[:2]
+    zoom = max(1, math.ceil(min_side / min(rows * stretch[1], cols * stretch[0]))) if min_side else 1
+    size = (max(1, round(cols * stretch[0] * zoom)), max(1, round(rows * stretch[1] * zoom)))
+    if size != (cols, rows):
+        image = cv2.resize(image, size, interpolation=cv2.INTER_CUBIC)
     geometry = geometry or {}
-    painter = _Painter(image, zoom)
+    painter = _Painter(image, (size[0] / cols, size[1] / rows))
+    ends = [(geometry.get("ps_axis") or {}).get(k) for k in ("superior", "inferior")]
+    ends += [(geometry.get("aop") or {}).get("tangent_point"), (geometry.get("hsd") or {}).get("end")]
+    painter.keep_clear(painter.map(p) for p in ends if p is not None)
     ellipse = geometry.get("head_ellipse")
     if ellipse:
-        axes = (int(ellipse["semi_axes"][0] * zoom * _SUB), int(ellipse["semi_axes"][1] * zoom * _SUB))
-        cv2.ellipse(image, painter.at(ellipse["center"]), axes, float(ellipse["angle_deg"]), 0, 360,
-                    COLOURS["head_ellipse"], painter.thickness, cv2.LINE_AA, _SHIFT)
+        _draw_head(painter, ellipse, values, geometry, whose, head)
     if geometry.get("hsd"):
         tangent = (geometry.get("aop") or {}).get("tangent_point")
         _draw_hsd(painter, geometry["hsd"], values, tangent, whose)
@@ -201,7 +325,9 @@ def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray
         _draw_aop(painter, geometry["aop"], values, whose)
     ps_axis = geometry.get("ps_axis")
     if ps_axis:
-        painter.line(ps_axis["superior"], ps_axis["inferior"], COLOURS["ps_axis"])
-        painter.dot(ps_axis["superior"], COLOURS["ps_axis"], 2.5)
-        painter.dot(ps_axis["inferior"], COLOURS["inferior_end"], 4.0)
+        superior, inferior = painter.map(ps_axis["superior"]), painter.map(ps_axis["inferior"])
+        painter.line(superior, inferior, COLOURS["ps_axis"])
+        painter.dot(superior, COLOURS["ps_axis"], 2.5)
+        painter.dot(inferior, COLOURS["inferior_end"], 4.0)
+    painter.finish()
     return image

@@ -2,11 +2,13 @@
 
 Every page carries the patient (MRN, name) and labour in its header, so a loose page is never anonymous,
 and the decision-support disclaimer with the page number in its footer. A report holds: the patient
-header; the exam's times and sources; the key frame (the measured frame) with its overlays
-(``render_overlays``); the measurement table (AI value, current value, by whom, when, the AI's uncertainty on
-the frame the current value was measured on, calibration; mm only when calibrated, else px with the reason); the
-measurement history; the sonopartogram chart; the model name, version and hash, with a PLACEHOLDER warning when
-the model is one.
+header; the exam's times and sources, with the calibration in force (a manual one set on the exam: its scale, who set
+it and when); the key frame (the measured frame) with its overlays (``render_overlays``; drawn in the patient's
+shape where the pixels are not square); the measurement table (AoP, HSD and, where the exam's frame has head
+biometry, HC, BPD, OFD and GA: AI value, current value, by whom, when, the AI's uncertainty on the frame the current
+value was measured on, calibration; mm only when calibrated, else px with the reason; GA with its range; values are
+written by ``workstation.reports.values``); the measurement history; the sonopartogram chart; the model name,
+version and hash, with a PLACEHOLDER warning when the model is one.
 
 Text is set in fonts embedded in the PDF from ``resources/fonts`` (DejaVu Sans Condensed; Droid Sans Fallback for the
 characters DejaVu lacks, CJK among them; ``workstation.reports.fonts``, which the chart uses too), so a name or MRN
@@ -32,12 +34,15 @@ from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplat
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
+from workstation.measure.transperineal import pixel_aspect
 from workstation.paths import replacing
 from workstation.records.store import Exam, Measurement, Records, describe_acquired, display_name, now_iso
 from workstation.records.timeline import ai_uncertainty_of, labor_timeline
 from workstation.reports.chart import timeline_chart
 from workstation.reports.fonts import FONT, FONT_BOLD, draw_text, markup, register_fonts, text_width
 from workstation.reports.overlays import render_overlays
+from workstation.reports.values import (HEAD_ROWS, describe_head_value, hc_label, head_values, shows_head_biometry,
+                                        values_of)
 
 DISCLAIMER = ("Decision support only. AoP, HSD, the trend and the stalled flag are computed by software from "
               "ultrasound images and can be wrong; they do not replace clinical examination and judgement. "
@@ -106,6 +111,38 @@ def _value(m: Measurement | None, quantity: str) -> str:
     if quantity == "aop":
         return "-" if m.aop_deg is None else f"{m.aop_deg:.1f} deg"
     return describe_hsd(m.hsd_mm, m.hsd_px, m.reasons.get("hsd_mm"))
+
+
+def _ai_value(ai: Measurement | None, quantity: str, key: str) -> str:
+    """The AI's AoP or HSD, or why it has none."""
+    return _value(ai, quantity) if ai is None or getattr(ai, key) is not None else f"none ({_why_absent(ai, key)})"
+
+
+def _head_short(m: Measurement) -> str:
+    """HC and GA of a history row, short (the measurement table gives the rest and the reasons)."""
+    values = head_values(m)
+    hc = hc_label(values)
+    parts = [hc or ("HC withheld" if values["reasons"].get("hc_px") else "HC -")]
+    if values["ga_weeks"] is not None:
+        parts.append(f"GA {values['ga_weeks']:.1f} wk")
+    return ", ".join(parts)
+
+
+def _drawn_aspect(calibration, geometry: dict | None, frame_shape) -> float:
+    """mm per pixel row over mm per column where the key frame's geometry lies (``pixel_aspect``: 1 for square
+    pixels or without a scale there): the PS axis ends (where the AoP and HSD are built), else the HSD line's, else
+    the head ellipse's outline."""
+    geometry = geometry or {}
+    if geometry.get("ps_axis"):
+        points = [geometry["ps_axis"]["inferior"], geometry["ps_axis"]["superior"]]
+    elif geometry.get("hsd"):
+        points = [geometry["hsd"]["start"], geometry["hsd"]["end"]]
+    elif geometry.get("head_ellipse"):
+        ellipse = geometry["head_ellipse"]
+        points = [ellipse["center"]]
+    else:
+        return 1.0
+    return pixel_aspect(calibration, points, frame_shape)
 
 
 def _uncertainty(uncertainty: float | None, frame_index: int | None) -> str:
@@ -189,36 +226,54 @@ class _ReportBuilder:
                 ["Source file", f"{exam.original_path} (sha256 {exam.file_sha256[:16]}...)"],
                 ["Cine", f"{exam.n_frames} frame{'s' if exam.n_frames != 1 else ''}, "
                          f"{exam.frame_shape[1]} x {exam.frame_shape[0]} px; "
-                         f"calibration: {exam.calibration_source}"]]
+                         f"calibration: {self.calibration_in_force(exam)}"]]
         if exam.dicom_patient_id and exam.dicom_patient_id != self.records.patient_of_exam(exam).mrn:
             rows.append(["Patient ID", f"the file says {exam.dicom_patient_id!r}; filed under this MRN by a person"])
         table = Table([[r[0], _p(r[1], _SMALL)] for r in rows], colWidths=[2.2 * cm, _BODY_W - 2.2 * cm])
         table.setStyle(_KEY_VALUE_STYLE)
         return table
 
+    def calibration_in_force(self, exam: Exam) -> str:
+        """The calibration the exam's values are measured in: a manual one set on the exam (its scale, how it was
+        taken, who set it when), the file's own again after one (who went back to it, when), else the file's."""
+        row = self.records.current_calibration(exam.id)
+        if row is None:
+            return f"{exam.calibration_source} (the file's)"
+        if row.is_manual:
+            how = f" ({row.detail})" if row.detail else ""
+            return (f"manual {row.mm_per_px:.4f} mm/px{how}, set by {row.by} at {_when(row.created_at)}; the file's "
+                    f"own: {exam.calibration_source}")
+        return (f"{exam.calibration_source} (the file's; back to it from a manual calibration, by {row.by} at "
+                f"{_when(row.created_at)})")
+
     def key_frame(self, exam: Exam, width: float) -> list:
-        """The measured frame with its overlays, or a line saying why there is none."""
-        from workstation.io import load
+        """The measured frame with its overlays, or a line saying why there is none. A frame whose pixels are not
+        square (in the calibration in force) is drawn in the patient's shape, as its AoP and HSD are measured."""
+        from workstation.records.calibration import load_exam
 
         current = self.records.current_measurement(exam.id)
         if current is None or current.frame_index is None:
             why = "not analysed" if current is None else current.reasons.get("aop_deg", "no frame was measured")
             return [_p(f"No key frame: {why}.", _SMALL)]
-        cine = load(self.records.file_path(exam))
+        cine = load_exam(self.records, exam)
         try:
             frame = cine.frame(current.frame_index)
+            aspect = _drawn_aspect(cine.calibration, current.geometry, frame.shape[:2])
         finally:
             cine.close()
-        values = {"aop_deg": current.aop_deg, "hsd_mm": current.hsd_mm, "hsd_px": current.hsd_px}
-        image = render_overlays(frame, current.geometry, values=values, min_side=REPORT_FRAME_MIN_SIDE,
-                                whose=_whose(current))
+        head = shows_head_biometry(self.records, [current, self.records.latest_ai_measurement(exam.id)])
+        image = render_overlays(frame, current.geometry, values=values_of(current), min_side=REPORT_FRAME_MIN_SIDE,
+                                whose=_whose(current), aspect=aspect, head=head)
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         rows, cols = image.shape[:2]
         picture = Image(io.BytesIO(png.tobytes()), width=width, height=width * rows / cols)
         who = "AI" if current.kind == "ai" else f"{current.kind} by {current.by}"
+        shape = ("" if aspect == 1.0 else f" Drawn in the patient's shape: its pixels are {aspect:.3f} times as tall "
+                 "as they are wide (the calibration), and the AoP and HSD are measured so.")
         caption = (f"Frame {current.frame_index}" + ("" if current.time_s is None else f" ({current.time_s:.2f} s)")
                    + f", measurement of {who}. Amber: pubic symphysis axis (red dot: inferior end); blue: tangent "
-                   "to the fetal skull and AoP; magenta: HSD; green: head ellipse." + self._construction_note(exam, current))
+                   "to the fetal skull and AoP; magenta: HSD; green: head ellipse"
+                   + (" (HC, BPD, OFD, GA)" if head else "") + "." + shape + self._construction_note(exam, current))
         return [picture, _p(caption, _SMALL)]
 
     def _construction_note(self, exam: Exam, current) -> str:
@@ -232,14 +287,19 @@ class _ReportBuilder:
         return f" {text}" if text else ""
 
     def measurement_table(self, exam: Exam) -> Table:
+        """AoP and HSD, and where the exam's frame has head biometry (AI or a person's) HC, BPD, OFD and GA: the AI's
+        value, the one in force, whose it is and when, the AI's uncertainty on its frame, the calibration."""
         ai = self.records.latest_ai_measurement(exam.id)
         current = self.records.current_measurement(exam.id)
         header = ["", "AI value", "Current value", "Source", "By", "When", "AI uncertainty", "Calibration"]
         rows = [[_p(h, _HEAD) for h in header]]
-        for label, quantity, key in (("AoP", "aop", "aop_deg"), ("HSD", "hsd", "hsd_px")):
-            ai_text = _value(ai, quantity) if ai is None or getattr(ai, key) is not None else \
-                f"none ({_why_absent(ai, key)})"
-            rows.append([label, _p(ai_text), _p(_value(current, quantity)),
+        cells = [(label, _ai_value(ai, quantity, key), _value(current, quantity))
+                 for label, quantity, key in (("AoP", "aop", "aop_deg"), ("HSD", "hsd", "hsd_px"))]
+        if shows_head_biometry(self.records, [ai, current]):
+            cells += [(name, "-" if ai is None else describe_head_value(ai, name),
+                       "-" if current is None else describe_head_value(current, name)) for name, _ in HEAD_ROWS]
+        for label, ai_text, current_text in cells:
+            rows.append([label, _p(ai_text), _p(current_text),
                          _p("-" if current is None else _whose(current)),
                          _p("-" if current is None else current.by), _p(_when(None if current is None else
                                                                             current.created_at)),
@@ -252,13 +312,16 @@ class _ReportBuilder:
         return table
 
     def history_table(self, exam: Exam) -> Table:
-        rows = [["#", "Kind", "By", "When", "Frame", "AoP", "HSD", "Acts on", "Note"]]
-        for m in self.records.measurements(exam.id):
+        measurements = self.records.measurements(exam.id)
+        head = shows_head_biometry(self.records, measurements)
+        rows = [["#", "Kind", "By", "When", "Frame", "AoP", "HSD", *(["HC / GA"] if head else []), "Acts on", "Note"]]
+        for m in measurements:
             rows.append([str(m.id), m.kind, _p(m.by), _p(_when(m.created_at)),
                          "-" if m.frame_index is None else str(m.frame_index), _p(_value(m, "aop")),
-                         _p(_value(m, "hsd")), "-" if m.supersedes_id is None else f"#{m.supersedes_id}",
-                         _p(m.note or "")])
-        widths = [0.8, 2.0, 2.4, 2.4, 1.1, 1.8, 3.2, 1.3]
+                         _p(_value(m, "hsd")), *([_p(_head_short(m))] if head else []),
+                         "-" if m.supersedes_id is None else f"#{m.supersedes_id}", _p(m.note or "")])
+        widths = ([0.8, 2.0, 2.4, 2.4, 1.1, 1.8, 3.2, 1.3] if not head
+                  else [0.7, 1.9, 2.2, 2.0, 1.0, 1.6, 2.6, 2.3, 1.1])
         table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
         table.setStyle(_TABLE_STYLE)
         return table
@@ -343,7 +406,8 @@ def write_labor_report(records: Records, labor_id: int, out: str | Path) -> Path
              _heading("Sonopartogram"), timeline_chart(timeline, width=_BODY_W), build.timeline_summary(timeline),
              Spacer(1, 6), build.points_table(timeline)]
     for exam in exams:
-        story.append(KeepTogether([_heading(f"Exam {exam.id}: {describe_acquired(exam.acquired)}"), build.exam_block(exam),
+        story.append(KeepTogether([_heading(f"Exam {exam.id}: {describe_acquired(exam.acquired)}"),
+                                   build.exam_block(exam),
                                    Spacer(1, 4), *build.key_frame(exam, 7.5 * cm), Spacer(1, 4),
                                    build.measurement_table(exam)]))
     story += [Spacer(1, 8), _p(DISCLAIMER, _SMALL)]
