@@ -54,7 +54,8 @@ class OracleModel:
     def describe(self) -> dict:
         return {"name": "oracle", "version": "test", "placeholder": False, "device": "cpu", "threads": 1}
 
-    def predict(self, frames, tta: bool = False):
+    def predict(self, frames, tta: bool = False, aspect: float = 1.0):
+        # ``aspect`` (the pixels' shape, as the real engine takes it): the oracle's labels are the frame's own.
         self.batches += 1
         if self.fail_at is not None and self.batches >= self.fail_at:
             raise RuntimeError("the oracle was told to fail")
@@ -148,3 +149,82 @@ def mouse_drag(qtbot, window, start, end, steps: int = 8) -> None:
     qtbot.wait(15)
     QTest.mouseRelease(viewport, left, none, end)
     qtbot.wait(5)
+
+
+APP_START_REPORT = """
+import sys
+from PySide6 import QtCore, QtWidgets
+from workstation.gui import app
+
+app.application()
+
+def report_and_close():
+    window = next(w for w in QtWidgets.QApplication.topLevelWidgets() if w.inherits("QMainWindow"))
+    note = window.statusBar().findChild(QtWidgets.QLabel, "recordsUnavailable")
+    read_only = window.statusBar().findChild(QtWidgets.QLabel, "recordsReadOnly")
+    print("BANNER", window.error_banner.text, flush=True)
+    print("NOTE", None if note is None else note.text(), flush=True)
+    print("READONLY", None if read_only is None else read_only.text(), flush=True)
+    docks = [d for d in window.findChildren(QtWidgets.QDockWidget) if d.windowTitle() == "Patients"]
+    if docks:
+        panel = docks[0].widget()
+        panel.select_labor(1) if panel.labor_table.rowCount() == 0 else None
+        print("EXAMS", panel.exam_table.rowCount(), flush=True)
+    QtCore.QTimer.singleShot(100, window.close)
+
+QtCore.QTimer.singleShot(500, report_and_close)
+sys.exit(app.main([]))
+"""
+
+
+def start_the_app_on(data: Path):
+    """Start the real app (a fresh process, as ``workstation`` starts it) on the data folder, let it report its banner
+    (and its status-bar notes, and how many exams its Patients panel lists) and close; it must start and close cleanly
+    whatever state the records are in. Returns the run and its banner line."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "WORKSTATION_DATA_DIR": str(data)}
+    run = subprocess.run([sys.executable, "-c", APP_START_REPORT], capture_output=True, text=True, cwd=REPO_ROOT,
+                         timeout=300, env=env)
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    return run, next(line for line in run.stdout.splitlines() if line.startswith("BANNER"))
+
+
+def read_only_bind_mount(source: Path, target: Path):
+    """``source`` bind-mounted read-only at ``target`` (a real read-only file system: even root cannot write there,
+    as on an archived copy or a write-protected disk). A context manager; skips the test, with the reason, where this
+    machine does not allow mounting (not root, no mount namespace)."""
+    import contextlib
+    import os
+    import shutil
+    import subprocess
+
+    @contextlib.contextmanager
+    def mounted():
+        if os.name != "posix" or shutil.which("mount") is None or os.geteuid() != 0:
+            pytest.skip("a read-only bind mount needs root and mount(8) on Linux")
+        target.mkdir(parents=True, exist_ok=True)
+        bind = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True, text=True)
+        if bind.returncode != 0:
+            pytest.skip(f"mount --bind is not permitted here: {bind.stderr.strip()}")
+        try:
+            ro = subprocess.run(["mount", "-o", "remount,bind,ro", str(target)], capture_output=True, text=True)
+            if ro.returncode != 0:
+                pytest.skip(f"a read-only remount is not permitted here: {ro.stderr.strip()}")
+            probe = target / ".write-probe"
+            try:
+                probe.write_text("x")
+            except OSError:
+                pass
+            else:
+                probe.unlink()
+                pytest.skip("the read-only bind mount can still be written here")
+            yield target
+        finally:
+            subprocess.run(["umount", str(target)], capture_output=True)
+
+    return mounted()

@@ -21,6 +21,7 @@ from PySide6.QtGui import QPainter, QPalette, QPixmap  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QWidget  # noqa: E402
 
+from gui_support import make_window, start_the_app_on  # noqa: E402,F401
 from records_support import (add_ai_row, demo_exam_file, synthetic_measurement,  # noqa: E402
                              three_exam_labor, tiny_model)
 from workstation.gui.records_dock import NewPatientDialog, PatientRecordsWidget  # noqa: E402
@@ -400,38 +401,6 @@ def test_export_labour_report_in_the_worker(panel, qtbot, records, tmp_path, mod
 
 
 
-DAMAGED_RECORDS_START = """
-import sys
-from PySide6 import QtCore, QtWidgets
-from workstation.gui import app
-
-app.application()
-
-def report_and_close():
-    window = next(w for w in QtWidgets.QApplication.topLevelWidgets() if w.inherits("QMainWindow"))
-    note = window.statusBar().findChild(QtWidgets.QLabel, "recordsUnavailable")
-    print("BANNER", window.error_banner.text, flush=True)
-    print("NOTE", None if note is None else note.text(), flush=True)
-    QtCore.QTimer.singleShot(100, window.close)
-
-QtCore.QTimer.singleShot(500, report_and_close)
-sys.exit(app.main([]))
-"""
-
-
-def _start_the_app_on(data: Path):
-    """Start the real app (a fresh process) on the data folder, let it report its banner and close; it must start
-    and close cleanly whatever state the records are in. Returns the run and its banner line."""
-    import sys
-
-    from conftest import REPO_ROOT
-
-    run = subprocess.run([sys.executable, "-c", DAMAGED_RECORDS_START], capture_output=True, text=True, cwd=REPO_ROOT,
-                         timeout=300, env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "WORKSTATION_DATA_DIR": str(data)})
-    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
-    return run, next(line for line in run.stdout.splitlines() if line.startswith("BANNER"))
-
-
 @pytest.mark.parametrize("damage", ["truncated", "text"])
 def test_the_window_starts_on_damaged_records_and_says_so(tmp_path, damage):
     """A damaged records file: the window still starts (exit 0 when closed), says the records are damaged and
@@ -446,7 +415,7 @@ def test_the_window_starts_on_damaged_records_and_says_so(tmp_path, damage):
     else:
         path.write_text("not a database\n" * 100)
     before = path.read_bytes()
-    run, banner = _start_the_app_on(data)
+    run, banner = start_the_app_on(data)
     assert "records could not be opened" in banner and "damaged" in banner and str(path) in banner, banner
     assert "NOTE Records unavailable" in run.stdout
     assert path.read_bytes() == before
@@ -462,7 +431,7 @@ def test_the_window_starts_on_a_deleted_records_file_beside_stored_scans_and_say
     folder = data / "records"
     for leftover in folder.glob("records.sqlite3*"):
         leftover.unlink()
-    run, banner = _start_the_app_on(data)
+    run, banner = start_the_app_on(data)
     assert "records could not be opened" in banner and "missing" in banner and str(folder) in banner, banner
     assert "NOTE Records unavailable" in run.stdout
     assert not list(folder.glob("records.sqlite3*"))
@@ -482,3 +451,71 @@ def test_names_read_as_people_write_them_and_times_keep_their_utc_offset(panel, 
     qtbot.waitUntil(lambda: panel.exam_table.rowCount() == 2, timeout=2000)
     assert _column(panel.patient_table, 1) == ["Иванова, Мария <b>"]
     assert _column(panel.exam_table, 1) == ["2026-10-25 01:30 +01:00", "2026-10-25 01:30 +00:00"]
+
+
+def _ward_records_with_long_texts(records, folder):
+    """A labour as the reviewer's: a correction and an acceptance under longer names, HSD in pixels with its reason,
+    labour notes."""
+    exam_ids = three_exam_labor(records, folder)
+    correct(records, exam_ids[0], 0, {"aop": synthetic_measurement(2)["geometry"]["aop"]}, "Dr Bartholomew")
+    records.add_measurement(exam_ids[1], "confirmation", "Midwife Rosalind", {"aop_deg": 128.2, "hsd_px": 31.0},
+                            frame_index=1, reasons={"hsd_mm": "the file gives no physical scale (no ultrasound "
+                                                    "regions, no pixel spacing): pixels only"})
+    labor = records.labor(records.exam(exam_ids[0]).labor_id)
+    records.create_labor(labor.patient_id, notes="Induced at 39+2 weeks; epidural at 14:00, oxytocin since 16:30")
+    return exam_ids, labor.id
+
+
+@pytest.mark.parametrize("size", [(1440, 900), (1920, 1080)])
+def test_the_patients_dock_shows_every_column_readably(make_window, records, qtbot, tmp_path, size):
+    """At the window sizes of the ward's screens every column of the three tables is in view (no horizontal scroll),
+    no header is cut, nothing wraps inside a word, and a cell cut short ("…") has its whole text in its tooltip.
+    Before: at 1440 px the Source column read "corrected by Dr", HSD and Frames sat behind a scroll bar and the
+    Labours header "Notes" showed as "ote"."""
+    from PySide6.QtGui import QFontMetrics
+
+    from workstation.gui.records_dock import ELIDE, FIXED
+    from workstation.gui.records_link import attach_records
+
+    exam_ids, labor_id = _ward_records_with_long_texts(records, tmp_path / "usb")
+    window = make_window(size=size)
+    link = attach_records(window, records, analyze=False)
+    panel = link.panel
+    first_labor = records.exam(exam_ids[0]).labor_id
+    assert panel.select_labor(first_labor)
+    qtbot.wait(50)
+    shots = SCREENSHOTS / f"gui_records_patients_dock_{size[0]}.png"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(shots))
+    assert panel.labor_table.rowCount() == 2 and panel.exam_table.rowCount() == 3
+    for table in (panel.patient_table, panel.labor_table, panel.exam_table):
+        header = table.horizontalHeader()
+        widths = [header.sectionSize(c) for c in range(table.columnCount())]
+        assert table.horizontalScrollBar().maximum() == 0, (table.policies, widths, table.viewport().width())
+        assert sum(widths) <= table.viewport().width()
+        for column, policy in enumerate(table.policies):
+            title = table.horizontalHeaderItem(column).text()
+            assert widths[column] >= header.sectionSizeFromContents(column).width(), title  # the header reads whole
+            for row in range(table.rowCount()):
+                item = table.item(row, column)
+                if item is None or not item.text():
+                    continue
+                metrics = QFontMetrics(item.font())
+                if policy == FIXED:
+                    assert widths[column] >= metrics.horizontalAdvance(item.text()), (title, item.text())
+                elif policy == ELIDE:
+                    assert item.text() in item.toolTip(), (title, item.text())
+                else:  # wraps between words, never inside one; the whole text is in the tooltip too
+                    longest = max(metrics.horizontalAdvance(word) for word in item.text().split())
+                    assert widths[column] >= longest, (title, item.text())
+                    assert item.text() in item.toolTip()
+    # The person's name reads whole in the Source column (wrapped if need be, never cut).
+    sources = _column(panel.exam_table, 3)
+    assert "corrected by Dr Bartholomew" in sources and "confirmed by Midwife Rosalind" in sources
+    hsd = panel.exam_table.item(sources.index("confirmed by Midwife Rosalind"), 4)
+    assert hsd.text().startswith("31 px (no mm") and "pixels only" in hsd.toolTip()
+    # The dock is as wide as its tables need at 1440 px, wider on a wider screen, and leaves the viewer room.
+    dock = link.panel_dock.width()
+    assert dock >= 420 and window.centralWidget().width() >= 560
+    if size[0] >= 1920:
+        assert dock >= 500

@@ -524,3 +524,128 @@ def test_a_non_fetal_image_shows_no_ai_head_biometry_but_a_person_can_measure_th
     mouse_drag(qtbot, window, centre, centre + QtCore.QPoint(10, 5))
     assert state.corrected is not None and state.corrected["hc_mm"] is not None
     assert window.panel.value_text("corrected", "HC").endswith("mm")
+    # The label on the image writes HC as the panel does (one decimal), whose value it is after it.
+    assert window.overlays.hc_text.textItem.toPlainText() == f"HC {window.panel.value_text('corrected', 'HC')} " \
+        "(corrected)"
+
+
+def _label(item) -> str:
+    return item.textItem.toPlainText()
+
+
+def test_the_labels_on_the_image_say_whose_values_they_are(analysed, qtbot):
+    """"(AI)" until a person acts; "(corrected)" for a person's edit; "(confirmed)" once a person accepted the
+    values, the AI's or a correction, as the report's key frame says it."""
+    window = analysed
+    window.go_to_frame(0)
+    assert _label(window.overlays.aop_text).endswith("(AI)") and _label(window.overlays.hsd_text).endswith("(AI)")
+    window.accept_frame()  # the AI's values, vouched for by Dr Test
+    assert _label(window.overlays.aop_text) == f"AoP {window.current_state().ai['aop_deg']:.1f}° (confirmed)"
+    assert _label(window.overlays.hsd_text).endswith("(confirmed)")
+    window.undo_stack.undo()
+    assert _label(window.overlays.aop_text).endswith("(AI)")
+    start = window.handle_viewport_pos("tangent_point")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(-30, 45))
+    assert _label(window.overlays.aop_text).endswith("(corrected)")
+    window.accept_frame()
+    state = window.current_state()
+    assert _label(window.overlays.aop_text) == f"AoP {state.corrected['aop_deg']:.1f}° (confirmed)"
+    assert _label(window.overlays.hsd_text).endswith("(confirmed)")
+
+
+def test_hc_is_written_alike_on_the_image_and_in_the_panel():
+    from workstation.gui.overlays import format_hc
+    from workstation.gui.panel import format_value
+
+    for values in ({"hc_mm": 69.54, "hc_px": 348.0}, {"hc_mm": 70.0}, {"hc_px": 347.6}):
+        assert format_hc(values) == f"HC {format_value(values, 'HC')[0]}"
+    assert format_hc({"hc_mm": 69.54}) == "HC 69.5 mm" and format_hc({"hc_px": 347.6}) == "HC 348 px"
+    assert format_hc({}) is None and format_hc({"hc_mm": None, "hc_px": None}) is None
+
+
+def test_the_calibration_line_names_its_source_once():
+    from workstation.gui.panel import calibration_text
+
+    def text(source, detail):
+        return calibration_text({"calibration": {"source": source, "detail": detail}}, "none")
+
+    drawn = "drawn on the depth scale by Dr A: 50 mm over 200.0 px, line from (30, 100) to (30, 300)"
+    assert text("manual", f"manual: {drawn}") == f"manual ({drawn})"
+    assert text("dicom_regions", "dicom_region: region 0 (2D, cm)") == "DICOM ultrasound regions (region 0 (2D, cm))"
+    assert text("pixel_spacing", "pixel_spacing") == "DICOM Pixel Spacing"
+    assert text("manual", "entered by the user") == "manual (entered by the user)"  # a detail without a source
+    # Two scales: the one in force is not repeated, another is named as the panel names it.
+    assert text("manual", f"manual: {drawn}; dicom_region: region 1 (2D, cm)") == \
+        f"manual ({drawn}; DICOM ultrasound regions: region 1 (2D, cm))"
+
+
+def test_a_manual_calibration_is_named_once_in_the_panel(analysed, qtbot):
+    window = analysed
+    window.start_manual_calibration()
+    line = window._calibration_line
+    superior, inferior = line.roi.getHandles()
+    line.roi.movePoint(superior, QtCore.QPointF(30.0, 100.0))
+    line.roi.movePoint(inferior, QtCore.QPointF(30.0, 300.0))
+    window.calibration_bar.mm_spin.setValue(50.0)
+    qtbot.mouseClick(window.calibration_bar.apply_button, Qt.MouseButton.LeftButton)
+    text = plain_text(window.panel.calibration_label)
+    assert text.startswith("Calibration: manual (drawn on the depth scale by Dr Test: 50 mm over 200.0 px"), text
+    assert "manual (manual" not in text and text.count("manual") == 1
+
+
+def _non_square_demo(folder, mm_per_row: float):
+    """The demo cine with its ultrasound region giving 0.2 mm per column and ``mm_per_row`` per row."""
+    import pydicom
+
+    path = write_demo(folder)
+    ds = pydicom.dcmread(path)
+    region = ds.SequenceOfUltrasoundRegions[0]
+    region.PhysicalDeltaX, region.PhysicalDeltaY = 0.02, mm_per_row / 10.0  # cm per pixel
+    ds.save_as(path)
+    return path
+
+
+def _screen_pixels_per_frame_pixel(window) -> tuple[float, float]:
+    """How many screen pixels 100 frame columns and 100 frame rows take, divided by 100."""
+    origin = window.frame_to_viewport(100.0, 100.0)
+    across, down = window.frame_to_viewport(200.0, 100.0), window.frame_to_viewport(100.0, 200.0)
+    return (across.x() - origin.x()) / 100.0, (down.y() - origin.y()) / 100.0
+
+
+def test_a_cine_with_non_square_pixels_is_drawn_in_the_patients_shape(make_window, qtbot, tmp_path, demo_dcm):
+    """Scale(0.2, 0.25): a row is 1.25 times as tall in the patient as a column is wide, and the AoP and HSD are built
+    so (``pixel_aspect``); the view shows it so (pyqtgraph's lock ratio, x scale over y scale, is 1 / 1.25), and the
+    calipers still sit on the geometry's pixel coordinates."""
+    from workstation.calibration import Scale
+
+    window = make_window(size=(1440, 900))
+    open_and_analyse(qtbot, window, _non_square_demo(tmp_path / "rows", 0.25))
+    scale = window.analysis.calibration.scale_for([(320.0, 240.0)], window.cine.frame_shape).scale
+    assert (scale.mm_per_px_x, scale.mm_per_px_y) == pytest.approx((0.2, 0.25)) and isinstance(scale, Scale)
+    assert window.view.pixel_aspect == pytest.approx(1.25) and window.view.aspect_ratio() == pytest.approx(0.8)
+    across, down = _screen_pixels_per_frame_pixel(window)
+    assert down / across == pytest.approx(1.25, rel=0.03)
+    # The whole frame stays in view, and a caliper is drawn where its pixel coordinates are.
+    (x0, x1), (y0, y1) = window.view.view_box.viewRange()
+    rows, cols = window.cine.frame_shape[:2]
+    assert x0 <= -0.5 and x1 >= cols - 0.5 and y0 <= -0.5 and y1 >= rows - 0.5
+    window.go_to_frame(0)
+    end = window.current_state().current_geometry()["hsd"]["end"]
+    handle, drawn = window.handle_viewport_pos("hsd_end"), window.frame_to_viewport(*end)
+    assert abs(handle.x() - drawn.x()) <= 1 and abs(handle.y() - drawn.y()) <= 1
+    start = window.handle_viewport_pos("tangent_point")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(-20, 30))
+    state = window.current_state()
+    assert state.is_corrected
+    moved = window.frame_to_viewport(*state.corrected["geometry"]["aop"]["tangent_point"])
+    assert abs(moved.x() - (start.x() - 20)) <= 3 and abs(moved.y() - (start.y() + 30)) <= 3
+    # A manual scale is square: the view goes back to square pixels.
+    window.set_calibration(window.file_calibration.with_manual(0.2, detail="test"))
+    assert window.view.aspect_ratio() == pytest.approx(1.0)
+
+
+def test_a_cine_with_square_pixels_is_drawn_square(analysed):
+    window = analysed
+    assert window.view.pixel_aspect == 1.0 and window.view.aspect_ratio() == pytest.approx(1.0)
+    across, down = _screen_pixels_per_frame_pixel(window)
+    assert down == pytest.approx(across, rel=0.02)

@@ -712,3 +712,187 @@ def test_an_undo_back_to_the_ai_value_after_a_manual_calibration_keeps_the_ai_va
     assert current.kind == AI and current.calibration_source == "manual"
     assert current.hsd_mm == pytest.approx(0.5 * current.hsd_px, rel=1e-3)
     assert current.hsd_mm == pytest.approx(window.current_state().ai["hsd_mm"], abs=0.05)
+
+
+# -- saves the records refuse: the screen goes back to what they hold ------------------------------------------------
+DISK_FULL = "database or disk is full"
+
+
+def _fill_the_disk(monkeypatch):
+    """Every save from now on fails as on a full disk: its statements run, then the COMMIT fails with SQLite's own
+    error and the transaction rolls back (as the reviewer's 4 MB tmpfs did). Returns a switch: ``full["on"] = False``
+    frees the disk again."""
+    import sqlite3
+    from contextlib import contextmanager
+
+    from workstation.records import database
+
+    full = {"on": True}
+    real = database.transaction
+
+    @contextmanager
+    def transaction(conn):
+        if not full["on"]:
+            with real(conn):
+                yield conn
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            raise sqlite3.OperationalError(DISK_FULL)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    monkeypatch.setattr(database, "transaction", transaction)
+    return full
+
+
+def _label(item) -> str:
+    return item.textItem.toPlainText()
+
+
+def test_an_acceptance_the_records_cannot_keep_is_withdrawn_on_screen_and_redo_tries_it_again(ward, records, qtbot,
+                                                                                              monkeypatch):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    ai_row = records.current_measurement(exam_id)
+    full = _fill_the_disk(monkeypatch)
+    failed = []
+    link.saveFailed.connect(failed.append)
+    window.accept_frame()
+    assert failed and DISK_FULL in failed[0]
+    # Before: the panel kept "Accepted by Dr Test" and a disabled Accept over records holding only the AI row.
+    state = window.current_state()
+    assert not state.confirmed and window.panel.accept_button.isEnabled()
+    assert "Not accepted yet" in window.panel.provenance_label.text()
+    assert _label(window.overlays.aop_text).endswith("(AI)")
+    assert records.current_measurement(exam_id).id == ai_row.id
+    _screen_agrees_with_records(window, records, exam_id)
+    banner = window.error_banner.text
+    assert "not saved" in banner and DISK_FULL in banner and "acceptance of frame 0 by Dr Test" in banner
+    assert "Redo" in banner
+    # The step waits on the redo side of the stack: nothing to undo, Redo tries it again.
+    assert not window.undo_stack.canUndo() and window.undo_stack.redoText() == "Accept frame 0"
+    full["on"] = False
+    window.undo_stack.redo()
+    assert window.current_state().confirmed and records.current_measurement(exam_id).kind == CONFIRMATION
+    _screen_agrees_with_records(window, records, exam_id)
+    assert window.undo_stack.canUndo() and not window.undo_stack.canRedo()
+
+
+def test_a_dragged_correction_the_records_cannot_keep_is_taken_back_on_screen_and_kept_for_redo(ward, records, qtbot,
+                                                                                                monkeypatch):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    state = window.current_state()
+    ai_tangent = state.ai["geometry"]["aop"]["tangent_point"]
+    full = _fill_the_disk(monkeypatch)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
+    # The screen shows what the records hold: the AI's value, its calipers where the AI put them.
+    assert not state.is_corrected and window.panel.value_text("corrected", "AoP") == ""
+    assert window.calipers.geometry()["aop"]["tangent_point"] == pytest.approx(ai_tangent, abs=0.5)
+    _screen_agrees_with_records(window, records, exam_id)
+    banner = window.error_banner.text
+    assert "correction of frame 0 (AoP " in banner and "Redo (Ctrl+Shift+Z) puts it back" in banner
+    # The dragged correction is not lost: Redo, once the records can be written, puts it back and keeps it.
+    assert window.undo_stack.redoText() == "Correct frame 0"
+    full["on"] = False
+    window.undo_stack.redo()
+    assert state.is_corrected and state.corrected_by == "Dr Test"
+    row = _screen_agrees_with_records(window, records, exam_id)
+    assert row.kind == CORRECTION and f"AoP {row.aop_deg:.1f}°" in banner
+
+
+def test_an_undo_the_records_cannot_keep_leaves_the_screen_and_the_stack_as_the_records_are(ward, records, qtbot,
+                                                                                           monkeypatch):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    window.accept_frame()
+    confirmed = records.current_measurement(exam_id)
+    assert confirmed.kind == CONFIRMATION
+    full = _fill_the_disk(monkeypatch)
+    window.undo_stack.undo()
+    # The undo was not kept: the acceptance is on screen again, and the stack steps back over it.
+    assert window.current_state().confirmed and "undo on frame 0" in window.error_banner.text
+    qtbot.waitUntil(lambda: window.undo_stack.canUndo(), timeout=2000)
+    assert window.undo_stack.undoText() == "Accept frame 0" and not window.undo_stack.canRedo()
+    assert records.current_measurement(exam_id).id == confirmed.id
+    _screen_agrees_with_records(window, records, exam_id)
+    # A redo the records refuse is stepped back over the same way.
+    full["on"] = False
+    window.undo_stack.undo()
+    assert not window.current_state().confirmed and records.current_measurement(exam_id).kind == AI
+    full["on"] = True
+    window.undo_stack.redo()
+    assert not window.current_state().confirmed
+    qtbot.waitUntil(lambda: window.undo_stack.canRedo(), timeout=2000)
+    assert not window.undo_stack.canUndo()
+    _screen_agrees_with_records(window, records, exam_id)
+
+
+def test_a_calibration_the_records_cannot_keep_is_not_left_on_screen(ward, records, qtbot, monkeypatch):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    state = window.current_state()
+    hsd_mm = state.ai["hsd_mm"]
+    _fill_the_disk(monkeypatch)
+    assert not window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
+    assert window.analysis.calibration.source == "dicom_regions" and state.ai["hsd_mm"] == pytest.approx(hsd_mm)
+    assert records.manual_calibration(exam_id) is None
+    assert "calibration was not saved" in window.error_banner.text and "back to the calibration on record" in \
+        window.error_banner.text
+    assert "manual" not in window.calibration_status.text()
+
+
+# -- read-only records: viewed, never written ----------------------------------------------------------------------
+def test_the_window_on_read_only_records_views_them_and_says_nothing_is_kept(make_window, qtbot, tmp_path,
+                                                                             monkeypatch):
+    """As root a chmod stops nothing, so the folder is made read-only for the records layer by its probe; the
+    window attaches the records read-only, says so, and an acceptance is refused and not left on screen."""
+    from PySide6 import QtWidgets
+
+    from workstation.gui.app import attach_records_or_say_why
+    from workstation.records import database
+
+    data = tmp_path / "data"
+    with Records(data) as writable:
+        exam_ids = three_exam_labor(writable, tmp_path / "usb")
+    monkeypatch.setenv("WORKSTATION_DATA_DIR", str(data))
+    monkeypatch.setattr(database, "write_problem", lambda _folder: "it is on a read-only file system")
+    oracle = OracleModel(n_frames=DEMO_FRAMES, seed=0)
+    window = make_window(model_provider=lambda: oracle, size=(1440, 900))
+    link = attach_records_or_say_why(window)
+    assert link is not None and link.read_only == "it is on a read-only file system"
+    link.panel._model_provider = None  # no model load for imports (none are allowed here anyway)
+    assert "read-only" in window.error_banner.text and "nothing is saved" in window.error_banner.text
+    note = window.statusBar().findChild(QtWidgets.QLabel, "recordsReadOnly")
+    assert note is not None and note.text() == "Records read-only"
+    panel = link.panel
+    assert not panel.import_button.isEnabled() and not panel.new_patient_button.isEnabled()
+    assert not panel.new_labor_button.isEnabled() and panel.new_patient() is None
+    _open_and_wait(window, link, qtbot, exam_ids[0])
+    window.accept_frame()
+    assert not window.current_state().confirmed and "read-only" in window.error_banner.text
+    assert window.panel.accept_button.isEnabled()
+    with Records(data) as check:
+        assert [m.kind for m in check.measurements(exam_ids[0])] == [AI]
+
+
+def test_the_app_starts_on_a_read_only_records_folder_and_lists_its_exams(tmp_path):
+    """The reviewer's case end to end: a real read-only mount (skipped where mounting is not allowed). Before, the
+    window exited 1 with "OSError: [Errno 30] Read-only file system" from the records folder's chmod."""
+    from gui_support import read_only_bind_mount, start_the_app_on
+
+    data = tmp_path / "data"
+    with Records(data) as writable:
+        three_exam_labor(writable, tmp_path / "usb")
+    with read_only_bind_mount(data, tmp_path / "archive") as archive:
+        run, banner = start_the_app_on(archive)
+    assert "read-only" in banner and "could not be opened" not in banner, banner
+    assert "READONLY Records read-only" in run.stdout and "NOTE None" in run.stdout
+    assert "EXAMS 3" in run.stdout

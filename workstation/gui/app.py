@@ -58,9 +58,10 @@ def application():
 
 def attach_records_or_say_why(window):
     """The records of the data folder beside ``window``; where they cannot be opened (a damaged file, a newer
-    schema, a lock) the window still starts, says why in its error banner and keeps a "Records unavailable" note in
-    its status bar, and the viewer works without them (nothing is written to the records file). Returns the
-    ``RecordsLink``, or None."""
+    schema, a lock, a folder that cannot be made or read) the window still starts, says why in its error banner and
+    keeps a "Records unavailable" note in its status bar, and the viewer works without them (nothing is written to
+    the records file). Records that can be read but not written (a read-only disk or folder) are attached read-only,
+    and the window says so (``RecordsLink``). Returns the ``RecordsLink``, or None."""
     from PySide6 import QtWidgets
 
     from workstation.gui.records_link import attach_records
@@ -68,12 +69,14 @@ def attach_records_or_say_why(window):
 
     try:
         return attach_records(window)
-    except RecordsError as exc:
-        window.show_error(f"The patient records could not be opened: {exc}. Scans can still be opened and analysed "
+    except (RecordsError, OSError) as exc:
+        why = str(exc) if isinstance(exc, RecordsError) else (
+            f"{exc.filename or 'the data folder'}: {exc.strerror or exc}")
+        window.show_error(f"The patient records could not be opened: {why}. Scans can still be opened and analysed "
                           "here; nothing is saved to the records.")
         note = QtWidgets.QLabel("Records unavailable (see the error)")
         note.setObjectName("recordsUnavailable")
-        note.setToolTip(str(exc))
+        note.setToolTip(why)
         note.setStyleSheet("color: #b3261e; font-weight: bold;")
         window.statusBar().addPermanentWidget(note)
         return None

@@ -21,7 +21,7 @@ from workstation.calibration import Calibration
 from workstation.cine_review import CineAnalysis, FrameMeasurementState, ps_moved, recompute_json
 from workstation.gui.calibration_tool import CalibrationBar, CalibrationLine
 from workstation.gui.calipers import Calipers
-from workstation.gui.editing import ACCEPT, CALIBRATION, CORRECTION, RESET, ReviewCommand
+from workstation.gui.editing import ACCEPT, CALIBRATION, CORRECTION, NOT_SAVED, RESET, UNDO, ReviewCommand
 from workstation.gui.overlays import OverlayLayer
 from workstation.gui.panel import CALIBRATION_NAMES, MeasurementPanel, when_text
 from workstation.gui.settings import OVERLAYS, Settings, SettingsDialog
@@ -30,6 +30,7 @@ from workstation.gui.viewer import SPEEDS, FrameView, Playback
 from workstation.gui.workers import AnalysedFrame, AnalysisJob, LoadCineJob, ModelCache, WorkerPool
 from workstation.io.images import IMAGE_EXTENSIONS
 from workstation.io.video import VIDEO_EXTENSIONS
+from workstation.measure.transperineal import pixel_aspect
 from workstation.paths import data_dir
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,28 @@ FILE_FILTER = ("Scans (*.dcm *.dicom *.dic *.ima {video} {images});;DICOM (*.dcm
 # A stored value's short name in messages about the records (the banner).
 VALUE_NAMES = {"aop_deg": "AoP", "hsd_px": "HSD (px)", "hsd_mm": "HSD", "hc_mm": "HC", "bpd_mm": "BPD",
                "ofd_mm": "OFD", "ga_weeks": "GA"}
+
+
+def whose_values(state: FrameMeasurementState) -> str:
+    """Whose the values on screen are, as each label on the image says it and the report's key frame does: "confirmed"
+    (a person accepted them, the AI's or a correction), "corrected" (a person's, not accepted), "AI"."""
+    if state.confirmed:
+        return "confirmed"
+    return "corrected" if state.is_corrected else "AI"
+
+
+def _values_text(values: dict) -> str:
+    """A review's values in one short phrase for a message: "AoP 121.3°, HSD 12.0 mm"."""
+    parts = []
+    if values.get("aop_deg") is not None:
+        parts.append(f"AoP {values['aop_deg']:.1f}°")
+    if values.get("hsd_mm") is not None:
+        parts.append(f"HSD {values['hsd_mm']:.1f} mm")
+    elif values.get("hsd_px") is not None:
+        parts.append(f"HSD {values['hsd_px']:.0f} px")
+    if values.get("hc_mm") is not None:
+        parts.append(f"HC {values['hc_mm']:.1f} mm")
+    return ", ".join(parts)
 
 
 def demo_path() -> Path:
@@ -92,9 +115,12 @@ class WelcomePage(QtWidgets.QWidget):
 
     def __init__(self, window: "MainWindow"):
         super().__init__()
-        # A fixed-width column centred by stretches (alignment flags would break the wrapped text's height).
+        # A column centred by stretches (alignment flags would break the wrapped text's height), 720 px where there
+        # is room and narrower beside wide side docks (the patients' tables need their width more than this text).
         column = QtWidgets.QWidget()
-        column.setFixedWidth(720)
+        column.setMinimumWidth(440)
+        column.setMaximumWidth(720)
+        column.setSizePolicy(QtWidgets.QSizePolicy.Policy.Expanding, QtWidgets.QSizePolicy.Policy.Preferred)
         layout = QtWidgets.QVBoxLayout(column)
         title = QtWidgets.QLabel("<h1>Labour ward ultrasound workstation</h1>"
                                  "<p>Open a transperineal scan (DICOM, video, images or a folder of images). The AI "
@@ -181,6 +207,9 @@ class MainWindow(QtWidgets.QMainWindow):
         # "at"}`` or None (the file's), applied before the exam is measured (a records panel sets it).
         self.stored_calibration: Callable[[int], dict | None] | None = None
         self._recorded: dict | None = None
+        # A records layer's refusal of the save just announced (``note_save_failure``), read back after each announce.
+        self._save_failure: str | None = None
+        self._pushing = False
         self._calibration_line: CalibrationLine | None = None
         self._shut_down = False
         self._shutdown_steps: list[Callable[[int], bool]] = []
@@ -482,6 +511,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.file_calibration = cine.calibration
         stored = self._apply_stored_calibration(cine)
         self.analysis = CineAnalysis(cine.n_frames, cine.frame_shape, cine.calibration)
+        self._show_in_patient_shape()
         self.calipers.set_frame_shape(cine.frame_shape)
         self.playback.set_times(cine.times_s)
         self.slider.blockSignals(True)
@@ -507,6 +537,18 @@ class MainWindow(QtWidgets.QMainWindow):
                                      f"{cine.frame_shape[0]}, {timing}, {calibration}", 15000)
         self.cineOpened.emit(str(path))
         self.start_analysis()
+
+    def _show_in_patient_shape(self) -> None:
+        """Pixels drawn in the patient's shape: where the calibration in force says a pixel row is not as tall as a
+        column is wide (``pixel_aspect``, taken as the analysis takes it, at the frame's centre), the view stretches
+        rows by that much, so the frame, the lines and the angles on it look as they were measured (in the patient).
+        Calipers and overlays keep pixel coordinates; square or unknown pixels stay square."""
+        if self.analysis is None or self.cine is None:
+            self.view.set_pixel_aspect(1.0)
+            return
+        rows, cols = self.cine.frame_shape[:2]
+        self.view.set_pixel_aspect(pixel_aspect(self.analysis.calibration, [((cols - 1) / 2.0, (rows - 1) / 2.0)],
+                                                self.cine.frame_shape))
 
     def _apply_stored_calibration(self, cine) -> dict | None:
         """The manual calibration kept with the exam being opened, made the cine's before anything is measured, so
@@ -824,7 +866,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.panel.show_state(None, message=message)
             return
         self.calipers.set_geometry(state.current_geometry())
-        self.overlays.show_geometry(state.current(), "corrected" if state.is_corrected else "AI")
+        self.overlays.show_geometry(state.current(), whose_values(state))
         self.panel.show_state(state, self.analysis.calibration.source)
 
     # ------------------------------------------------------------------------------------------- playback
@@ -903,9 +945,18 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _push_review(self, state: FrameMeasurementState, before: dict, kind: str, text: str) -> None:
         """One undo step of a review already made on ``state``; the records' current value from before it is kept
-        with it (nothing is saved until the push applies it)."""
-        self.undo_stack.push(ReviewCommand(self._apply_review, state.frame_index, before, state.snapshot(), kind,
-                                           text, records_before=self._records_state()))
+        with it (nothing is saved until the push applies it). Refused by the records, the frame is back as they hold
+        it and the step waits on the redo side of the stack (Redo tries it again)."""
+        command = ReviewCommand(self._apply_review, state.frame_index, before, state.snapshot(), kind, text,
+                                records_before=self._records_state())
+        self._pushing = True
+        try:
+            self.undo_stack.push(command)
+        finally:
+            self._pushing = False
+        if command.not_saved:
+            command.step_back()
+            self.undo_stack.undo()
 
     def _records_state(self) -> dict | None:
         if self.exam_id is None or self.records_current is None:
@@ -919,10 +970,13 @@ class MainWindow(QtWidgets.QMainWindow):
                             "under a person's name.")
         return user
 
-    def _apply_review(self, frame_index: int, snapshot: dict, change: str, restore: dict | None = None) -> dict | None:
+    def _apply_review(self, frame_index: int, snapshot: dict, change: str, restore: dict | None = None,
+                      rollback: dict | None = None):
         """Undo/redo (and the first do) of a review command: restore the snapshot, show that frame as it is now,
         and announce it; ``restore`` (an undo or a later redo) names the records' current measurement to put back
-        (see ``workstation.gui.editing``). Returns the records' current measurement after it (None: no records)."""
+        (see ``workstation.gui.editing``). Returns the records' current measurement after it (None: no records), or
+        ``NOT_SAVED`` when the records refused to keep it: the frame is then put back to ``rollback`` (what the
+        records still hold) and the banner says so."""
         if self.analysis is None or frame_index not in self.analysis.states:
             return None
         state = self.analysis.states[frame_index]
@@ -934,11 +988,70 @@ class MainWindow(QtWidgets.QMainWindow):
         record = self.review_record(frame_index, change)
         if restore is not None:
             record["restore_measurement_id"] = restore.get("measurement_id")
+        self._save_failure = None
         if change == ACCEPT:
             self.frameAccepted.emit(frame_index, record)
         else:
             self.measurementEdited.emit(frame_index, record)
+        failure, self._save_failure = self._save_failure, None
+        if failure is not None and rollback is not None:
+            self._review_not_kept(state, failure, change, restore is not None, record, rollback)
+            return NOT_SAVED
         return self._records_state()
+
+    def note_save_failure(self, message: str) -> None:
+        """A records layer could not keep what the window just announced (a review, a calibration): the window puts
+        the screen back as the records hold it (``_apply_review``, ``set_calibration``)."""
+        self._save_failure = message
+
+    def _review_not_kept(self, state: FrameMeasurementState, failure: str, change: str, again: bool, record: dict,
+                         rollback: dict) -> None:
+        """The records refused a review step: the frame back as they hold it, the undo stack stepped back over the
+        command (after the stack's own undo/redo has returned), and one banner saying what was not kept and how to
+        get it back."""
+        state.restore(rollback, self.analysis.calibration, self.analysis.frame_shape)
+        if state.frame_index == self.current_frame:
+            self._show_analysis_of_frame()
+        else:
+            self.go_to_frame(state.frame_index)
+        frame = state.frame_index
+        unsaved = record.get("corrected") if record.get("corrected") else None
+        if change == UNDO:
+            what, retry = f"the undo on frame {frame}", "Undo again once the records can be written"
+        elif change == ACCEPT:
+            by = record.get("confirmed_by") or "you"
+            what = f"the acceptance of frame {frame} by {by}"
+            retry = ("Redo (Ctrl+Shift+Z) tries it again" if not again else "Redo again") + \
+                " once the records can be written"
+        elif change == CORRECTION:
+            values = _values_text(unsaved or {})
+            what = f"the correction of frame {frame}" + (f" ({values})" if values else "")
+            retry = (("it is kept in the undo history: Redo (Ctrl+Shift+Z) puts it back and saves it" if not again
+                      else "Redo again") + " once the records can be written")
+        else:
+            what = f"the reset of frame {frame} to the AI's values"
+            retry = ("Redo (Ctrl+Shift+Z) tries it again" if not again else "Redo again") + \
+                " once the records can be written"
+        now = ("accepted" if state.confirmed else "corrected, not accepted" if state.is_corrected
+               else "the AI's values, not accepted")
+        self.show_error(f"{failure}. {what[0].upper()}{what[1:]} is therefore not shown: frame {frame} is back as "
+                        f"the records hold it ({now}); {retry}.")
+        if not self._pushing:  # a stack's undo/redo: step its index back once it has returned
+            QtCore.QTimer.singleShot(0, self._step_back_refused)
+
+    def _step_back_refused(self) -> None:
+        """After an undo or redo the records refused: move the stack's index back over that command without acting,
+        so that the stack matches the screen (and the records) again."""
+        stack = self.undo_stack
+        index = stack.index()
+        undone = stack.command(index) if index < stack.count() else None  # a refused undo: just past the index
+        redone = stack.command(index - 1) if index > 0 else None  # a refused redo: just before it
+        if isinstance(undone, ReviewCommand) and undone.not_saved:
+            undone.step_back()
+            stack.redo()
+        elif isinstance(redone, ReviewCommand) and redone.not_saved:
+            redone.step_back()
+            stack.undo()
 
     # ------------------------------------------------------------------------------------------- calibration
     def start_manual_calibration(self) -> None:
@@ -971,7 +1084,8 @@ class MainWindow(QtWidgets.QMainWindow):
         except ValueError as exc:
             self.show_error(f"Manual calibration refused: {exc}")
             return
-        self.set_calibration(calibration)
+        if not self.set_calibration(calibration):
+            return  # not kept by the records: the line stays, to apply again once they can be written
         self._end_manual_calibration()
         self.statusBar().showMessage(f"Manual calibration: {mm_per_px:.4f} mm per pixel; values recomputed", 8000)
 
@@ -979,26 +1093,45 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.cine is not None:
             if self.exam_id is not None and not self._user_or_ask():
                 return  # an exam's records keep who went back to the file's calibration
-            self.set_calibration(self.file_calibration)
+            if not self.set_calibration(self.file_calibration):
+                return
             self._end_manual_calibration()
             self.statusBar().showMessage(f"Calibration from the file ({self.file_calibration.source}); values "
                                          f"recomputed", 8000)
 
-    def set_calibration(self, calibration: Calibration) -> None:
+    def set_calibration(self, calibration: Calibration) -> bool:
         """A new calibration for this cine: every AI and corrected value recomputed from its geometry. Each frame a
         person reviewed is announced (``measurementEdited``, change "calibration"), so that a records panel keeps
         what the screen now shows: the new mm, and an acceptance withdrawn where its values changed. Before them,
-        ``calibrationChanged`` announces the calibration itself, which a records panel keeps with the exam."""
+        ``calibrationChanged`` announces the calibration itself, which a records panel keeps with the exam; where the
+        records refuse it (a full disk, read-only records) the screen goes back to the calibration before, nothing
+        else is announced, and False is returned."""
         if self.analysis is None:
-            return
+            return False
         reviewed = sorted(i for i, s in self.analysis.states.items() if s.is_corrected or s.confirmed)
+        previous = self.analysis.calibration
         self.analysis.set_calibration(calibration)
         self.cine.calibration = calibration
+        self._show_in_patient_shape()
         self._show_analysis_of_frame()
         self.show_calibration_status()
+        self._save_failure = None
         self.calibrationChanged.emit(self.calibration_record(calibration))
+        failure, self._save_failure = self._save_failure, None
+        if failure is not None:
+            self.analysis.set_calibration(previous)
+            self.cine.calibration = previous
+            self._show_in_patient_shape()
+            self._show_analysis_of_frame()
+            stored = (self.stored_calibration(self.exam_id)
+                      if previous.manual is not None and self.exam_id is not None and self.stored_calibration else None)
+            self.show_calibration_status(stored)
+            self.show_error(f"{failure}. The screen is back to the calibration on record "
+                            f"({CALIBRATION_NAMES.get(previous.source, previous.source)}) and its values.")
+            return False
         for frame_index in reviewed:
             self.measurementEdited.emit(frame_index, self.review_record(frame_index, CALIBRATION))
+        return True
 
     def calibration_record(self, calibration: Calibration | None) -> dict:
         """What a records layer keeps of a calibration set on screen: the manual scale (None: the file's), how it was

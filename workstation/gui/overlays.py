@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
 from workstation.cine_review import FrameMaps
+from workstation.gui.panel import NO_VALUE, format_value
 from workstation.gui.settings import Settings
 from workstation.gui.viewer import frame_rect
 from workstation.reports.overlays import aop_label, hsd_label, label_with_whose
@@ -54,11 +55,9 @@ def label_text(text: str, colour) -> pg.TextItem:
 
 
 def format_hc(values: dict) -> str | None:
-    if values.get("hc_mm") is not None:
-        return f"HC {values['hc_mm']:.0f} mm"
-    if values.get("hc_px") is not None:
-        return f"HC {values['hc_px']:.0f} px"
-    return None
+    """The HC label on the image, written as the measurement panel writes it (one decimal in mm, whole pixels)."""
+    text, _why = format_value(values, "HC")
+    return None if text == NO_VALUE else f"HC {text}"
 
 
 class OverlayLayer:
@@ -94,6 +93,8 @@ class OverlayLayer:
             view_box.addItem(item)
         self._maps: FrameMaps | None = None
         self._drawn: dict[str, bool] = {}
+        self._placed: dict[int, tuple] = {}  # each label's item, anchor point and direction (see _place)
+        view_box.sigTransformChanged.connect(self._view_changed)
         self.apply_settings()
         self.clear()
 
@@ -166,7 +167,7 @@ class OverlayLayer:
 
     def show_geometry(self, measured: dict | None, whose: str = "AI") -> None:
         """Lines and values from a measurement JSON (AI, corrected or a live preview during a drag); ``whose``
-        ("AI", "corrected") follows each value on the image, so an AI value never reads as a person's."""
+        ("AI", "corrected", "confirmed") follows each value on the image, so an AI value never reads as a person's."""
         self._whose = whose
         measured = measured or {}
         geometry = measured.get("geometry") or {}
@@ -194,13 +195,36 @@ class OverlayLayer:
         self._apply_visibility()
 
     def _place(self, item: pg.TextItem, text: str, anchor_point: np.ndarray, away: np.ndarray) -> None:
-        """Text with its near edge at ``anchor_point``, beyond it along ``away``, kept inside the frame."""
+        """Text with its near edge at ``anchor_point``, beyond it along ``away``, the whole text kept inside the frame
+        (placed again whenever the view's scale changes, as the text keeps its size on screen)."""
         item.setText(text)
+        self._placed[id(item)] = (item, np.asarray(anchor_point, float), np.asarray(away, float))
+        self._position(item, *self._placed[id(item)][1:])
+
+    def _position(self, item: pg.TextItem, anchor_point: np.ndarray, away: np.ndarray) -> None:
         rows, cols = self.frame_shape or (1, 1)
         x = min(max(anchor_point[0], 0.04 * cols), 0.96 * cols)
         y = min(max(anchor_point[1], 0.04 * rows), 0.96 * rows)
-        item.setAnchor((0.5 - 0.5 * float(away[0]), 0.5 - 0.5 * float(away[1])))
+        ax, ay = 0.5 - 0.5 * float(away[0]), 0.5 - 0.5 * float(away[1])
+        # The text's size in frame pixels at the view's scale now: keep all of it on the frame, not only its anchor.
+        size = item.textItem.boundingRect()
+        try:
+            per_x, per_y = (abs(float(v)) for v in self.view_box.viewPixelSize())
+        except (TypeError, AttributeError, ZeroDivisionError):  # not in a shown view yet: the anchor alone is kept in
+            per_x = per_y = float("nan")
+        if np.isfinite(per_x) and np.isfinite(per_y) and per_x > 0 and per_y > 0:
+            width, height = size.width() * per_x, size.height() * per_y
+            if width < cols:
+                x = min(max(x, -0.5 + ax * width), cols - 0.5 - (1 - ax) * width)
+            if height < rows:
+                y = min(max(y, -0.5 + ay * height), rows - 0.5 - (1 - ay) * height)
+        item.setAnchor((ax, ay))
         item.setPos(float(x), float(y))
+
+    def _view_changed(self, *_args) -> None:
+        for item, anchor_point, away in list(self._placed.values()):
+            if item.isVisible():
+                self._position(item, anchor_point, away)
 
     def _draw_aop(self, aop: dict, measured: dict, unit: float) -> None:
         vertex, superior, tangent = (np.asarray(aop[k], float) for k in ("vertex", "superior", "tangent_point"))

@@ -4,6 +4,7 @@ frame's uncertainty. Reset to AI and Accept act on the frame on screen.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -28,6 +29,7 @@ ROWS = (
     ("BPD", (("bpd_mm", "{:.1f} mm"), ("bpd_px", "{:.0f} px"))),
     ("GA", (("ga_weeks", "{:.1f} wk ±2"),)),
 )
+NO_VALUE = "—"
 REASON_KEYS = {"AoP": "aop_deg", "HSD": "hsd_px", "HC": "hc_px", "BPD": "bpd_px", "GA": "ga_weeks"}
 MM_KEYS = {"HSD": "hsd_mm", "HC": "hc_mm", "BPD": "bpd_mm"}
 
@@ -35,7 +37,7 @@ MM_KEYS = {"HSD": "hsd_mm", "HC": "hc_mm", "BPD": "bpd_mm"}
 def format_value(values: dict | None, row: str) -> tuple[str, str]:
     """The text of one row's value and, when it is absent or only in pixels, why."""
     if not values:
-        return "—", ""
+        return NO_VALUE, ""
     formats = dict(ROWS)[row]
     reasons = values.get("reasons") or {}
     for key, fmt in formats:
@@ -43,7 +45,7 @@ def format_value(values: dict | None, row: str) -> tuple[str, str]:
             mm_key = MM_KEYS.get(row)
             why = "" if key == mm_key or mm_key is None else reasons.get(mm_key, "")
             return fmt.format(values[key]), why
-    return "—", reasons.get(REASON_KEYS[row], "not measured")
+    return NO_VALUE, reasons.get(REASON_KEYS[row], "not measured")
 
 
 def when_text(iso: str | None) -> str:
@@ -63,12 +65,35 @@ def construction_text(ai: dict | None) -> str:
 
 
 def calibration_text(values: dict | None, fallback_source: str) -> str:
+    """The calibration line's text: the source's name, then the scale's detail. The core writes each scale it used
+    as "source: detail" (``Measurements.calibration_detail``); the source already named is not repeated, another is
+    named as the panel names it ("manual (drawn on the depth scale ...)", not "manual (manual: drawn ...)")."""
     calibration = (values or {}).get("calibration") or {}
     source = calibration.get("source") or fallback_source
     text = CALIBRATION_NAMES.get(source, source)
-    if calibration.get("detail"):
-        text += f" ({calibration['detail']})"
+    detail = calibration.get("detail")
+    if detail:
+        parts = []
+        for part in _SCALE_PARTS.split(detail):
+            name, sep, rest = part.partition(": ")
+            scale_source = _SCALE_SOURCES.get(name) if sep else _SCALE_SOURCES.get(part)
+            if scale_source is None:
+                parts.append(part)
+            elif scale_source != source:
+                parts.append(f"{CALIBRATION_NAMES.get(scale_source, scale_source)}: {rest}" if sep
+                             else CALIBRATION_NAMES.get(scale_source, scale_source))
+            elif rest:
+                parts.append(rest)
+        if parts:
+            text += f" ({'; '.join(parts)})"
     return text
+
+
+# A scale's own source name (``workstation.calibration.Scale.source``) and the calibration source it belongs to.
+_SCALE_SOURCES = {"manual": "manual", "dicom_region": "dicom_regions", "dicom_regions": "dicom_regions",
+                  "pixel_spacing": "pixel_spacing", "imager_pixel_spacing": "imager_pixel_spacing"}
+# Where one scale's "source: detail" ends and the next begins ("; " before a source's name).
+_SCALE_PARTS = re.compile("; (?=(?:" + "|".join(map(re.escape, _SCALE_SOURCES)) + ")(?:: |;|$))")
 
 
 class MeasurementPanel(QtWidgets.QWidget):

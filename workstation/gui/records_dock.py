@@ -13,6 +13,7 @@ about, never silently overridden) and into the selected labour, else into the pa
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -20,12 +21,13 @@ from html import escape
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QDate, QDateTime, QObject, QRunnable, Qt, QThreadPool, QTime, Signal, Slot
-from PySide6.QtGui import QAction, QFont
+from PySide6.QtCore import QDate, QDateTime, QEvent, QObject, QRunnable, Qt, QThreadPool, QTime, Signal, Slot
+from PySide6.QtGui import QAction, QFont, QFontMetrics
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QDateEdit, QDateTimeEdit, QDialog,
                                QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
                                QLineEdit, QMenu, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QRadioButton,
-                               QSplitter, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+                               QSplitter, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableWidget,
+                               QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
 from workstation.errors import WorkstationError
 from workstation.measure import describe_hsd
@@ -39,6 +41,7 @@ SCAN_FILTER = ("Scans (*.dcm *.dicom *.DCM *.mp4 *.avi *.mov *.mkv *.png *.jpg *
 MRN_MAX_LEN = 64  # DICOM Patient ID (LO) holds 64 characters
 LABOR_START_MAX_AHEAD = timedelta(minutes=10)  # a start "now" typed a little late is fine; tomorrow is a typo
 _ID_ROLE = Qt.ItemDataRole.UserRole
+_TIP_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def _when(moment: datetime | None) -> str:
@@ -404,19 +407,155 @@ class ExamHistoryDialog(QDialog):
 
 
 # -- the panel ----------------------------------------------------------------------------------------------
-def _table(columns: tuple[str, ...]) -> QTableWidget:
-    table = QTableWidget(0, len(columns))
-    table.setHorizontalHeaderLabels(columns)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.verticalHeader().setVisible(False)
-    table.setAlternatingRowColors(True)
-    header = table.horizontalHeader()
-    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(len(columns) - 1, QHeaderView.ResizeMode.Stretch)  # wraps in a narrow dock
-    table.setWordWrap(True)
-    return table
+# How a column of a records table meets a narrow dock (``RecordsTable.fit_columns``): FIXED keeps its one line (ids,
+# counts, an angle), WRAP breaks between words onto more lines (dates with times, names, who did what), ELIDE stays on
+# one line ending in "…" (a long reason), its whole text in the tooltip. The STRETCH column takes the room left over.
+FIXED, WRAP, ELIDE, STRETCH = "fixed", "wrap", "elide", "stretch"
+
+
+class _OneLineDelegate(QStyledItemDelegate):
+    """An ELIDE column's cells: one line, cut with "…" (the table wraps the others)."""
+
+    def initStyleOption(self, option, index) -> None:  # noqa: N802 (Qt's name)
+        super().initStyleOption(option, index)
+        option.features &= ~QStyleOptionViewItem.ViewItemFeature.WrapText
+        option.textElideMode = Qt.TextElideMode.ElideRight
+
+
+class RecordsTable(QTableWidget):
+    """A table of the records panel whose columns fit the dock it is in: every column at least as wide as its header
+    and its longest word (an ELIDE column: its header and ``elide_min`` text), as wide as its text where there is room,
+    the STRETCH column taking what is left; where the dock is narrower, WRAP columns break onto more lines and ELIDE
+    columns end in "…" with the whole text in their tooltip. A horizontal scroll bar appears only when even the
+    minima do not fit."""
+
+    def __init__(self, columns: tuple[str, ...], policies: tuple[str, ...], stretch: int,
+                 elide_min: dict[int, str] | None = None):
+        super().__init__(0, len(columns))
+        assert len(policies) == len(columns)
+        self.policies, self.stretch_column, self.elide_min = policies, stretch, dict(elide_min or {})
+        self._fitting = False
+        self.setHorizontalHeaderLabels(columns)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.verticalHeader().setVisible(False)
+        self.setAlternatingRowColors(True)
+        self.setWordWrap(True)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header.setStretchLastSection(False)
+        header.setTextElideMode(Qt.TextElideMode.ElideRight)
+        header.setMinimumSectionSize(8)
+        self._one_line = _OneLineDelegate(self)
+        for column, policy in enumerate(policies):
+            if policy == ELIDE:
+                self.setItemDelegateForColumn(column, self._one_line)
+        self.viewport().installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+        if obj is self.viewport() and event.type() == QEvent.Type.Resize:
+            self.fit_columns()
+        return super().eventFilter(obj, event)
+
+    def _padding(self) -> int:
+        """What a cell adds around its text (margins and the focus frame)."""
+        margin = self.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, self) + 1
+        return 2 * margin + 6
+
+    def _word_width(self, column: int) -> int:
+        """The widest word of a column's cells (a WRAP column never breaks inside a word)."""
+        widest = 0
+        for row in range(self.rowCount()):
+            item = self.item(row, column)
+            if item is None or not item.text():
+                continue
+            metrics = QFontMetrics(item.font())
+            widest = max(widest, max(metrics.horizontalAdvance(word) for word in item.text().split()))
+        return widest + self._padding() if widest else 0
+
+    def _header_widths(self) -> list[int]:
+        header = self.horizontalHeader()
+        return [header.sectionSizeFromContents(c).width() for c in range(self.columnCount())]
+
+    def column_limits(self) -> list[tuple[int, int]]:
+        """(least, natural) width of each column, in pixels."""
+        header = self.horizontalHeader()
+        limits = []
+        for column, policy in enumerate(self.policies):
+            title = header.sectionSizeFromContents(column).width()
+            natural = max(title, self.sizeHintForColumn(column))
+            if policy == WRAP or policy == STRETCH:
+                least = max(title, self._word_width(column))
+            elif policy == ELIDE:
+                text = self.elide_min.get(column, "")
+                least = max(title, self.fontMetrics().horizontalAdvance(text) + self._padding() if text else 0)
+            else:
+                least = natural
+            limits.append((min(least, natural), natural))
+        return limits
+
+    def fit_columns(self) -> None:
+        """Columns set to the viewport's width (see the class); rows as tall as their wrapped text."""
+        if self._fitting or self.columnCount() == 0:
+            return
+        self._fitting = True
+        try:
+            limits = self.column_limits()
+            room = max(0, self.viewport().width())
+            widths = [natural for _, natural in limits]
+            total = sum(widths)
+            if total <= room:
+                widths[self.stretch_column] += room - total
+            else:
+                # ELIDE columns give way first (their whole text is in the tooltip), then the ones that wrap, down to
+                # their longest word, then (a dock narrower still) those down to their header, breaking a long word
+                # (its whole text in the tooltip); within each step every column gives up the same share it can.
+                excess = total - room
+                floors = self._header_widths()
+                steps = (((ELIDE,), [least for least, _ in limits]), ((WRAP, STRETCH), [least for least, _ in limits]),
+                         ((WRAP, STRETCH), floors))
+                for group, lowest in steps:
+                    columns = [c for c, policy in enumerate(self.policies) if policy in group]
+                    slack = sum(max(0, widths[c] - lowest[c]) for c in columns)
+                    if slack <= 0:
+                        continue
+                    share = min(1.0, excess / slack)
+                    for c in columns:
+                        give = min(max(0, widths[c] - lowest[c]), math.ceil(max(0, widths[c] - lowest[c]) * share))
+                        widths[c] -= give
+                        excess -= give
+                    if excess <= 0:
+                        break
+                widths[self.stretch_column] += max(0, room - sum(widths))
+            header = self.horizontalHeader()
+            for column, width in enumerate(widths):
+                if header.sectionSize(column) != width:
+                    header.resizeSection(column, width)
+            self.resizeRowsToContents()
+        finally:
+            self._fitting = False
+
+    def refit(self) -> None:
+        """After the rows changed: every cell's whole text in its tooltip where the column may cut or wrap it, then
+        the columns fitted again."""
+        for column, policy in enumerate(self.policies):
+            if policy == FIXED:
+                continue
+            for row in range(self.rowCount()):
+                item = self.item(row, column)
+                if item is None or not item.text():
+                    continue
+                extra = item.data(_TIP_ROLE)
+                item.setToolTip(item.text() if not extra or extra == item.text() else f"{item.text()}\n{extra}")
+        self.fit_columns()
+
+
+def _table(columns: tuple[str, ...], policies: tuple[str, ...], stretch: int,
+           elide_min: dict[int, str] | None = None) -> RecordsTable:
+    return RecordsTable(columns, policies, stretch, elide_min)
 
 
 def _item(text: str, record_id: int | None = None, tooltip: str | None = None) -> QTableWidgetItem:
@@ -425,12 +564,16 @@ def _item(text: str, record_id: int | None = None, tooltip: str | None = None) -
         item.setData(_ID_ROLE, record_id)
     if tooltip:
         item.setToolTip(tooltip)
+        item.setData(_TIP_ROLE, tooltip)  # the cell's own tooltip, kept when its whole text is added (refit)
     return item
 
 
 PATIENT_COLUMNS = ("MRN", "Name", "Birth date")
+PATIENT_POLICIES = (ELIDE, STRETCH, FIXED)
 LABOR_COLUMNS = ("Labour", "Started", "Exams", "Notes")
+LABOR_POLICIES = (FIXED, WRAP, FIXED, STRETCH)
 EXAM_COLUMNS = ("Exam", "Acquired", "AoP", "Source", "HSD", "Frames")  # AoP and its source first: a narrow dock
+EXAM_POLICIES = (FIXED, WRAP, FIXED, STRETCH, ELIDE, FIXED)
 
 
 class PatientRecordsWidget(QWidget):
@@ -463,6 +606,7 @@ class PatientRecordsWidget(QWidget):
         self._patients_shown: list = []
         self._updating = False
         self._announced_labor: int | None = None
+        self.read_only: str | None = None  # why the records cannot be written (set_read_only); None: they can
         self._build()
         self.refresh()
 
@@ -472,31 +616,33 @@ class PatientRecordsWidget(QWidget):
         self.search_edit.setPlaceholderText("Search MRN or name")
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.textChanged.connect(self._apply_filter)
-        self.patient_table = _table(PATIENT_COLUMNS)
+        self.patient_table = _table(PATIENT_COLUMNS, PATIENT_POLICIES, 1, {0: "MRN-0000…"})
         self.patient_table.itemSelectionChanged.connect(self._patient_changed)
         self.new_patient_button = QPushButton("New patient…")
         self.new_patient_button.clicked.connect(self.new_patient)
         patients_box = QGroupBox("Patients")
         patients = QVBoxLayout(patients_box)
+        patients.setContentsMargins(4, 6, 4, 4)  # the tables' columns need the width more than a margin
         top = QHBoxLayout()
         top.addWidget(self.search_edit, 1)
         top.addWidget(self.new_patient_button)
         patients.addLayout(top)
         patients.addWidget(self.patient_table)
 
-        self.labor_table = _table(LABOR_COLUMNS)
+        self.labor_table = _table(LABOR_COLUMNS, LABOR_POLICIES, 3)
         self.labor_table.itemSelectionChanged.connect(self._labor_changed)
         self.new_labor_button = QPushButton("New labour…")
         self.new_labor_button.clicked.connect(self.new_labor)
         labors_box = QGroupBox("Labours of the selected patient")
         labors = QVBoxLayout(labors_box)
+        labors.setContentsMargins(4, 6, 4, 4)  # the tables' columns need the width more than a margin
         labors.addWidget(self.labor_table)
         row = QHBoxLayout()
         row.addStretch(1)
         row.addWidget(self.new_labor_button)
         labors.addLayout(row)
 
-        self.exam_table = _table(EXAM_COLUMNS)
+        self.exam_table = _table(EXAM_COLUMNS, EXAM_POLICIES, 3, {4: "00.0 mm"})
         self.exam_table.itemSelectionChanged.connect(self._update_buttons)
         self.exam_table.itemDoubleClicked.connect(
             lambda item: self.open_exam(self.exam_table.item(item.row(), 0).data(_ID_ROLE)))
@@ -523,6 +669,7 @@ class PatientRecordsWidget(QWidget):
         self.report_button.setMenu(report_menu)
         exams_box = QGroupBox("Exams of the selected labour (double-click to open)")
         exams = QVBoxLayout(exams_box)
+        exams.setContentsMargins(4, 6, 4, 4)  # the tables' columns need the width more than a margin
         exams.addWidget(self.exam_table)
         exams.addWidget(self.placeholder_label)
         buttons = QHBoxLayout()
@@ -547,9 +694,9 @@ class PatientRecordsWidget(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         for box in (patients_box, labors_box, exams_box):
             splitter.addWidget(box)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setStretchFactor(2, 4)
+        splitter.setStretchFactor(0, 2)  # the exams (what a person opens) get the most of the height
+        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(2, 5)
         splitter.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -625,6 +772,7 @@ class PatientRecordsWidget(QWidget):
                 table.setItem(row, 1, _item(display_name(patient.name) or ""))
                 table.setItem(row, 2, _item(patient.birth_date or ""))
             self._apply_filter(self.search_edit.text())
+            table.refit()
             if patient_id is None or not self._select_id(table, patient_id):
                 table.clearSelection()
             self._fill_labors(prefer=labor_id)
@@ -668,7 +816,7 @@ class PatientRecordsWidget(QWidget):
             table.setItem(row, 1, _item(f"{_when(labor.start)} ({how})", tooltip=f"start: {how}"))
             table.setItem(row, 2, _item(str(len(self.records.exams(labor.id)))))
             table.setItem(row, 3, _item(labor.notes or "", tooltip=labor.notes))
-        table.resizeRowsToContents()
+        table.refit()
         if labors and not (prefer is not None and self._select_id(table, prefer)):
             table.selectRow(0)
 
@@ -702,7 +850,7 @@ class PatientRecordsWidget(QWidget):
                      f"calibration: {manual.describe()}; the file's own: {exam.calibration_source}")
             table.setItem(row, 4, _item(format_hsd(current), tooltip=scale))
             table.setItem(row, 5, _item(str(exam.n_frames)))
-        table.resizeRowsToContents()
+        table.refit()
         if prefer is not None:
             self._select_id(table, prefer)
         self.placeholder_label.setVisible(placeholder)
@@ -726,14 +874,31 @@ class PatientRecordsWidget(QWidget):
         self._update_buttons()
         self._announce_labor()
 
+    def set_read_only(self, why: str | None) -> None:
+        """Records that cannot be written (``why``): the buttons that only write (New patient, New labour, Import)
+        are off, their tooltips say why; viewing, History and reports work as before."""
+        self.read_only = why
+        for button in (self.new_patient_button, self.new_labor_button, self.import_button):
+            button.setToolTip("" if why is None else f"The records are read-only ({why}): nothing can be added")
+        self._update_buttons()
+
+    def _refuse_read_only(self, title: str) -> bool:
+        if self.read_only is None:
+            return False
+        self.show_message(QMessageBox.Icon.Information, title, f"The records are read-only ({self.read_only}): "
+                          "nothing can be added to them.")
+        return True
+
     def _update_buttons(self) -> None:
         busy = bool(self._jobs)
-        self.new_labor_button.setEnabled(self.selected_patient_id() is not None)
+        writable = self.read_only is None
+        self.new_patient_button.setEnabled(writable)
+        self.new_labor_button.setEnabled(writable and self.selected_patient_id() is not None)
         self.history_button.setEnabled(self.selected_exam_id() is not None)
         self.export_exam_action.setEnabled(self.selected_exam_id() is not None)
         self.export_labor_action.setEnabled(self.selected_labor_id() is not None)
         self.report_button.setEnabled(self.selected_labor_id() is not None)
-        self.import_button.setEnabled(not busy)
+        self.import_button.setEnabled(writable and not busy)
 
     def _exam_menu(self, pos) -> None:
         item = self.exam_table.itemAt(pos)
@@ -768,8 +933,10 @@ class PatientRecordsWidget(QWidget):
         return None if patient is None else (display_name(patient.name) or "no name recorded")
 
     @Slot()
-    def new_patient(self) -> NewPatientDialog:
+    def new_patient(self) -> NewPatientDialog | None:
         """Open the New patient dialog (not blocking); OK with valid values creates and selects the patient."""
+        if self._refuse_read_only("New patient"):
+            return None
         dialog = NewPatientDialog(self._mrn_taken, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self._create_patient(*dialog.values()))
@@ -791,6 +958,8 @@ class PatientRecordsWidget(QWidget):
 
     @Slot()
     def new_labor(self) -> NewLaborDialog | None:
+        if self._refuse_read_only("New labour"):
+            return None
         patient_id = self.selected_patient_id()
         if patient_id is None:
             self.show_message(QMessageBox.Icon.Information, "New labour", "Select the patient first.")
@@ -854,6 +1023,8 @@ class PatientRecordsWidget(QWidget):
         """Import ``paths`` under the selected patient and labour in a worker; ``importFinished`` reports."""
         if self._jobs:
             self.show_message(QMessageBox.Icon.Information, "Import", "Wait for the running task to finish.")
+            return None
+        if self._refuse_read_only("Import"):
             return None
         patient_id, labor_id = self.selected_patient_id(), self.selected_labor_id()
         mrn = None if patient_id is None else self.records.patient(patient_id).mrn

@@ -12,6 +12,12 @@
   with the exam, with who and when (``workstation.records.set_exam_calibration``, which also measures the exam's
   values on record again in it), and an exam opened again is measured with it from the start, so that the AI's
   values and a person's on record are in the same mm as when they were saved.
+- A save the records refuse (a full disk, read-only records) is announced to the window (``note_save_failure``),
+  which puts the screen back as the records hold it: the screen never shows an acceptance, a correction or a
+  calibration the records do not keep.
+- Records that can be read but not written (a read-only disk or mount, an archived copy) are attached read-only:
+  everything can be viewed and opened, the window says once that nothing will be saved, and the panel's buttons that
+  only write (new patient, new labour, import) are off.
 - The panel analyses imported scans with the window's own model cache (one ONNX Runtime session per model).
 - An exam analysed in the viewer by a model other than the one its records hold (a newer model, another
   device's choice in Settings) has that analysis saved too: a new analysis and AI row, which never displaces a
@@ -26,8 +32,12 @@ from PySide6 import QtCore, QtWidgets
 from workstation.gui.records_dock import PatientRecordsWidget
 from workstation.gui.timeline_dock import LaborTimelineWidget
 from workstation.records import Records, RecordsError, recorded_review, save_viewer_review, set_exam_calibration
+from workstation.records import database
 
 log = logging.getLogger(__name__)
+
+# The Patients dock's width when the window is first shown: this share of the window, within these bounds (px).
+PATIENTS_DOCK_SHARE, PATIENTS_DOCK_MIN, PATIENTS_DOCK_MAX = 0.3, 430, 540
 
 
 class RecordsLink(QtCore.QObject):
@@ -42,12 +52,18 @@ class RecordsLink(QtCore.QObject):
         super().__init__(window)
         self.window = window
         self.records = records
+        # Why these records cannot be written (None: they can); read-only records are viewed, never written.
+        self.read_only = database.write_problem(records.root)  # the probe the records were opened by
         provider = model_provider or (lambda: window.models.get(window.settings.model, window.settings.device))
         self.panel = PatientRecordsWidget(records, model_provider=provider, analyze=analyze)
         self.timeline = LaborTimelineWidget(records)
         self.panel_dock = window.add_side_dock(self.panel, "Patients")
         self.timeline_dock = window.add_side_dock(self.timeline, "Labour timeline",
                                                   QtCore.Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._docks_sized = False
+        window.installEventFilter(self)
+        if window.isVisible():
+            self._size_docks()
         self.panel.laborSelected.connect(self.timeline.set_labor)
         self.panel.laborCleared.connect(self.timeline.clear)
         self.panel.recordsChanged.connect(self.timeline.refresh)
@@ -59,11 +75,42 @@ class RecordsLink(QtCore.QObject):
         window.cineOpened.connect(self._cine_opened)
         window.analysisFinished.connect(self._analysis_finished)
         window.add_shutdown_step(self.shutdown)
+        self.saveFailed.connect(window.note_save_failure)
         window.recorded_review = self.recorded_review
         window.records_current = self.records_current
         window.stored_calibration = self.stored_calibration
         if self.panel.selected_labor_id() is not None:
             self.timeline.set_labor(self.panel.selected_labor_id())
+        if self.read_only is not None:
+            self._say_read_only()
+
+    def _say_read_only(self) -> None:
+        """Read-only records: the banner says so once, a status-bar note stays, and the write-only buttons are off."""
+        folder = self.records.root
+        self.panel.set_read_only(self.read_only)
+        self.window.show_error(
+            f"The patient records in {folder} are read-only ({self.read_only}). They can be viewed and their exams "
+            "opened, but nothing is saved to them: corrections, acceptances, calibrations and imports stay undone "
+            "there. To work on them, copy the records folder to a writable place (or make it writable) and start "
+            "again.")
+        note = QtWidgets.QLabel("Records read-only")
+        note.setObjectName("recordsReadOnly")
+        note.setToolTip(f"{folder}: {self.read_only}; nothing is saved to these records")
+        note.setStyleSheet("color: #b3261e; font-weight: bold;")
+        self.window.statusBar().addPermanentWidget(note)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+        if obj is self.window and event.type() == QtCore.QEvent.Type.Show and not self._docks_sized:
+            self._size_docks()
+        return super().eventFilter(obj, event)
+
+    def _size_docks(self) -> None:
+        """The Patients dock as wide as its tables need to be read (their columns fit it: ``RecordsTable``), a
+        little wider on a wide screen; set once, when the window is first shown at its size (a person's later
+        resizing of the docks stands)."""
+        self._docks_sized = True
+        width = min(max(round(PATIENTS_DOCK_SHARE * self.window.width()), PATIENTS_DOCK_MIN), PATIENTS_DOCK_MAX)
+        self.window.resizeDocks([self.panel_dock], [width], QtCore.Qt.Orientation.Horizontal)
 
     @QtCore.Slot(int, int)
     def open_exam(self, exam_id: int, frame: int) -> None:
@@ -160,6 +207,9 @@ class RecordsLink(QtCore.QObject):
         try:
             latest = self.records.latest_analysis(exam_id)
             if latest is not None and latest.model_sha256 == model["sha256"]:
+                return
+            if self.read_only is not None:  # said once at the start: not again for every exam opened
+                log.info("exam %s: read-only records (%s); this analysis is not saved", exam_id, self.read_only)
                 return
             saved = self.records.save_analysis(exam_id, analysis.analyze_json())
         except RecordsError as exc:

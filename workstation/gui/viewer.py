@@ -4,6 +4,10 @@ Coordinates: the ViewBox shows frame pixels with y (rows) downwards, and the ima
 centres sit on integer coordinates, as in ``workstation.measure`` geometry: every overlay and caliper then uses
 the core's (x, y) = (column, row) points as they are.
 
+The aspect lock follows the pixels' shape in the patient (``FrameView.set_pixel_aspect``: mm per row over mm per
+column): a scan whose rows are taller than its columns are wide is drawn stretched to match, as its AoP and HSD are
+built (``workstation.measure.transperineal.pixel_aspect``), so the angle drawn is the angle measured.
+
 Frames are decoded on demand through the cine's own small LRU cache (``workstation.io.cine.FrameSequence``);
 the analysis reads the same file through a cine of its own, so playback never waits for the analysis' decoder.
 """
@@ -43,6 +47,21 @@ class FrameView(pg.GraphicsView):
         self.image = CineImageItem()
         self.view_box.addItem(self.image)
         self.frame_shape: tuple[int, int] | None = None
+        self.pixel_aspect = 1.0
+
+    def set_pixel_aspect(self, aspect: float) -> None:
+        """Show a pixel row ``aspect`` times as tall as a column is wide (mm per row over mm per column; 1: square).
+        pyqtgraph's lock ratio is x scale over y scale (screen pixels per view unit), so it is 1 / aspect."""
+        aspect = float(aspect) if aspect and aspect > 0 and np.isfinite(aspect) else 1.0
+        if aspect == self.pixel_aspect:
+            return
+        self.pixel_aspect = aspect
+        self.view_box.setAspectLocked(True, ratio=1.0 / aspect)
+        self.fit()
+
+    def aspect_ratio(self) -> float:
+        """The view's locked ratio as pyqtgraph keeps it (x scale over y scale)."""
+        return float(self.view_box.state["aspectLocked"])
 
     def set_frame(self, frame: np.ndarray) -> None:
         shape = frame.shape[:2]

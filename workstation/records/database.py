@@ -15,6 +15,11 @@ Durability choices (a labour ward record must survive a killed process or a pull
   stored beside it) is a :class:`RecordsDamaged` naming the file, raised before anything is written to it: it is
   never migrated over, "repaired" or replaced here, so whatever it still holds can be recovered from it or its
   backup.
+* A records folder that cannot be written (a read-only disk or mount, an archived copy, a folder or file without
+  write permission) is opened read-only (SQLite ``mode=ro``; where SQLite cannot make the WAL index beside it,
+  ``immutable=1`` as long as no WAL journal still holds commits): everything can be read, and
+  every save is refused before it starts with one :class:`RecordsReadOnly` line. Nothing is created, chmodded or
+  migrated there.
 * A missing file is created only in a folder that stores no scans yet. Where scans are stored but the file is gone
   (deleted, moved away), :class:`RecordsMissing` says so and nothing is created: a fresh empty database there would
   hide, from this run and every later one, that those scans lost their index.
@@ -22,6 +27,7 @@ Durability choices (a labour ward record must survive a killed process or a pull
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +49,18 @@ class RecordsDamaged(RecordsError):
 
 class RecordsMissing(RecordsError):
     """The records file is missing while scans it indexed are stored beside it; nothing was created."""
+
+
+class RecordsReadOnly(RecordsError):
+    """The records can be read but not written (a read-only disk, mount or folder); nothing was saved."""
+
+
+class RecordsConnection(sqlite3.Connection):
+    """A records connection; ``read_only`` when it was opened read-only (every transaction is refused)."""
+
+    read_only = False
+    records_path: Path | None = None
+    read_only_reason = ""
 
 
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
@@ -189,16 +207,68 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def secure_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make it owner-only: patient data must not be readable by others."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)  # mkdir's mode is cut by the umask and ignored for a folder that already existed
+    """Create ``path`` (and parents) and make it owner-only: patient data must not be readable by others.
+
+    A folder that exists but cannot be written (a read-only disk or mount, an archived copy) is left as it is: its
+    records are opened read-only (:func:`connect`). One that cannot be created is a :class:`RecordsError` naming it."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise RecordsError(f"{path}: this records folder cannot be created ({exc.strerror or exc}); nothing was "
+                           "written") from None
+    if not path.is_dir():
+        raise RecordsError(f"{path}: the records folder is not a folder")
+    if write_problem(path) is None:
+        try:
+            os.chmod(path, 0o700)  # mkdir's mode is cut by the umask and ignored for a folder that already existed
+        except PermissionError:
+            pass  # someone else's folder we may write to: its owner keeps its permissions
     return path
 
 
+def write_problem(folder: Path) -> str | None:
+    """Why the records in ``folder`` cannot be written (a read-only file system, a folder or database file without
+    write permission), or None when they can. ``os.access`` asks the kernel as this process, so a read-only mount
+    refuses even root, whom permission bits do not stop."""
+    folder = Path(folder)
+    if _read_only_file_system(folder):
+        return "it is on a read-only file system"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "its folder cannot be written"
+    path = folder / DATABASE_NAME
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{DATABASE_NAME} cannot be written"
+    return None
+
+
+def _read_only_file_system(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # no statvfs (Windows) or no folder: os.access decides
+        return False
+
+
+def is_read_only(conn: sqlite3.Connection) -> bool:
+    """Whether ``conn`` was opened read-only (:func:`connect` on records that cannot be written)."""
+    return bool(getattr(conn, "read_only", False))
+
+
+def read_only_error(conn: sqlite3.Connection) -> RecordsReadOnly:
+    """The one line for a save refused on read-only records."""
+    where = getattr(conn, "records_path", None)
+    why = getattr(conn, "read_only_reason", "") or "they cannot be written"
+    return RecordsReadOnly(f"{where.parent if where else 'the records'}: the records are read-only ({why}): they can "
+                           "be viewed, nothing can be saved to them")
+
+
 def connect(folder: Path) -> sqlite3.Connection:
-    """Open (creating and migrating as needed) the records database in ``folder``."""
+    """Open (creating and migrating as needed) the records database in ``folder``; read-only (no creation, chmod or
+    migration, every transaction refused) where the records cannot be written (:func:`write_problem`)."""
     secure_dir(folder)
     path = folder / DATABASE_NAME
+    problem = write_problem(folder)
+    if problem is not None:
+        return _connect_read_only(folder, path, problem)
     if not path.exists():
         stored = _stored_file_count(folder)
         if stored:
@@ -212,7 +282,9 @@ def connect(folder: Path) -> sqlite3.Connection:
         raise damaged(path, "it is empty, but scans are stored beside it")
     os.chmod(path, 0o600)
     # isolation_level=None: no implicit transactions; every save opens its own with transaction().
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+                           factory=RecordsConnection)
+    conn.records_path = path
     try:
         conn.row_factory = sqlite3.Row
         # Read before anything is written (journal_mode and a migration write): a damaged file is refused untouched.
@@ -226,6 +298,81 @@ def connect(folder: Path) -> sqlite3.Connection:
         if is_damage(exc):
             raise damaged(path, exc) from None
         raise RecordsError(f"{path}: the records could not be opened ({exc})") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _connect_read_only(folder: Path, path: Path, problem: str) -> sqlite3.Connection:
+    """The records of a folder that cannot be written, opened read-only (see the module's notes)."""
+    if not path.exists():
+        raise RecordsError(f"{folder}: there are no records here ({DATABASE_NAME} is missing) and none can be created: "
+                           f"{problem}")
+    if path.stat().st_size == 0:
+        raise damaged(path, "it is empty") if _stored_file_count(folder) else RecordsError(
+            f"{path}: the records file is empty (never written) and the folder is read-only ({problem})")
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    wal = path.with_name(path.name + "-wal")
+    try:
+        try:
+            conn = _open_read_only(uri)
+        except sqlite3.OperationalError as exc:
+            # A WAL database needs its index (-shm) beside it, which SQLite cannot make in a folder it may not write.
+            # Without a WAL journal still holding commits (a database closed by its last writer has none, and no
+            # writer has it open: that one would keep the journal there), the file alone is the whole of the records:
+            # read it as immutable (no locks, no journal).
+            if is_damage(exc) or (wal.exists() and wal.stat().st_size > 0):
+                raise
+            conn = _open_read_only(f"{uri}&immutable=1")
+    except sqlite3.Error as exc:
+        if is_damage(exc):
+            raise damaged(path, exc) from None
+        raise RecordsError(f"{path}: the records could not be opened read-only ({exc}; {problem}). Copy the whole "
+                           "records folder to a writable place to view it") from None
+    conn.records_path, conn.read_only, conn.read_only_reason = path, True, problem
+    try:
+        version = schema_version(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        if is_damage(exc):
+            raise damaged(path, exc) from None
+        raise RecordsError(f"{path}: the records could not be opened read-only ({exc})") from None
+    if version > SCHEMA_VERSION:
+        conn.close()
+        raise RecordsError(f"the records database has schema version {version}, newer than this workstation "
+                           f"knows ({SCHEMA_VERSION}); update the workstation before opening it")
+    if version < SCHEMA_VERSION and not _view_older_schema(conn, version):
+        conn.close()
+        raise RecordsError(f"{path}: the records have schema version {version} and need upgrading to "
+                           f"{SCHEMA_VERSION}, which cannot be done here ({problem}); open a writable copy of the "
+                           "records folder once to upgrade it")
+    return conn
+
+
+def _view_older_schema(conn: sqlite3.Connection, version: int) -> bool:
+    """Read-only records of an older schema, viewed without upgrading the file: where the later steps only add tables
+    (their rows did not exist then: schema 2's exam calibrations), each is made empty in this connection's TEMP
+    schema, which the file's own tables resolve beside. False when a step changes an existing table."""
+    statements = [statement for step in MIGRATIONS[version:] for statement in step]
+    if not all(re.match(r"\s*CREATE\s+(TABLE|INDEX|TRIGGER)\b", st, re.IGNORECASE) for st in statements):
+        return False
+    try:
+        for statement in statements:  # an empty table needs neither its index nor its append-only triggers
+            if re.match(r"\s*CREATE\s+TABLE\b", statement, re.IGNORECASE):
+                conn.execute(re.sub(r"^\s*CREATE\s+TABLE\b", "CREATE TEMP TABLE", statement, flags=re.IGNORECASE))
+    except sqlite3.Error:
+        return False
+    return True
+
+
+def _open_read_only(uri: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                           check_same_thread=False, factory=RecordsConnection)
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the file: a failure is raised here
     except BaseException:
         conn.close()
         raise
@@ -263,6 +410,8 @@ def migrate(conn: sqlite3.Connection, migrations: list[list[str]] | None = None)
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One save: BEGIN IMMEDIATE (take the write lock up front, so no deadlock on upgrade), COMMIT or ROLLBACK."""
+    if is_read_only(conn):  # refused before it starts: one line saying why, not SQLite's "readonly database"
+        raise read_only_error(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
