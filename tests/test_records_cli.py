@@ -331,7 +331,8 @@ def test_a_persons_head_biometry_leaves_the_records_through_history_confirm_cali
     if shutil.which("pdftotext"):
         text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True,
                                        timeout=60).stdout.split())
-        assert f"HC {hc:.1f} mm {hc:.1f} mm confirmed Midwife R" in text, text
+        # the AI's value with its own frame's uncertainty beside it, then the value in force
+        assert f"HC {hc:.1f} mm 0.33 (moderate), frame 0 {hc:.1f} mm confirmed Midwife R" in text, text
         assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f})" in text
         assert "calibration: manual 0.0620 mm/px" in text
 

@@ -201,9 +201,12 @@ def test_render_overlays_enlarges_a_small_frame_and_draws_the_geometry_at_the_sa
     assert (render_overlays(np.zeros((600, 800), np.uint8), geometry, min_side=480).shape == (600, 800, 3))
 
 
-def test_the_reports_show_the_ais_uncertainty_on_the_frame_a_persons_value_was_measured_on(tmp_path):
+def test_each_ai_value_in_the_reports_sits_beside_its_own_frames_uncertainty_naming_the_frame(tmp_path):
     """The AI chose frame 0 (uncertainty 0.46); a person measured frame 3, where the AI's uncertainty was 0.74
-    (HIGH), and another confirmed it: both reports print 0.74 (HIGH) beside the value, labelled the AI's."""
+    (HIGH), and another confirmed it. The exam table gives the AI's value of frame 0 beside frame 0's 0.46 and says
+    what the AI measured on frame 3 beside frame 3's 0.74; the labour's points table gives the AI's AoP of frame 3
+    beside 0.74, naming the frame (not the one the AI chose). Frame 0's value never sits beside frame 3's uncertainty
+    (the reviewer's case: 0.74 beside the AI's frame-0 AoP)."""
     _poppler()
     from records_support import demo_exam_file, save_analysis_with_uncertainties
     from workstation.records import confirm
@@ -211,17 +214,26 @@ def test_the_reports_show_the_ais_uncertainty_on_the_frame_a_persons_value_was_m
     with Records(tmp_path / "data") as records:
         exam = import_scan(records, demo_exam_file(tmp_path / "usb", seed=0)).exam
         save_analysis_with_uncertainties(records, exam.id, [0.46, 0.2, 0.3, 0.74], chosen=0)
+        ai = records.latest_ai_measurement(exam.id)
         correct(records, exam.id, 3, synthetic_measurement(3)["geometry"], "carol")
         confirm(records, exam.id, "dave")
+        current = records.current_measurement(exam.id)
         exam_pdf = write_exam_report(records, exam.id, tmp_path / "exam.pdf")
         labor_pdf = write_labor_report(records, exam.labor_id, tmp_path / "labor.pdf")
+    ai3 = synthetic_measurement(3)["aop_deg"]
+    assert ai.frame_index == 0 and current.frame_index == 3 and f"{ai.aop_deg:.1f}" != f"{ai3:.1f}"
     for pdf in (exam_pdf, labor_pdf):
-        (tmp_path / pdf.stem).mkdir()
-        _, text = _render(pdf, tmp_path / pdf.stem)
-        flat = " ".join(text.split())
         raw = raw_text(pdf)  # a table cell wrapped over lines stays together in reading order
-        assert "AI uncertainty" in raw and "0.74 (HIGH), frame 3" in raw, pdf.name
-        assert "0.46" not in flat, pdf.name  # frame 0's, the AI's chosen frame, is not the value's
+        assert "AI value (frame 0) AI uncertainty Current value (frame 3)" in raw, (pdf.name, raw)
+        # The AI's row: its value, then its own frame's uncertainty, then the value in force.
+        assert (f"AoP {ai.aop_deg:.1f} deg 0.46 (moderate), frame 0 {current.aop_deg:.1f} deg confirmed dave"
+                in raw), (pdf.name, raw)
+        assert f"{ai.aop_deg:.1f} deg 0.74" not in raw, pdf.name
+        # What the AI measured on the frame the value in force stands on, beside that frame's uncertainty.
+        assert (f"On frame 3, where the value in force was measured, the AI's AoP was {ai3:.1f} deg, its uncertainty "
+                f"0.74 (HIGH), frame 3" in raw), (pdf.name, raw)
+    raw = raw_text(labor_pdf)
+    assert f"{ai3:.1f} deg (frame 3) 0.74 (HIGH), frame 3" in raw, raw  # not the AI's chosen frame: named
 
 
 def _words(pdf, page: int = 1) -> list[tuple[str, float, float, float, float]]:
@@ -465,15 +477,18 @@ def test_an_exams_head_biometry_reaches_the_report_ai_and_a_persons_apart_in_the
     raw = raw_text(before)  # no scale: pixels, with why there is no mm; no GA
     import re
 
-    assert re.search(r"HC (\d+) px \(no mm: no calibration: pixels only\) \1 px \(no mm", raw), raw
+    # The AI's value, its own frame's uncertainty beside it, then the value in force.
+    assert re.search(r"HC (\d+) px \(no mm: no calibration: pixels only\) 0\.33 \(moderate\), frame 0 \1 px \(no mm",
+                     raw), raw
     assert re.search(r"OFD \d+ px \(no mm:", raw) and "GA none (no calibration: pixels only)" in raw
     assert "calibration: none (the file's)" in raw
 
     raw = raw_text(confirmed_pdf)
     hc, bpd, ofd = (f"{value:.1f} mm" for value in (accepted.hc_mm, accepted.bpd_mm, accepted.ofd_mm))
     ga = accepted.ga_weeks
-    assert f"HC {hc} {hc} confirmed Midwife R" in raw, raw
-    assert f"BPD {bpd} {bpd} confirmed" in raw and f"OFD {ofd} {ofd} confirmed" in raw
+    u = "0.33 (moderate), frame 0"  # the AI's uncertainty on its frame, beside its value
+    assert f"HC {hc} {u} {hc} confirmed Midwife R" in raw, raw
+    assert f"BPD {bpd} {u} {bpd} confirmed" in raw and f"OFD {ofd} {u} {ofd} confirmed" in raw
     assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f})" in raw
     assert "calibration: manual 0.0620 mm/px (entered by Midwife R), set by Midwife R at" in raw, raw
     assert "the file's own: none" in raw and "calibration: none" not in raw
@@ -483,8 +498,8 @@ def test_an_exams_head_biometry_reaches_the_report_ai_and_a_persons_apart_in_the
     for pdf in (corrected_pdf, labor_pdf):
         raw = raw_text(pdf)
         # The AI's value (measured again in the manual calibration) beside the person's, with who.
-        assert f"HC {hc} {corrected.hc_mm:.1f} mm corrected Dr Lee" in raw, (pdf.name, raw)
-        assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f}) {corrected.ga_weeks:.1f} wk" in raw, pdf.name
+        assert f"HC {hc} {u} {corrected.hc_mm:.1f} mm corrected Dr Lee" in raw, (pdf.name, raw)
+        assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f}) {u} {corrected.ga_weeks:.1f} wk" in raw, pdf.name
 
 
 def _key_frame_image(pdf, folder) -> np.ndarray:

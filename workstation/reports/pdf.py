@@ -5,10 +5,12 @@ and the decision-support disclaimer with the page number in its footer. A report
 header; the exam's times and sources, with the calibration in force (a manual one set on the exam: its scale, who set
 it and when); the key frame (the measured frame) with its overlays (``render_overlays``; drawn in the patient's
 shape where the pixels are not square); the measurement table (AoP, HSD and, where the exam's frame has head
-biometry, HC, BPD, OFD and GA: AI value, current value, by whom, when, the AI's uncertainty on the frame the current
-value was measured on, calibration; mm only when calibrated, else px with the reason; GA with its range; values are
-written by ``workstation.reports.values``); the measurement history; the sonopartogram chart; the model name,
-version and hash, with a PLACEHOLDER warning when the model is one.
+biometry, HC, BPD, OFD and GA: the AI's value beside the AI's uncertainty on that value's own frame, the frame named,
+then the value in force, by whom, when, calibration; mm only when calibrated, else px with the reason; GA with its
+range; values are written by ``workstation.reports.values``), and where the value in force stands on another frame,
+what the AI measured on that frame beside that frame's uncertainty; the measurement history; the sonopartogram chart;
+the model name, version and hash, with a PLACEHOLDER warning when the model is one. An AI value never sits beside
+another frame's uncertainty.
 
 Text is set in fonts embedded in the PDF from ``resources/fonts`` (DejaVu Sans Condensed; Droid Sans Fallback for the
 characters DejaVu lacks, CJK among them; ``workstation.reports.fonts``, which the chart uses too), so a name or MRN
@@ -36,8 +38,9 @@ from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.measure.transperineal import pixel_aspect
 from workstation.paths import replacing
-from workstation.records.store import Exam, Measurement, Records, describe_acquired, display_name, now_iso
-from workstation.records.timeline import ai_uncertainty_of, labor_timeline
+from workstation.records.store import (Exam, Measurement, Records, current_of, describe_acquired, display_name,
+                                       latest_ai_of, now_iso)
+from workstation.records.timeline import ai_on_frame, ai_uncertainty_of, labor_timeline
 from workstation.reports.chart import timeline_chart
 from workstation.reports.fonts import FONT, FONT_BOLD, draw_text, markup, register_fonts, text_width
 from workstation.reports.overlays import render_overlays
@@ -146,7 +149,7 @@ def _drawn_aspect(calibration, geometry: dict | None, frame_shape) -> float:
 
 
 def _uncertainty(uncertainty: float | None, frame_index: int | None) -> str:
-    """The AI's uncertainty on the frame the value in force was measured on, naming that frame."""
+    """The AI's uncertainty on one frame (the frame of the AI value beside it), naming that frame."""
     text = describe_uncertainty(uncertainty)
     return text if uncertainty is None or frame_index is None else f"{text}, frame {frame_index}"
 
@@ -154,6 +157,16 @@ def _uncertainty(uncertainty: float | None, frame_index: int | None) -> str:
 def _whose(m: Measurement) -> str:
     """Whose the values in force are, as the key frame's labels and the measurement table say it."""
     return {"ai": "AI", "correction": "corrected"}.get(m.kind, "confirmed")
+
+
+def _ai_aop_of_point(p: dict) -> str:
+    """A timeline point's AI AoP (on the frame its value in force stands on), the frame named where it is not the
+    one the AI chose (``ai_on_record``): "118.2 deg (frame 3)"."""
+    if p.get("ai_aop_deg") is None:
+        return "-"
+    chosen = (p.get("ai_on_record") or {}).get("frame_index")
+    frame = p.get("ai_frame_index")
+    return f"{p['ai_aop_deg']:.1f} deg" + ("" if frame is None or frame == chosen else f" (frame {frame})")
 
 
 def _why_absent(m: Measurement | None, key: str) -> str:
@@ -286,30 +299,60 @@ class _ReportBuilder:
         text = describe_aop_construction(frame.get("aop_construction"), degree=" deg")
         return f" {text}" if text else ""
 
-    def measurement_table(self, exam: Exam) -> Table:
+    def measurements(self, exam: Exam) -> list:
+        """The measurement table, and below it, where the value in force stands on another frame than the AI's value
+        in the table, what the AI measured on that frame (:meth:`other_frame_note`)."""
+        rows = self.records.measurements(exam.id)
+        note = self.other_frame_note(exam, rows)
+        return [self.measurement_table(exam, rows)] + ([Spacer(1, 2), _p(note, _SMALL)] if note else [])
+
+    def measurement_table(self, exam: Exam, rows: list[Measurement] | None = None) -> Table:
         """AoP and HSD, and where the exam's frame has head biometry (AI or a person's) HC, BPD, OFD and GA: the AI's
-        value, the one in force, whose it is and when, the AI's uncertainty on its frame, the calibration."""
-        ai = self.records.latest_ai_measurement(exam.id)
-        current = self.records.current_measurement(exam.id)
-        header = ["", "AI value", "Current value", "Source", "By", "When", "AI uncertainty", "Calibration"]
-        rows = [[_p(h, _HEAD) for h in header]]
+        value on record with the AI's uncertainty on that value's own frame beside it (both name the frame), then the
+        value in force (its frame named where it is another), whose it is and when, the calibration. An AI value never
+        sits beside another frame's uncertainty (a person may have measured a frame other than the one the AI chose)."""
+        rows = self.records.measurements(exam.id) if rows is None else rows
+        ai, current = latest_ai_of(rows), current_of(rows)
+        ai_frame = "" if ai is None or ai.frame_index is None else f" (frame {ai.frame_index})"
+        current_frame = ("" if current is None or current.frame_index is None or ai is None
+                         or current.frame_index == ai.frame_index else f" (frame {current.frame_index})")
+        header = ["", f"AI value{ai_frame}", "AI uncertainty", f"Current value{current_frame}", "Source", "By", "When",
+                  "Calibration"]
+        uncertainty = _uncertainty(ai_uncertainty_of(self.records, ai, rows), None if ai is None else ai.frame_index)
+        table_rows = [[_p(h, _HEAD) for h in header]]
         cells = [(label, _ai_value(ai, quantity, key), _value(current, quantity))
                  for label, quantity, key in (("AoP", "aop", "aop_deg"), ("HSD", "hsd", "hsd_px"))]
         if shows_head_biometry(self.records, [ai, current]):
             cells += [(name, "-" if ai is None else describe_head_value(ai, name),
                        "-" if current is None else describe_head_value(current, name)) for name, _ in HEAD_ROWS]
         for label, ai_text, current_text in cells:
-            rows.append([label, _p(ai_text), _p(current_text),
-                         _p("-" if current is None else _whose(current)),
-                         _p("-" if current is None else current.by), _p(_when(None if current is None else
-                                                                            current.created_at)),
-                         _p(_uncertainty(ai_uncertainty_of(self.records, current),
-                                         None if current is None else current.frame_index)),
-                         _p((current.calibration_source if current else None) or exam.calibration_source)])
-        widths = [1.0, 2.9, 2.9, 1.7, 2.2, 2.2, 2.3]
-        table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
+            table_rows.append([label, _p(ai_text), _p(uncertainty), _p(current_text),
+                               _p("-" if current is None else _whose(current)),
+                               _p("-" if current is None else current.by),
+                               _p(_when(None if current is None else current.created_at)),
+                               _p((current.calibration_source if current else None) or exam.calibration_source)])
+        widths = [1.0, 2.9, 2.6, 2.9, 1.5, 2.2, 2.2]
+        table = Table(table_rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
         table.setStyle(_TABLE_STYLE)
         return table
+
+    def other_frame_note(self, exam: Exam, rows: list[Measurement] | None = None) -> str:
+        """Where the value in force stands on another frame than the AI's value on record: the AI's AoP on that frame
+        beside the AI's uncertainty there (``workstation.records.timeline.ai_on_frame``, as the timeline pairs them),
+        or that the AI did not measure it; empty otherwise."""
+        rows = self.records.measurements(exam.id) if rows is None else rows
+        ai, current = latest_ai_of(rows), current_of(rows)
+        if current is None or current.frame_index is None or (ai is not None and ai.frame_index == current.frame_index):
+            return ""
+        frame = current.frame_index
+        there = ai_on_frame(self.records, exam.id, frame, rows)
+        if current.uncertainty is not None:
+            there["uncertainty"] = current.uncertainty  # kept with the row from the AI's analysis of its frame
+        if there["aop_deg"] is None and there["uncertainty"] is None:
+            return f"The value in force was measured on frame {frame}, which the AI did not measure."
+        aop = "no AoP" if there["aop_deg"] is None else f"AoP was {there['aop_deg']:.1f} deg"
+        return (f"On frame {frame}, where the value in force was measured, the AI's {aop}, its uncertainty "
+                f"{_uncertainty(there['uncertainty'], frame)}.")
 
     def history_table(self, exam: Exam) -> Table:
         measurements = self.records.measurements(exam.id)
@@ -327,16 +370,18 @@ class _ReportBuilder:
         return table
 
     def points_table(self, timeline: dict) -> Table:
+        """One row per exam: the value in force, and the AI's AoP on the frame it stands on beside the AI's
+        uncertainty there, naming the frame; the AI AoP names it too where it is not the frame the AI chose."""
         rows = [["Exam", "Acquired", "Hours", "AoP", "HSD", "Source", "By", "AI AoP", "AI uncertainty"]]
         for p in timeline["points"]:
             rows.append([str(p["exam_id"]), _p(describe_acquired(datetime.fromisoformat(p["acquired"]))),
                          "-" if p["hours"] is None else f"{p['hours']:.2f}",
                          "-" if p["aop_deg"] is None else f"{p['aop_deg']:.1f} deg",
                          _p(describe_hsd(p["hsd_mm"], p["hsd_px"], p.get("hsd_mm_reason"))),
-                         "AI" if p["source"] == "ai" else f"{p['kind']} (person)", _p(p["by"] or "-"),
-                         "-" if p["ai_aop_deg"] is None else f"{p['ai_aop_deg']:.1f} deg",
+                         _p("AI" if p["source"] == "ai" else f"{p['kind']} (person)"), _p(p["by"] or "-"),
+                         _p(_ai_aop_of_point(p)),
                          _p(_uncertainty(p.get("ai_uncertainty"), p.get("ai_uncertainty_frame_index")))])
-        widths = [1.1, 2.6, 1.2, 1.9, 1.9, 2.4, 2.4, 1.9]
+        widths = [1.1, 2.6, 1.2, 1.6, 1.9, 2.9, 2.0, 2.2]
         table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
         table.setStyle(_TABLE_STYLE)
         return table
@@ -385,7 +430,7 @@ def write_exam_report(records: Records, exam_id: int, out: str | Path) -> Path:
     story = [_heading(f"Intrapartum ultrasound: exam {exam.id}", 1), build.patient_block(exam.labor_id, timeline),
              Spacer(1, 6), build.exam_block(exam), Spacer(1, 4), *build.model_block([exam.id]),
              _heading("Key frame"), *build.key_frame(exam, 12 * cm), _heading("Measurements"),
-             build.measurement_table(exam), Spacer(1, 8),
+             *build.measurements(exam), Spacer(1, 8),
              KeepTogether([_heading("Measurement history (nothing is overwritten)", 3), build.history_table(exam)]),
              KeepTogether([_heading("Labour timeline (this exam ringed)"),
                            timeline_chart(timeline, width=_BODY_W, highlight_exam_id=exam.id),
@@ -409,7 +454,7 @@ def write_labor_report(records: Records, labor_id: int, out: str | Path) -> Path
         story.append(KeepTogether([_heading(f"Exam {exam.id}: {describe_acquired(exam.acquired)}"),
                                    build.exam_block(exam),
                                    Spacer(1, 4), *build.key_frame(exam, 7.5 * cm), Spacer(1, 4),
-                                   build.measurement_table(exam)]))
+                                   *build.measurements(exam)]))
     story += [Spacer(1, 8), _p(DISCLAIMER, _SMALL)]
     _ReportDoc(out, f"Labour {labor_id} report", _page_header(records, labor_id)).build(story)
     return out
