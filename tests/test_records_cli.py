@@ -360,3 +360,53 @@ def test_the_import_line_gives_the_chosen_frames_aop_hsd_and_uncertainty_as_the_
             f"{ai.reasons['hsd_mm']}); uncertainty {ai.uncertainty:.2f} ({uncertainty_level(ai.uncertainty)})"
             ) in line, line
     assert line.startswith("exam 1 <- labels.png: MRN MRN-5, labour 1")
+
+
+def test_correct_and_confirm_based_on_a_stale_measurement_are_refused_with_one_line_and_write_nothing(imported, capsys):
+    """A script reads the exam's value (its measurement id), someone corrects it meanwhile, and the script's own
+    correction or confirmation ``--based-on`` that id is refused: exit 2, the ReviewConflict's one line (who changed
+    it), nothing written. Based on the value now on record, both go through."""
+    data, exam_ids = imported
+    base = ["--data-dir", str(data)]
+    exam = str(exam_ids[1])
+    read = _json_out(capsys, ["timeline", "--mrn", "MRN-0042", "--json", *base])["points"][1]["measurement_id"]
+    hsd = json.dumps({"hsd": synthetic_measurement(1)["geometry"]["hsd"]})
+    dr_a = _json_out(capsys, ["correct", "--exam", exam, "--frame", "1", "--geometry", hsd, "--user", "Dr A",
+                              "--json", *base])
+    with Records(data) as records:
+        before = [m.id for m in records.measurements(exam_ids[1])]
+    stale = {"correct": ["correct", "--exam", exam, "--frame", "1", "--geometry", hsd, "--user", "Dr B"],
+             "confirm": ["confirm", "--exam", exam, "--user", "Dr B"]}
+    for name, argv in stale.items():
+        assert run_cli([*argv, "--based-on", str(read), *base]) == 2, name
+        captured = capsys.readouterr()
+        err = captured.err.strip().splitlines()
+        assert captured.out == "" and len(err) == 1, (name, captured)
+        assert err[0].startswith("error: Not saved: exam") and "correction by Dr A" in err[0], err
+        assert "Nothing was saved or overwritten" in err[0]
+    with Records(data) as records:
+        assert [m.id for m in records.measurements(exam_ids[1])] == before  # nothing written
+    # An id that is not of this exam is one line too.
+    assert run_cli([*stale["confirm"], "--based-on", "999", *base]) == 2
+    assert "measurement 999 is not of exam" in capsys.readouterr().err
+    # Based on what is on record now (Dr A's correction): saved.
+    confirmed = _json_out(capsys, [*stale["confirm"], "--based-on", str(dr_a["id"]), "--json", *base])
+    assert confirmed["kind"] == "confirmation" and confirmed["supersedes_id"] == dr_a["id"]
+    corrected = _json_out(capsys, [*stale["correct"], "--based-on", str(confirmed["id"]), "--json", *base])
+    assert corrected["kind"] == "correction" and corrected["by"] == "Dr B"
+    # "none": read when no person had reviewed the exam (only the AI's values), which still holds for exam 1.
+    assert run_cli(["confirm", "--exam", str(exam_ids[0]), "--user", "Dr B", "--based-on", "none", *base]) == 0
+    assert "confirmation by Dr B" in capsys.readouterr().out
+
+
+def test_correct_help_says_parts_not_given_come_from_that_frames_value_in_force_and_offers_based_on(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(["correct", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "kept from the current value" not in text
+    assert "parts not given come from that frame's value in force" in text, text
+    assert "--based-on MEASUREMENT_ID" in text and "ReviewConflict" not in text
+    with pytest.raises(SystemExit):
+        run_cli(["confirm", "--help"])
+    assert "--based-on MEASUREMENT_ID" in capsys.readouterr().out

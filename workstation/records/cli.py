@@ -231,11 +231,19 @@ def _show_measurement(records, m, as_json: bool) -> int:
     return 0
 
 
+def _based_on(args) -> dict:
+    """``--based-on``: the keyword that makes ``correct``/``confirm`` refuse (``ReviewConflict``, a RecordsError: one
+    line, exit 2, nothing written) when someone changed the exam's value since that measurement; nothing without
+    it."""
+    return {} if args.based_on is _NOT_GIVEN else {"based_on_measurement_id": args.based_on}
+
+
 def cmd_correct(args) -> int:
     from workstation.records.review import correct
 
     with _records(args) as records:
-        measurement = correct(records, args.exam, args.frame, _geometry_argument(args.geometry), args.user, args.note)
+        measurement = correct(records, args.exam, args.frame, _geometry_argument(args.geometry), args.user, args.note,
+                              **_based_on(args))
         return _show_measurement(records, measurement, args.json)
 
 
@@ -243,7 +251,7 @@ def cmd_confirm(args) -> int:
     from workstation.records.review import confirm
 
     with _records(args) as records:
-        measurement = confirm(records, args.exam, args.user, args.note)
+        measurement = confirm(records, args.exam, args.user, args.note, **_based_on(args))
         return _show_measurement(records, measurement, args.json)
 
 
@@ -284,6 +292,27 @@ def cmd_calibrate(args) -> int:
     for line in again:
         print(line)
     return 0
+
+
+_NOT_GIVEN = object()
+
+
+def _measurement_id(text: str) -> int | None:
+    """``--based-on``: a measurement id, or ``none`` (the exam had no measurement when it was read)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a measurement id: {text!r} (a number, or none)") from None
+
+
+def _add_based_on(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--based-on", metavar="MEASUREMENT_ID", type=_measurement_id, default=_NOT_GIVEN,
+                   help=f"the exam's measurement this {what} is based on (its id, as `history`, `timeline --json` or "
+                        "an earlier `correct --json` gives it; none: the exam had none): when someone has changed the "
+                        "exam's value since (a correction, confirmation or withdrawal), nothing is written and it ends "
+                        "in one line saying who changed it, exit status 2")
 
 
 def _mm_per_px(text: str) -> float:
@@ -346,15 +375,19 @@ def register(subparsers) -> None:
     p.add_argument("--frame", type=int, required=True, help="the frame index the geometry is drawn on")
     p.add_argument("--geometry", required=True,
                    help='geometry JSON in frame pixels, e.g. \'{"aop": {"vertex": [x, y], "superior": [x, y], '
-                        '"tangent_point": [x, y]}}\', or @FILE; parts not given are kept from the current value')
+                        '"tangent_point": [x, y]}}\', or @FILE; parts not given come from that frame\'s value in '
+                        "force: the exam's current value where it stands on that frame, else that frame's AI "
+                        "geometry")
     p.add_argument("--user", required=True, help="who corrects")
     p.add_argument("--note", help="why (kept in the audit trail)")
+    _add_based_on(p, "correction")
     p.add_argument("--json", action="store_true")
 
     p = records_parser("confirm", "a person confirms the exam's current value", cmd_confirm)
     p.add_argument("--exam", type=int, required=True)
     p.add_argument("--user", required=True, help="who confirms")
     p.add_argument("--note", help="kept in the audit trail")
+    _add_based_on(p, "confirmation")
     p.add_argument("--json", action="store_true")
 
     p = records_parser("calibrate", "an exam's manual calibration: set it, go back to the file's, or show it "
