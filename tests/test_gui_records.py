@@ -467,11 +467,12 @@ def _ward_records_with_long_texts(records, folder):
 
 
 @pytest.mark.parametrize("size", [(1440, 900), (1920, 1080)])
-def test_the_patients_dock_shows_every_column_readably(make_window, records, qtbot, tmp_path, size):
+def test_the_patients_dock_shows_every_column_readably(records, make_window, qtbot, tmp_path, size):
     """At the window sizes of the ward's screens every column of the three tables is in view (no horizontal scroll),
     no header is cut, nothing wraps inside a word, and a cell cut short ("…") has its whole text in its tooltip.
     Before: at 1440 px the Source column read "corrected by Dr", HSD and Frames sat behind a scroll bar and the
-    Labours header "Notes" showed as "ote"."""
+    Labours header "Notes" showed as "ote". (``records`` before ``make_window``: the window is closed before its
+    records, as in the app.)"""
     from PySide6.QtGui import QFontMetrics
 
     from workstation.gui.records_dock import ELIDE, FIXED
