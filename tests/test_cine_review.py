@@ -209,3 +209,69 @@ def test_a_review_on_record_is_shown_under_its_authors_and_an_acceptance_only_of
     assert state.show_recorded({**recorded, "values": ai_values, "corrected_geometry": None, "corrected_by": None},
                                calibration, SHAPE) == []
     assert not state.is_corrected and state.confirmed_by == "Midwife C"
+
+
+HEAD = {"head_ellipse": {"center": [320.0, 240.0], "semi_axes": [180.0, 140.0], "angle_deg": 10.0}}  # HC ~1012 px
+SMALL_HEAD_SCALE = 0.05  # mm/px: HC ~51 mm, below the Hadlock range's 68 mm
+
+
+def test_after_a_manual_calibration_the_reasons_are_the_recomputations(synthetic):
+    """Pixels only, GA says "no calibration"; after a manual calibration that puts HC below the Hadlock range, GA
+    says so (it kept "no calibration: pixels only", absent before and after), while HC, BPD and OFD are in mm."""
+    pixels = recompute_json(HEAD, None, SHAPE, "not_transperineal")
+    assert pixels["ga_weeks"] is None and pixels["reasons"]["ga_weeks"] == "no calibration: pixels only"
+    manual = Calibration.manual_mm_per_px(SMALL_HEAD_SCALE)
+    again = recompute_json(HEAD, manual, SHAPE, "not_transperineal", pixels)
+    assert again["hc_mm"] == pytest.approx(SMALL_HEAD_SCALE * again["hc_px"], rel=1e-6) and again["hc_mm"] < 68
+    assert again["ga_weeks"] is None and "outside the Hadlock 1984 range" in again["reasons"]["ga_weeks"]
+    assert not any("no calibration" in reason for reason in again["reasons"].values()), again["reasons"]
+    # Why a part of the geometry is not there stays: the label map had no pubic symphysis (recompute only says
+    # "no AoP geometry").
+    import cv2
+
+    labels = np.zeros(SHAPE, np.uint8)
+    cv2.ellipse(labels, (320, 240), (180, 140), 10, 0, 360, 2, -1)
+    head_only = measure_labelmap(labels, None).to_json()
+    assert head_only["reasons"]["aop_deg"] == "no pubic symphysis in the label map"
+    again = recompute_json(head_only["geometry"], manual, SHAPE, "not_transperineal", head_only)
+    assert again["reasons"]["aop_deg"] == again["reasons"]["hsd_mm"] == "no pubic symphysis in the label map"
+    assert "outside the Hadlock 1984 range" in again["reasons"]["ga_weeks"]
+    # The viewer's path (a calibration set on screen): the AI's values and a person's alike.
+    state = FrameMeasurementState(0, "not_transperineal", 0.3, copy.deepcopy(pixels))
+    state.correct({"head_ellipse": {**HEAD["head_ellipse"], "semi_axes": [170.0, 135.0]}}, None, SHAPE, "Dr B")
+    state.recalibrate(manual, SHAPE)
+    for values in (state.ai, state.corrected):
+        assert "outside the Hadlock 1984 range" in values["reasons"]["ga_weeks"], values["reasons"]
+
+
+def test_reasons_not_about_measuring_survive_the_recomputation(synthetic):
+    """What the geometry cannot say stays: the AI's head biometry withheld (no skull echo) keeps that reason for GA
+    even where the new scale would refuse GA anyway, and so does a value the frame's plane withholds; a person's own
+    ellipse on that frame is measured as drawn, its GA's reason its own (never the AI's withholding)."""
+    from workstation.inference.pipeline import keep_ai_biometry_withheld
+
+    echo = "no fetal skull echo along the outline"
+    in_range = Calibration.manual_mm_per_px(0.2)  # HC ~202 mm: a GA
+    ai = keep_ai_biometry_withheld({**recompute_json(HEAD, in_range, SHAPE, "not_transperineal"),
+                                    "ai_biometry_withheld": echo})
+    assert ai["ga_weeks"] is None and ai["reasons"]["ga_weeks"] == echo
+    state = FrameMeasurementState(0, "not_transperineal", 0.3, ai)
+    state.correct({"head_ellipse": {**HEAD["head_ellipse"], "semi_axes": [170.0, 135.0]}}, in_range, SHAPE, "Dr B")
+    assert state.corrected["ga_weeks"] is not None
+    state.recalibrate(Calibration.manual_mm_per_px(SMALL_HEAD_SCALE), SHAPE)
+    assert state.ai["hc_mm"] is None and state.ai["reasons"]["hc_mm"] == echo
+    assert state.ai["ga_weeks"] is None and state.ai["reasons"]["ga_weeks"] == echo
+    assert state.corrected["hc_mm"] is not None
+    assert "outside the Hadlock 1984 range" in state.corrected["reasons"]["ga_weeks"]
+    # A person's ellipse out of the range, measured against the AI's withheld values: the range, not the echo.
+    person = recompute_json({"head_ellipse": {**HEAD["head_ellipse"], "semi_axes": [50.0, 40.0]}}, in_range, SHAPE,
+                            "not_transperineal", ai)
+    assert "outside the Hadlock 1984 range" in person["reasons"]["ga_weeks"]
+    # The plane policy: on a transperineal frame the head biometry is withheld for the plane, whatever the scale.
+    result = frame_result(synthetic, 0)
+    transperineal = recompute_json(result.measurements["geometry"], in_range, SHAPE, "standard_plane")
+    plane = transperineal["reasons"]["ga_weeks"]
+    assert transperineal["ga_weeks"] is None and "axial head plane" in plane
+    again = recompute_json(result.measurements["geometry"], Calibration.manual_mm_per_px(0.01), SHAPE,
+                           "standard_plane", transperineal)
+    assert again["reasons"]["ga_weeks"] == plane and again["reasons"]["hc_mm"] == plane

@@ -20,9 +20,10 @@ import cv2
 import numpy as np
 
 from workstation.calibration import Calibration
-from workstation.inference.pipeline import (FrameResult, apply_plane_policy, choose_frame, summarize,
-                                          keep_ai_biometry_withheld)
+from workstation.inference.pipeline import (FrameResult, apply_plane_policy, choose_frame, keep_ai_biometry_withheld,
+                                          plane_policy_reason, summarize)
 from workstation.measure import Geometry, MeasurementRefused, recompute
+from workstation.measure.measurements import NO_GEOMETRY_REASONS
 
 __all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
            "apply_plane_policy", "compact", "now_iso", "ps_moved", "recompute_json"]
@@ -40,7 +41,19 @@ def recompute_json(geometry: dict, calibration: Calibration | None, frame_shape,
     """Measurement JSON of ``geometry`` through ``workstation.measure.recompute`` and the plane rule
     (``frame_class`` None: the frame was never classed, so no value is withheld for its plane).
 
-    A value absent both before and after keeps its earlier (more specific) reason.
+    The reasons are the recomputation's: a value absent because of how it is measured now (no calibration, a scale
+    that puts HC outside the Hadlock range, a refused construction) says why it is absent now, not why it was before
+    (``previous``, the values this recomputation replaces). For a value absent before and after, ``previous``'s
+    reason stays where it says what the geometry cannot:
+
+    - why a part of the geometry is not there, where the recomputation only says it is not and it was not there
+      before either (``NO_GEOMETRY_REASONS``; "no pubic symphysis in the label map" over "no AoP geometry"), as
+      ``measure_labelmap`` keeps its derivation's reasons;
+    - the plane policy's for this frame's class (``plane_policy_reason``: head biometry on a transperineal frame is
+      withheld whatever the scale);
+    - the AI's head biometry withheld (``previous["ai_biometry_withheld"]``: no skull echo, or not surely a head
+      plane) where ``geometry`` is the very geometry ``previous`` was measured on (the AI's values measured again,
+      e.g. in a new calibration; a person's own ellipse is measured as drawn).
     """
     try:
         measured = recompute(Geometry.from_json(geometry), calibration, tuple(frame_shape)).to_json()
@@ -52,9 +65,13 @@ def recompute_json(geometry: dict, calibration: Calibration | None, frame_shape,
     if frame_class is not None:
         apply_plane_policy(measured, frame_class)
     if previous:
-        old = previous.get("reasons", {})
-        for key, reason in old.items():
-            if measured.get(key) is None and previous.get(key) is None:
+        withheld = previous.get("ai_biometry_withheld") if geometry == previous.get("geometry") else None
+        for key, reason in (previous.get("reasons") or {}).items():
+            if measured.get(key) is not None or previous.get(key) is not None:
+                continue
+            lacking = NO_GEOMETRY_REASONS.get(measured["reasons"].get(key))  # the value whose geometry is not there
+            if ((lacking is not None and previous.get(lacking) is None) or (withheld and reason == withheld)
+                    or (frame_class is not None and reason == plane_policy_reason(key, frame_class))):
                 measured["reasons"][key] = reason
     return measured
 

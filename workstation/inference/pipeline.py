@@ -212,17 +212,25 @@ def _withhold(measured: dict, keys: tuple[str, ...], reason: str) -> None:
             reasons[key] = reason
 
 
+def plane_policy_reason(key: str, frame_class: str) -> str | None:
+    """Why the plane policy withholds the value ``key`` on a frame of ``frame_class``; None where it does not."""
+    if key in _BIOMETRY_KEYS and frame_class != BIOMETRY_PLANE:
+        return f"head biometry is taken on an axial head plane; this frame is classed {describe_plane(frame_class)}"
+    if key in _TRANSPERINEAL_KEYS and frame_class in NO_TRANSPERINEAL_VIEW:
+        return f"no transperineal view: this frame is classed {describe_plane(frame_class)}"
+    return None
+
+
 def apply_plane_policy(measured: dict, frame_class: str) -> dict:
-    """Withhold values the frame's plane does not support, with the reason: head biometry only on an axial head
-    plane, AoP and HSD only on a transperineal view. Also applied to values recomputed after a person's edit
-    (``workstation.cine_review``), so an edit never shows a value the AI withheld."""
-    measured.setdefault("reasons", {})
-    if frame_class != BIOMETRY_PLANE:
-        _withhold(measured, _BIOMETRY_KEYS, "head biometry is taken on an axial head plane; "
-                                            f"this frame is classed {describe_plane(frame_class)}")
-    if frame_class in NO_TRANSPERINEAL_VIEW:
-        _withhold(measured, _TRANSPERINEAL_KEYS,
-                  f"no transperineal view: this frame is classed {describe_plane(frame_class)}")
+    """Withhold values the frame's plane does not support, with the reason (:func:`plane_policy_reason`): head
+    biometry only on an axial head plane, AoP and HSD only on a transperineal view. Also applied to values recomputed
+    after a person's edit (``workstation.cine_review``), so an edit never shows a value the AI withheld."""
+    reasons = measured.setdefault("reasons", {})
+    for key in _BIOMETRY_KEYS + _TRANSPERINEAL_KEYS:
+        reason = plane_policy_reason(key, frame_class)
+        if reason is not None and measured.get(key) is not None:
+            measured[key] = None
+            reasons[key] = reason
     return measured
 
 

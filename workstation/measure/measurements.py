@@ -162,6 +162,15 @@ def _propagate_reasons(reasons: dict[str, str]) -> None:
             reasons[key] = reasons["hc_px"]
 
 
+# recompute's reasons for a value absent because its geometry is not there (a derivation, or an earlier
+# measurement of the same geometry, may say why it is not: "no pubic symphysis in the label map"), each with the value
+# whose geometry it is (its dependants, e.g. HC's mm and GA, take the same reason)
+NO_AOP_GEOMETRY = "no AoP geometry (PS axis and tangent point)"
+NO_HSD_GEOMETRY = "no HSD geometry"
+NO_HEAD_ELLIPSE = "no head ellipse"
+NO_GEOMETRY_REASONS = {NO_AOP_GEOMETRY: "aop_deg", NO_HSD_GEOMETRY: "hsd_px", NO_HEAD_ELLIPSE: "hc_px"}
+
+
 def _transperineal_points(geometry: Geometry) -> list:
     """The PS axis ends, or else the HSD line's: where the AoP and HSD are built."""
     if geometry.ps_axis is not None:
@@ -199,7 +208,7 @@ def recompute(geometry: Geometry, calibration: Calibration | None, frame_shape: 
     scales: list[Scale] = []
 
     if aop is None:
-        reasons.setdefault("aop_deg", "no AoP geometry (PS axis and tangent point)")
+        reasons.setdefault("aop_deg", NO_AOP_GEOMETRY)
     else:
         try:
             m.aop_deg = check_aop_plausible(aop_from_points(aop.superior, aop.vertex, aop.tangent_point, aspect))
@@ -207,7 +216,7 @@ def recompute(geometry: Geometry, calibration: Calibration | None, frame_shape: 
             reasons["aop_deg"] = str(refused)
 
     if hsd is None:
-        reasons.setdefault("hsd_px", "no HSD geometry")
+        reasons.setdefault("hsd_px", NO_HSD_GEOMETRY)
     else:
         value = hsd_from_points(hsd.start, hsd.end, calibration, frame_shape)
         m.hsd_px, m.hsd_mm, m.hsd_method = value.px, value.mm, hsd.method
@@ -217,7 +226,7 @@ def recompute(geometry: Geometry, calibration: Calibration | None, frame_shape: 
             scales.append(value.scale)
 
     if geometry.head_ellipse is None:
-        reasons.setdefault("hc_px", "no head ellipse")
+        reasons.setdefault("hc_px", NO_HEAD_ELLIPSE)
     else:
         values = ellipse_measurements(geometry.head_ellipse, calibration, frame_shape)
         for key in ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks", "ga_range_weeks"):
