@@ -106,6 +106,44 @@ def test_records_that_cannot_be_written_open_read_only_where_the_probe_says_so(t
         assert [m.kind for m in records.measurements(exam_ids[0])] == ["ai"]
 
 
+def test_a_stale_import_temporary_that_cannot_be_removed_does_not_stop_the_records_opening(tmp_path, monkeypatch,
+                                                                                          caplog):
+    """A killed import's temporary copy left in a records folder that is now read-only (an archived copy, a read-only
+    mount): the sweep at opening cannot delete it (EROFS). The records open all the same, the file is left where it
+    is, and the log says why."""
+    import errno
+    import logging
+    import os
+    import time
+    from pathlib import Path
+
+    from workstation.records import filestore
+
+    data, exam_ids, _ = _filed(tmp_path)
+    stale = data / "records" / filestore.FILES_DIR / "ab" / f"{filestore._TEMP_PREFIX}killed-import"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(b"half a scan")
+    old = time.time() - 2 * filestore._STALE_TEMP_S
+    os.utime(stale, (old, old))
+    real_unlink = Path.unlink
+
+    def unlink(path, *args, **kwargs):
+        if path.name.startswith(filestore._TEMP_PREFIX):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with caplog.at_level(logging.WARNING, logger=filestore.__name__):
+        with Records(data) as records:
+            assert records.current_measurement(exam_ids[0]).kind == "ai"
+    assert stale.exists()
+    assert any("could not be removed" in r.getMessage() and "Read-only file system" in r.getMessage()
+               for r in caplog.records)
+    monkeypatch.setattr(Path, "unlink", real_unlink)  # once it can be written, the next opening sweeps it
+    with Records(data):
+        assert not stale.exists()
+
+
 def test_a_read_only_folder_without_records_says_so_and_creates_nothing(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     (empty / "records").mkdir(parents=True)

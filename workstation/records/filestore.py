@@ -9,6 +9,7 @@ in place whose row was never committed is harmless: the next import of the same 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ FILES_DIR = "files"
 _TEMP_PREFIX = ".partial-"
 _STALE_TEMP_S = 3600.0  # an import still copying after an hour is dead; its temporary file can go
 _CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,9 @@ def store_copy(source: Path, root: Path, expected_sha256: str) -> StoredFile:
 
 
 def sweep_stale_temporaries(root: Path, older_than_s: float = _STALE_TEMP_S) -> int:
-    """Delete temporary copies left by killed imports; returns how many went."""
+    """Delete temporary copies left by killed imports; returns how many went. One that cannot be deleted (a
+    read-only disk or mount, an archived copy of the records) is left where it is and logged: it is never referenced,
+    and the records must still open (read-only records are viewed)."""
     folder = root / FILES_DIR
     if not folder.is_dir():
         return 0
@@ -89,4 +94,6 @@ def sweep_stale_temporaries(root: Path, older_than_s: float = _STALE_TEMP_S) -> 
                 removed += 1
         except FileNotFoundError:  # another process swept it first
             pass
+        except OSError as exc:  # EROFS, EACCES, ...: left for a later sweep where the folder can be written
+            log.warning("a stale temporary file of an import could not be removed (%s): %s", temp, exc)
     return removed
