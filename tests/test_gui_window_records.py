@@ -896,3 +896,148 @@ def test_the_app_starts_on_a_read_only_records_folder_and_lists_its_exams(tmp_pa
     assert "read-only" in banner and "could not be opened" not in banner, banner
     assert "READONLY Records read-only" in run.stdout and "NOTE None" in run.stdout
     assert "EXAMS 3" in run.stdout
+
+
+# -- two people at once: a review made on a screen someone else's change has made stale is refused ------------------
+def _dr_a_corrects(tmp_path, exam_id, shift=(-20, 20)):
+    """Dr A moves the tangent point of frame 0 headless through her own connection to the same records folder (a
+    second app copy, `workstation correct`), while the window has the exam open."""
+    from workstation.records.review import correct
+
+    with Records(tmp_path / "data") as elsewhere:
+        geometry = next(m for m in reversed(elsewhere.measurements(exam_id)) if m.frame_index == 0).geometry
+        x, y = geometry["aop"]["tangent_point"]
+        return correct(elsewhere, exam_id, 0, {"aop": {**geometry["aop"],
+                                                       "tangent_point": [x + shift[0], y + shift[1]]}}, "Dr A")
+
+
+def _shows_dr_as_value(window, records, exam_id, dr_a):
+    state = window.current_state()
+    assert window.current_frame == dr_a.frame_index
+    assert (state.corrected_by, state.confirmed) == ("Dr A", False)
+    assert state.current()["aop_deg"] == pytest.approx(dr_a.aop_deg, abs=0.05)
+    assert _label(window.overlays.aop_text).endswith("(corrected)")
+    assert records.current_measurement(exam_id).id == dr_a.id
+    _screen_agrees_with_records(window, records, exam_id)
+
+
+def test_an_accept_on_a_screen_made_stale_by_someone_elses_correction_is_refused_and_shows_theirs(ward, records,
+                                                                                                   qtbot, tmp_path):
+    """The window opened the exam (the AI's value); Dr A corrects it headless meanwhile; the window's Accept of the
+    AI's value it still shows is refused (it superseded Dr A's correction unseen before): the records keep Dr A's
+    correction current, the banner gives the records' message naming Dr A, the screen shows her value, the undo
+    history is gone. An Accept made then (on Dr A's value) is saved: Dr A's correction accepted by Dr Test."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    ai_row = records.current_measurement(exam_id)
+    dr_a = _dr_a_corrects(tmp_path, exam_id)
+    assert dr_a.aop_deg != pytest.approx(ai_row.aop_deg, abs=1.0)
+    rows = [m.id for m in records.measurements(exam_id)]
+    errors = []
+    window.errorShown.connect(errors.append)
+
+    window.accept_frame()
+    assert [m.id for m in records.measurements(exam_id)] == rows  # nothing written
+    assert errors and "Dr A" in errors[-1]
+    banner = window.error_banner.text
+    assert banner.startswith(f"Not saved: exam {exam_id} was changed since it was opened here: correction by Dr A")
+    assert "undo history is cleared" in banner
+    _shows_dr_as_value(window, records, exam_id, dr_a)
+    assert not window.undo_stack.canUndo() and not window.undo_stack.canRedo()
+    assert window.records_basis == {"measurement_id": dr_a.id}
+    assert link.panel.exam_table.findItems("Dr A", QtCore.Qt.MatchFlag.MatchContains)
+    assert [p["exam_id"] for p in link.timeline.points("confirmed")] == [exam_id]
+
+    window.accept_frame()  # now on Dr A's value: saved
+    accepted = records.current_measurement(exam_id)
+    assert (accepted.kind, accepted.by, accepted.supersedes_id) == (CONFIRMATION, "Dr Test", dr_a.id)
+    assert accepted.aop_deg == pytest.approx(dr_a.aop_deg, abs=0.05)
+    state = window.current_state()
+    assert (state.corrected_by, state.confirmed_by) == ("Dr A", "Dr Test")
+    _screen_agrees_with_records(window, records, exam_id)
+    assert window.records_basis == {"measurement_id": accepted.id}
+
+
+def test_an_undo_over_someone_elses_later_correction_is_refused_and_the_undo_history_cleared(ward, records, qtbot,
+                                                                                            tmp_path):
+    """The window corrects frame 0; Dr A corrects it again headless; the window's undo (back to the AI's value) would
+    have withdrawn Dr A's correction unseen: it is refused, the screen shows hers, the stack is emptied once the
+    undo has returned, and the next correction dragged in the window is saved over hers."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
+    ours = records.current_measurement(exam_id)
+    assert (ours.kind, ours.by) == (CORRECTION, "Dr Test")
+    dr_a = _dr_a_corrects(tmp_path, exam_id, shift=(15, -10))
+    rows = [m.id for m in records.measurements(exam_id)]
+
+    window.undo_stack.undo()
+    assert [m.id for m in records.measurements(exam_id)] == rows
+    assert "Dr A" in window.error_banner.text and "Not saved" in window.error_banner.text
+    _shows_dr_as_value(window, records, exam_id, dr_a)
+    qtbot.waitUntil(lambda: window.undo_stack.count() == 0, timeout=2000)
+
+    _drag_tangent(window, qtbot, QtCore.QPoint(-10, 15))
+    mine = records.current_measurement(exam_id)
+    assert (mine.kind, mine.by, mine.supersedes_id) == (CORRECTION, "Dr Test", dr_a.id)
+    _screen_agrees_with_records(window, records, exam_id)
+    window.undo_stack.undo()  # the window's own undo: back to Dr A's correction, as the screen showed before
+    current = records.current_measurement(exam_id)
+    assert (current.kind, current.by) == (CORRECTION, "Dr A") and window.current_state().corrected_by == "Dr A"
+
+
+def test_a_calibration_set_over_someone_elses_correction_does_not_make_it_seen(ward, records, qtbot, tmp_path):
+    """The window corrects frame 0; Dr A corrects it headless; the window then sets a manual calibration, which
+    measures Dr A's correction (current) again in the new mm. The window never showed it: the calibrated value of
+    the window's own correction is refused, not saved over hers, and the screen shows hers in the new mm."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
+    dr_a = _dr_a_corrects(tmp_path, exam_id, shift=(15, -10))
+    window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
+    current = records.current_measurement(exam_id)
+    assert (current.kind, current.by, current.calibration_source) == (CORRECTION, "Dr A", "manual")
+    assert current.aop_deg == pytest.approx(dr_a.aop_deg, abs=0.05)
+    assert "Dr A" in window.error_banner.text
+    state = window.current_state()
+    assert state.corrected_by == "Dr A" and state.current()["hsd_mm"] == pytest.approx(current.hsd_mm, abs=0.05)
+    _screen_agrees_with_records(window, records, exam_id)
+    assert window.records_basis == {"measurement_id": current.id}
+
+
+def test_the_windows_own_reviews_undo_redo_and_calibrations_are_never_refused(ward, records, qtbot, monkeypatch):
+    """Each review the window sends names the exam's measurement its screen is based on, moved by each of its own
+    saves (calibrations included, which measure rows again): none of its own steps is ever taken for someone
+    else's change."""
+    from workstation.gui import records_link
+
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    sent = []
+    real_save = records_link.save_viewer_review
+
+    def save(opened, review):
+        sent.append(dict(review))
+        return real_save(opened, review)
+
+    monkeypatch.setattr(records_link, "save_viewer_review", save)
+    refused = []
+    link.reviewConflict.connect(refused.append)
+    link.saveFailed.connect(refused.append)
+    _open_and_wait(window, link, qtbot, exam_id)
+    stack = window.undo_stack
+    steps = [lambda: _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45)), window.accept_frame, stack.undo,
+             lambda: window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual")),
+             stack.undo, stack.redo, window.accept_frame, lambda: window.set_calibration(window.file_calibration),
+             lambda: _drag_tangent(window, qtbot, QtCore.QPoint(-10, 15)), stack.undo, stack.redo,
+             window.accept_frame, window.reset_frame_to_ai, stack.undo]
+    for number, step in enumerate(steps):
+        step()
+        assert not refused, (number, refused)
+        _screen_agrees_with_records(window, records, exam_id)
+    assert sent and all("based_on_measurement_id" in review for review in sent)
+    assert not window.error_banner.text
+    assert any(m.calibration_source == "manual" and m.supersedes_id is not None for m in records.measurements(exam_id))

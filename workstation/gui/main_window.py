@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -207,8 +208,17 @@ class MainWindow(QtWidgets.QMainWindow):
         # "at"}`` or None (the file's), applied before the exam is measured (a records panel sets it).
         self.stored_calibration: Callable[[int], dict | None] | None = None
         self._recorded: dict | None = None
+        # The records' state the screen's reviews are based on, ``{"measurement_id": id or None}`` (None: unknown, or
+        # no records): the exam's current measurement read with its review on record (``_fetch_recorded``), moved
+        # by each of this window's own saves (``note_records_saved``), never by a refused one. Each review record
+        # names it (``based_on_measurement_id``), so the records refuse a review made on a screen someone else's
+        # change has made stale (``workstation.records.ReviewConflict``) instead of superseding that change unseen.
+        self.records_basis: dict | None = None
         # A records layer's refusal of the save just announced (``note_save_failure``), read back after each announce.
         self._save_failure: str | None = None
+        # ... and when that refusal was a conflict (someone else changed the exam since): the records' ReviewConflict.
+        self._save_conflict = None
+        self._clear_history_pending = False
         self._pushing = False
         self._calibration_line: CalibrationLine | None = None
         self._shut_down = False
@@ -454,6 +464,10 @@ class MainWindow(QtWidgets.QMainWindow):
             "model": dict(self.model_info),
             "acting_user": self.settings.user_name.strip() or None,  # who did this (an undo may restore another's)
         })
+        if self.exam_id is not None and self.records_basis is not None:
+            # The exam's measurement this screen was based on: the records refuse the review if someone else changed
+            # the exam's value since (``workstation.records.review.BASED_ON``).
+            record["based_on_measurement_id"] = self.records_basis.get("measurement_id")
         return record
 
     # ------------------------------------------------------------------------------------------- files
@@ -604,6 +618,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.path = None
         self.exam_id = None
         self._recorded = None
+        self.records_basis = None
         self.show_calibration_status()
         self.undo_stack.clear()
         self.view.clear()
@@ -799,6 +814,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.go_to_frame(chosen)
 
     def _fetch_recorded(self) -> dict | None:
+        """The person's review on record to show (None: the AI's value), and with it the basis of this screen's
+        reviews (``records_basis``): the exam's current measurement, read first, so that a row written between the
+        two reads makes the first save a conflict rather than being taken as seen."""
+        self.records_basis = self._records_state()
         if self.exam_id is None or self.recorded_review is None:
             return None
         return self.recorded_review(self.exam_id)
@@ -946,7 +965,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _push_review(self, state: FrameMeasurementState, before: dict, kind: str, text: str) -> None:
         """One undo step of a review already made on ``state``; the records' current value from before it is kept
         with it (nothing is saved until the push applies it). Refused by the records, the frame is back as they hold
-        it and the step waits on the redo side of the stack (Redo tries it again)."""
+        it and the step waits on the redo side of the stack (Redo tries it again); refused because someone else
+        changed the exam meanwhile, the screen shows what they hold now and the undo history is cleared."""
+        if self._clear_history_pending:  # a conflict's clearing not yet run: before this step joins the history
+            self._clear_stale_history()
         command = ReviewCommand(self._apply_review, state.frame_index, before, state.snapshot(), kind, text,
                                 records_before=self._records_state())
         self._pushing = True
@@ -954,7 +976,9 @@ class MainWindow(QtWidgets.QMainWindow):
             self.undo_stack.push(command)
         finally:
             self._pushing = False
-        if command.not_saved:
+        if self._clear_history_pending:
+            self._clear_stale_history()
+        elif command.not_saved:
             command.step_back()
             self.undo_stack.undo()
 
@@ -988,12 +1012,16 @@ class MainWindow(QtWidgets.QMainWindow):
         record = self.review_record(frame_index, change)
         if restore is not None:
             record["restore_measurement_id"] = restore.get("measurement_id")
-        self._save_failure = None
+        self._save_failure = self._save_conflict = None
         if change == ACCEPT:
             self.frameAccepted.emit(frame_index, record)
         else:
             self.measurementEdited.emit(frame_index, record)
         failure, self._save_failure = self._save_failure, None
+        conflict, self._save_conflict = self._save_conflict, None
+        if conflict is not None:
+            self._show_records_now(conflict)
+            return NOT_SAVED
         if failure is not None and rollback is not None:
             self._review_not_kept(state, failure, change, restore is not None, record, rollback)
             return NOT_SAVED
@@ -1003,6 +1031,80 @@ class MainWindow(QtWidgets.QMainWindow):
         """A records layer could not keep what the window just announced (a review, a calibration): the window puts
         the screen back as the records hold it (``_apply_review``, ``set_calibration``)."""
         self._save_failure = message
+
+    def note_review_conflict(self, conflict) -> None:
+        """A records layer refused the review just announced because someone else changed the exam's value since
+        this screen read it (``workstation.records.ReviewConflict``: its one-line message, ``current``, ``recorded``):
+        the window shows what the records hold now (``_show_records_now``)."""
+        self._save_conflict = conflict
+
+    def note_records_saved(self, exam_id: int, measurement_id: int) -> None:
+        """A records layer saved this window's own review or calibration as row ``measurement_id`` (the last one it
+        wrote): the screen's reviews are based on it from now on (``records_basis``)."""
+        if exam_id == self.exam_id and self.records_basis is not None:
+            self.records_basis = {"measurement_id": measurement_id}
+
+    def _show_records_now(self, conflict) -> None:
+        """Someone else changed the exam's value since this screen read it, and the records refused a review made on
+        it: the screen shows what they hold now (their calibration, the person's review on record on its frame, the
+        AI's values elsewhere), the undo history goes (its steps' records states are stale), the screen's reviews are
+        based on the exam's current row from now on, and the banner gives the records' own message."""
+        if self.analysis is None:
+            return
+        self._apply_calibration_on_record()
+        for state in self.analysis.states.values():
+            if state.is_corrected or state.confirmed:
+                state.reset_to_ai()
+        recorded = conflict.recorded
+        self._recorded = recorded
+        current = conflict.current
+        self.records_basis = {"measurement_id": None if current is None else current.id}
+        frame = None if recorded is None else recorded["frame_index"]
+        if frame is not None and frame in self.analysis.states:
+            self._show_recorded(self.analysis.states[frame], recorded)
+        if frame is not None and frame in self.analysis.states and frame != self.current_frame:
+            self.go_to_frame(frame)
+        else:
+            self._show_analysis_of_frame()
+        self._clear_history_pending = True
+        if not self._pushing:  # a stack's undo/redo is running: clear once it has returned
+            QtCore.QTimer.singleShot(0, self._clear_stale_history)
+        if recorded is None:
+            now = "the AI's values"
+        else:
+            by = (f"accepted by {recorded['confirmed_by']}" if recorded.get("confirmed_by") else
+                  f"{recorded['kind']} by {recorded['by']}")
+            now = f"frame {frame}, {by}" + ("" if frame in self.analysis.states else " (not analysed here)")
+        self.show_error(f"{conflict} This window now shows the value on record ({now}) and its undo history is "
+                        "cleared; a review made here now is made on that value.")
+
+    def _apply_calibration_on_record(self) -> None:
+        """The screen in the calibration the records hold for the exam now (another person may have set one)."""
+        if self.exam_id is None or self.stored_calibration is None or self.file_calibration is None:
+            return
+        stored = self.stored_calibration(self.exam_id)
+        calibration = self.file_calibration
+        if stored is not None:
+            try:
+                calibration = calibration.with_manual(stored["mm_per_px"],
+                                                      stored.get("detail") or f"set by {stored['by']}")
+            except ValueError:
+                return  # unusable (said when the exam was opened): the screen keeps its own
+        on_screen = self.analysis.calibration
+        if (calibration.manual is None) == (on_screen is None or on_screen.manual is None) and (
+                calibration.manual is None or math.isclose(calibration.manual.mm_per_px_x,
+                                                           on_screen.manual.mm_per_px_x, rel_tol=1e-12)):
+            return  # the same scale (its wording aside)
+        self.analysis.set_calibration(calibration)
+        self.cine.calibration = calibration
+        self._show_in_patient_shape()
+        self.show_calibration_status(stored)
+
+    def _clear_stale_history(self) -> None:
+        """After a conflict: the undo history goes (run outside the stack's own undo/redo/push)."""
+        if self._clear_history_pending:
+            self._clear_history_pending = False
+            self.undo_stack.clear()
 
     def _review_not_kept(self, state: FrameMeasurementState, failure: str, change: str, again: bool, record: dict,
                          rollback: dict) -> None:
@@ -1130,7 +1232,12 @@ class MainWindow(QtWidgets.QMainWindow):
                             f"({CALIBRATION_NAMES.get(previous.source, previous.source)}) and its values.")
             return False
         for frame_index in reviewed:
+            self._save_conflict = None
             self.measurementEdited.emit(frame_index, self.review_record(frame_index, CALIBRATION))
+            conflict, self._save_conflict = self._save_conflict, None
+            if conflict is not None:  # someone else changed the exam meanwhile: the screen shows what is on record
+                self._show_records_now(conflict)
+                break
         return True
 
     def calibration_record(self, calibration: Calibration | None) -> dict:

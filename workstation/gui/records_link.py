@@ -15,6 +15,11 @@
 - A save the records refuse (a full disk, read-only records) is announced to the window (``note_save_failure``),
   which puts the screen back as the records hold it: the screen never shows an acceptance, a correction or a
   calibration the records do not keep.
+- Two people at once (a second app copy, ``workstation correct``): the window's reviews name the exam's measurement
+  its screen was based on (``MainWindow.records_basis``: read with the review on record, moved by each of the window's
+  own saves here, never by a refused one), and a review made on a screen someone else's change has made stale is
+  refused by the records (``workstation.records.ReviewConflict``, nothing written); the window then shows what they
+  hold now, with the records' own message, and the panel and timeline show it too.
 - Records that can be read but not written (a read-only disk or mount, an archived copy) are attached read-only:
   everything can be viewed and opened, the window says once that nothing will be saved, and the panel's buttons that
   only write (new patient, new labour, import) are off.
@@ -31,8 +36,10 @@ from PySide6 import QtCore, QtWidgets
 
 from workstation.gui.records_dock import PatientRecordsWidget
 from workstation.gui.timeline_dock import LaborTimelineWidget
-from workstation.records import Records, RecordsError, recorded_review, save_viewer_review, set_exam_calibration
+from workstation.records import (Records, RecordsError, ReviewConflict, recorded_review, save_viewer_review,
+                                 set_exam_calibration)
 from workstation.records import database
+from workstation.records.review import changes_since
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,7 @@ class RecordsLink(QtCore.QObject):
 
     reviewSaved = QtCore.Signal(object)  # the new Measurement row (None rows are not announced)
     saveFailed = QtCore.Signal(str)
+    reviewConflict = QtCore.Signal(object)  # the ReviewConflict of a review refused: someone else changed the exam
     analysisSaved = QtCore.Signal(object)  # the new Analysis row
     calibrationSaved = QtCore.Signal(object)  # the CalibrationChange (only when a calibration row was written)
 
@@ -76,6 +84,7 @@ class RecordsLink(QtCore.QObject):
         window.analysisFinished.connect(self._analysis_finished)
         window.add_shutdown_step(self.shutdown)
         self.saveFailed.connect(window.note_save_failure)
+        self.reviewConflict.connect(window.note_review_conflict)
         window.recorded_review = self.recorded_review
         window.records_current = self.records_current
         window.stored_calibration = self.stored_calibration
@@ -179,6 +188,7 @@ class RecordsLink(QtCore.QObject):
             return
         if change.calibration is None:
             return
+        self._move_basis_over(exam_id, change.measurements)
         row = change.calibration
         log.info("exam %s: calibration %s by %s saved (row %s, %d value(s) measured again)", exam_id, row.kind,
                  row.by, row.id, len(change.measurements))
@@ -190,6 +200,27 @@ class RecordsLink(QtCore.QObject):
         self.timeline.refresh()
         self.timeline.highlight_exam(exam_id)
         self.calibrationSaved.emit(change)
+
+    def _move_basis_over(self, exam_id: int, written: list) -> None:
+        """The window's own calibration measured rows on record again (``written``): its screen's reviews are based on
+        the last of them from now on, unless someone else changed the exam's value before it (``changes_since`` the
+        window's basis holds rows other than these): that change was never shown here, so the basis stays and the
+        next review made on this screen is refused as a conflict."""
+        basis = self.window.records_basis
+        if not written or basis is None or self.window.exam_id != exam_id:
+            return
+        ours = {m.id for m in written}
+        try:
+            foreign = [m for m in changes_since(self.records, exam_id, basis.get("measurement_id")) if m.id not in ours]
+        except RecordsError as exc:
+            log.warning("exam %s: the changes since measurement %s could not be read: %s", exam_id,
+                        basis.get("measurement_id"), exc)
+            return
+        if foreign:
+            log.info("exam %s: changed by %s (row %s) before this calibration; the window's basis stays", exam_id,
+                     foreign[-1].by, foreign[-1].id)
+            return
+        self.window.note_records_saved(exam_id, max(ours))
 
     @QtCore.Slot(str)
     def _cine_opened(self, _path: str) -> None:
@@ -228,6 +259,13 @@ class RecordsLink(QtCore.QObject):
             return  # a file opened outside the records: the review lives in the viewer only
         try:
             row = save_viewer_review(self.records, review)
+        except ReviewConflict as exc:  # someone else changed the exam since the screen read it: nothing was written
+            log.warning("exam %s: review of frame %s refused: %s", exc.exam_id, exc.frame_index, exc)
+            self.reviewConflict.emit(exc)  # the window shows what the records hold now, with exc's own message
+            self.panel.refresh()
+            self.timeline.refresh()
+            self.timeline.highlight_exam(exc.exam_id)
+            return
         except RecordsError as exc:
             message = f"This review was not saved to the records: {exc}"
             self.window.show_error(message)
@@ -235,6 +273,7 @@ class RecordsLink(QtCore.QObject):
             return
         if row is None:
             return
+        self.window.note_records_saved(row.exam_id, row.id)
         log.info("exam %s: %s by %s saved (row %s)", row.exam_id, row.kind, row.by, row.id)
         self.window.statusBar().showMessage(
             f"Saved to the records: {row.kind} of exam {row.exam_id}, frame {row.frame_index}", 6000)
