@@ -30,6 +30,15 @@ def _open_and_wait(window, link, qtbot, exam_id) -> None:
         link.panel.open_exam(exam_id)
 
 
+def _open_and_accept(window, link, qtbot, records, exam_id):
+    """Open the exam, accept the AI's values on screen, and return the confirmation the records now hold."""
+    _open_and_wait(window, link, qtbot, exam_id)
+    window.accept_frame()
+    confirmed = records.current_measurement(exam_id)
+    assert confirmed.kind == CONFIRMATION
+    return confirmed
+
+
 @pytest.fixture
 def records(tmp_path):
     with Records(tmp_path / "data") as opened:
@@ -422,10 +431,7 @@ def test_a_manual_calibration_changing_accepted_ai_values_leaves_the_ai_value_st
                                                                                                        qtbot):
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
-    _open_and_wait(window, link, qtbot, exam_id)
-    window.accept_frame()
-    confirmed = records.current_measurement(exam_id)
-    assert confirmed.kind == CONFIRMATION
+    confirmed = _open_and_accept(window, link, qtbot, records, exam_id)
     window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
     assert not window.current_state().confirmed
     row = records.current_measurement(exam_id)
@@ -810,10 +816,7 @@ def test_an_undo_the_records_cannot_keep_leaves_the_screen_and_the_stack_as_the_
                                                                                            monkeypatch):
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
-    _open_and_wait(window, link, qtbot, exam_id)
-    window.accept_frame()
-    confirmed = records.current_measurement(exam_id)
-    assert confirmed.kind == CONFIRMATION
+    confirmed = _open_and_accept(window, link, qtbot, records, exam_id)
     full = _fill_the_disk(monkeypatch)
     window.undo_stack.undo()
     # The undo was not kept: the acceptance is on screen again, and the stack steps back over it.
