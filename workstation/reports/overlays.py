@@ -15,7 +15,8 @@ import math
 import cv2
 import numpy as np
 
-from workstation.reports.values import hc_label, head_labels  # noqa: F401 - hc_label: the viewer's too
+from workstation.measure import Ellipse
+from workstation.reports.values import head_labels
 
 
 # RGB colours of each element (the legend in the reports uses the same).
@@ -249,21 +250,12 @@ def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from, whos
     painter.text(middle + across * 8 * painter.unit, text, COLOURS["hsd"], across)
 
 
-def _ellipse_points(ellipse: dict, n: int = 360) -> np.ndarray:
-    """``n`` frame points (x, y) on a head ellipse's JSON (centre, semi-axes, angle of the first axis)."""
-    (cx, cy), (a, b), angle = ellipse["center"], ellipse["semi_axes"], math.radians(float(ellipse["angle_deg"]))
-    t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
-    x = cx + a * np.cos(t) * math.cos(angle) - b * np.sin(t) * math.sin(angle)
-    y = cy + a * np.cos(t) * math.sin(angle) + b * np.sin(t) * math.cos(angle)
-    return np.stack([x, y], axis=1)
-
-
 _HEAD_VALUE_KEYS = ("hc_mm", "hc_px", "bpd_mm", "bpd_px", "ofd_mm", "ofd_px", "ga_weeks")
 
 
 def _draw_head(painter: _Painter, ellipse: dict, values: dict | None, geometry: dict, whose: str | None,
                head: bool | None) -> None:
-    outline = painter.map(_ellipse_points(ellipse))
+    outline = painter.map(Ellipse.from_json(ellipse).points(360))
     painter.polyline(outline, COLOURS["head_ellipse"])
     if values is None or head is False:
         return
