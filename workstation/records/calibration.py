@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 
 from workstation.calibration import Calibration
 from workstation.records.database import RecordsError
+from workstation.records.review import accepted_correction
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, FILE, MANUAL, VALUE_KEYS, Exam,
-                                       ExamCalibration, Measurement, Records, checked_mm_per_px)
+                                       ExamCalibration, Measurement, Records, checked_mm_per_px, current_of,
+                                       latest_ai_of)
 
 
 @dataclass(frozen=True)
@@ -119,13 +121,17 @@ def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: 
     scale = "manual" if row.is_manual else f"file's ({calibration.source})"
     by_whom = f"the {scale} calibration set by {row.by}"
     added: list[Measurement] = []
-    current = records.current_measurement(exam.id)
-    ai = records.latest_ai_measurement(exam.id)
+    rows = records.measurements(exam.id)
+    current, ai = current_of(rows), latest_ai_of(rows)
+    accepted = None  # the correction a confirmation in force accepted
     withdrawn_by_ai = None  # a confirmation of the AI's values that the new scale changes
+    ai_confirmed = None  # the AI's values that confirmation accepted, measured with the new scale
     if current is not None and current.kind == CONFIRMATION and current.geometry:
-        accepted = _accepted_correction(records, current)
-        if accepted is None and _shown_differently(current, _ai_again(records, exam, current, calibration)):
-            withdrawn_by_ai = current
+        accepted = accepted_correction(records, current)
+        if accepted is None:
+            ai_confirmed = _ai_again(records, exam, current, calibration)
+            if _shown_differently(current, ai_confirmed):
+                withdrawn_by_ai = current
     if ai is not None and ai.geometry:
         again = _ai_again(records, exam, ai, calibration)
         same_as_withdrawal = (withdrawn_by_ai is not None and withdrawn_by_ai.frame_index == ai.frame_index
@@ -143,7 +149,6 @@ def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: 
             added.append(_add_like(records, current, CORRECTION, current.by, again, current.id,
                                    f"correction by {current.by} measured again with {by_whom}"))
         return added
-    accepted = _accepted_correction(records, current)
     if accepted is not None:
         again = _person_again(records, exam, accepted.geometry, current, calibration)
         if _shown_differently(current, again):
@@ -151,10 +156,9 @@ def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: 
                                    f"correction by {accepted.by} measured again with {by_whom}; confirmation by "
                                    f"{current.by} withdrawn (its values changed)"))
     elif withdrawn_by_ai is not None:
-        again = _ai_again(records, exam, current, calibration)
-        added.append(_add_like(records, current, AI, ai.by if ai is not None else _model_of(records, exam.id), again,
-                               current.id, f"confirmation by {current.by} withdrawn: {by_whom} changed its values; "
-                                           "the AI value stands"))
+        added.append(_add_like(records, current, AI, ai.by if ai is not None else _model_of(records, exam.id),
+                               ai_confirmed, current.id, f"confirmation by {current.by} withdrawn: {by_whom} changed "
+                                                         "its values; the AI value stands"))
     return added
 
 
@@ -171,13 +175,6 @@ def _add_like(records: Records, like: Measurement, kind: str, by: str, values: d
 def _model_of(records: Records, exam_id: int) -> str:
     analysis = records.latest_analysis(exam_id)
     return "AI" if analysis is None else f"{analysis.model_name} {analysis.model_version}"
-
-
-def _accepted_correction(records: Records, confirmation: Measurement) -> Measurement | None:
-    """The correction a confirmation accepted (as ``recorded_review`` finds it), or None: it accepted the AI's."""
-    from workstation.records.review import accepted_correction
-
-    return accepted_correction(records, confirmation)
 
 
 def _row_json(row: Measurement) -> dict:
@@ -250,13 +247,11 @@ def _changed(row: Measurement, values: dict) -> bool:
 
 
 def _shown_differently(row: Measurement, values: dict) -> bool:
-    """Whether a person would see other values than the row's (the viewer's rule for an acceptance to hold: a value
-    appears or goes, or moves by its last shown digit)."""
-    for key in VALUE_KEYS:
-        old, new = getattr(row, key), values.get(key)
-        if (old is None) != (new is None) or (old is not None and abs(float(new) - float(old)) >= 0.05):
-            return True
-    return False
+    """Whether a person would see other values than the row's: the viewer's rule for an acceptance to hold
+    (``workstation.cine_review``: a value appears or goes, or moves by its last shown digit), key by key."""
+    from workstation.cine_review import _shown_differently as shown_differently
+
+    return any(shown_differently(values.get(key), getattr(row, key)) for key in VALUE_KEYS)
 
 
 __all__ = ["CalibrationChange", "exam_calibration", "load_exam", "set_exam_calibration"]
