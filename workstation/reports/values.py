@@ -73,11 +73,18 @@ def _head_item(values: dict, stem: str) -> tuple[str | None, str | None, bool]:
         ga = values["ga_weeks"]
         return (None, reasons.get("ga_weeks"), False) if ga is None else (describe_ga(ga), None, False)
     mm, px = values[f"{stem}_mm"], values[f"{stem}_px"]
+    text = _length(mm, px)
+    if text is None:
+        return None, reasons.get(f"{stem}_px") or reasons.get(f"{stem}_mm"), False
+    in_px = mm is None
+    return text, reasons.get(f"{stem}_mm") if in_px else None, in_px
+
+
+def _length(mm: float | None, px: float | None) -> str | None:
+    """A head length as the labels and table write it: '69.5 mm', else '412 px'; None without either."""
     if mm is not None:
-        return f"{mm:.1f} mm", None, False
-    if px is not None:
-        return f"{px:.0f} px", reasons.get(f"{stem}_mm"), True
-    return None, reasons.get(f"{stem}_px") or reasons.get(f"{stem}_mm"), False
+        return f"{mm:.1f} mm"
+    return None if px is None else f"{px:.0f} px"
 
 
 def describe_head_value(row: Any, name: str) -> str:
@@ -120,15 +127,12 @@ def _grouped(names: list[str]) -> list[str]:
 
 
 def hc_label(values: Mapping, whose: str | None = None) -> str | None:
-    """The HC printed beside the head ellipse, in the report and in the viewer: 'HC 69.5 mm' where calibrated, else
+    """The HC printed beside the head ellipse in the report: 'HC 69.5 mm' where calibrated, else
     'HC 412 px' (the table says why there is no mm), followed by whose it is; None without an HC."""
-    if values.get("hc_mm") is not None:
-        text = f"HC {values['hc_mm']:.1f} mm"
-    elif values.get("hc_px") is not None:
-        text = f"HC {values['hc_px']:.0f} px"
-    else:
+    length = _length(values.get("hc_mm"), values.get("hc_px"))
+    if length is None:
         return None
-    return text if not whose else f"{text} ({whose})"
+    return f"HC {length}" if not whose else f"HC {length} ({whose})"
 
 
 def head_labels(row: Any, whose: str | None = None) -> list[str]:
@@ -136,13 +140,9 @@ def head_labels(row: Any, whose: str | None = None) -> list[str]:
     'BPD 20.2 mm, OFD 24.0 mm', 'GA 12.7 wk +-2'; pixels where there is no mm (the table says why); 'HC withheld'
     where there is no HC at all."""
     values = head_values(row)
-
-    def length(stem: str) -> str | None:
-        mm, px = values[f"{stem}_mm"], values[f"{stem}_px"]
-        return f"{mm:.1f} mm" if mm is not None else (None if px is None else f"{px:.0f} px")
-
     lines = [hc_label(values, whose) or "HC withheld"]
-    diameters = [f"{name} {length(stem)}" for name, stem in (("BPD", "bpd"), ("OFD", "ofd")) if length(stem)]
+    diameters = [f"{name} {text}" for name, stem in (("BPD", "bpd"), ("OFD", "ofd"))
+                 if (text := _length(values[f"{stem}_mm"], values[f"{stem}_px"]))]
     if diameters:
         lines.append(", ".join(diameters))
     if values["ga_weeks"] is not None:
