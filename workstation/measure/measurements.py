@@ -171,8 +171,9 @@ NO_HEAD_ELLIPSE = "no head ellipse"
 NO_GEOMETRY_REASONS = {NO_AOP_GEOMETRY: "aop_deg", NO_HSD_GEOMETRY: "hsd_px", NO_HEAD_ELLIPSE: "hc_px"}
 
 
-def _transperineal_points(geometry: Geometry) -> list:
-    """The PS axis ends, or else the HSD line's: where the AoP and HSD are built."""
+def transperineal_points(geometry: Geometry) -> list:
+    """The PS axis ends, or else the HSD line's: where the AoP and HSD are built (and their pixels' shape looked up:
+    ``recompute``, and the report drawing its key frame)."""
     if geometry.ps_axis is not None:
         return [geometry.ps_axis.inferior, geometry.ps_axis.superior]
     if geometry.hsd is not None:
@@ -193,7 +194,7 @@ def recompute(geometry: Geometry, calibration: Calibration | None, frame_shape: 
                      calibration_source="none" if calibration is None else calibration.source)
     aop, hsd, ps_axis = geometry.aop, geometry.hsd, geometry.ps_axis
     # The pixels' shape where the AoP and HSD lie (as measure_labelmap chose it); square without a scale there.
-    m.pixel_aspect = aspect = pixel_aspect(calibration, _transperineal_points(geometry), frame_shape)
+    m.pixel_aspect = aspect = pixel_aspect(calibration, transperineal_points(geometry), frame_shape)
     try:
         if ps_axis is not None and aop is not None:
             tangent = aop.tangent_point

@@ -35,7 +35,8 @@ from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplat
 
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.uncertainty import describe_uncertainty
-from workstation.measure import describe_hsd
+from workstation.measure import Geometry, describe_hsd
+from workstation.measure.measurements import transperineal_points
 from workstation.measure.transperineal import pixel_aspect
 from workstation.paths import replacing
 from workstation.records.store import (Exam, Measurement, Records, current_of, describe_acquired, display_name,
@@ -133,18 +134,10 @@ def _head_short(m: Measurement) -> str:
 
 def _drawn_aspect(calibration, geometry: dict | None, frame_shape) -> float:
     """mm per pixel row over mm per column where the key frame's geometry lies (``pixel_aspect``: 1 for square
-    pixels or without a scale there): the PS axis ends (where the AoP and HSD are built), else the HSD line's, else
-    the head ellipse's outline."""
-    geometry = geometry or {}
-    if geometry.get("ps_axis"):
-        points = [geometry["ps_axis"]["inferior"], geometry["ps_axis"]["superior"]]
-    elif geometry.get("hsd"):
-        points = [geometry["hsd"]["start"], geometry["hsd"]["end"]]
-    elif geometry.get("head_ellipse"):
-        ellipse = geometry["head_ellipse"]
-        points = [ellipse["center"]]
-    else:
-        return 1.0
+    pixels or without a scale there): where the AoP and HSD are built (``transperineal_points``, as ``recompute``
+    looks it up), else at the head ellipse's centre."""
+    parts = Geometry.from_json(geometry or {})
+    points = transperineal_points(parts) or ([parts.head_ellipse.center] if parts.head_ellipse else [])
     return pixel_aspect(calibration, points, frame_shape)
 
 
