@@ -55,10 +55,7 @@ def place(frame_shape: tuple[int, ...], spec: InputSpec, aspect: float = 1.0) ->
     h, w = int(frame_shape[0]), int(frame_shape[1])
     if spec.resize == "stretch":
         return Placement(h, w, 0, 0, h, w)
-    if aspect == 1.0:
-        side = max(h, w)
-        return Placement(h, w, (side - h) // 2, (side - w) // 2, side, side)
-    side_w = max(w, int(math.ceil(h * aspect)))  # in columns' widths
+    side_w = max(w, int(math.ceil(h * aspect)))  # in columns' widths (square pixels: max(h, w) both ways)
     side_h = max(h, int(round(side_w / aspect)))
     return Placement(h, w, (side_h - h) // 2, (side_w - w) // 2, side_h, side_w)
 
