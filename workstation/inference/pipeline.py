@@ -225,12 +225,11 @@ def apply_plane_policy(measured: dict, frame_class: str) -> dict:
     """Withhold values the frame's plane does not support, with the reason (:func:`plane_policy_reason`): head
     biometry only on an axial head plane, AoP and HSD only on a transperineal view. Also applied to values recomputed
     after a person's edit (``workstation.cine_review``), so an edit never shows a value the AI withheld."""
-    reasons = measured.setdefault("reasons", {})
+    measured.setdefault("reasons", {})
     for key in _BIOMETRY_KEYS + _TRANSPERINEAL_KEYS:
         reason = plane_policy_reason(key, frame_class)
-        if reason is not None and measured.get(key) is not None:
-            measured[key] = None
-            reasons[key] = reason
+        if reason is not None:
+            _withhold(measured, (key,), reason)
     return measured
 
 
