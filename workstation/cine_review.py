@@ -133,7 +133,7 @@ class FrameMeasurementState:
         shown, which an acceptance in it was of."""
         snapshot = copy.deepcopy({k: getattr(self, k) for k in ("corrected", "corrected_by", "corrected_at",
                                                                  "confirmed", "confirmed_by", "confirmed_at")})
-        snapshot["shown"] = {key: self.current().get(key) for key in VALUE_KEYS}
+        snapshot["shown"] = self._shown()
         return snapshot
 
     def restore(self, snapshot: dict, calibration: Calibration | None, frame_shape) -> None:
@@ -145,12 +145,9 @@ class FrameMeasurementState:
         shown = snapshot.pop("shown", None)
         for key, value in snapshot.items():
             setattr(self, key, value)
-        if self.corrected is not None:
-            self.corrected = recompute_json(self.corrected["geometry"], calibration, frame_shape, self.frame_class,
-                                            self.corrected)
-        if self.confirmed and shown is not None and any(_shown_differently(self.current().get(key), value)
-                                                        for key, value in shown.items()):
-            self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
+        self._measure_correction(calibration, frame_shape)
+        if shown is not None:
+            self._keep_acceptance_of(shown)
 
     def correct(self, geometry: dict, calibration: Calibration | None, frame_shape, user: str,
                 when: str | None = None) -> None:
@@ -170,7 +167,7 @@ class FrameMeasurementState:
         """New calibration (e.g. manual): AI and corrected values recomputed from their own geometry. Where the
         values in force change (mm where there were pixels only, or other mm), an acceptance of the old ones no
         longer holds: the person has not seen these."""
-        shown_before = {key: self.current().get(key) for key in VALUE_KEYS}
+        shown_before = self._shown()
         if self.ai.get("geometry"):
             previous = self.ai
             self.ai = recompute_json(previous["geometry"], calibration, frame_shape, self.frame_class, previous)
@@ -178,11 +175,23 @@ class FrameMeasurementState:
                 if key in previous:  # what the geometry cannot say
                     self.ai[key] = previous[key]
             keep_ai_biometry_withheld(self.ai)
+        self._measure_correction(calibration, frame_shape)
+        self._keep_acceptance_of(shown_before)
+
+    def _shown(self) -> dict:
+        """The values in force as the panel shows them, which an acceptance is of."""
+        return {key: self.current().get(key) for key in VALUE_KEYS}
+
+    def _measure_correction(self, calibration: Calibration | None, frame_shape) -> None:
+        """The corrected geometry, if any, measured again with ``calibration``."""
         if self.corrected is not None:
             self.corrected = recompute_json(self.corrected["geometry"], calibration, frame_shape, self.frame_class,
                                             self.corrected)
-        if self.confirmed and any(_shown_differently(self.current().get(key), value)
-                                  for key, value in shown_before.items()):
+
+    def _keep_acceptance_of(self, shown: dict) -> None:
+        """An acceptance holds only while the values in force are shown as they were (``shown``) when it was given:
+        where one appears, goes or moves, the person has not seen these and it is withdrawn."""
+        if self.confirmed and any(_shown_differently(self.current().get(key), value) for key, value in shown.items()):
             self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
 
     def show_recorded(self, recorded: dict, calibration: Calibration | None, frame_shape) -> list[str]:
