@@ -36,8 +36,8 @@ from PySide6 import QtCore, QtWidgets
 
 from workstation.gui.records_dock import PatientRecordsWidget
 from workstation.gui.timeline_dock import LaborTimelineWidget
-from workstation.records import (Records, RecordsError, ReviewConflict, recorded_review, save_viewer_review,
-                                 set_exam_calibration)
+from workstation.records import (ExamCalibration, Records, RecordsError, ReviewConflict, recorded_review,
+                                 save_viewer_review, set_exam_calibration)
 from workstation.records import database
 from workstation.records.review import changes_since
 
@@ -164,10 +164,7 @@ class RecordsLink(QtCore.QObject):
             self.window.show_error(f"The calibration on record for exam {exam_id} could not be read: {exc}; the "
                                    "file's calibration is used")
             return None
-        if manual is None:
-            return None
-        return {"id": manual.id, "mm_per_px": manual.mm_per_px, "detail": manual.detail, "by": manual.by,
-                "at": manual.created_at}
+        return _as_stored(manual)
 
     @QtCore.Slot(object)
     def _calibration_changed(self, record: dict) -> None:
@@ -193,7 +190,7 @@ class RecordsLink(QtCore.QObject):
         log.info("exam %s: calibration %s by %s saved (row %s, %d value(s) measured again)", exam_id, row.kind,
                  row.by, row.id, len(change.measurements))
         if self.window.exam_id == exam_id:
-            self.window.show_calibration_status(self.stored_calibration(exam_id))
+            self.window.show_calibration_status(_as_stored(row))  # the row just written: the calibration in force
         what = (f"manual calibration {row.mm_per_px:.4f} mm/px" if row.is_manual else "the file's calibration")
         self.window.statusBar().showMessage(f"Saved to the records: {what} of exam {exam_id}, set by {row.by}", 8000)
         self.panel.refresh()
@@ -285,6 +282,14 @@ class RecordsLink(QtCore.QObject):
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         self.panel.cancel_jobs()
         return self.panel.wait_for_jobs(timeout_ms)
+
+
+def _as_stored(calibration: ExamCalibration | None) -> dict | None:
+    """An exam's calibration row as the viewer takes it (``stored_calibration``); None: the file's, not a manual one."""
+    if calibration is None or not calibration.is_manual:
+        return None
+    return {"id": calibration.id, "mm_per_px": calibration.mm_per_px, "detail": calibration.detail,
+            "by": calibration.by, "at": calibration.created_at}
 
 
 def attach_records(window, records: Records | None = None, **options) -> RecordsLink:
