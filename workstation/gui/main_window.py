@@ -1095,9 +1095,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 calibration.manual is None or math.isclose(calibration.manual.mm_per_px_x,
                                                            on_screen.manual.mm_per_px_x, rel_tol=1e-12)):
             return  # the same scale (its wording aside)
-        self.analysis.set_calibration(calibration)
-        self.cine.calibration = calibration
-        self._show_in_patient_shape()
+        self._put_calibration(calibration)
         self.show_calibration_status(stored)
 
     def _clear_stale_history(self) -> None:
@@ -1212,18 +1210,14 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         reviewed = sorted(i for i, s in self.analysis.states.items() if s.is_corrected or s.confirmed)
         previous = self.analysis.calibration
-        self.analysis.set_calibration(calibration)
-        self.cine.calibration = calibration
-        self._show_in_patient_shape()
+        self._put_calibration(calibration)
         self._show_analysis_of_frame()
         self.show_calibration_status()
         self._save_failure = None
         self.calibrationChanged.emit(self.calibration_record(calibration))
         failure, self._save_failure = self._save_failure, None
         if failure is not None:
-            self.analysis.set_calibration(previous)
-            self.cine.calibration = previous
-            self._show_in_patient_shape()
+            self._put_calibration(previous)
             self._show_analysis_of_frame()
             stored = (self.stored_calibration(self.exam_id)
                       if previous.manual is not None and self.exam_id is not None and self.stored_calibration else None)
@@ -1239,6 +1233,12 @@ class MainWindow(QtWidgets.QMainWindow):
                 self._show_records_now(conflict)
                 break
         return True
+
+    def _put_calibration(self, calibration: Calibration) -> None:
+        """The cine's calibration in force: its values measured in it, its pixels drawn in its shape."""
+        self.analysis.set_calibration(calibration)
+        self.cine.calibration = calibration
+        self._show_in_patient_shape()
 
     def calibration_record(self, calibration: Calibration | None) -> dict:
         """What a records layer keeps of a calibration set on screen: the manual scale (None: the file's), how it was
