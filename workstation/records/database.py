@@ -81,6 +81,12 @@ def damaged(path: Path, exc: BaseException | str) -> RecordsDamaged:
                           "written to it. Restore it from a backup or have it recovered; do not delete it")
 
 
+def sqlite_failure(path: Path, exc: sqlite3.Error, message: str) -> RecordsError:
+    """A sqlite3 error on the records file ``path`` as one line: :func:`damaged` where the file itself is damaged
+    (:func:`is_damage`), else ``message``."""
+    return damaged(path, exc) if is_damage(exc) else RecordsError(message)
+
+
 def _append_only(table: str) -> list[str]:
     return [f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
             f"BEGIN SELECT RAISE(ABORT, '{table} rows are append-only'); END",
@@ -295,9 +301,7 @@ def connect(folder: Path) -> sqlite3.Connection:
         migrate(conn)
     except sqlite3.Error as exc:
         conn.close()
-        if is_damage(exc):
-            raise damaged(path, exc) from None
-        raise RecordsError(f"{path}: the records could not be opened ({exc})") from None
+        raise sqlite_failure(path, exc, f"{path}: the records could not be opened ({exc})") from None
     except BaseException:
         conn.close()
         raise
@@ -326,18 +330,14 @@ def _connect_read_only(folder: Path, path: Path, problem: str) -> sqlite3.Connec
                 raise
             conn = _open_read_only(f"{uri}&immutable=1")
     except sqlite3.Error as exc:
-        if is_damage(exc):
-            raise damaged(path, exc) from None
-        raise RecordsError(f"{path}: the records could not be opened read-only ({exc}; {problem}). Copy the whole "
-                           "records folder to a writable place to view it") from None
+        raise sqlite_failure(path, exc, f"{path}: the records could not be opened read-only ({exc}; {problem}). Copy "
+                                        "the whole records folder to a writable place to view it") from None
     conn.records_path, conn.read_only, conn.read_only_reason = path, True, problem
     try:
         version = schema_version(conn)
     except sqlite3.Error as exc:
         conn.close()
-        if is_damage(exc):
-            raise damaged(path, exc) from None
-        raise RecordsError(f"{path}: the records could not be opened read-only ({exc})") from None
+        raise sqlite_failure(path, exc, f"{path}: the records could not be opened read-only ({exc})") from None
     if version > SCHEMA_VERSION:
         conn.close()
         raise RecordsError(f"the records database has schema version {version}, newer than this workstation "

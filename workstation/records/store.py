@@ -299,19 +299,15 @@ class Records:
                 with database.transaction(self._conn):
                     yield self._conn
             except sqlite3.Error as exc:  # locked, full, read-only, damaged: a message, and nothing half-saved
-                if database.is_damage(exc):
-                    raise database.damaged(self.path, exc) from exc
-                raise RecordsError(f"the records could not be saved ({exc}); nothing of this change was written "
-                                   f"and earlier records are unchanged") from exc
+                raise database.sqlite_failure(self.path, exc, f"the records could not be saved ({exc}); nothing of "
+                                              "this change was written and earlier records are unchanged") from exc
 
     def _rows(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                if database.is_damage(exc):
-                    raise database.damaged(self.path, exc) from exc
-                raise RecordsError(f"the records could not be read ({exc})") from exc
+                raise database.sqlite_failure(self.path, exc, f"the records could not be read ({exc})") from exc
 
     def _row(self, sql: str, params: tuple = ()) -> sqlite3.Row | None:
         rows = self._rows(sql, params)
