@@ -117,7 +117,7 @@ def cmd_patients(args) -> int:
         rows = []
         for patient in records.patients():
             labors = records.labors(patient.id)
-            exams = [e for labor in labors for e in records.exams(labor.id)]
+            exams = [e for labor in labors for e in records.exams(labor)]
             last = max((e.acquired for e in exams), default=None, key=chronological_key(e.acquired for e in exams))
             rows.append({**patient.to_json(), "labors": [labor.id for labor in labors], "n_exams": len(exams),
                          "last_exam": None if last is None else last.isoformat()})

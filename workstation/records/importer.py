@@ -89,7 +89,7 @@ def resolve_labor(records: Records, patient: Patient, acquired: datetime, labor_
     if not labors:
         return None
     latest = labors[0]
-    times = [e.acquired for e in records.exams(latest.id)] or ([latest.start] if latest.start else [])
+    times = [e.acquired for e in records.exams(latest)] or ([latest.start] if latest.start else [])
     # the labour's one reading of its times (scanner_time), this exam's among them
     reading = chronological_key([*times, *([latest.start] if latest.start else []), acquired])
     gap_h = min((abs(hours_between(t, acquired, reading)) for t in times), default=0.0)
