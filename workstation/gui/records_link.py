@@ -54,7 +54,6 @@ class RecordsLink(QtCore.QObject):
     saveFailed = QtCore.Signal(str)
     reviewConflict = QtCore.Signal(object)  # the ReviewConflict of a review refused: someone else changed the exam
     analysisSaved = QtCore.Signal(object)  # the new Analysis row
-    calibrationSaved = QtCore.Signal(object)  # the CalibrationChange (only when a calibration row was written)
 
     def __init__(self, window, records: Records, *, analyze: bool = True, model_provider=None):
         super().__init__(window)
@@ -196,7 +195,6 @@ class RecordsLink(QtCore.QObject):
         self.panel.refresh()
         self.timeline.refresh()
         self.timeline.highlight_exam(exam_id)
-        self.calibrationSaved.emit(change)
 
     def _move_basis_over(self, exam_id: int, written: list) -> None:
         """The window's own calibration measured rows on record again (``written``): its screen's reviews are based on
