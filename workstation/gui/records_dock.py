@@ -553,11 +553,6 @@ class RecordsTable(QTableWidget):
         self.fit_columns()
 
 
-def _table(columns: tuple[str, ...], policies: tuple[str, ...], stretch: int,
-           elide_min: dict[int, str] | None = None) -> RecordsTable:
-    return RecordsTable(columns, policies, stretch, elide_min)
-
-
 def _item(text: str, record_id: int | None = None, tooltip: str | None = None) -> QTableWidgetItem:
     item = QTableWidgetItem(text)
     if record_id is not None:
@@ -616,7 +611,7 @@ class PatientRecordsWidget(QWidget):
         self.search_edit.setPlaceholderText("Search MRN or name")
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.textChanged.connect(self._apply_filter)
-        self.patient_table = _table(PATIENT_COLUMNS, PATIENT_POLICIES, 1, {0: "MRN-0000…"})
+        self.patient_table = RecordsTable(PATIENT_COLUMNS, PATIENT_POLICIES, 1, {0: "MRN-0000…"})
         self.patient_table.itemSelectionChanged.connect(self._patient_changed)
         self.new_patient_button = QPushButton("New patient…")
         self.new_patient_button.clicked.connect(self.new_patient)
@@ -629,7 +624,7 @@ class PatientRecordsWidget(QWidget):
         patients.addLayout(top)
         patients.addWidget(self.patient_table)
 
-        self.labor_table = _table(LABOR_COLUMNS, LABOR_POLICIES, 3)
+        self.labor_table = RecordsTable(LABOR_COLUMNS, LABOR_POLICIES, 3)
         self.labor_table.itemSelectionChanged.connect(self._labor_changed)
         self.new_labor_button = QPushButton("New labour…")
         self.new_labor_button.clicked.connect(self.new_labor)
@@ -642,7 +637,7 @@ class PatientRecordsWidget(QWidget):
         row.addWidget(self.new_labor_button)
         labors.addLayout(row)
 
-        self.exam_table = _table(EXAM_COLUMNS, EXAM_POLICIES, 3, {4: "00.0 mm"})
+        self.exam_table = RecordsTable(EXAM_COLUMNS, EXAM_POLICIES, 3, {4: "00.0 mm"})
         self.exam_table.itemSelectionChanged.connect(self._update_buttons)
         self.exam_table.itemDoubleClicked.connect(
             lambda item: self.open_exam(self.exam_table.item(item.row(), 0).data(_ID_ROLE)))
