@@ -1115,27 +1115,22 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.go_to_frame(state.frame_index)
         frame = state.frame_index
-        unsaved = record.get("corrected") if record.get("corrected") else None
+        retry = "Redo again" if again else "Redo (Ctrl+Shift+Z) tries it again"
         if change == UNDO:
-            what, retry = f"the undo on frame {frame}", "Undo again once the records can be written"
+            what, retry = f"the undo on frame {frame}", "Undo again"
         elif change == ACCEPT:
-            by = record.get("confirmed_by") or "you"
-            what = f"the acceptance of frame {frame} by {by}"
-            retry = ("Redo (Ctrl+Shift+Z) tries it again" if not again else "Redo again") + \
-                " once the records can be written"
+            what = f"the acceptance of frame {frame} by {record.get('confirmed_by') or 'you'}"
         elif change == CORRECTION:
-            values = _values_text(unsaved or {})
+            values = _values_text(record.get("corrected") or {})
             what = f"the correction of frame {frame}" + (f" ({values})" if values else "")
-            retry = (("it is kept in the undo history: Redo (Ctrl+Shift+Z) puts it back and saves it" if not again
-                      else "Redo again") + " once the records can be written")
+            if not again:
+                retry = "it is kept in the undo history: Redo (Ctrl+Shift+Z) puts it back and saves it"
         else:
             what = f"the reset of frame {frame} to the AI's values"
-            retry = ("Redo (Ctrl+Shift+Z) tries it again" if not again else "Redo again") + \
-                " once the records can be written"
         now = ("accepted" if state.confirmed else "corrected, not accepted" if state.is_corrected
                else "the AI's values, not accepted")
         self.show_error(f"{failure}. {what[0].upper()}{what[1:]} is therefore not shown: frame {frame} is back as "
-                        f"the records hold it ({now}); {retry}.")
+                        f"the records hold it ({now}); {retry} once the records can be written.")
         if not self._pushing:  # a stack's undo/redo: step its index back once it has returned
             QtCore.QTimer.singleShot(0, self._step_back_refused)
 
