@@ -159,5 +159,3 @@ def _existing(records: Records, exam: Exam) -> ImportResult:
     labor = records.labor(exam.labor_id)
     return ImportResult(exam, records.patient(labor.patient_id), labor, records.latest_analysis(exam.id),
                         duplicate=True)
-
-
