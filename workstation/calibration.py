@@ -43,6 +43,7 @@ _LENGTH_UNITS_MM = {3: 10.0}  # 3 = cm; the only length unit the standard define
 _UNIT_NAMES = {0: "none", 1: "percent", 2: "dB", 3: "cm", 4: "seconds", 5: "hertz", 6: "dB/seconds",
                7: "cm/sec", 8: "cm2", 9: "cm2/sec", 10: "cm3", 11: "cm3/sec", 12: "degrees"}
 _SPATIAL_FORMAT_2D = 1
+_DATA_TYPE_TISSUE = 1
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,23 @@ class Calibration:
         if self.pixel_spacing is not None:
             return ScaleLookup(self.pixel_spacing)
         return ScaleLookup(None, "the file gives no physical scale (no ultrasound regions, no pixel spacing): pixels only")
+
+    def frame_scale(self, frame_shape: Sequence[int]) -> Scale | None:
+        """The scale of the image the analysis measures in, one for the whole frame: where its pixels' shape is
+        taken from (``workstation.measure.transperineal.frame_aspect``). The manual value; else, of the 2D regions
+        that fit the frame and can calibrate a length (tissue ones first), the one holding the frame's centre, else
+        the largest; else Pixel Spacing (never with regions, as in ``scale_for``); None where there is none."""
+        if self.manual is not None:
+            return self.manual
+        if not self.regions:
+            return self.pixel_spacing
+        usable = [r for r in self.regions if r.fits_in(frame_shape) and r.length_problem() is None]
+        usable = [r for r in usable if r.data_type == _DATA_TYPE_TISSUE] or usable
+        if not usable:
+            return None
+        centre = ((int(frame_shape[1]) - 1) / 2.0, (int(frame_shape[0]) - 1) / 2.0)
+        holding = [r for r in usable if r.contains(centre)]
+        return max(holding or usable, key=lambda r: (r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1)).scale()
 
     def _region_scale(self, pts: list[Point], frame_shape: Sequence[int]) -> ScaleLookup:
         if not pts:

@@ -6,7 +6,8 @@ the core's (x, y) = (column, row) points as they are.
 
 The aspect lock follows the pixels' shape in the patient (``FrameView.set_pixel_aspect``: mm per row over mm per
 column): a scan whose rows are taller than its columns are wide is drawn stretched to match, as its AoP and HSD are
-built (``workstation.measure.transperineal.pixel_aspect``), so the angle drawn is the angle measured.
+built (``workstation.measure.transperineal.frame_aspect``, one number for the frame), so the angle drawn is the angle
+measured.
 
 Frames are decoded on demand through the cine's own small LRU cache (``workstation.io.cine.FrameSequence``);
 the analysis reads the same file through a cine of its own, so playback never waits for the analysis' decoder.

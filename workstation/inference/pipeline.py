@@ -51,7 +51,7 @@ from workstation.inference.engine import TTA_PASS_NAMES, FramePrediction, Model,
 from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE, describe_plane
 from workstation.measure import Ellipse, aop_of_labelmap, measure_labelmap
 from workstation.measure.skull_echo import describe_missing_echo, skull_echo
-from workstation.measure.transperineal import pixel_aspect
+from workstation.measure.transperineal import frame_aspect
 
 NO_TRANSPERINEAL_VIEW = (BIOMETRY_PLANE, NO_ANATOMY)  # frame classes where no AoP or HSD is given
 _MIN_STRUCTURE_FRACTION = 5e-4  # of the frame's pixels; smaller blobs are noise, not anatomy
@@ -269,24 +269,28 @@ def keep_ai_biometry_withheld(measured: dict) -> dict:
 
 
 def analyze_prediction(prediction: FramePrediction, model: Model, calibration: Calibration | None, index: int,
-                       time_s: float, keep_maps: bool = False) -> FrameResult:
-    """Measurements and uncertainty for one frame's prediction."""
+                       time_s: float, keep_maps: bool = False, aspect: float | None = None) -> FrameResult:
+    """Measurements and uncertainty for one frame's prediction. ``aspect``: the frame's pixel shape the model was
+    shown (``transperineal.frame_aspect``, taken from ``calibration`` when not given); every AoP is built with it."""
     labels = labels_from_scores(prediction.probs)
+    if aspect is None:
+        aspect = frame_aspect(calibration, labels.shape)
     min_pixels = _MIN_STRUCTURE_FRACTION * labels.size
     ps_present = bool((labels == 1).sum() >= min_pixels)
     fh_present = bool((labels == 2).sum() >= min_pixels)
     frame_class, class_probs = _frame_class(prediction, model.manifest.outputs.plane_classes, ps_present, fh_present)
     outline_px = prediction.head_outline_width_px
-    measured = measure_labelmap(labels, calibration, head_outline_width_px=outline_px).to_json()
+    measured = measure_labelmap(labels, calibration, head_outline_width_px=outline_px, aspect=aspect).to_json()
     averaged_aop = measured.get("aop_deg")
     pass_aops = None
     if prediction.tta_labels and ps_present and fh_present:
+        # The passes' maps are in the model's input, where the pixels are square in the patient (``preprocess.place``)
         pass_aops = [aop_of_labelmap(pass_labels) for pass_labels in prediction.tta_labels]
     if frame_class not in NO_TRANSPERINEAL_VIEW:  # where the plane policy keeps the AoP
         chosen, construction = _arbitrate_aop(prediction, model, averaged_aop, pass_aops)
         if chosen is not None:
             from_pass = measure_labelmap(prediction.pass_labels_in_frame(chosen), calibration,
-                                         head_outline_width_px=outline_px).to_json()
+                                         head_outline_width_px=outline_px, aspect=aspect).to_json()
             if from_pass.get("aop_deg") is not None:  # resampled to the frame, the pass might no longer give one
                 measured = from_pass
             else:
@@ -324,17 +328,17 @@ def iter_frame_results(cine, model: Model, *, indices=None, tta: bool = True, ke
                        cancelled: Callable[[], bool] | None = None) -> Iterator[FrameResult]:
     """Analyse frames in small batches, yielding one result per frame; stops early when ``cancelled()``."""
     indices = list(range(cine.n_frames)) if indices is None else list(indices)
-    # Non-square pixels (a scale whose rows and columns differ where the image's centre lies): the model is shown the
-    # anatomy in its true shape, as the measurements are built (``transperineal.pixel_aspect``).
-    rows, cols = cine.frame_shape[:2]
-    aspect = pixel_aspect(cine.calibration, [((cols - 1) / 2.0, (rows - 1) / 2.0)], cine.frame_shape)
+    # Non-square pixels (the frame's scale has other mm per row than per column): the model is shown the anatomy in
+    # its true shape, and the AoP and HSD are built and measured with the same number (``transperineal.frame_aspect``).
+    aspect = frame_aspect(cine.calibration, cine.frame_shape)
     for start in range(0, len(indices), FRAMES_PER_BATCH):
         if cancelled is not None and cancelled():
             return
         chunk = indices[start:start + FRAMES_PER_BATCH]
         predictions = model.predict([cine.frame(i) for i in chunk], tta=tta, aspect=aspect)
         for i, prediction in zip(chunk, predictions):
-            yield analyze_prediction(prediction, model, cine.calibration, i, float(cine.times_s[i]), keep_maps)
+            yield analyze_prediction(prediction, model, cine.calibration, i, float(cine.times_s[i]), keep_maps,
+                                     aspect)
 
 
 def choose_frame(results: list[FrameResult]) -> tuple[int | None, str]:

@@ -18,7 +18,7 @@ from workstation.measure.geometry import AoPLines, Geometry, MeasurementRefused,
 from workstation.measure.regions import (FH_LABEL, PS_LABEL, check_labelmap, edge_points, largest_component,
                                          region_pixels)
 from workstation.measure.transperineal import (aop_from_points, check_aop_plausible, convex_hull, hsd_from_points,
-                                               hsd_line_to_head, pixel_aspect, ps_axis_from_region,
+                                               frame_aspect, hsd_line_to_head, ps_axis_from_region,
                                                tangent_point_to_head)
 
 _VALUE_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
@@ -52,7 +52,8 @@ class Measurements:
     reasons: dict[str, str] = field(default_factory=dict)  # value key -> why it is absent
     calibration_source: str = "none"
     calibration_detail: str | None = None  # the scale the mm values used, e.g. "region 0 (2D, cm)"
-    pixel_aspect: float = 1.0  # mm per row over mm per column the AoP and HSD were built with (1: square pixels)
+    pixel_aspect: float = 1.0  # the frame's mm per row over mm per column (``frame_aspect``) the AoP and HSD were
+    # built and measured with (1: square pixels)
 
     def to_json(self) -> dict:
         def num(v):
@@ -79,7 +80,7 @@ def _region_parts(labels: np.ndarray, label: int):
 
 def _aop_construction(ps_region, ps_edge, fh_edge, reasons: dict[str, str], aspect: float = 1.0):
     """Head contour, PS axis and AoP lines from the PS region and outlines (ISUOG / Kalache); what cannot be
-    built is None, with its reason put in ``reasons``. ``aspect``: see ``transperineal.pixel_aspect``."""
+    built is None, with its reason put in ``reasons``. ``aspect``: see ``transperineal.frame_aspect``."""
     head_contour = None if fh_edge is None else convex_hull(fh_edge)
     ps_axis = aop = None
     if ps_region is None or head_contour is None:
@@ -98,7 +99,8 @@ def _aop_construction(ps_region, ps_edge, fh_edge, reasons: dict[str, str], aspe
 
 def aop_of_labelmap(labels: np.ndarray) -> float | None:
     """The AoP alone (degrees, or None when it cannot be built or is implausible), by the same construction
-    as ``measure_labelmap`` without the HSD and head ellipse: for the pipeline's checks across test-time passes."""
+    as ``measure_labelmap`` without the HSD and head ellipse, on square pixels: for the pipeline's checks across
+    test-time passes (label maps in the model's input, whose pixels are square in the patient)."""
     labels = check_labelmap(labels)
     ps_region, ps_edge = _region_parts(labels, PS_LABEL)
     fh_edge = _region_parts(labels, FH_LABEL)[1] if ps_region is not None else None
@@ -112,18 +114,19 @@ def aop_of_labelmap(labels: np.ndarray) -> float | None:
 
 
 def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None, *,
-                     head_outline_width_px: float = 0.0) -> Measurements:
+                     head_outline_width_px: float = 0.0, aspect: float | None = None) -> Measurements:
     """AoP, HSD and head biometry of a label map (0 background, 1 PS, 2 FH), with their geometry and reasons.
 
     ``head_outline_width_px``: see ``fit_head_ellipse`` (non-zero only for masks filled from drawn outlines).
+    ``aspect``: the frame's pixel shape, ``frame_aspect(calibration, labels.shape)`` when not given (a caller that
+    has it for the whole cine passes it).
     """
     labels = check_labelmap(labels)
     reasons: dict[str, str] = {}
     ps_region, ps_edge = _region_parts(labels, PS_LABEL)
     fh_region, fh_edge = _region_parts(labels, FH_LABEL)
-    # The scale where the PS and the head lie decides the pixels' shape for the constructions.
-    aspect = pixel_aspect(calibration, [edge.mean(axis=0) for edge in (ps_edge, fh_edge) if edge is not None],
-                          labels.shape)
+    if aspect is None:
+        aspect = frame_aspect(calibration, labels.shape)
     head_contour, ps_axis, aop = _aop_construction(ps_region, ps_edge, fh_edge, reasons, aspect)
     hsd = None
     if ps_axis is not None and "hsd_px" not in reasons:
@@ -145,7 +148,7 @@ def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None,
 
     geometry = Geometry(ps_axis, aop, hsd, ellipse,
                         None if head_contour is None else tuple(as_point(p) for p in head_contour))
-    result = recompute(geometry, calibration, labels.shape)
+    result = recompute(geometry, calibration, labels.shape, aspect=aspect)
     # The derivation's reasons say more than recompute's "no geometry"; keep them.
     for key, reason in reasons.items():
         result.reasons[key] = reason
@@ -171,30 +174,20 @@ NO_HEAD_ELLIPSE = "no head ellipse"
 NO_GEOMETRY_REASONS = {NO_AOP_GEOMETRY: "aop_deg", NO_HSD_GEOMETRY: "hsd_px", NO_HEAD_ELLIPSE: "hc_px"}
 
 
-def transperineal_points(geometry: Geometry) -> list:
-    """The PS axis ends, or else the HSD line's: where the AoP and HSD are built (and their pixels' shape looked up:
-    ``recompute``, and the report drawing its key frame)."""
-    if geometry.ps_axis is not None:
-        return [geometry.ps_axis.inferior, geometry.ps_axis.superior]
-    if geometry.hsd is not None:
-        return [geometry.hsd.start, geometry.hsd.end]
-    return []
-
-
 def recompute(geometry: Geometry, calibration: Calibration | None, frame_shape: Sequence[int], *,
-              refit_dependents: bool = False) -> Measurements:
+              refit_dependents: bool = False, aspect: float | None = None) -> Measurements:
     """AoP, HSD and head biometry from geometry alone (the AI's, or a person's edit of it).
 
     The PS axis, when present, is the AoP vertex and superior point (one caliper moves both). With
     ``refit_dependents`` and a head contour, the tangent point and HSD end are re-derived from the (moved) PS axis,
-    as the AI would; otherwise the tangent point and HSD line are taken as placed.
+    as the AI would; otherwise the tangent point and HSD line are taken as placed. ``aspect``: the frame's pixel
+    shape, ``frame_aspect(calibration, frame_shape)`` when not given, as ``measure_labelmap`` built the geometry.
     """
     reasons: dict[str, str] = {}
     m = Measurements(geometry=geometry, reasons=reasons,
                      calibration_source="none" if calibration is None else calibration.source)
     aop, hsd, ps_axis = geometry.aop, geometry.hsd, geometry.ps_axis
-    # The pixels' shape where the AoP and HSD lie (as measure_labelmap chose it); square without a scale there.
-    m.pixel_aspect = aspect = pixel_aspect(calibration, transperineal_points(geometry), frame_shape)
+    m.pixel_aspect = aspect = frame_aspect(calibration, frame_shape) if aspect is None else aspect
     try:
         if ps_axis is not None and aop is not None:
             tangent = aop.tangent_point

@@ -11,7 +11,7 @@ Constructions follow the ISUOG Practice Guidelines: intrapartum ultrasound (Ghi 
 
 Angles and perpendiculars are taken in the patient, not on the pixel grid: where the calibration gives a scale whose
 rows and columns differ (non-square pixels), every construction runs on coordinates stretched to it
-(``pixel_aspect``) and its points are mapped back to pixels. Tangent points do not move under that stretch; the PS
+(``frame_aspect``) and its points are mapped back to pixels. Tangent points do not move under that stretch; the PS
 axis, the AoP and the HSD perpendicular do. Without a scale the pixels are taken as square, as the frame is shown.
 
 The head outline used for tangents and HSD is the convex hull of the head region. The fetal skull is convex; a
@@ -40,16 +40,23 @@ def _xy(points) -> np.ndarray:
     return np.asarray(points, dtype=float).reshape(-1, 2)
 
 
-def pixel_aspect(calibration: Calibration | None, points: Sequence[Sequence[float]], frame_shape: Sequence[int]) -> float:
-    """mm per pixel row over mm per pixel column where the calibration gives one scale for ``points``; 1 (square)
-    where it gives none or the two agree within ``SQUARE_PIXEL_TOLERANCE``."""
-    if calibration is None or not len(points):
-        return 1.0
-    scale = calibration.scale_for([as_point(p) for p in points], frame_shape).scale
+def frame_aspect(calibration: Calibration | None, frame_shape: Sequence[int]) -> float:
+    """The frame's pixel shape: mm per pixel row over mm per pixel column of the scale the analysis measures in
+    (``Calibration.frame_scale``: the manual one, else the 2D image region holding the frame's centre, else the
+    largest, else Pixel Spacing); 1 (square) without one or where rows and columns agree within
+    ``SQUARE_PIXEL_TOLERANCE``. The one rule for the model's input, the AoP and HSD constructions, the AoP value,
+    the report's drawing and the viewer: computed once per cine and passed along."""
+    scale = None if calibration is None else calibration.frame_scale(frame_shape)
     if scale is None:
         return 1.0
     aspect = scale.mm_per_px_y / scale.mm_per_px_x
     return 1.0 if abs(aspect - 1.0) <= SQUARE_PIXEL_TOLERANCE else float(aspect)
+
+
+def pixel_aspect(calibration: Calibration | None, points: Sequence[Sequence[float]], frame_shape: Sequence[int]) -> float:
+    """``frame_aspect``; ``points`` are not looked at. Kept only for ``gui.main_window``'s call until it calls
+    ``frame_aspect``."""
+    return frame_aspect(calibration, frame_shape)
 
 
 def _stretched(points, aspect: float) -> np.ndarray:
@@ -83,7 +90,7 @@ def inside_polygon(p: Point, polygon) -> bool:
 def ps_axis_from_region(ps_points: np.ndarray, ps_outline: np.ndarray, head_outline: np.ndarray,
                         aspect: float = 1.0) -> PSAxis:
     """The PS long axis from its pixel centres (PCA) and outline (extreme projections); inferior = nearer the head.
-    ``aspect``: see ``pixel_aspect``."""
+    ``aspect``: see ``frame_aspect``."""
     pts = _stretched(ps_points, aspect)
     if len(pts) < MIN_PS_PIXELS:
         raise MeasurementRefused(f"the pubic symphysis is too small to have an axis ({len(pts)} pixels, "
@@ -106,7 +113,7 @@ def ps_axis_from_region(ps_points: np.ndarray, ps_outline: np.ndarray, head_outl
 def aop_from_points(superior: Sequence[float], inferior: Sequence[float], tangent_point: Sequence[float],
                     aspect: float = 1.0) -> float:
     """The angle (degrees, 0-180) at ``inferior`` between the rays to ``superior`` and to ``tangent_point``
-    (``aspect``: see ``pixel_aspect``)."""
+    (``aspect``: see ``frame_aspect``)."""
     vertex, superior_end, tangent = _stretched([inferior, superior, tangent_point], aspect)
     u = superior_end - vertex
     t = tangent - vertex
@@ -154,7 +161,7 @@ def hsd_line_to_head(inferior: Sequence[float], superior: Sequence[float], head_
                      aspect: float = 1.0) -> HSDLine:
     """The HSD segment: from the inferior end along the perpendicular to the PS axis, towards the head, to where
     it meets the head outline; when that line misses the head, to the nearest head point (method "nearest").
-    Perpendicular and nearest in the patient (``aspect``: see ``pixel_aspect``)."""
+    Perpendicular and nearest in the patient (``aspect``: see ``frame_aspect``)."""
     start, superior_end = _stretched([inferior, superior], aspect)
     axis = superior_end - start
     if np.hypot(*axis) < 1e-9:

@@ -285,7 +285,7 @@ def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray
     ``whose``: "AI", "corrected" or "confirmed", printed after each value, so an AI value never reads as a person's.
     ``head``: whether the head biometry is labelled beside the ellipse: True (as "HC withheld" where there is none),
     False, or None: where ``values`` hold some.
-    ``aspect``: mm per pixel row over mm per pixel column (``workstation.measure.transperineal.pixel_aspect``); where
+    ``aspect``: mm per pixel row over mm per pixel column (``workstation.measure.transperineal.frame_aspect``); where
     it is not 1 the frame is drawn in the patient's shape (rows stretched by it, the geometry mapped the same way), so
     that the angle drawn is the AoP printed, which is measured in the patient.
     ``min_side``: a frame smaller than this is first enlarged by a whole factor (a 256-px PSFHS frame is

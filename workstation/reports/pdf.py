@@ -35,9 +35,8 @@ from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplat
 
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.uncertainty import describe_uncertainty
-from workstation.measure import Geometry, describe_hsd
-from workstation.measure.measurements import transperineal_points
-from workstation.measure.transperineal import pixel_aspect
+from workstation.measure import describe_hsd
+from workstation.measure.transperineal import frame_aspect
 from workstation.paths import replacing
 from workstation.records.store import (Exam, Measurement, Records, current_of, describe_acquired, display_name,
                                        latest_ai_of, now_iso)
@@ -130,15 +129,6 @@ def _head_short(m: Measurement) -> str:
     if values["ga_weeks"] is not None:
         parts.append(f"GA {values['ga_weeks']:.1f} wk")
     return ", ".join(parts)
-
-
-def _drawn_aspect(calibration, geometry: dict | None, frame_shape) -> float:
-    """mm per pixel row over mm per column where the key frame's geometry lies (``pixel_aspect``: 1 for square
-    pixels or without a scale there): where the AoP and HSD are built (``transperineal_points``, as ``recompute``
-    looks it up), else at the head ellipse's centre."""
-    parts = Geometry.from_json(geometry or {})
-    points = transperineal_points(parts) or ([parts.head_ellipse.center] if parts.head_ellipse else [])
-    return pixel_aspect(calibration, points, frame_shape)
 
 
 def _uncertainty(uncertainty: float | None, frame_index: int | None) -> str:
@@ -264,7 +254,7 @@ class _ReportBuilder:
         cine = load_exam(self.records, exam)
         try:
             frame = cine.frame(current.frame_index)
-            aspect = _drawn_aspect(cine.calibration, current.geometry, frame.shape[:2])
+            aspect = frame_aspect(cine.calibration, frame.shape[:2])  # as the values on record were measured
         finally:
             cine.close()
         head = shows_head_biometry(self.records, [current, self.records.latest_ai_measurement(exam.id)])
