@@ -235,3 +235,39 @@ def test_headless_commands_never_import_qt(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, str(labels)], capture_output=True, text=True, cwd=REPO_ROOT,
                           timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_mm_per_px_overrides_an_exams_calibration_as_a_files(tmp_path, tiny_manifest, capsys, monkeypatch):
+    """``analyze --exam ID --mm-per-px X`` takes the loader's override: the same scale, and the same one-line refusal
+    of a value no scale can have (its cine closed), as ``analyze FILE --mm-per-px X``."""
+    from records_support import demo_exam_file
+    from workstation.io.cine import Cine
+    from workstation.records import Records, import_scan
+
+    path = demo_exam_file(tmp_path / "usb", seed=1)
+    data = tmp_path / "data"
+    with Records(data) as records:
+        exam_id = import_scan(records, path).exam.id
+    model = ["--model", tiny_manifest, "--device", "cpu", "--quiet"]
+    by_exam = ["--exam", str(exam_id), "--data-dir", str(data)]
+    results = {}
+    for name, source in (("file", [str(path)]), ("exam", by_exam)):
+        assert main(["analyze", *source, "--mm-per-px", "0.3", "--no-tta", *model]) == 0
+        results[name] = json.loads(capsys.readouterr().out)
+    for result in results.values():
+        assert result["calibration_source"] == "manual"
+        in_mm = [f for f in result["frames"] if f["hsd_mm"] is not None]
+        assert in_mm and all(f["hsd_mm"] == pytest.approx(0.3 * f["hsd_px"], rel=1e-3) for f in in_mm)
+    assert results["exam"]["frames"] == results["file"]["frames"]
+
+    closed = []
+    close = Cine.close
+    monkeypatch.setattr(Cine, "close", lambda self: (closed.append(self), close(self))[1])
+    errors = {}
+    for name, source in (("file", [str(path)]), ("exam", by_exam)):
+        closed.clear()
+        assert main(["analyze", *source, "--mm-per-px", "50", *model]) == 2
+        errors[name] = capsys.readouterr().err.strip()
+        assert closed, name
+    assert errors["exam"] == errors["file"] and errors["file"].startswith("error: ") and "\n" not in errors["file"]
+    assert "manual calibration" in errors["file"]

@@ -66,17 +66,12 @@ def cmd_analyze(args) -> int:
 def _exam_cine(args):
     """``analyze --exam ID``: the exam's stored scan with the calibration in force on it (a manual one set on the
     exam, else the file's; ``--mm-per-px`` still overrides both). The records are read, never changed."""
+    from workstation.io.loader import with_manual_calibration
     from workstation.records import Records, load_exam
 
     with Records(args.data_dir) as records:
         cine = load_exam(records, args.exam)
-    if args.mm_per_px is not None:
-        try:
-            cine.calibration = cine.calibration.with_manual(float(args.mm_per_px))
-        except ValueError as exc:
-            cine.close()
-            raise InputError(str(exc)) from None
-    return cine
+    return with_manual_calibration(cine, args.mm_per_px)
 
 
 def cmd_measure(args) -> int:

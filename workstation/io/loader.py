@@ -25,14 +25,19 @@ def load(path: str | os.PathLike, *, mm_per_px: float | None = None) -> Cine:
     """
     if not str(path).strip():
         raise InputError("no file or folder given")
-    path = Path(path)
-    cine = _load_by_kind(path)
-    if mm_per_px is not None:
-        try:
-            cine.calibration = cine.calibration.with_manual(float(mm_per_px))
-        except (TypeError, ValueError) as exc:
-            cine.close()
-            raise InputError(str(exc)) from None
+    return with_manual_calibration(_load_by_kind(Path(path)), mm_per_px)
+
+
+def with_manual_calibration(cine: Cine, mm_per_px: float | None) -> Cine:
+    """``cine`` with a manual calibration of ``mm_per_px`` overriding what its file (or its exam) says; as it is
+    without one. A value no scale can have closes the cine and is an ``InputError``."""
+    if mm_per_px is None:
+        return cine
+    try:
+        cine.calibration = cine.calibration.with_manual(float(mm_per_px))
+    except (TypeError, ValueError) as exc:
+        cine.close()
+        raise InputError(str(exc)) from None
     return cine
 
 
