@@ -181,6 +181,22 @@ def test_damaged_image(tmp_path, name):
     assert_one_line_input_error(tmp_path / name, "cannot be decoded as an image")
 
 
+def test_a_truncated_image_is_one_line_without_the_decoders_own_warning(tmp_path, capfd):
+    """OpenCV writes its own "PNG input buffer is incomplete" warning straight to stderr (below Python): the one
+    error line must stand alone, as for every other damaged file."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    ok, encoded = cv2.imencode(".png", rng.integers(0, 255, (64, 64), dtype=np.uint8))
+    assert ok
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(encoded.tobytes()[: encoded.size // 2])
+    capfd.readouterr()
+    with pytest.raises(InputError, match="cannot be decoded as an image"):
+        load(truncated)
+    assert capfd.readouterr().err == ""
+
+
 def _png_claiming(path, width, height):
     """A PNG whose header claims width x height, with a few bytes of pixel data (a 'decompression bomb')."""
     import struct

@@ -14,10 +14,12 @@ file's header is checked (Pillow reads headers alone), so a 20000 x 20000 image 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import cv2
+import cv2.utils.logging as cv2_logging
 import numpy as np
 
 from workstation.calibration import Calibration
@@ -79,7 +81,8 @@ def read_image(path: Path) -> np.ndarray:
     if size is not None:
         check_dimensions(path.name, size[1], size[0])
     try:
-        image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+        with _decoder_warnings_silenced():
+            image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:  # e.g. OpenCV's own pixel-count limit
         why = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path.name}: cannot be decoded as an image ({why})") from None
@@ -87,6 +90,18 @@ def read_image(path: Path) -> np.ndarray:
         raise InputError(f"{path.name}: cannot be decoded as an image (damaged file or unsupported encoding)")
     check_dimensions(path.name, image.shape[0], image.shape[1])
     return _to_display(image, path.name)
+
+
+@contextmanager
+def _decoder_warnings_silenced():
+    """OpenCV's own warnings about a damaged image ("PNG input buffer is incomplete") go straight to stderr; the
+    file's one InputError line says the same, so only OpenCV's errors are let through while it decodes."""
+    level = cv2_logging.getLogLevel()
+    cv2_logging.setLogLevel(cv2_logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2_logging.setLogLevel(level)
 
 
 def _header_size(path: Path) -> tuple[int, int] | None:
