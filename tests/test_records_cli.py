@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,8 @@ def test_import_patients_timeline_correct_confirm_history(imported, capsys, tmp_
     base = ["--data-dir", str(data)]
     patients = _json_out(capsys, ["patients", "--json", *base])
     assert [(p["mrn"], p["n_exams"]) for p in patients] == [("MRN-0042", 3)]
+    assert run_cli(["patients", *base]) == 0  # labour ids named as ids, not read as a count of labours
+    assert re.search(rf"MRN-0042 .* labour {patients[0]['labors'][0]} +exams 3 ", capsys.readouterr().out)
 
     geometry = tmp_path / "edit.json"
     geometry.write_text(json.dumps({"aop": synthetic_measurement(2)["geometry"]["aop"]}))
@@ -316,7 +319,7 @@ def test_a_persons_head_biometry_leaves_the_records_through_history_confirm_cali
     head = (f"HC {hc:.1f} mm, BPD {bpd:.1f} mm, OFD {ofd:.1f} mm, GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-"
             f"{ga + 2:.1f})")
     assert f"measurement 3 (confirmation by Midwife R) on exam {exam_id} frame 0:" in out and head in out, out
-    assert "uncertainty 0.33 (moderate)" in out
+    assert "; AI uncertainty 0.33 (moderate)" in out  # the AI's, on that frame: not the person's certainty
 
     assert run_cli(["history", "--exam", str(exam_id), *base]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -357,7 +360,7 @@ def test_the_import_line_gives_the_chosen_frames_aop_hsd_and_uncertainty_as_the_
         ai = records.current_measurement(1)
     assert ai.aop_deg is not None and ai.hsd_mm is None and ai.hsd_px is not None and ai.uncertainty is not None
     assert (f"; AI, frame {ai.frame_index}: AoP {ai.aop_deg:.1f} deg, HSD {ai.hsd_px:.0f} px (no mm: "
-            f"{ai.reasons['hsd_mm']}); uncertainty {ai.uncertainty:.2f} ({uncertainty_level(ai.uncertainty)})"
+            f"{ai.reasons['hsd_mm']}); AI uncertainty {ai.uncertainty:.2f} ({uncertainty_level(ai.uncertainty)})"
             ) in line, line
     assert line.startswith("exam 1 <- labels.png: MRN MRN-5, labour 1")
 

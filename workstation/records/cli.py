@@ -102,14 +102,14 @@ def _values_line(records, m) -> str:
 def _values_text(records, m) -> str:
     """AoP; HSD in mm or in pixels with why there is no mm; the head biometry where the exam's frame has any (mm only
     where the calibration gives them, GA with its range, why a value is absent); the AI's uncertainty on the row's
-    frame with its level word."""
+    frame with its level word, named the AI's as the timeline and report name it (it is never a person's)."""
     from workstation.records.timeline import ai_uncertainty_of
     from workstation.reports.values import describe_head, describe_transperineal, shows_head_biometry
 
     parts = [describe_transperineal(m)]
     if shows_head_biometry(records, [m]):
         parts.append(describe_head(m))
-    return "; ".join(parts) + f"; uncertainty {describe_uncertainty(ai_uncertainty_of(records, m))}"
+    return "; ".join(parts) + f"; AI uncertainty {describe_uncertainty(ai_uncertainty_of(records, m))}"
 
 
 def cmd_patients(args) -> int:
@@ -128,9 +128,16 @@ def cmd_patients(args) -> int:
         print("no patients yet; import an exam with `workstation import FILE --mrn MRN`")
     for row in rows:
         print(f"{row['mrn']:<16} {display_name(row['name']) or '-':<28} born {row['birth_date'] or '-':<10}  "
-              f"labours {','.join(map(str, row['labors'])) or '-':<8} exams {row['n_exams']:<3} "
+              f"{_labour_ids(row['labors']):<14} exams {row['n_exams']:<3} "
               f"last {row['last_exam'] or '-'}")
     return 0
+
+
+def _labour_ids(ids: list[int]) -> str:
+    """'labour 2', 'labours 2,5' or 'no labour': the labours' ids, worded so they do not read as a count."""
+    if not ids:
+        return "no labour"
+    return f"labour {ids[0]}" if len(ids) == 1 else f"labours {','.join(map(str, ids))}"
 
 
 def select_labor(records, mrn: str | None, labor_id: int | None) -> int:
