@@ -115,3 +115,30 @@ def test_bad_input_is_refused_before_anything_is_saved(records, tmp_path):
     with pytest.raises(RecordsError, match="is a folder"):
         import_scan(records, tmp_path, mrn="MRN-1")
     assert records.patients() == []
+
+
+def test_a_blank_mrn_is_refused_as_blank(records, tmp_path):
+    image = tmp_path / "still.png"
+    cv2.imwrite(str(image), np.full((64, 80), 90, np.uint8))
+    with pytest.raises(RecordsError, match=r"still.png: --mrn is blank; give the patient's MRN$"):
+        import_scan(records, image, mrn="   ")
+    assert records.patients() == []
+
+
+def test_an_acquisition_time_after_now_is_refused_before_anything_is_saved(records, tmp_path):
+    """A mistyped year (or a scanner clock set ahead) would put the exam years ahead on the labour's timeline."""
+    now = datetime.now()
+    with pytest.raises(RecordsError, match=r"--acquired 2030-01-01T00:00 is \d+ days after this workstation's "
+                                           r"clock; check the date and time; nothing was imported"):
+        import_scan(records, demo_exam_file(tmp_path, seed=0), acquired=datetime(2030, 1, 1))
+    ahead = datetime.now(timezone.utc) + timedelta(hours=5)
+    with pytest.raises(RecordsError, match=r"is 5\.0 h after this workstation's clock"):
+        import_scan(records, demo_exam_file(tmp_path, seed=1), acquired=ahead)
+    scanner_ahead = demo_exam_file(tmp_path / "scanner", seed=2, hours=(now - LABOR_START).total_seconds() / 3600 + 30)
+    with pytest.raises(RecordsError, match=r"the file's AcquisitionDateTime .* is 30\.0 h after this workstation's "
+                                           r"clock; check the scanner's clock, then give the time with --acquired"):
+        import_scan(records, scanner_ahead)
+    assert records.patients() == [] and not list((records.root / "files").rglob("*.dcm"))
+    # within the clock skew allowed (scanner and workstation clocks a few minutes apart) it is filed
+    soon = import_scan(records, demo_exam_file(tmp_path, seed=3), acquired=now + timedelta(minutes=20))
+    assert soon.exam.acquired_source == "user"

@@ -9,7 +9,9 @@ Rules (the CLI's ``workstation import`` follows them; the GUI calls :func:`impor
   the exam (``dicom_patient_id``) so the override stays visible. A new patient takes ``name`` or the file's
   Patient's Name, and the file's birth date; an existing patient is never changed.
 * **Acquisition time.** ``acquired`` (``--acquired``) wins, then the file's DICOM date-time (the attribute is
-  recorded, e.g. ``AcquisitionDateTime``), then the file's modification time (``file_mtime``).
+  recorded, e.g. ``AcquisitionDateTime``), then the file's modification time (``file_mtime``). A time more than
+  :data:`MAX_FUTURE_SKEW_H` after this workstation's clock is refused (a mistyped year, a scanner clock set wrong):
+  it would put the exam hours or years ahead on the labour's timeline.
 * **Labour.** ``labor_id`` (``--labor``) files into that labour (it must be the patient's). ``new_labor``
   starts one. Otherwise the patient's most recent labour is used, or one is created for the first exam.
   An automatic labour starts at its earliest exam's acquisition time (not stored: it follows exams imported
@@ -37,6 +39,9 @@ from workstation.records.store import (Analysis, Exam, Labor, Patient, Records, 
 # Exams of one labour are hours apart; one a couple of days from all the others is another labour
 # (or another pregnancy) far more often than a very long labour with no scan in between.
 MAX_EXAM_GAP_H = 48.0
+# Scanner and workstation clocks differ by minutes, a daylight-saving change by an hour: a time further ahead of
+# this workstation's clock than this is a mistake, not an acquisition.
+MAX_FUTURE_SKEW_H = 2.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,8 @@ class ImportResult:
 def resolve_mrn(dicom_patient_id: str | None, mrn: str | None, force_mrn: bool, file_name: str) -> str:
     """The MRN to file under, by the rule in the module docstring."""
     dicom_id = (dicom_patient_id or "").strip() or None
+    if mrn is not None and not mrn.strip():
+        raise RecordsError(f"{file_name}: --mrn is blank; give the patient's MRN")
     given = (mrn or "").strip() or None
     if given and dicom_id and given != dicom_id and not force_mrn:
         raise RecordsError(f"{file_name}: the file's Patient ID is {dicom_id!r} but --mrn is {given!r}; "
@@ -69,10 +76,27 @@ def resolve_mrn(dicom_patient_id: str | None, mrn: str | None, force_mrn: bool, 
 def resolve_acquired(info, path: Path, acquired: datetime | None) -> tuple[datetime, str]:
     """(acquisition time, where it came from): the user's, the file's DICOM attribute, or the file's mtime."""
     if acquired is not None:
-        return scanner_time(acquired), "user"
-    if info.acquisition_datetime is not None:
-        return info.acquisition_datetime, info.acquisition_source
-    return datetime.fromtimestamp(path.stat().st_mtime), "file_mtime"
+        when, source = scanner_time(acquired), "user"
+    elif info.acquisition_datetime is not None:
+        when, source = info.acquisition_datetime, info.acquisition_source
+    else:
+        when, source = datetime.fromtimestamp(path.stat().st_mtime), "file_mtime"
+    _refuse_future(when, source, path.name)
+    return when, source
+
+
+def _refuse_future(when: datetime, source: str, file_name: str) -> None:
+    """A time later than now (beyond clock skew) cannot be an acquisition: one line saying whose time it is."""
+    now = datetime.now(when.tzinfo) if when.tzinfo is not None else datetime.now()
+    ahead_h = (when - now).total_seconds() / 3600.0
+    if ahead_h <= MAX_FUTURE_SKEW_H:
+        return
+    ahead = f"{ahead_h / 24:.0f} days" if ahead_h >= 48 else f"{ahead_h:.1f} h"
+    whose = ("--acquired" if source == "user" else
+             "the file's modification time" if source == "file_mtime" else f"the file's {source}")
+    fix = "check the date and time" if source == "user" else "check the scanner's clock, then give the time with --acquired"
+    raise RecordsError(f"{file_name}: {whose} {when.isoformat(timespec='minutes')} is {ahead} after this "
+                       f"workstation's clock; {fix}; nothing was imported")
 
 
 def resolve_labor(records: Records, patient: Patient, acquired: datetime, labor_id: int | None,
