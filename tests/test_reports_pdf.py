@@ -230,8 +230,8 @@ def test_each_ai_value_in_the_reports_sits_beside_its_own_frames_uncertainty_nam
                 in raw), (pdf.name, raw)
         assert f"{ai.aop_deg:.1f} deg 0.74" not in raw, pdf.name
         # What the AI measured on the frame the value in force stands on, beside that frame's uncertainty.
-        assert (f"On frame 3, where the value in force was measured, the AI's AoP was {ai3:.1f} deg, its uncertainty "
-                f"0.74 (HIGH), frame 3" in raw), (pdf.name, raw)
+        assert (f"On frame 3, where the value in force was measured, the AI's AoP was {ai3:.1f} deg; its uncertainty "
+                f"there is 0.74 (HIGH)." in raw), (pdf.name, raw)
     raw = raw_text(labor_pdf)
     assert f"{ai3:.1f} deg (frame 3) 0.74 (HIGH), frame 3" in raw, raw  # not the AI's chosen frame: named
 

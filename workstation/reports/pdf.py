@@ -117,8 +117,12 @@ def _value(m: Measurement | None, quantity: str) -> str:
 
 
 def _ai_value(ai: Measurement | None, quantity: str, key: str) -> str:
-    """The AI's AoP or HSD, or why it has none."""
-    return _value(ai, quantity) if ai is None or getattr(ai, key) is not None else f"none ({_why_absent(ai, key)})"
+    """The AI's AoP or HSD, or 'none (why)' where it has none; plain 'none' where nothing says why (an analysis that
+    chose no frame gives its reason once, under AoP)."""
+    if ai is None or getattr(ai, key) is not None:
+        return _value(ai, quantity)
+    why = _why_absent(ai, key)
+    return f"none ({why})" if why else "none"
 
 
 def _head_short(m: Measurement) -> str:
@@ -333,9 +337,10 @@ class _ReportBuilder:
             there["uncertainty"] = current.uncertainty  # kept with the row from the AI's analysis of its frame
         if there["aop_deg"] is None and there["uncertainty"] is None:
             return f"The value in force was measured on frame {frame}, which the AI did not measure."
-        aop = "no AoP" if there["aop_deg"] is None else f"AoP was {there['aop_deg']:.1f} deg"
-        return (f"On frame {frame}, where the value in force was measured, the AI's {aop}, its uncertainty "
-                f"{_uncertainty(there['uncertainty'], frame)}.")
+        aop = "the AI gave no AoP" if there["aop_deg"] is None else f"the AI's AoP was {there['aop_deg']:.1f} deg"
+        uncertainty = ("it has no uncertainty on record there" if there["uncertainty"] is None
+                       else f"its uncertainty there is {describe_uncertainty(there['uncertainty'])}")
+        return f"On frame {frame}, where the value in force was measured, {aop}; {uncertainty}."
 
     def history_table(self, exam: Exam) -> Table:
         measurements = self.records.measurements(exam.id)
