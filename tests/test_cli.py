@@ -90,6 +90,53 @@ def test_measure_on_a_synthetic_label_map(tmp_path, capsys):
     assert result["hsd_mm"] == pytest.approx(result["hsd_px"] * 0.2, abs=1e-3)
 
 
+HEAD_BIOMETRY = ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks", "ga_range_weeks")
+
+
+def _measured(capsys, path, *options):
+    assert main(["measure", str(path), *options]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_measure_follows_the_pipelines_plane_rule_head_biometry_only_without_the_ps(tmp_path, capsys):
+    """A label map with the PS in it is a transperineal view: its HC, BPD, OFD and GA are withheld with the reason the
+    analysis pipeline gives on such a frame (``plane_policy_reason``), its AoP and HSD given; the same head without
+    the PS (an axial head plane's mask) gives HC, BPD, OFD and GA, and no AoP or HSD."""
+    from workstation.inference.pipeline import plane_policy_reason
+
+    labels = make_transperineal_cine(1, seed=4).labels[0]
+    transperineal, head_only = tmp_path / "tp.png", tmp_path / "head.png"
+    cv2.imwrite(str(transperineal), labels)
+    cv2.imwrite(str(head_only), np.where(labels == 1, 0, labels).astype(np.uint8))
+    why = plane_policy_reason("hc_mm", "standard_plane")
+    assert why and "axial head plane" in why
+    assert main(["measure", str(transperineal), "--mm-per-px", "0.2", "--json", str(tmp_path / "tp.json")]) == 0
+    result = json.loads((tmp_path / "tp.json").read_text())
+    assert _measured(capsys, transperineal, "--mm-per-px", "0.2") == result  # the terminal says the same
+    assert result["frame_class"] == "standard_plane" and result["aop_deg"] is not None
+    assert all(result[key] is None for key in HEAD_BIOMETRY), result
+    assert all(result["reasons"][key] == why for key in HEAD_BIOMETRY if key != "ga_range_weeks"), result["reasons"]
+    assert result["geometry"]["head_ellipse"] is not None  # the ellipse is kept, as the pipeline keeps it
+    head = _measured(capsys, head_only, "--mm-per-px", "0.2")
+    assert head["frame_class"] == "not_transperineal" and head["aop_deg"] is None and head["hsd_px"] is None
+    assert head["hc_mm"] is not None and head["ga_weeks"] is not None and "hc_mm" not in head["reasons"], head
+
+
+def test_measure_on_real_label_maps_psfhs_withholds_head_biometry_hc18_gives_it(tmp_path, capsys):
+    """The user review's case: a PSFHS transperineal label map gave an HC and GA with no reason; an HC18 head mask
+    (its head, 1 there, written as label 2) gives its HC, near the challenge's reference."""
+    psfhs = shared_path("psfhs", "labels", "03744_label.png")
+    result = _measured(capsys, psfhs, "--mm-per-px", "0.2")
+    assert result["aop_deg"] is not None and result["hc_mm"] is None and result["ga_weeks"] is None, result
+    assert result["reasons"]["hc_mm"] == ("head biometry is taken on an axial head plane; this frame is classed "
+                                          "standard plane (PS and FH)")
+    mask = cv2.imread(str(shared_path("hc18", "masks", "217_HC_mask.png")), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(tmp_path / "hc18.png"), np.where(mask > 0, 2, 0).astype(np.uint8))
+    head = _measured(capsys, tmp_path / "hc18.png", "--mm-per-px", "0.122675764851")
+    assert head["frame_class"] == "not_transperineal", head
+    assert head["hc_mm"] == pytest.approx(171.8, abs=3) and head["ga_weeks"] is not None, head
+
+
 def truncated_j2k_dicom(path):
     data = pydicom_test_file("US1_J2KR.dcm").read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])  # pydicom warns of a missing delimiter as it reads this

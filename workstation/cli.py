@@ -74,13 +74,31 @@ def _exam_cine(args):
     return with_manual_calibration(cine, args.mm_per_px)
 
 
+def labelmap_frame_class(labels) -> str:
+    """A label map's frame class, for the analysis pipeline's plane rule: with the PS in it, a transperineal view
+    (standard plane with the head, else one structure); the head alone, an axial head plane (an HC18-style mask);
+    neither, no anatomy."""
+    from workstation.inference.planes import BIOMETRY_PLANE, NO_ANATOMY, ONE_STRUCTURE, STANDARD_PLANE
+    from workstation.measure.regions import FH_LABEL, PS_LABEL
+
+    ps, fh = bool((labels == PS_LABEL).any()), bool((labels == FH_LABEL).any())
+    if ps:
+        return STANDARD_PLANE if fh else ONE_STRUCTURE
+    return BIOMETRY_PLANE if fh else NO_ANATOMY
+
+
 def cmd_measure(args) -> int:
+    """The label map's values, with the plane rule the analysis pipeline applies to a frame of its class
+    (``apply_plane_policy``): head biometry on a head-only map, AoP and HSD where the PS is in it."""
     from workstation.calibration import Calibration
+    from workstation.inference.pipeline import apply_plane_policy
     from workstation.measure import load_labelmap, measure_labelmap
 
     labels = load_labelmap(args.labelmap)
     calibration = Calibration.manual_mm_per_px(args.mm_per_px) if args.mm_per_px else None
-    emit_json(measure_labelmap(labels, calibration).to_json(), args.json)
+    measured = measure_labelmap(labels, calibration).to_json()
+    measured["frame_class"] = frame_class = labelmap_frame_class(labels)
+    emit_json(apply_plane_policy(measured, frame_class), args.json)
     return 0
 
 
@@ -180,7 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     model_options(p)
     p.set_defaults(run=cmd_analyze)
 
-    p = sub.add_parser("measure", help="AoP, HSD, HC from a label map (0 bg, 1 PS, 2 FH)")
+    p = sub.add_parser(
+        "measure", help="AoP and HSD, or HC, BPD, OFD and GA, from a label map (0 bg, 1 PS, 2 FH)",
+        description="Measures a label map (PNG: 0 background, 1 pubic symphysis, 2 fetal head) as the analysis "
+                    "measures a frame, by the same plane rule: a map with the PS in it is a transperineal view, so it "
+                    "gives AoP and HSD, and its HC, BPD, OFD and GA are withheld with the reason (head biometry is "
+                    "taken on an axial head plane); a map with the head alone is an axial head plane and gives HC, "
+                    "BPD, OFD and GA (Hadlock). An HC18 mask (head = 1) needs its head written as 2. JSON: the values, "
+                    "'frame_class', 'reasons' for each absent value, the geometry.")
     p.add_argument("labelmap")
     p.add_argument("--mm-per-px", type=float, help="pixel size in mm, for mm values")
     p.add_argument("--json", metavar="OUT")
