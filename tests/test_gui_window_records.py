@@ -440,20 +440,41 @@ def test_a_manual_calibration_changing_accepted_ai_values_leaves_the_ai_value_st
     assert "confirmation by Dr Test withdrawn" in row.note and "manual calibration" in row.note
 
 
-def _screen_agrees_with_records(window, records, exam_id):
+def _screen_agrees_with_records(window, records, exam_id, tolerance=1e-6):
     """What the records hold as current is what the screen shows: the AI's value when no frame shows a person's
-    review; otherwise a person's row of the values shown on its frame, under the name shown there."""
+    review; otherwise a person's row of the values shown on its frame, under the name shown there (``tolerance``: the
+    AoP's; an exam just opened shows a value on record measured again, as its last shown digit)."""
     current = records.current_measurement(exam_id)
     reviewed = {i: s for i, s in window.analysis.states.items() if s.is_corrected or s.confirmed}
     if not reviewed:
         assert current.kind == AI, f"the screen shows the AI's values, the records a {current.kind} by {current.by}"
+        shown = window.analysis.states.get(current.frame_index)
+        _in_the_calibration_on_screen(window, records, exam_id, current, None if shown is None else shown.ai)
         return current
     assert current.kind != AI and current.frame_index in reviewed
     state = reviewed[current.frame_index]
     shown_by = state.confirmed_by if current.kind == CONFIRMATION else state.corrected_by
     assert current.by == shown_by and (current.kind == CONFIRMATION) == state.confirmed
-    assert current.aop_deg == pytest.approx(state.current()["aop_deg"], abs=1e-6)
+    assert current.aop_deg == pytest.approx(state.current()["aop_deg"], abs=tolerance)
+    _in_the_calibration_on_screen(window, records, exam_id, current, state.current())
     return current
+
+
+def _in_the_calibration_on_screen(window, records, exam_id, current, shown):
+    """The records' current row is in the calibration the screen is in, and that is the calibration on record: a
+    person's row in the mm shown (its HSD as shown), the AI's in the same scale as the screen's AI values."""
+    calibration = window.analysis.calibration
+    manual = records.manual_calibration(exam_id)
+    assert (manual is None) == (calibration.manual is None), "the screen's calibration is not the one on record"
+    if manual is not None:
+        assert manual.mm_per_px == pytest.approx(calibration.manual.mm_per_px_x, rel=1e-12)
+    assert current.calibration_source == calibration.source, (current.kind, current.by, current.note)
+    if current.hsd_px is not None and calibration.manual is not None:
+        assert current.hsd_mm == pytest.approx(calibration.manual.mm_per_px_x * current.hsd_px, rel=1e-3)
+    if shown is not None:
+        assert (current.hsd_mm is None) == (shown.get("hsd_mm") is None)
+        if current.hsd_mm is not None:
+            assert current.hsd_mm == pytest.approx(shown["hsd_mm"], abs=0.05)
 
 
 def _drag_tangent(window, qtbot, offset):
@@ -1044,3 +1065,75 @@ def test_the_windows_own_reviews_undo_redo_and_calibrations_are_never_refused(wa
     assert sent and all("based_on_measurement_id" in review for review in sent)
     assert not window.error_banner.text
     assert any(m.calibration_source == "manual" and m.supersedes_id is not None for m in records.measurements(exam_id))
+
+
+# -- undo/redo across a calibration: the records hold what the screen shows, in the calibration in force ------------
+def _manual(window, mm_per_px=0.5):
+    assert window.set_calibration(window.file_calibration.with_manual(mm_per_px, detail="test manual"))
+
+
+def test_a_redo_of_an_accept_a_calibration_withdrew_does_not_bring_back_the_old_mm(ward, records, qtbot):
+    """Accept the AI's values, a manual calibration withdraws the acceptance, then undo and redo of the Accept: the
+    screen shows the AI's values unaccepted in the manual mm (the acceptance was of other values), and so must the
+    records (before: the old confirmation came back in the file's mm)."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_accept(window, link, qtbot, records, exam_id)
+    _manual(window)
+    _screen_agrees_with_records(window, records, exam_id)
+    window.undo_stack.undo()
+    _screen_agrees_with_records(window, records, exam_id)
+    window.undo_stack.redo()
+    assert not window.current_state().confirmed
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert current.kind == AI and current.calibration_source == "manual"
+
+
+def test_a_redo_of_an_accept_of_a_correction_a_calibration_withdrew_keeps_the_correction_in_its_mm(ward, records,
+                                                                                                  qtbot):
+    window, exam_id = _accept_a_moved_hsd_end(ward, qtbot)
+    _manual(window)
+    window.undo_stack.undo()
+    window.undo_stack.redo()
+    state = window.current_state()
+    assert state.corrected_by == "Dr Test" and not state.confirmed
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert (current.kind, current.calibration_source) == (CORRECTION, "manual")
+
+
+def test_a_calibration_after_undoing_a_reset_keeps_the_accepted_correction_in_the_records(ward, records, qtbot):
+    """Correct, Accept, Reset to AI, undo (the accepted correction is back), then a manual calibration: the screen
+    keeps the correction (the acceptance withdrawn: its values changed), and so must the records (before: they
+    withdrew to the AI, with the correction's values under the model's name)."""
+    window, exam_id = _accept_a_moved_hsd_end(ward, qtbot)
+    window.reset_frame_to_ai()
+    window.undo_stack.undo()
+    assert window.current_state().confirmed
+    _screen_agrees_with_records(window, records, exam_id)
+    _manual(window)
+    state = window.current_state()
+    assert state.corrected_by == "Dr Test" and not state.confirmed
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert (current.kind, current.by, current.calibration_source) == (CORRECTION, "Dr Test", "manual")
+
+
+def test_an_undo_back_to_a_correction_on_another_frame_after_a_calibration_is_in_its_mm(ward, records, qtbot):
+    """Correct frame 0, correct frame 2, a manual calibration, then undo of frame 2's correction: frame 0's correction
+    is current again, measured in the manual mm as the screen shows it (before: its old row's mm, under the file's
+    calibration), and the row says who undid it."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
+    on_frame_0 = records.current_measurement(exam_id)
+    window.go_to_frame(2)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-20, 30))
+    _manual(window)
+    window.undo_stack.undo()
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert (current.kind, current.by, current.frame_index) == (CORRECTION, "Dr Test", 0)
+    assert current.calibration_source == "manual" and current.hsd_px == pytest.approx(on_frame_0.hsd_px)
+    assert current.hsd_mm == pytest.approx(0.5 * current.hsd_px, rel=1e-3)
+    assert "by Dr Test (undo)" in current.note
+    window.undo_stack.redo()
+    _screen_agrees_with_records(window, records, exam_id)

@@ -117,21 +117,68 @@ def set_exam_calibration(records: Records, exam_id: int, mm_per_px: float | None
 
 
 # -- measuring the values on record again ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Restated:
+    """A person's row as it stands in a new calibration: the row that says so (``kind``, ``by``, ``values``), whether
+    that differs from the row (``changed``: a new row is due), and whose confirmation it withdraws (``withdrawn``)."""
+
+    kind: str
+    by: str
+    values: dict
+    changed: bool
+    withdrawn: str | None = None
+
+    def note(self, how: str) -> str:
+        """The new row's note; ``how``: the calibration it was measured with."""
+        if self.kind == AI:
+            return f"confirmation by {self.withdrawn} withdrawn: {how} changed its values; the AI value stands"
+        note = f"{self.kind} by {self.by} measured again with {how}"
+        return note + (f"; confirmation by {self.withdrawn} withdrawn (its values changed)" if self.withdrawn else "")
+
+
+def _restate(records: Records, exam: Exam, row: Measurement, calibration: Calibration,
+             ai: Measurement | None) -> _Restated:
+    """A person's correction or confirmation in ``calibration`` (the module docstring's rules): a correction measured
+    again; a confirmation measured again where its values are shown as they were, else withdrawn: the correction it
+    accepted stands in the new mm, or the AI's value (``ai``: the exam's latest AI row, whose name it goes under)."""
+    if row.kind == CORRECTION:
+        again = _person_again(records, exam, row.geometry, row, calibration)
+        return _Restated(CORRECTION, row.by, again, _changed(row, again))
+    accepted = accepted_correction(records, row)
+    if accepted is not None:
+        again = _person_again(records, exam, accepted.geometry, row, calibration)
+        if _shown_differently(row, again):
+            return _Restated(CORRECTION, accepted.by, again, True, withdrawn=row.by)
+        return _Restated(CONFIRMATION, row.by, again, False)
+    again = _ai_again(records, exam, row, calibration)
+    if _shown_differently(row, again):
+        return _Restated(AI, ai.by if ai is not None else _model_of(records, exam.id), again, True, withdrawn=row.by)
+    return _Restated(CONFIRMATION, row.by, again, False)
+
+
+def in_force(records: Records, row: Measurement) -> tuple[str, str, dict] | None:
+    """A person's row as it stands in the calibration in force on its exam, where one was set since the row was
+    written: ``(kind, by, values)`` (see :func:`set_exam_calibration`'s rules: a correction measured again, a
+    confirmation whose values that calibration changes withdrawn); None where none was set since (the row's values
+    are in force as they are). The viewer's undo back to a person's row on a frame it does not show measures it so."""
+    if not any((c.after_measurement_id or 0) >= row.id for c in records.calibrations(row.exam_id)):
+        return None
+    exam = records.exam(row.exam_id)
+    calibration = exam_calibration(records, exam.id, _file_calibration(records, exam))
+    restated = _restate(records, exam, row, calibration, records.latest_ai_measurement(exam.id))
+    return restated.kind, restated.by, restated.values
+
+
 def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: ExamCalibration) -> list[Measurement]:
     scale = "manual" if row.is_manual else f"file's ({calibration.source})"
     by_whom = f"the {scale} calibration set by {row.by}"
     added: list[Measurement] = []
     rows = records.measurements(exam.id)
     current, ai = current_of(rows), latest_ai_of(rows)
-    accepted = None  # the correction a confirmation in force accepted
-    withdrawn_by_ai = None  # a confirmation of the AI's values that the new scale changes
-    ai_confirmed = None  # the AI's values that confirmation accepted, measured with the new scale
-    if current is not None and current.kind == CONFIRMATION and current.geometry:
-        accepted = accepted_correction(records, current)
-        if accepted is None:
-            ai_confirmed = _ai_again(records, exam, current, calibration)
-            if _shown_differently(current, ai_confirmed):
-                withdrawn_by_ai = current
+    restated = None
+    if current is not None and current.kind != AI and current.geometry:
+        restated = _restate(records, exam, current, calibration, ai)
+    withdrawn_by_ai = current if restated is not None and restated.kind == AI else None
     if ai is not None and ai.geometry:
         again = _ai_again(records, exam, ai, calibration)
         same_as_withdrawal = (withdrawn_by_ai is not None and withdrawn_by_ai.frame_index == ai.frame_index
@@ -141,24 +188,9 @@ def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: 
                 exam.id, AI, ai.by, again, analysis_id=ai.analysis_id, frame_index=ai.frame_index, time_s=ai.time_s,
                 uncertainty=ai.uncertainty, calibration_source=again["calibration"]["source"],
                 reasons=again.get("reasons"), note=f"the AI value measured again with {by_whom}"))
-    if current is None or current.kind == AI or not current.geometry:
-        return added
-    if current.kind == CORRECTION:
-        again = _person_again(records, exam, current.geometry, current, calibration)
-        if _changed(current, again):
-            added.append(_add_like(records, current, CORRECTION, current.by, again, current.id,
-                                   f"correction by {current.by} measured again with {by_whom}"))
-        return added
-    if accepted is not None:
-        again = _person_again(records, exam, accepted.geometry, current, calibration)
-        if _shown_differently(current, again):
-            added.append(_add_like(records, current, CORRECTION, accepted.by, again, current.id,
-                                   f"correction by {accepted.by} measured again with {by_whom}; confirmation by "
-                                   f"{current.by} withdrawn (its values changed)"))
-    elif withdrawn_by_ai is not None:
-        added.append(_add_like(records, current, AI, ai.by if ai is not None else _model_of(records, exam.id),
-                               ai_confirmed, current.id, f"confirmation by {current.by} withdrawn: {by_whom} changed "
-                                                         "its values; the AI value stands"))
+    if restated is not None and restated.changed:
+        added.append(_add_like(records, current, restated.kind, restated.by, restated.values, current.id,
+                               restated.note(by_whom)))
     return added
 
 
@@ -254,4 +286,4 @@ def _shown_differently(row: Measurement, values: dict) -> bool:
     return any(shown_differently(values.get(key), getattr(row, key)) for key in VALUE_KEYS)
 
 
-__all__ = ["CalibrationChange", "exam_calibration", "load_exam", "set_exam_calibration"]
+__all__ = ["CalibrationChange", "exam_calibration", "in_force", "load_exam", "set_exam_calibration"]

@@ -27,6 +27,7 @@ from workstation.records.store import (AI, CONFIRMATION, CORRECTION, VALUE_KEYS,
 GEOMETRY_PARTS = ("ps_axis", "aop", "hsd", "head_ellipse", "head_contour")
 BASED_ON = "based_on_measurement_id"  # the review record's key: the exam's measurement the screen was based on
 _UNCHECKED = object()
+_AS_SHOWN = object()  # _restore: the records keep what the screen shows on the frame, not the row named
 
 
 class ReviewConflict(RecordsError):
@@ -239,6 +240,9 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
               "geometry": target.geometry, "reasons": target.reasons}
     shown_by = review.get("confirmed_by") if review.get("confirmed") else review.get("corrected_by")
     shown_kind = CONFIRMATION if review.get("confirmed") else CORRECTION if review.get("corrected") else AI
+    kind, by, measured_again = target.kind, target.by, ""
+    if target.frame_index == frame_index and target.kind == CONFIRMATION and shown_kind != CONFIRMATION:
+        return _AS_SHOWN  # an acceptance the screen withdrew on restoring it: its values changed (a calibration since)
     if target.frame_index == frame_index and (shown_kind, shown_by) == (target.kind, target.by):
         # The screen shows that review on its frame: its values as measured there (a calibration set since is in
         # force on screen too).
@@ -247,15 +251,28 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
         fields.update(time_s=review.get("time_s"), calibration_source=review.get("calibration_source"),
                       geometry=geometry, reasons=None)
         fields["analysis_id"] = None
-    if (current is not None and (current.kind, current.by, current.frame_index) == (target.kind, target.by,
-                                                                                      fields["frame_index"])
+    else:
+        # Another frame's (or one the screen does not show): measured in the calibration in force, where one was set
+        # since it was written, as the screen shows a frame (an acceptance whose values it changed withdrawn).
+        from workstation.records.calibration import in_force
+
+        restated = in_force(records, target)
+        if restated is not None:
+            kind, by, values = restated
+            fields.update(calibration_source=values["calibration"]["source"], geometry=values.get("geometry"),
+                          reasons=values.get("reasons"), analysis_id=None)
+            measured_again = ", measured again with the calibration in force"
+    if (current is not None and (current.kind, current.by, current.frame_index) == (kind, by, fields["frame_index"])
             and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)):
         return None  # that review is current already (a row of it restored before)
-    note = f"{target.kind} by {target.by} restored in the viewer{by_acting} ({step})"
+    note = f"{target.kind} by {target.by} restored in the viewer{by_acting} ({step}){measured_again}"
+    if (kind, by) != (target.kind, target.by):
+        note += (f"; {target.kind} by {target.by} withdrawn (its values changed)" +
+                 ("; the AI value stands" if kind == AI else f"; {kind} by {by} stands"))
     if current is not None and current.kind != AI:
         note += f"; {current.kind} by {current.by} withdrawn"
-    return _planned(exam_id, target.kind, target.by, values, supersedes_id=None if current is None
-                                   else current.id, note=note, **fields)
+    return _planned(exam_id, kind, by, values, supersedes_id=None if current is None else current.id, note=note,
+                    **fields)
 
 
 def _measured_again(records: Records, ai: Measurement) -> Measurement:
@@ -353,15 +370,23 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
 
 def accepted_correction(records: Records, confirmation: Measurement) -> Measurement | None:
     """The correction a confirmation accepted: the correction it superseded (through other confirmations) on the same
-    frame with the same values; None when it accepted other values (the AI's, another frame's)."""
+    frame with the same values; None when it accepted other values (the AI's, another frame's).
+
+    A confirmation an undo or redo restored (``save_viewer_review``) supersedes whatever was current then, e.g. the AI
+    row of a Reset to AI: it accepted the correction whose geometry it carries, the latest one before it on its frame
+    with its values."""
     row = confirmation
     while row.kind == CONFIRMATION and row.supersedes_id is not None:
         row = records.measurement(row.supersedes_id)  # what was current when it was confirmed
         if row.kind == AI or row.frame_index != confirmation.frame_index or not _same_values(row, confirmation):
-            return None  # the confirmation accepted other values (the AI's, another frame's): no correction of them
+            break  # the confirmation accepted other values (the AI's, another frame's), unless it was restored
         if row.kind == CORRECTION:
             return row
-    return None
+    if not confirmation.geometry:
+        return None
+    return next((m for m in reversed(records.measurements(confirmation.exam_id))
+                 if m.id < confirmation.id and m.kind == CORRECTION and m.frame_index == confirmation.frame_index
+                 and m.geometry == confirmation.geometry and _same_values(m, confirmation)), None)
 
 
 def _same_values(a: Measurement, b: Measurement) -> bool:
@@ -442,7 +467,13 @@ def _planned_viewer_row(records: Records, review: dict) -> dict | None:
     acting = (review.get("acting_user") or "").strip()
     by_acting = f" by {acting}" if acting else ""
     if "restore_measurement_id" in review and not recalibrated:
-        return _restore(records, review, current, by_acting)
+        restored = _restore(records, review, current, by_acting)
+        if restored is not _AS_SHOWN:
+            return restored
+        # The row to restore is of this frame, which the screen shows otherwise now (a calibration set since withdrew
+        # its acceptance): the records keep what the screen shows, as for any review.
+        step = "undo" if review.get("change") == "undo" else "redo"
+        note = f"the {step} in the viewer{by_acting}, with the {calibration} calibration in force"
     if review.get("confirmed"):
         kind, by = CONFIRMATION, review.get("confirmed_by")
     elif corrected:
@@ -456,6 +487,8 @@ def _planned_viewer_row(records: Records, review: dict) -> dict | None:
         if recalibrated:
             note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting}: the {calibration} "
                     f"calibration changed its values; the AI value stands")
+        elif note is not None:  # restored as shown
+            note = f"{current.kind} by {current.by} withdrawn by {note}; the AI value stands"
         else:
             note = (f"{current.kind} by {current.by} withdrawn in the viewer{by_acting} "
                     f"({'undo' if review.get('change') == 'undo' else 'Reset to AI or undo'}); the AI value stands")
@@ -468,6 +501,9 @@ def _planned_viewer_row(records: Records, review: dict) -> dict | None:
         note = f"{kind} by {by} measured again in the viewer with the {calibration} calibration{by_acting}"
         if (current.kind, current.by) != (kind, by):
             note += f"; {current.kind} by {current.by} withdrawn (its values changed)"
+    elif kind != AI and note is not None:  # restored as shown
+        note = f"{kind} by {by} restored by {note}" + ("" if current is None or current.kind == AI
+                                                      else f"; {current.kind} by {current.by} withdrawn")
     elif kind != AI and current is not None and (review.get("change") == "undo" or (acting and acting != by)):
         # An earlier review restored (an undo), or one person's values saved by another's act: say who did it.
         note = (f"{kind} by {by} restored in the viewer{by_acting} ({review.get('change') or 'review'}); "
