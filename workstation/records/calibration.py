@@ -256,14 +256,23 @@ def _ai_again(records: Records, exam: Exam, row: Measurement, calibration: Calib
 
 def _keep_absent(measured: dict, row: Measurement) -> dict:
     """Without the analysis' word on the frame (its plane class, what the AI withheld), a new scale only turns
-    pixels into mm: a value the row did not have stays absent, with its reason, except an HSD's mm beside its
-    pixels."""
+    pixels into mm: a value the row did not have stays absent, with its reason, unless its scale alone kept it out
+    (:func:`_absent_for_its_scale`); such a value is as the new scale measures it: there, or absent with the reason
+    that holds now."""
     for key in VALUE_KEYS:
-        if getattr(row, key) is None and not (key == "hsd_mm" and row.hsd_px is not None):
+        if getattr(row, key) is None and not _absent_for_its_scale(row, key):
             measured[key] = None
             if key in (row.reasons or {}):
                 measured.setdefault("reasons", {})[key] = row.reasons[key]
     return measured
+
+
+def _absent_for_its_scale(row: Measurement, key: str) -> bool:
+    """Whether the row lacks ``key`` for its scale alone: an HSD's mm beside its pixels, a GA beside its HC in mm (HC
+    outside the Hadlock range), or a value whose reason is that there was no scale (``workstation.calibration``'s
+    "...: pixels only")."""
+    return ((key == "hsd_mm" and row.hsd_px is not None) or (key == "ga_weeks" and row.hc_mm is not None)
+            or (row.reasons or {}).get(key, "").endswith("pixels only"))
 
 
 def _close(a, b) -> bool:
