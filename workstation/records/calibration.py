@@ -50,10 +50,18 @@ def exam_calibration(records: Records, exam_id: int, file_calibration: Calibrati
     if manual is None:
         return file_calibration
     try:
-        return file_calibration.with_manual(manual.mm_per_px, manual.detail or f"set by {manual.by}")
+        return with_manual_on_record(file_calibration, manual.mm_per_px, manual.detail, manual.by)
     except ValueError as exc:  # the database refuses such rows; a hand-edited one is named, not applied silently
         raise RecordsError(f"exam {exam_id}: the manual calibration on record (#{manual.id}) cannot be used: "
                            f"{exc}") from None
+
+
+def with_manual_on_record(file_calibration: Calibration, mm_per_px: float, detail: str | None,
+                          by: str) -> Calibration:
+    """The file's calibration with the manual scale a calibration row keeps (``mm_per_px``, how it was taken, who set
+    it) over it: the one way a stored manual calibration is put in force (here, and the viewer's). ValueError: a
+    scale the calibration refuses."""
+    return file_calibration.with_manual(mm_per_px, detail or f"set by {by}")
 
 
 def load_exam(records: Records, exam: Exam | int):
@@ -295,4 +303,5 @@ def _shown_differently(row: Measurement, values: dict) -> bool:
     return any(shown_differently(values.get(key), getattr(row, key)) for key in VALUE_KEYS)
 
 
-__all__ = ["CalibrationChange", "exam_calibration", "in_force", "load_exam", "set_exam_calibration"]
+__all__ = ["CalibrationChange", "exam_calibration", "in_force", "load_exam", "set_exam_calibration",
+           "with_manual_on_record"]

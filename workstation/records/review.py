@@ -22,38 +22,45 @@ from __future__ import annotations
 import math
 
 from workstation.records.database import RecordsError
-from workstation.records.store import (AI, CONFIRMATION, CORRECTION, VALUE_KEYS, Measurement, Records, current_of)
+from workstation.records.store import (AI, CONFIRMATION, CORRECTION, VALUE_KEYS, ExamCalibration, Measurement, Records,
+                                       current_of)
 
 GEOMETRY_PARTS = ("ps_axis", "aop", "hsd", "head_ellipse", "head_contour")
 BASED_ON = "based_on_measurement_id"  # the review record's key: the exam's measurement the screen was based on
+# ... and the exam's manual calibration row the screen was measured in (None: the file's own calibration)
+BASED_ON_CALIBRATION = "based_on_calibration_id"
 _UNCHECKED = object()
 _AS_SHOWN = object()  # _restore: the records keep what the screen shows on the frame, not the row named
 
 
 class ReviewConflict(RecordsError):
     """A review refused because the exam's value on record changed since the screen it was made on read it (someone
-    else's correction, confirmation or withdrawal); nothing was written. ``str(exc)`` is one line: who changed
-    it, when, on which frame, to what, and what is on record now.
+    else's correction, confirmation or withdrawal), or its calibration did (someone else set one, which may have
+    written AI rows only); nothing was written. ``str(exc)`` is one line: who changed it, when, on which frame, to
+    what, and what is on record now.
 
     Attributes: ``exam_id``; ``frame_index`` (the frame the refused review was of, or None); ``based_on_measurement_id``
     (the row the screen was based on; None: the exam had none); ``changes`` (the rows written since that changed the
-    exam's value, oldest first; ``latest_change`` the last); ``current`` (the exam's current measurement now, or
-    None); ``recorded`` (what a viewer opening the exam now shows as a person's review, :func:`recorded_review`'s
-    dict, None when the AI's value is current)."""
+    exam's value, oldest first; ``latest_change`` the last, None when only the calibration changed); ``calibration``
+    (the exam's calibration row now when the calibration changed, else None); ``current`` (the exam's current
+    measurement now, or None); ``recorded`` (what a viewer opening the exam now shows as a person's review,
+    :func:`recorded_review`'s dict, None when the AI's value is current)."""
 
     def __init__(self, message: str, *, exam_id: int, frame_index: int | None, based_on_measurement_id: int | None,
-                 changes: list[Measurement], current: Measurement | None, recorded: dict | None):
+                 changes: list[Measurement], current: Measurement | None, recorded: dict | None,
+                 calibration: ExamCalibration | None = None):
         super().__init__(message)
         self.exam_id = exam_id
         self.frame_index = frame_index
         self.based_on_measurement_id = based_on_measurement_id
         self.changes = tuple(changes)
+        self.calibration = calibration
         self.current = current
         self.recorded = recorded
 
     @property
-    def latest_change(self) -> Measurement:
-        return self.changes[-1]
+    def latest_change(self) -> Measurement | None:
+        return self.changes[-1] if self.changes else None
 
 
 def changes_since(records: Records, exam_id: int, based_on_measurement_id: int | None) -> list[Measurement]:
@@ -68,19 +75,32 @@ def changes_since(records: Records, exam_id: int, based_on_measurement_id: int |
 
 
 def check_unchanged(records: Records, exam_id: int, based_on_measurement_id: int | None,
-                    frame_index: int | None = None) -> None:
+                    frame_index: int | None = None, based_on_calibration_id=_UNCHECKED) -> None:
     """Raise :class:`ReviewConflict` when someone changed the exam's value on record since the row
-    ``based_on_measurement_id`` (see :func:`changes_since`); call it in the transaction that writes the review."""
+    ``based_on_measurement_id`` (see :func:`changes_since`), or its calibration in force is no longer the manual row
+    ``based_on_calibration_id`` (None: the file's own; not given: not checked); call it in the transaction that writes
+    the review."""
     changes = changes_since(records, exam_id, based_on_measurement_id)
-    if not changes:
+    calibration = None
+    if based_on_calibration_id is not _UNCHECKED:
+        manual = records.manual_calibration(exam_id)
+        if (None if manual is None else manual.id) != based_on_calibration_id:
+            calibration = records.current_calibration(exam_id)
+    if not changes and calibration is None:
         return
     rows = records.measurements(exam_id)
     current = current_of(rows)
-    latest = changes[-1]
-    text = f"Not saved: exam {exam_id} was changed since it was opened here: {_describe_change(latest, rows)}"
-    if len(changes) > 1:
-        text += f" ({len(changes)} changes since, this the latest)"
-    if current is not None and current.id == latest.id:
+    latest = changes[-1] if changes else None
+    if latest is None:
+        text = (f"Not saved: the calibration of exam {exam_id} was changed since it was opened here: "
+                f"{calibration.describe()}")
+    else:
+        text = f"Not saved: exam {exam_id} was changed since it was opened here: {_describe_change(latest, rows)}"
+        if len(changes) > 1:
+            text += f" ({len(changes)} changes since, this the latest)"
+        if calibration is not None:
+            text += f", and its calibration: {calibration.describe()}"
+    if latest is not None and current is not None and current.id == latest.id:
         text += "; that is the value on record now"
     else:
         text += f"; on record now: {_describe_row(current)}"
@@ -88,7 +108,7 @@ def check_unchanged(records: Records, exam_id: int, based_on_measurement_id: int
              f"again (`workstation history --exam {exam_id}`).")
     raise ReviewConflict(text, exam_id=exam_id, frame_index=frame_index,
                          based_on_measurement_id=based_on_measurement_id, changes=changes, current=current,
-                         recorded=recorded_review(records, exam_id))
+                         recorded=recorded_review(records, exam_id), calibration=calibration)
 
 
 def _describe_values(m: Measurement) -> str:
@@ -431,7 +451,9 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
     withdrawal, e.g. ``workstation correct`` or a second app copy), a review that would write a row is refused with
     :class:`ReviewConflict` (who changed it, when, to what, what is on record now) and nothing is written: an
     Accept, a correction, Reset to AI, an undo or a redo alike. Without the key nothing is checked (a caller that
-    does not track it)."""
+    does not track it). ``review["based_on_calibration_id"]`` (with it): the exam's manual calibration row the
+    screen was measured in (None: the file's); a calibration set since by someone else (which may have written AI
+    rows only, no change of whose value is on record) is refused the same way."""
     exam_id = review.get("exam_id")
     if exam_id is None:
         return None
@@ -441,7 +463,8 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
         if planned is None:
             return None
         if BASED_ON in review:
-            check_unchanged(records, exam_id, review[BASED_ON], int(review["frame_index"]))
+            check_unchanged(records, exam_id, review[BASED_ON], int(review["frame_index"]),
+                            review.get(BASED_ON_CALIBRATION, _UNCHECKED))
         return records.add_measurement(**planned)
 
 
