@@ -653,7 +653,7 @@ def test_accept_reset_and_a_new_action_after_undo_keep_screen_and_records_togeth
     for step in steps:
         step()
         _screen_agrees_with_records(window, records, exam_id)
-    assert not window.undo_stack.canUndo()
+    qtbot.waitUntil(lambda: not window.undo_stack.canUndo(), timeout=2000)
     final = records.current_measurement(exam_id)
     assert (final.kind, final.by) == (CORRECTION, "Dr Unal")  # back to the value on record when the exam opened
 
@@ -969,7 +969,7 @@ def test_an_accept_on_a_screen_made_stale_by_someone_elses_correction_is_refused
     assert "undo history is cleared" in banner
     _shows_dr_as_value(window, records, exam_id, dr_a)
     assert not window.undo_stack.canUndo() and not window.undo_stack.canRedo()
-    assert window.records_basis == {"measurement_id": dr_a.id}
+    assert window.records_basis["measurement_id"] == dr_a.id
     assert link.panel.exam_table.findItems("Dr A", QtCore.Qt.MatchFlag.MatchContains)
     assert [p["exam_id"] for p in link.timeline.points("confirmed")] == [exam_id]
 
@@ -980,7 +980,7 @@ def test_an_accept_on_a_screen_made_stale_by_someone_elses_correction_is_refused
     state = window.current_state()
     assert (state.corrected_by, state.confirmed_by) == ("Dr A", "Dr Test")
     _screen_agrees_with_records(window, records, exam_id)
-    assert window.records_basis == {"measurement_id": accepted.id}
+    assert window.records_basis["measurement_id"] == accepted.id
 
 
 def test_an_undo_over_someone_elses_later_correction_is_refused_and_the_undo_history_cleared(ward, records, qtbot,
@@ -1029,7 +1029,7 @@ def test_a_calibration_set_over_someone_elses_correction_does_not_make_it_seen(w
     state = window.current_state()
     assert state.corrected_by == "Dr A" and state.current()["hsd_mm"] == pytest.approx(current.hsd_mm, abs=0.05)
     _screen_agrees_with_records(window, records, exam_id)
-    assert window.records_basis == {"measurement_id": current.id}
+    assert window.records_basis["measurement_id"] == current.id
 
 
 def test_the_windows_own_reviews_undo_redo_and_calibrations_are_never_refused(ward, records, qtbot, monkeypatch):
@@ -1136,4 +1136,124 @@ def test_an_undo_back_to_a_correction_on_another_frame_after_a_calibration_is_in
     assert current.hsd_mm == pytest.approx(0.5 * current.hsd_px, rel=1e-3)
     assert "by Dr Test (undo)" in current.note
     window.undo_stack.redo()
+    _screen_agrees_with_records(window, records, exam_id)
+
+
+# -- a calibration set elsewhere makes the screen stale (item: AI rows only, which are no change of value) ----------
+def test_a_calibration_set_elsewhere_while_the_ais_value_is_current_is_noticed_at_the_next_save(ward, records, qtbot,
+                                                                                             tmp_path):
+    """The window opened the exam (the AI's value, the file's calibration); `workstation calibrate` sets a manual
+    scale meanwhile, which writes AI rows only. The window's Accept of the AI's values in the file's mm is refused
+    with one line naming the calibration and who set it, nothing written; the screen is then in the calibration on
+    record, and an Accept made then is saved in its mm. The same when the file's calibration comes back elsewhere."""
+    from workstation.records import set_exam_calibration
+    from workstation.records.calibration import exam_calibration
+
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    with Records(tmp_path / "data") as elsewhere:
+        set_exam_calibration(elsewhere, exam_id, 0.5, "Dr B")
+    rows = [m.id for m in records.measurements(exam_id)]
+
+    window.accept_frame()
+    assert [m.id for m in records.measurements(exam_id)] == rows  # nothing written
+    banner = window.error_banner.text
+    assert banner.startswith(f"Not saved: the calibration of exam {exam_id} was changed since it was opened here: "
+                             "manual 0.5000 mm/px") and "set by Dr B" in banner and "\n" not in banner
+    calibration = window.analysis.calibration
+    assert calibration.manual is not None and calibration.manual.mm_per_px_x == pytest.approx(0.5)
+    assert calibration == exam_calibration(records, exam_id, window.file_calibration)
+    assert "manual" in window.calibration_status.text() and "Dr B" in window.calibration_status.text()
+    state = window.current_state()
+    assert not state.confirmed and state.ai["hsd_mm"] == pytest.approx(0.5 * state.ai["hsd_px"], rel=1e-3)
+    _screen_agrees_with_records(window, records, exam_id)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(SCREENSHOTS / "calibration_set_elsewhere.png"))
+    print(banner)
+
+    window.accept_frame()  # on the screen in the calibration on record: saved
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert (current.kind, current.calibration_source) == (CONFIRMATION, "manual")
+
+    with Records(tmp_path / "data") as elsewhere:
+        set_exam_calibration(elsewhere, exam_id, None, "Dr B")  # the file's again: the acceptance withdrawn there
+    errors = []
+    window.errorShown.connect(errors.append)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
+    assert errors and errors[-1].startswith(f"Not saved: exam {exam_id} was changed since it was opened here: "
+                                            "confirmation by Dr Test withdrawn") and "its calibration" in errors[-1]
+    assert window.analysis.calibration.manual is None and not window.current_state().is_corrected
+    _screen_agrees_with_records(window, records, exam_id)
+
+
+# -- a calibration's re-measured review the records refuse: the screen goes back to what they hold -----------------
+def test_a_calibrated_review_the_records_cannot_keep_puts_the_screen_back_as_they_hold_it(ward, records, qtbot,
+                                                                                         monkeypatch):
+    from workstation.gui import records_link
+
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
+    window.go_to_frame(2)
+    _drag_tangent(window, qtbot, QtCore.QPoint(-20, 30))  # the records' current value: frame 2's correction
+    real = records_link.set_exam_calibration
+
+    def calibrate_then_the_disk_fills(*args, **kwargs):
+        change = real(*args, **kwargs)
+        _fill_the_disk(monkeypatch)
+        return change
+
+    monkeypatch.setattr(records_link, "set_exam_calibration", calibrate_then_the_disk_fills)
+    saved = [m.id for m in records.measurements(exam_id)]
+    assert window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
+    # The calibration itself is kept, as the records have it; nothing saved is lost.
+    assert records.manual_calibration(exam_id).mm_per_px == 0.5
+    assert window.analysis.calibration.manual.mm_per_px_x == pytest.approx(0.5)
+    assert set(saved) <= {m.id for m in records.measurements(exam_id)}
+    banner = window.error_banner.text
+    assert DISK_FULL in banner and "what the records hold" in banner
+    # The screen is what the records hold: frame 2's correction in the manual mm, frame 0's (superseded) not shown.
+    assert not window.analysis.states[0].is_corrected and window.analysis.states[2].corrected_by == "Dr Test"
+    _screen_agrees_with_records(window, records, exam_id)
+    qtbot.waitUntil(lambda: not window.undo_stack.canUndo(), timeout=2000)
+
+
+# -- read-only records: the banner stays --------------------------------------------------------------------------
+def test_the_read_only_banner_stays_when_an_exam_is_opened(make_window, qtbot, tmp_path, monkeypatch):
+    from workstation.gui.app import attach_records_or_say_why
+    from workstation.records import database
+
+    data = tmp_path / "data"
+    with Records(data) as writable:
+        exam_ids = three_exam_labor(writable, tmp_path / "usb")
+    monkeypatch.setenv("WORKSTATION_DATA_DIR", str(data))
+    monkeypatch.setattr(database, "write_problem", lambda _folder: "it is on a read-only file system")
+    oracle = OracleModel(n_frames=DEMO_FRAMES, seed=0)
+    window = make_window(model_provider=lambda: oracle, size=(1440, 900))
+    link = attach_records_or_say_why(window)
+    link.panel._model_provider = None
+    _open_and_wait(window, link, qtbot, exam_ids[0])
+    banner = window.error_banner.text
+    assert "read-only" in banner and "nothing is saved" in banner and str(data) in banner
+    window.close_cine()
+    assert "read-only" in window.error_banner.text
+
+
+# -- each save reads the records' current measurement once (before it), besides the save's own check -------------
+def test_a_review_step_reads_the_records_current_measurement_only_before_it(ward, records, qtbot):
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_wait(window, link, qtbot, exam_id)
+    reads = []
+    real = window.records_current
+    window.records_current = lambda exam: reads.append(exam) or real(exam)
+    window.accept_frame()
+    assert reads == [exam_id]
+    reads.clear()
+    window.undo_stack.undo()
+    window.undo_stack.redo()
+    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
+    assert reads == [exam_id]  # the drag's; undo and redo restore the states their command kept
     _screen_agrees_with_records(window, records, exam_id)

@@ -33,6 +33,7 @@ from workstation.io.images import IMAGE_EXTENSIONS
 from workstation.io.video import VIDEO_EXTENSIONS
 from workstation.measure.transperineal import pixel_aspect
 from workstation.paths import data_dir
+from workstation.records.calibration import with_manual_on_record
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,23 @@ def _values_text(values: dict) -> str:
     if values.get("hc_mm") is not None:
         parts.append(f"HC {values['hc_mm']:.1f} mm")
     return ", ".join(parts)
+
+
+_UNREAD = object()  # records_basis without a calibration read yet
+
+
+def _with_stored(file_calibration: Calibration, stored: dict) -> Calibration:
+    """The file's calibration with the exam's manual one on record (a records layer's ``stored_calibration``) over it,
+    as the records put it in force (``workstation.records.calibration``). ValueError: a scale that cannot be used."""
+    return with_manual_on_record(file_calibration, stored["mm_per_px"], stored.get("detail"), stored["by"])
+
+
+def _same_scale(a: Calibration | None, b: Calibration | None) -> bool:
+    """Whether two calibrations give the same mm (the file's both, or the same manual scale), their wording aside."""
+    manual_a, manual_b = (None if a is None else a.manual), (None if b is None else b.manual)
+    if manual_a is None or manual_b is None:
+        return manual_a is None and manual_b is None
+    return math.isclose(manual_a.mm_per_px_x, manual_b.mm_per_px_x, rel_tol=1e-12)
 
 
 def demo_path() -> Path:
@@ -218,6 +236,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._save_failure: str | None = None
         # ... and when that refusal was a conflict (someone else changed the exam since): the records' ReviewConflict.
         self._save_conflict = None
+        # The row a records layer wrote for the save just announced (``note_records_saved``), None: none written.
+        self._saved_row: int | None = None
         self._clear_history_pending = False
         self._pushing = False
         self._calibration_line: CalibrationLine | None = None
@@ -468,6 +488,8 @@ class MainWindow(QtWidgets.QMainWindow):
             # The exam's measurement this screen was based on: the records refuse the review if someone else changed
             # the exam's value since (``workstation.records.review.BASED_ON``).
             record["based_on_measurement_id"] = self.records_basis.get("measurement_id")
+            if "calibration_id" in self.records_basis:  # the manual calibration row the screen is measured in
+                record["based_on_calibration_id"] = self.records_basis["calibration_id"]
         return record
 
     # ------------------------------------------------------------------------------------------- files
@@ -517,7 +539,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _install_cine(self, cine, path: Path, exam_id: int | None, frame: int | None) -> None:
         self.close_cine(show_welcome=False)
-        self.error_banner.hide()  # before the records are read: what they say about this exam stays in view
+        self._clear_banner()  # before the records are read: what they say about this exam stays in view
         self.cine = cine
         self.path = path
         self.exam_id = exam_id
@@ -552,6 +574,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self.cineOpened.emit(str(path))
         self.start_analysis()
 
+    def _clear_banner(self) -> None:
+        """The banner cleared for a new cine, but for what stands while the window runs: records that cannot be
+        written (a records layer's status-bar note ``recordsReadOnly``, its tooltip saying where and why) are said
+        again."""
+        note = self.statusBar().findChild(QtWidgets.QLabel, "recordsReadOnly")
+        if note is None or not note.toolTip():
+            self.error_banner.hide()
+        else:
+            self.error_banner.show_message(f"Records read-only: {note.toolTip()}.")
+
     def _show_in_patient_shape(self) -> None:
         """Pixels drawn in the patient's shape: where the calibration in force says a pixel row is not as tall as a
         column is wide (``pixel_aspect``, taken as the analysis takes it, at the frame's centre), the view stretches
@@ -571,11 +603,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.exam_id is None or self.stored_calibration is None:
             return None
         stored = self.stored_calibration(self.exam_id)
+        self._note_calibration_basis(stored)
         if stored is None:
             return None
         try:
-            cine.calibration = cine.calibration.with_manual(stored["mm_per_px"],
-                                                            stored.get("detail") or f"set by {stored['by']}")
+            cine.calibration = _with_stored(cine.calibration, stored)
         except ValueError as exc:
             self.show_error(f"Exam {self.exam_id}: the manual calibration on record cannot be used ({exc}); the "
                             f"file's calibration is used. The records are unchanged.")
@@ -816,8 +848,12 @@ class MainWindow(QtWidgets.QMainWindow):
     def _fetch_recorded(self) -> dict | None:
         """The person's review on record to show (None: the AI's value), and with it the basis of this screen's
         reviews (``records_basis``): the exam's current measurement, read first, so that a row written between the
-        two reads makes the first save a conflict rather than being taken as seen."""
+        two reads makes the first save a conflict rather than being taken as seen. The calibration the screen is
+        based on stays (it is read where it is put in force: ``_note_calibration_basis``)."""
+        calibration = (self.records_basis or {}).get("calibration_id", _UNREAD)
         self.records_basis = self._records_state()
+        if self.records_basis is not None and calibration is not _UNREAD:
+            self.records_basis["calibration_id"] = calibration
         if self.exam_id is None or self.recorded_review is None:
             return None
         return self.recorded_review(self.exam_id)
@@ -1012,7 +1048,7 @@ class MainWindow(QtWidgets.QMainWindow):
         record = self.review_record(frame_index, change)
         if restore is not None:
             record["restore_measurement_id"] = restore.get("measurement_id")
-        self._save_failure = self._save_conflict = None
+        self._save_failure = self._save_conflict = self._saved_row = None
         if change == ACCEPT:
             self.frameAccepted.emit(frame_index, record)
         else:
@@ -1025,7 +1061,11 @@ class MainWindow(QtWidgets.QMainWindow):
         if failure is not None and rollback is not None:
             self._review_not_kept(state, failure, change, restore is not None, record, rollback)
             return NOT_SAVED
-        return self._records_state()
+        if self._saved_row is not None:
+            return {"measurement_id": self._saved_row}
+        # Nothing written: an undo or redo has put ``restore`` back (its command keeps no state after it); a first do
+        # leaves the records as they were, which are read (rare: the same review again).
+        return restore if restore is not None else self._records_state()
 
     def note_save_failure(self, message: str) -> None:
         """A records layer could not keep what the window just announced (a review, a calibration): the window puts
@@ -1041,8 +1081,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def note_records_saved(self, exam_id: int, measurement_id: int) -> None:
         """A records layer saved this window's own review or calibration as row ``measurement_id`` (the last one it
         wrote): the screen's reviews are based on it from now on (``records_basis``)."""
+        self._saved_row = measurement_id
         if exam_id == self.exam_id and self.records_basis is not None:
-            self.records_basis = {"measurement_id": measurement_id}
+            self.records_basis = {**self.records_basis, "measurement_id": measurement_id}
 
     def _show_records_now(self, conflict) -> None:
         """Someone else changed the exam's value since this screen read it, and the records refused a review made on
@@ -1051,14 +1092,21 @@ class MainWindow(QtWidgets.QMainWindow):
         based on the exam's current row from now on, and the banner gives the records' own message."""
         if self.analysis is None:
             return
+        current = conflict.current
+        self.records_basis = {**(self.records_basis or {}), "measurement_id": None if current is None else current.id}
+        now = self._show_on_record(conflict.recorded)
+        self.show_error(f"{conflict} This window now shows the value on record ({now}) and its undo history is "
+                        "cleared; a review made here now is made on that value.")
+
+    def _show_on_record(self, recorded: dict | None) -> str:
+        """The screen as the records hold the exam (their calibration, the person's review on record ``recorded`` on
+        its frame, the AI's values elsewhere), its undo history cleared (its steps' records states are stale); returns
+        the value on record in a few words for the banner."""
         self._apply_calibration_on_record()
         for state in self.analysis.states.values():
             if state.is_corrected or state.confirmed:
                 state.reset_to_ai()
-        recorded = conflict.recorded
         self._recorded = recorded
-        current = conflict.current
-        self.records_basis = {"measurement_id": None if current is None else current.id}
         frame = None if recorded is None else recorded["frame_index"]
         if frame is not None and frame in self.analysis.states:
             self._show_recorded(self.analysis.states[frame], recorded)
@@ -1070,33 +1118,33 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._pushing:  # a stack's undo/redo is running: clear once it has returned
             QtCore.QTimer.singleShot(0, self._clear_stale_history)
         if recorded is None:
-            now = "the AI's values"
-        else:
-            by = (f"accepted by {recorded['confirmed_by']}" if recorded.get("confirmed_by") else
-                  f"{recorded['kind']} by {recorded['by']}")
-            now = f"frame {frame}, {by}" + ("" if frame in self.analysis.states else " (not analysed here)")
-        self.show_error(f"{conflict} This window now shows the value on record ({now}) and its undo history is "
-                        "cleared; a review made here now is made on that value.")
+            return "the AI's values"
+        by = (f"accepted by {recorded['confirmed_by']}" if recorded.get("confirmed_by") else
+              f"{recorded['kind']} by {recorded['by']}")
+        return f"frame {frame}, {by}" + ("" if frame in self.analysis.states else " (not analysed here)")
 
     def _apply_calibration_on_record(self) -> None:
-        """The screen in the calibration the records hold for the exam now (another person may have set one)."""
+        """The screen in the calibration the records hold for the exam now (another person may have set one), which
+        the screen's reviews are based on from now on."""
         if self.exam_id is None or self.stored_calibration is None or self.file_calibration is None:
             return
         stored = self.stored_calibration(self.exam_id)
-        calibration = self.file_calibration
-        if stored is not None:
-            try:
-                calibration = calibration.with_manual(stored["mm_per_px"],
-                                                      stored.get("detail") or f"set by {stored['by']}")
-            except ValueError:
-                return  # unusable (said when the exam was opened): the screen keeps its own
-        on_screen = self.analysis.calibration
-        if (calibration.manual is None) == (on_screen is None or on_screen.manual is None) and (
-                calibration.manual is None or math.isclose(calibration.manual.mm_per_px_x,
-                                                           on_screen.manual.mm_per_px_x, rel_tol=1e-12)):
-            return  # the same scale (its wording aside)
+        self._note_calibration_basis(stored)
+        try:
+            calibration = self.file_calibration if stored is None else _with_stored(self.file_calibration, stored)
+        except ValueError:
+            return  # unusable (said when the exam was opened): the screen keeps its own
+        if _same_scale(calibration, self.analysis.calibration):
+            return
         self._put_calibration(calibration)
         self.show_calibration_status(stored)
+
+    def _note_calibration_basis(self, stored: dict | None) -> None:
+        """The screen is measured in the exam's calibration on record ``stored`` (the manual row read, None: the
+        file's): its reviews are based on that row (``records_basis["calibration_id"]``), so that a calibration
+        someone else sets after it makes the screen stale, as a change of the value on record does."""
+        if self.records_basis is not None:
+            self.records_basis = {**self.records_basis, "calibration_id": None if stored is None else stored.get("id")}
 
     def _clear_stale_history(self) -> None:
         """After a conflict: the undo history goes (run outside the stack's own undo/redo/push)."""
@@ -1220,14 +1268,35 @@ class MainWindow(QtWidgets.QMainWindow):
             self.show_error(f"{failure}. The screen is back to the calibration on record "
                             f"({CALIBRATION_NAMES.get(previous.source, previous.source)}) and its values.")
             return False
+        self._calibration_saved(calibration)
         for frame_index in reviewed:
-            self._save_conflict = None
+            self._save_conflict = self._save_failure = None
             self.measurementEdited.emit(frame_index, self.review_record(frame_index, CALIBRATION))
             conflict, self._save_conflict = self._save_conflict, None
+            failure, self._save_failure = self._save_failure, None
             if conflict is not None:  # someone else changed the exam meanwhile: the screen shows what is on record
                 self._show_records_now(conflict)
                 break
+            if failure is not None:  # the calibration is kept; the screen goes back to what the records hold
+                now = self._show_on_record(self._fetch_recorded())
+                self.show_error(f"{failure}. The screen shows what the records hold: {now}, in the calibration on "
+                                "record; its undo history is cleared.")
+                break
         return True
+
+    def _calibration_saved(self, calibration: Calibration) -> None:
+        """A calibration set on screen was kept: where the exam's calibration on record now gives the same scale, the
+        screen's reviews are based on it (someone else's set in between leaves the basis, and the next review is
+        refused as made on a stale screen)."""
+        if self.exam_id is None or self.stored_calibration is None or self.records_basis is None:
+            return
+        stored = self.stored_calibration(self.exam_id)
+        try:
+            on_record = self.file_calibration if stored is None else _with_stored(self.file_calibration, stored)
+        except ValueError:
+            return
+        if _same_scale(on_record, calibration):
+            self._note_calibration_basis(stored)
 
     def _put_calibration(self, calibration: Calibration) -> None:
         """The cine's calibration in force: its values measured in it, its pixels drawn in its shape."""
