@@ -512,7 +512,9 @@ def test_undoing_every_review_in_the_viewer_leaves_the_ai_value_current_and_redo
     assert (current.kind, current.by, current.aop_deg) == (last.kind, last.by, pytest.approx(last.aop_deg, abs=1e-6))
 
 
-def test_undoing_corrections_on_two_frames_leaves_the_ai_value_current(ward, records, qtbot):
+def _correct_frames_0_and_2(ward, records, qtbot):
+    """Open the first exam, correct frame 0, then frame 2 (the records' current value): window, exam id, frame 0's
+    correction row."""
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
     _open_and_wait(window, link, qtbot, exam_id)
@@ -521,6 +523,11 @@ def test_undoing_corrections_on_two_frames_leaves_the_ai_value_current(ward, rec
     window.go_to_frame(2)
     _drag_tangent(window, qtbot, QtCore.QPoint(-20, 30))
     assert records.current_measurement(exam_id).frame_index == 2
+    return window, exam_id, on_frame_0
+
+
+def test_undoing_corrections_on_two_frames_leaves_the_ai_value_current(ward, records, qtbot):
+    window, exam_id, on_frame_0 = _correct_frames_0_and_2(ward, records, qtbot)
     window.undo_stack.undo()
     # Frame 0's correction is what the screen still shows: it is current again.
     current = _screen_agrees_with_records(window, records, exam_id)
@@ -874,12 +881,9 @@ def test_a_calibration_the_records_cannot_keep_is_not_left_on_screen(ward, recor
 
 
 # -- read-only records: viewed, never written ----------------------------------------------------------------------
-def test_the_window_on_read_only_records_views_them_and_says_nothing_is_kept(make_window, qtbot, tmp_path,
-                                                                             monkeypatch):
-    """As root a chmod stops nothing, so the folder is made read-only for the records layer by its probe; the
-    window attaches the records read-only, says so, and an acceptance is refused and not left on screen."""
-    from PySide6 import QtWidgets
-
+def _read_only_ward(make_window, tmp_path, monkeypatch):
+    """Three exams in records that the records layer finds read-only (its probe says so), a window on them, as the
+    app attaches them (``attach_records_or_say_why``): window, link, exam ids, the records folder."""
     from workstation.gui.app import attach_records_or_say_why
     from workstation.records import database
 
@@ -891,8 +895,19 @@ def test_the_window_on_read_only_records_views_them_and_says_nothing_is_kept(mak
     oracle = OracleModel(n_frames=DEMO_FRAMES, seed=0)
     window = make_window(model_provider=lambda: oracle, size=(1440, 900))
     link = attach_records_or_say_why(window)
+    if link is not None:
+        link.panel._model_provider = None  # no model load for imports (none are allowed here anyway)
+    return window, link, exam_ids, data
+
+
+def test_the_window_on_read_only_records_views_them_and_says_nothing_is_kept(make_window, qtbot, tmp_path,
+                                                                             monkeypatch):
+    """As root a chmod stops nothing, so the folder is made read-only for the records layer by its probe; the
+    window attaches the records read-only, says so, and an acceptance is refused and not left on screen."""
+    from PySide6 import QtWidgets
+
+    window, link, exam_ids, data = _read_only_ward(make_window, tmp_path, monkeypatch)
     assert link is not None and link.read_only == "it is on a read-only file system"
-    link.panel._model_provider = None  # no model load for imports (none are allowed here anyway)
     assert "read-only" in window.error_banner.text and "nothing is saved" in window.error_banner.text
     note = window.statusBar().findChild(QtWidgets.QLabel, "recordsReadOnly")
     assert note is not None and note.text() == "Records read-only"
@@ -1121,13 +1136,7 @@ def test_an_undo_back_to_a_correction_on_another_frame_after_a_calibration_is_in
     """Correct frame 0, correct frame 2, a manual calibration, then undo of frame 2's correction: frame 0's correction
     is current again, measured in the manual mm as the screen shows it (before: its old row's mm, under the file's
     calibration), and the row says who undid it."""
-    window, link, exam_ids, _ = ward
-    exam_id = exam_ids[0]
-    _open_and_wait(window, link, qtbot, exam_id)
-    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
-    on_frame_0 = records.current_measurement(exam_id)
-    window.go_to_frame(2)
-    _drag_tangent(window, qtbot, QtCore.QPoint(-20, 30))
+    window, exam_id, on_frame_0 = _correct_frames_0_and_2(ward, records, qtbot)
     _manual(window)
     window.undo_stack.undo()
     current = _screen_agrees_with_records(window, records, exam_id)
@@ -1192,12 +1201,7 @@ def test_a_calibrated_review_the_records_cannot_keep_puts_the_screen_back_as_the
                                                                                          monkeypatch):
     from workstation.gui import records_link
 
-    window, link, exam_ids, _ = ward
-    exam_id = exam_ids[0]
-    _open_and_wait(window, link, qtbot, exam_id)
-    _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
-    window.go_to_frame(2)
-    _drag_tangent(window, qtbot, QtCore.QPoint(-20, 30))  # the records' current value: frame 2's correction
+    window, exam_id, _ = _correct_frames_0_and_2(ward, records, qtbot)
     real = records_link.set_exam_calibration
 
     def calibrate_then_the_disk_fills(*args, **kwargs):
@@ -1222,18 +1226,7 @@ def test_a_calibrated_review_the_records_cannot_keep_puts_the_screen_back_as_the
 
 # -- read-only records: the banner stays --------------------------------------------------------------------------
 def test_the_read_only_banner_stays_when_an_exam_is_opened(make_window, qtbot, tmp_path, monkeypatch):
-    from workstation.gui.app import attach_records_or_say_why
-    from workstation.records import database
-
-    data = tmp_path / "data"
-    with Records(data) as writable:
-        exam_ids = three_exam_labor(writable, tmp_path / "usb")
-    monkeypatch.setenv("WORKSTATION_DATA_DIR", str(data))
-    monkeypatch.setattr(database, "write_problem", lambda _folder: "it is on a read-only file system")
-    oracle = OracleModel(n_frames=DEMO_FRAMES, seed=0)
-    window = make_window(model_provider=lambda: oracle, size=(1440, 900))
-    link = attach_records_or_say_why(window)
-    link.panel._model_provider = None
+    window, link, exam_ids, data = _read_only_ward(make_window, tmp_path, monkeypatch)
     _open_and_wait(window, link, qtbot, exam_ids[0])
     banner = window.error_banner.text
     assert "read-only" in banner and "nothing is saved" in banner and str(data) in banner
