@@ -504,7 +504,7 @@ def test_panel_says_which_segmentation_the_ai_aop_was_drawn_on(qtbot):
 
 def test_a_non_fetal_image_shows_no_ai_head_biometry_but_a_person_can_measure_the_ellipse(make_window, qtbot):
     """A real pelvis scan (pydicom-data): the shipped models outline a "head" with no skull echo along it. The
-    panel withholds HC, BPD and GA and says why once; the ellipse stays, and a person's edit of it is measured."""
+    panel withholds HC, BPD, OFD and GA and says why once; the ellipse stays, and a person's edit of it is measured."""
     from fixtures_io import pydicom_test_file
     from workstation.gui.workers import ModelCache
 
@@ -515,7 +515,7 @@ def test_a_non_fetal_image_shows_no_ai_head_biometry_but_a_person_can_measure_th
     assert state.frame_class == "not_transperineal" and state.ai["skull_echo"]["seen"] is False
     assert window.panel.value_text("ai", "HC") == "—" and window.panel.value_text("ai", "GA") == "—"
     reasons = plain_text(window.panel.reasons_label)
-    assert "HC, BPD, GA: no fetal skull echo" in reasons and reasons.count("no fetal skull echo") == 1
+    assert "HC, BPD, OFD, GA: no fetal skull echo" in reasons and reasons.count("no fetal skull echo") == 1
     assert window.calipers.rois["head_ellipse"].isVisible() and not window.overlays.hc_text.isVisible()
     assert "head biometry was withheld on 1" in window.statusBar().currentMessage()
     # The sonographer drags the ellipse: their ellipse is measured, in mm from the file's ultrasound regions.

@@ -1,4 +1,4 @@
-"""The measurement panel: the frame's AoP, HSD, HC, BPD and GA, the AI value beside the corrected one, with
+"""The measurement panel: the frame's AoP, HSD, HC, BPD, OFD and GA, the AI value beside the corrected one, with
 units, the calibration they rest on, the reason for every value withheld, who corrected and who accepted, and the
 frame's uncertainty. Reset to AI and Accept act on the frame on screen.
 """
@@ -27,11 +27,12 @@ ROWS = (
     ("HSD", (("hsd_mm", "{:.1f} mm"), ("hsd_px", "{:.0f} px"))),
     ("HC", (("hc_mm", "{:.1f} mm"), ("hc_px", "{:.0f} px"))),
     ("BPD", (("bpd_mm", "{:.1f} mm"), ("bpd_px", "{:.0f} px"))),
+    ("OFD", (("ofd_mm", "{:.1f} mm"), ("ofd_px", "{:.0f} px"))),
     ("GA", (("ga_weeks", "{:.1f} wk ±2"),)),
 )
 NO_VALUE = "—"
-REASON_KEYS = {"AoP": "aop_deg", "HSD": "hsd_px", "HC": "hc_px", "BPD": "bpd_px", "GA": "ga_weeks"}
-MM_KEYS = {"HSD": "hsd_mm", "HC": "hc_mm", "BPD": "bpd_mm"}
+REASON_KEYS = {"AoP": "aop_deg", "HSD": "hsd_px", "HC": "hc_px", "BPD": "bpd_px", "OFD": "ofd_px", "GA": "ga_weeks"}
+MM_KEYS = {"HSD": "hsd_mm", "HC": "hc_mm", "BPD": "bpd_mm", "OFD": "ofd_mm"}
 
 
 def format_value(values: dict | None, row: str) -> tuple[str, str]:
@@ -109,7 +110,7 @@ class MeasurementPanel(QtWidgets.QWidget):
         self.frame_label = QtWidgets.QLabel("No frame analysed")
         self.frame_label.setWordWrap(True)
         layout.addWidget(self.frame_label)
-        grid = QtWidgets.QGridLayout()
+        self.grid = grid = QtWidgets.QGridLayout()
         bold = QtGui.QFont()
         bold.setBold(True)
         for column, title in enumerate(("", "AI", "Corrected")):
