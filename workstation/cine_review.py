@@ -26,7 +26,8 @@ from workstation.measure import Geometry, MeasurementRefused, recompute
 from workstation.measure.measurements import NO_GEOMETRY_REASONS
 
 __all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
-           "apply_plane_policy", "compact", "now_iso", "ps_moved", "recompute_json"]
+           "apply_plane_policy", "compact", "now_iso", "ps_moved", "recompute_json", "withheld_ai_ellipse",
+           "without_withheld_ai_ellipse"]
 
 UNCERTAINTY_MAP_STEP = 4  # the kept uncertainty map has 1/4 of the frame's rows and columns
 VALUE_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
@@ -54,7 +55,13 @@ def recompute_json(geometry: dict, calibration: Calibration | None, frame_shape,
     - the AI's head biometry withheld (``previous["ai_biometry_withheld"]``: no skull echo, or not surely a head
       plane) where ``geometry`` is the very geometry ``previous`` was measured on (the AI's values measured again,
       e.g. in a new calibration; a person's own ellipse is measured as drawn).
+
+    The AI's head ellipse whose biometry it withheld (``previous["ai_biometry_withheld"]``) is never measured in
+    another geometry (a person's edit of other parts, which kept it untouched): it is dropped
+    (:func:`without_withheld_ai_ellipse`), so HC, BPD, OFD and GA stay absent with the AI's reason.
     """
+    if previous and geometry != previous.get("geometry"):
+        geometry = without_withheld_ai_ellipse(geometry, previous)
     try:
         measured = recompute(Geometry.from_json(geometry), calibration, tuple(frame_shape)).to_json()
     except (MeasurementRefused, ValueError, KeyError, TypeError) as exc:
@@ -74,6 +81,24 @@ def recompute_json(geometry: dict, calibration: Calibration | None, frame_shape,
                     or (frame_class is not None and reason == plane_policy_reason(key, frame_class))):
                 measured["reasons"][key] = reason
     return measured
+
+
+def withheld_ai_ellipse(ai: dict | None) -> dict | None:
+    """The AI's head ellipse on a frame where the AI withheld its head biometry (``ai["ai_biometry_withheld"]``: no
+    skull echo, or not surely a head plane; "this may not be a fetal head"), else None."""
+    if not ai or not ai.get("ai_biometry_withheld"):
+        return None
+    return (ai.get("geometry") or {}).get("head_ellipse") or None
+
+
+def without_withheld_ai_ellipse(geometry: dict, ai: dict | None) -> dict:
+    """``geometry`` without the AI's withheld head ellipse (:func:`withheld_ai_ellipse`): a person's row never adopts
+    it, and the viewer shows no caliper for it as if it were a value. An ellipse other than the AI's (a person's own,
+    or theirs moved) is kept and measured as drawn."""
+    ellipse = withheld_ai_ellipse(ai)
+    if ellipse is None or not geometry or geometry.get("head_ellipse") != ellipse:
+        return geometry
+    return {**geometry, "head_ellipse": None}
 
 
 def ps_moved(geometry: dict) -> dict:
@@ -127,6 +152,11 @@ class FrameMeasurementState:
 
     def current_geometry(self) -> dict:
         return self.current().get("geometry") or {}
+
+    def caliper_geometry(self) -> dict:
+        """The geometry in force as calipers show it: without the AI's head ellipse where the AI withheld its head
+        biometry (:func:`without_withheld_ai_ellipse`), which is no value to adjust."""
+        return without_withheld_ai_ellipse(self.current_geometry(), self.ai)
 
     def snapshot(self) -> dict:
         """The review as it stands (for undo): who corrected and accepted, the corrected geometry, and the values

@@ -920,7 +920,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 message = f"Frame {self.current_frame}: not analysed (the analysis stopped; Analysis > Re-analyse)"
             self.panel.show_state(None, message=message)
             return
-        self.calipers.set_geometry(state.current_geometry())
+        self.calipers.set_geometry(state.caliper_geometry())
         self.overlays.show_geometry(state.current(), whose_values(state))
         self.panel.show_state(state, self.analysis.calibration.source)
 

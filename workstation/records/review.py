@@ -188,7 +188,10 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
     try:
         _check_on_frame(edited, cine.frame_shape)
         # A refused construction comes back as values of None with the reason, reported just below.
-        measured = recompute_json(merged, cine.calibration, cine.frame_shape, analysed.get("frame_class"))
+        # Measured against the AI's result on the frame, as the viewer's calipers are: its head ellipse whose
+        # biometry it withheld is never adopted into a person's row (unless the person gives a head ellipse).
+        ai = analysed if "head_ellipse" not in geometry else {**analysed, "ai_biometry_withheld": None}
+        measured = recompute_json(merged, cine.calibration, cine.frame_shape, analysed.get("frame_class"), ai)
         time_s = float(cine.times_s[frame_index])
     finally:
         cine.close()
