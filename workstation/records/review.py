@@ -8,7 +8,8 @@ that names the row it acted on (``supersedes_id``); nothing is overwritten.
 
 Partial geometry: the parts given replace those of the frame's geometry in force, the current measurement's when
 it is on the same frame, else the AI's geometry of that frame (its AI row there, or the frame's result in the exam's
-latest analysis), as the viewer's calipers start from it; parts not given are kept from it. An ``aop`` given without
+latest analysis), as the viewer's calipers start from it; parts not given are kept from it, and so are the entries
+a part is given without (``{"aop": {"tangent_point": [x, y]}}``: vertex and superior point kept). An ``aop`` given without
 a ``ps_axis`` moves the PS axis with it (the AoP vertex and superior point are the PS axis' ends).
 
 Two people at once (two app copies, or the window and ``workstation correct``): a review says which of the exam's
@@ -141,11 +142,50 @@ def _describe_change(m: Measurement, rows: list[Measurement]) -> str:
     return f"{what}, at {m.created_at}"
 
 
+# The entries of each geometry part (``workstation.measure.Geometry``); the head contour is a list of points.
+PART_ENTRIES = {"ps_axis": ("superior", "inferior"), "aop": ("vertex", "superior", "tangent_point"),
+                "hsd": ("start", "end"), "head_ellipse": ("center", "semi_axes", "angle_deg")}
+
+
+def _and(words) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def completed_parts(edited: dict, base: dict | None) -> dict:
+    """The edited parts, each a whole part: the entries a part was given without (``{"aop": {"tangent_point":
+    [x, y]}}``, the commonest AoP correction) are those of the same part in ``base``, the frame's geometry in force,
+    as whole parts not given are (an ``aop``'s vertex and superior point from an edited ``ps_axis`` where one is
+    given: they are the PS axis' ends). A part that cannot be completed is refused, naming its entries."""
+    base = base or {}
+    completed = {}
+    for part, given in edited.items():
+        entries = PART_ENTRIES.get(part)
+        missing = [] if entries is None or not isinstance(given, dict) else [e for e in entries if e not in given]
+        if not missing:
+            completed[part] = given
+            continue
+        source = dict(base.get(part) or {})
+        ps_axis = edited.get("ps_axis") if isinstance(edited.get("ps_axis"), dict) else None
+        if part == "aop" and ps_axis and {"superior", "inferior"} <= set(ps_axis):
+            source.update(vertex=ps_axis["inferior"], superior=ps_axis["superior"])
+        lacking = [e for e in missing if source.get(e) is None]
+        if lacking:
+            raise RecordsError(
+                f"the '{part}' part needs {_and(entries)}; {_and(lacking)} {'is' if len(lacking) == 1 else 'are'} "
+                f"not given and the frame's value in force has no '{part}' part to take "
+                f"{'it' if len(lacking) == 1 else 'them'} from")
+        completed[part] = {**given, **{e: source[e] for e in missing}}
+    return completed
+
+
 def merged_geometry(edited: dict, base: dict | None) -> dict:
-    """The edited parts over the base geometry (see the module docstring)."""
+    """The edited parts (completed from the base, :func:`completed_parts`) over the base geometry (see the module
+    docstring)."""
     unknown = sorted(set(edited) - set(GEOMETRY_PARTS))
     if unknown:
         raise RecordsError(f"unknown geometry part(s) {', '.join(unknown)}; expected {', '.join(GEOMETRY_PARTS)}")
+    edited = completed_parts(edited, base)
     merged = {part: (base or {}).get(part) for part in GEOMETRY_PARTS}
     merged.update(edited)
     if edited.get("aop") and "ps_axis" not in edited:
@@ -181,7 +221,7 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
     try:
         merged = merged_geometry(geometry, base)
         Geometry.from_json(merged)
-        edited = Geometry.from_json(geometry)
+        edited = Geometry.from_json(completed_parts(geometry, base))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:  # MeasurementRefused: ValueError
         raise RecordsError(f"the geometry JSON is not usable: {_why(exc)}") from None
     cine = load_exam(records, exam)  # with the exam's calibration in force: a manual one set on it, else the file's
