@@ -59,4 +59,4 @@ def test_help_says_a_part_may_be_given_in_part(capsys):
     with pytest.raises(SystemExit):
         run_cli(["correct", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "the entries of a part not given" in text and "tangent_point" in text
+    assert "so do the entries a part is given without" in text and "tangent_point" in text

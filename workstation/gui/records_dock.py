@@ -601,8 +601,8 @@ class PatientRecordsWidget(QWidget):
         self._patients_shown: list = []
         self._updating = False
         self._announced_labor: int | None = None
-        self.read_only: str | None = None  # why the records cannot be written (set_read_only); None: they can
         self._build()
+        self._show_read_only()
         self.refresh()
 
     # -- layout ------------------------------------------------------------------------------------------
@@ -869,10 +869,15 @@ class PatientRecordsWidget(QWidget):
         self._update_buttons()
         self._announce_labor()
 
-    def set_read_only(self, why: str | None) -> None:
-        """Records that cannot be written (``why``): the buttons that only write (New patient, New labour, Import)
-        are off, their tooltips say why; viewing, History and reports work as before."""
-        self.read_only = why
+    @property
+    def read_only(self) -> str | None:
+        """Why the records cannot be written, as they were opened (``Records.read_only``); None: they can."""
+        return self.records.read_only
+
+    def _show_read_only(self) -> None:
+        """Records that cannot be written: the buttons that only write (New patient, New labour, Import) are off,
+        their tooltips say why; viewing, History and reports work as before."""
+        why = self.read_only
         for button in (self.new_patient_button, self.new_labor_button, self.import_button):
             button.setToolTip("" if why is None else f"The records are read-only ({why}): nothing can be added")
         self._update_buttons()

@@ -38,7 +38,6 @@ from workstation.gui.records_dock import PatientRecordsWidget
 from workstation.gui.timeline_dock import LaborTimelineWidget
 from workstation.records import (ExamCalibration, Records, RecordsError, ReviewConflict, recorded_review,
                                  save_viewer_review, set_exam_calibration)
-from workstation.records import database
 from workstation.records.review import changes_since
 
 log = logging.getLogger(__name__)
@@ -59,8 +58,6 @@ class RecordsLink(QtCore.QObject):
         super().__init__(window)
         self.window = window
         self.records = records
-        # Why these records cannot be written (None: they can); read-only records are viewed, never written.
-        self.read_only = database.write_problem(records.root)  # the probe the records were opened by
         provider = model_provider or (lambda: window.models.get(window.settings.model, window.settings.device))
         self.panel = PatientRecordsWidget(records, model_provider=provider, analyze=analyze)
         self.timeline = LaborTimelineWidget(records)
@@ -92,10 +89,16 @@ class RecordsLink(QtCore.QObject):
         if self.read_only is not None:
             self._say_read_only()
 
+    @property
+    def read_only(self) -> str | None:
+        """Why these records cannot be written (None: they can), as the records were opened (``Records.read_only``):
+        read-only records are viewed, never written."""
+        return self.records.read_only
+
     def _say_read_only(self) -> None:
-        """Read-only records: the banner says so once, a status-bar note stays, and the write-only buttons are off."""
+        """Read-only records: the banner says so once and a status-bar note stays (the panel's write-only buttons are
+        off: it asks the records too)."""
         folder = self.records.root
-        self.panel.set_read_only(self.read_only)
         self.window.show_error(
             f"The patient records in {folder} are read-only ({self.read_only}). They can be viewed and their exams "
             "opened, but nothing is saved to them: corrections, acceptances, calibrations and imports stay undone "

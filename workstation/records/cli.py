@@ -382,10 +382,10 @@ def register(subparsers) -> None:
     p.add_argument("--frame", type=int, required=True, help="the frame index the geometry is drawn on")
     p.add_argument("--geometry", required=True,
                    help='geometry JSON in frame pixels, e.g. \'{"aop": {"vertex": [x, y], "superior": [x, y], '
-                        '"tangent_point": [x, y]}}\', or @FILE; parts not given, and the entries of a part not '
-                        'given (\'{"aop": {"tangent_point": [x, y]}}\' keeps the vertex and superior point), come '
-                        "from that frame's value in force: the exam's current value where it stands on that frame, "
-                        "else that frame's AI geometry. Parts: ps_axis (superior, inferior), aop (vertex, superior, "
+                        '"tangent_point": [x, y]}}\', or @FILE; parts not given come from that frame\'s value in '
+                        "force (the exam's current value where it stands on that frame, else that frame's AI "
+                        "geometry), and so do the entries a part is given without ('{\"aop\": {\"tangent_point\": "
+                        "[x, y]}}' keeps the vertex and superior point). Parts: ps_axis (superior, inferior), aop (vertex, superior, "
                         "tangent_point), hsd (start, end), head_ellipse (center, semi_axes, angle_deg)")
     p.add_argument("--user", required=True, help="who corrects")
     p.add_argument("--note", help="why (kept in the audit trail)")

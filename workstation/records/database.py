@@ -259,10 +259,17 @@ def is_read_only(conn: sqlite3.Connection) -> bool:
     return bool(getattr(conn, "read_only", False))
 
 
+def read_only_reason(conn: sqlite3.Connection) -> str | None:
+    """Why ``conn`` was opened read-only (the :func:`write_problem` its opening found), or None: it can be written."""
+    if not is_read_only(conn):
+        return None
+    return getattr(conn, "read_only_reason", "") or "they cannot be written"
+
+
 def read_only_error(conn: sqlite3.Connection) -> RecordsReadOnly:
     """The one line for a save refused on read-only records."""
     where = getattr(conn, "records_path", None)
-    why = getattr(conn, "read_only_reason", "") or "they cannot be written"
+    why = read_only_reason(conn) or "they cannot be written"
     return RecordsReadOnly(f"{where.parent if where else 'the records'}: the records are read-only ({why}): they can "
                            "be viewed, nothing can be saved to them")
 

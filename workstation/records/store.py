@@ -318,6 +318,17 @@ class Records:
         """The records database file."""
         return self.root / database.DATABASE_NAME
 
+    @property
+    def read_only(self) -> str | None:
+        """Why these records were opened read-only (a read-only file system, a folder or file that cannot be written:
+        the probe their opening ran, never asked again), or None where they can be written. Everything can be read;
+        every save is refused with :meth:`read_only_error`'s line."""
+        return database.read_only_reason(self._conn)
+
+    def read_only_error(self) -> database.RecordsReadOnly:
+        """The records' one line for a save refused because they are read-only (raise it)."""
+        return database.read_only_error(self._conn)
+
     def integrity_problems(self) -> list[str]:
         with self._lock:
             return database.integrity_problems(self._conn)
