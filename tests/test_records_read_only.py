@@ -160,13 +160,25 @@ def test_a_records_folder_that_cannot_be_created_is_one_records_error(tmp_path):
         Records(blocker / "data")
 
 
-def test_an_import_into_read_only_records_is_refused_in_one_line(tmp_path, capsys):
+@pytest.mark.parametrize("analyze", [True, False], ids=["analysed", "no-analyze"])
+def test_an_import_into_read_only_records_is_refused_in_one_line(tmp_path, capsys, monkeypatch, analyze):
+    """The records' own read-only line, said first: the scan is not analysed and no copy is tried (before: the scan
+    was analysed, then its copy failed with "records/files/b6: this records folder cannot be created (Read-only file
+    system)")."""
+    from workstation.inference import pipeline
+
+    analysed = []
+    monkeypatch.setattr(pipeline, "analyze_cine", lambda *a, **k: analysed.append(1) or pytest.fail("analysed"))
     data, _, _ = _filed(tmp_path)
     scan = demo_exam_file(tmp_path / "new", seed=7, hours=5.0)
     with read_only_bind_mount(data, tmp_path / "archive") as archive:
-        assert run_cli(["import", "--data-dir", str(archive), "--no-analyze", str(scan)]) == 2
-        err = capsys.readouterr().err
-        assert "Traceback" not in err and ("read-only" in err.lower() or "Read-only" in err), err
+        argv = ["import", "--data-dir", str(archive), "--quiet", str(scan)]
+        assert run_cli(argv if analyze else argv[:-1] + ["--no-analyze", str(scan)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err == [f"error: {archive / 'records'}: the records are read-only (it is on a read-only file system): "
+                       "they can be viewed, nothing can be saved to them",
+                       "error: 1 of 1 file(s) not imported (see above)"], err
+        assert analysed == []
         with Records(archive) as records:
             assert len(records.patients()) == 1
     with Records(data) as records:

@@ -107,3 +107,40 @@ def test_the_patients_panel_alone_on_read_only_records_offers_no_writing(qtbot, 
         assert not panel.import_button.isEnabled() and not panel.new_patient_button.isEnabled()
         assert READ_ONLY_FS in panel.import_button.toolTip()
         assert panel.new_patient() is None
+
+
+def test_an_import_into_read_only_records_is_refused_before_the_scan_is_read_analysed_or_copied(tmp_path,
+                                                                                                  monkeypatch):
+    """A real read-only mount: ``import_scan`` refuses first, with the records' own read-only line; the file is not
+    loaded, no model analyses it, no copy is tried (before: it was analysed, then the copy failed with "this records
+    folder cannot be created (Read-only file system)")."""
+    from records_support import demo_exam_file
+    from workstation import io as workstation_io
+    from workstation.inference import pipeline
+    from workstation.records import filestore, importer
+    from workstation.records.database import RecordsReadOnly
+
+    data, _ = _filed(tmp_path)
+    scan = demo_exam_file(tmp_path / "new", seed=7, hours=5.0)
+    calls = []
+
+    def refuse(name):
+        def called(*args, **kwargs):
+            calls.append(name)
+            raise AssertionError(f"{name} was called on read-only records")
+        return called
+
+    monkeypatch.setattr(workstation_io, "load", refuse("load"))
+    monkeypatch.setattr(pipeline, "analyze_cine", refuse("analyze_cine"))
+    monkeypatch.setattr(importer, "store_copy", refuse("store_copy"))
+    monkeypatch.setattr(filestore, "store_copy", refuse("store_copy"))
+    with read_only_bind_mount(data, tmp_path / "archive") as archive:
+        with Records(archive) as records:
+            with pytest.raises(RecordsReadOnly) as refused:
+                importer.import_scan(records, scan, model=object())
+            assert str(refused.value) == str(records.read_only_error())
+            assert str(refused.value) == (
+                f"{archive / 'records'}: the records are read-only ({READ_ONLY_FS}): they can be viewed, nothing can "
+                "be saved to them")
+            assert len(records.patients()) == 1
+    assert calls == []

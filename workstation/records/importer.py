@@ -19,6 +19,8 @@ Rules (the CLI's ``workstation import`` follows them; the GUI calls :func:`impor
   because it most likely belongs to another labour.
 * **Duplicates.** A file whose bytes (sha256) are already in the records is not imported again; the
   existing exam is returned with ``duplicate=True``.
+* **Read-only records** (``Records.read_only``) refuse an import first, in their one line (``read_only_error``):
+  the scan is not read, analysed or copied.
 * **Atomicity.** Patient and labour are checked first; then the scan is analysed and copied in (see
   ``filestore``); then patient, labour, exam, analysis and AI measurement are saved in one transaction.
 """
@@ -131,6 +133,8 @@ def import_scan(records: Records, path: str | os.PathLike, *, mrn: str | None = 
     from workstation.inference.pipeline import analyze_cine
     from workstation.io import load
 
+    if records.read_only is not None:  # first: nothing read, analysed or copied that could never be filed
+        raise records.read_only_error()
     path = Path(path)
     if path.is_dir():
         raise RecordsError(f"{path.name}: is a folder; import scan files one by one")
