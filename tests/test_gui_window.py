@@ -517,12 +517,16 @@ def test_a_non_fetal_image_shows_no_ai_head_biometry_but_a_person_can_measure_th
     reasons = plain_text(window.panel.reasons_label)
     assert "HC, BPD, OFD, GA: no fetal skull echo" in reasons and reasons.count("no fetal skull echo") == 1
     assert window.calipers.rois["head_ellipse"].isVisible() and not window.overlays.hc_text.isVisible()
+    # Drawn as an outline to move, not a value: dashed, its tooltip saying the AI's HC is withheld and why.
+    roi = window.calipers.rois["head_ellipse"]
+    assert roi.pen.style() == QtCore.Qt.PenStyle.DashLine and "no fetal skull echo" in roi.toolTip()
     assert "head biometry was withheld on 1" in window.statusBar().currentMessage()
     # The sonographer drags the ellipse: their ellipse is measured, in mm from the file's ultrasound regions.
     ai_ellipse = state.ai["geometry"]["head_ellipse"]
     centre = window.frame_to_viewport(*ai_ellipse["center"])
     mouse_drag(qtbot, window, centre, centre + QtCore.QPoint(10, 5))
     assert state.corrected is not None and state.corrected["hc_mm"] is not None
+    assert roi.pen.style() == QtCore.Qt.PenStyle.SolidLine and not roi.toolTip()  # the person's ellipse now
     assert window.panel.value_text("corrected", "HC").endswith("mm")
     # The label on the image writes HC as the panel does (one decimal), whose value it is after it.
     assert window.overlays.hc_text.textItem.toPlainText() == f"HC {window.panel.value_text('corrected', 'HC')} " \

@@ -68,18 +68,18 @@ def test_the_head_values_stay_absent_with_the_ais_reason_and_the_ellipse_is_not_
     assert own.geometry["head_ellipse"] == drawn
 
 
-def test_the_viewer_shows_no_caliper_for_a_withheld_ellipse_and_a_drag_never_adopts_it(records, tmp_path):
+def test_the_viewer_marks_a_withheld_ellipse_and_an_edit_of_other_parts_never_adopts_it(records, tmp_path):
     from workstation.cine_review import FrameMeasurementState
     from workstation.records.calibration import load_exam
 
     exam, frame = analysed_exam(records, tmp_path, None)
     state = FrameMeasurementState(0, None, 0.3, frame)
-    assert state.current_geometry()["head_ellipse"]  # the AI's, kept with its result
-    assert not state.caliper_geometry().get("head_ellipse")
+    assert state.current_geometry()["head_ellipse"]  # the AI's outline, for a person to move if it is a head
+    assert state.shows_withheld_ellipse
     cine = load_exam(records, exam.id)
-    # A window whose calipers still held the AI's ellipse (whatever it sends): never measured as the person's.
+    # The window's calipers send the whole geometry, the AI's untouched ellipse with it: never measured as theirs.
     geometry = dict(frame["geometry"], **moved_hsd(frame))
     state.correct(geometry, cine.calibration, cine.frame_shape, "Dr Gui")
     cine.close()
     assert state.corrected["hc_px"] is None and state.corrected["reasons"]["ga_weeks"] == ECHO
-    assert not state.corrected["geometry"].get("head_ellipse")
+    assert not state.corrected["geometry"].get("head_ellipse") and not state.shows_withheld_ellipse

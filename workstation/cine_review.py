@@ -26,7 +26,7 @@ from workstation.measure import Geometry, MeasurementRefused, recompute
 from workstation.measure.measurements import NO_GEOMETRY_REASONS
 
 __all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
-           "apply_plane_policy", "compact", "now_iso", "ps_moved", "recompute_json", "withheld_ai_ellipse",
+           "NO_VALUE_TO_CONFIRM", "apply_plane_policy", "compact", "has_measured_value", "now_iso", "ps_moved", "recompute_json", "withheld_ai_ellipse",
            "without_withheld_ai_ellipse"]
 
 UNCERTAINTY_MAP_STEP = 4  # the kept uncertainty map has 1/4 of the frame's rows and columns
@@ -83,6 +83,16 @@ def recompute_json(geometry: dict, calibration: Calibration | None, frame_shape,
     return measured
 
 
+NO_VALUE_TO_CONFIRM = "no measured value to confirm"
+
+
+def has_measured_value(values: dict | None) -> bool:
+    """Whether a measurement holds a value a person could confirm (any of its value keys present). The one rule for
+    a confirmation: ``workstation confirm``, a review saved from the viewer (``workstation.records.review``) and the
+    window's Accept (disabled where it is False) all follow it."""
+    return bool(values) and any(values.get(key) is not None for key in VALUE_KEYS)
+
+
 def withheld_ai_ellipse(ai: dict | None) -> dict | None:
     """The AI's head ellipse on a frame where the AI withheld its head biometry (``ai["ai_biometry_withheld"]``: no
     skull echo, or not surely a head plane; "this may not be a fetal head"), else None."""
@@ -93,8 +103,8 @@ def withheld_ai_ellipse(ai: dict | None) -> dict | None:
 
 def without_withheld_ai_ellipse(geometry: dict, ai: dict | None) -> dict:
     """``geometry`` without the AI's withheld head ellipse (:func:`withheld_ai_ellipse`): a person's row never adopts
-    it, and the viewer shows no caliper for it as if it were a value. An ellipse other than the AI's (a person's own,
-    or theirs moved) is kept and measured as drawn."""
+    it (the viewer draws it dashed, an outline to move, not a value). An ellipse other than the AI's (a person's own,
+    or the AI's moved by a person) is kept and measured as drawn."""
     ellipse = withheld_ai_ellipse(ai)
     if ellipse is None or not geometry or geometry.get("head_ellipse") != ellipse:
         return geometry
@@ -153,10 +163,12 @@ class FrameMeasurementState:
     def current_geometry(self) -> dict:
         return self.current().get("geometry") or {}
 
-    def caliper_geometry(self) -> dict:
-        """The geometry in force as calipers show it: without the AI's head ellipse where the AI withheld its head
-        biometry (:func:`without_withheld_ai_ellipse`), which is no value to adjust."""
-        return without_withheld_ai_ellipse(self.current_geometry(), self.ai)
+    @property
+    def shows_withheld_ellipse(self) -> bool:
+        """The ellipse in force is the AI's whose head biometry it withheld (:func:`withheld_ai_ellipse`): an outline a
+        person may move to measure their own, no value (an edit of other parts never adopts it)."""
+        ellipse = withheld_ai_ellipse(self.ai)
+        return ellipse is not None and self.current_geometry().get("head_ellipse") == ellipse
 
     def snapshot(self) -> dict:
         """The review as it stands (for undo): who corrected and accepted, the corrected geometry, and the values
@@ -189,6 +201,11 @@ class FrameMeasurementState:
     def reset_to_ai(self) -> None:
         self.corrected = self.corrected_by = self.corrected_at = None
         self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
+
+    @property
+    def can_accept(self) -> bool:
+        """A value is on screen to accept (:func:`has_measured_value`); a frame without one has nothing to confirm."""
+        return has_measured_value(self.current())
 
     def accept(self, user: str, when: str | None = None) -> None:
         self.confirmed, self.confirmed_by, self.confirmed_at = True, user, when or now_iso()

@@ -16,10 +16,11 @@ import math
 from pathlib import Path
 from typing import Callable
 
+import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from workstation.calibration import Calibration
-from workstation.cine_review import CineAnalysis, FrameMeasurementState, ps_moved, recompute_json
+from workstation.cine_review import NO_VALUE_TO_CONFIRM, CineAnalysis, FrameMeasurementState, ps_moved, recompute_json
 from workstation.gui.calibration_tool import CalibrationBar, CalibrationLine
 from workstation.gui.calipers import Calipers
 from workstation.gui.editing import ACCEPT, CALIBRATION, CORRECTION, NOT_SAVED, RESET, UNDO, ReviewCommand
@@ -920,9 +921,24 @@ class MainWindow(QtWidgets.QMainWindow):
                 message = f"Frame {self.current_frame}: not analysed (the analysis stopped; Analysis > Re-analyse)"
             self.panel.show_state(None, message=message)
             return
-        self.calipers.set_geometry(state.caliper_geometry())
+        self.calipers.set_geometry(state.current_geometry())
+        self._mark_withheld_ellipse(state)
         self.overlays.show_geometry(state.current(), whose_values(state))
         self.panel.show_state(state, self.analysis.calibration.source)
+
+    def _mark_withheld_ellipse(self, state: FrameMeasurementState) -> None:
+        """The AI's head ellipse whose biometry it withheld is drawn thin and dashed, with a tooltip: an outline a
+        person may move to measure their own head ellipse, not a value (an edit of other parts never adopts it)."""
+        roi = self.calipers.ellipse_roi
+        colour = self.settings.colour("head_ellipse")
+        if state.shows_withheld_ellipse:
+            roi.setPen(pg.mkPen(colour, width=1, style=QtCore.Qt.PenStyle.DashLine))
+            roi.setToolTip("The AI's head outline: its HC, BPD, OFD and GA are withheld "
+                           f"({state.ai.get('ai_biometry_withheld')}). Move or resize it to measure the head "
+                           "yourself; correcting other calipers leaves it out.")
+        else:
+            roi.set_colour(colour)
+            roi.setToolTip("")
 
     # ------------------------------------------------------------------------------------------- playback
     def _pause(self) -> None:
@@ -990,6 +1006,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def accept_frame(self) -> None:
         state = self.current_state()
         if state is None or state.confirmed:
+            return
+        if not state.can_accept:  # Ctrl+Return too: the button is disabled with the reason (records refuse it alike)
+            self.statusBar().showMessage(f"Frame {state.frame_index}: {NO_VALUE_TO_CONFIRM}; Accept confirms a "
+                                         "measured value", 8000)
             return
         user = self._user_or_ask()
         if not user:

@@ -97,6 +97,9 @@ _SCALE_SOURCES = {"manual": "manual", "dicom_region": "dicom_regions", "dicom_re
 _SCALE_PARTS = re.compile("; (?=(?:" + "|".join(map(re.escape, _SCALE_SOURCES)) + ")(?:: |;|$))")
 
 
+ACCEPT_TIP = "Confirm this frame's values under your name from Settings (undoable)"
+
+
 class MeasurementPanel(QtWidgets.QWidget):
     resetRequested = QtCore.Signal()
     acceptRequested = QtCore.Signal()
@@ -140,7 +143,7 @@ class MeasurementPanel(QtWidgets.QWidget):
         self.reset_button = QtWidgets.QPushButton("Reset to AI")
         self.reset_button.setToolTip("Discard the correction of this frame (undoable)")
         self.accept_button = QtWidgets.QPushButton("Accept")
-        self.accept_button.setToolTip("Confirm this frame's values under your name from Settings (undoable)")
+        self.accept_button.setToolTip(ACCEPT_TIP)
         for button in (self.reset_button, self.accept_button):
             button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)  # Space stays play/pause
             buttons.addWidget(button)
@@ -224,7 +227,11 @@ class MeasurementPanel(QtWidgets.QWidget):
         self.provenance_label.setText("<br>".join(lines))
         self.reasons_label.setText("<br>".join(f"{', '.join(names)}: {why}" for why, names in reasons.items()))
         self.reset_button.setEnabled(state.corrected is not None or state.confirmed)
-        self.accept_button.setEnabled(not state.confirmed)
+        can_accept = state.can_accept  # the records' rule: a confirmation needs a measured value
+        self.accept_button.setEnabled(not state.confirmed and can_accept)
+        self.accept_button.setToolTip(ACCEPT_TIP if can_accept else
+                                      "Nothing to accept: this frame has no measured value (AoP, HSD or head "
+                                      "biometry); correct it or choose a frame with a value")
 
     def value_text(self, column: str, row: str) -> str:
         """The plain text of one cell (tests and accessibility)."""

@@ -392,14 +392,23 @@ def confirm(records: Records, exam_id: int, user: str, note: str | None = None, 
         if based_on_measurement_id is not _UNCHECKED:
             check_unchanged(records, exam_id, based_on_measurement_id)
         current = records.current_measurement(exam_id)
-        if current is None or all(getattr(current, key) is None for key in VALUE_KEYS):
-            raise RecordsError(f"exam {exam_id} has no measured value to confirm; analyse it or add a correction")
-        values = {key: getattr(current, key) for key in VALUE_KEYS}
+        values = {} if current is None else {key: getattr(current, key) for key in VALUE_KEYS}
+        _check_confirmable(exam_id, values)
         return records.add_measurement(
             exam_id, CONFIRMATION, user, values, analysis_id=current.analysis_id, supersedes_id=current.id,
             frame_index=current.frame_index, time_s=current.time_s, uncertainty=current.uncertainty,
             calibration_source=current.calibration_source, geometry=current.geometry, reasons=current.reasons,
             note=note)
+
+
+def _check_confirmable(exam_id: int, values: dict, frame_index: int | None = None) -> None:
+    """A confirmation needs a measured value (``cine_review.has_measured_value``, the one rule the window's Accept
+    follows too); else one line, nothing written."""
+    from workstation.cine_review import NO_VALUE_TO_CONFIRM, has_measured_value
+
+    if not has_measured_value(values):
+        where = "" if frame_index is None else f" on frame {frame_index}"
+        raise RecordsError(f"exam {exam_id} has {NO_VALUE_TO_CONFIRM}{where}; analyse it or add a correction")
 
 
 def recorded_review(records: Records, exam_id: int) -> dict | None:
@@ -542,6 +551,7 @@ def _planned_viewer_row(records: Records, review: dict) -> dict | None:
         note = f"the {step} in the viewer{by_acting}, with the {calibration} calibration in force"
     if review.get("confirmed"):
         kind, by = CONFIRMATION, review.get("confirmed_by")
+        _check_confirmable(exam_id, values, frame_index)
     elif corrected:
         kind, by = CORRECTION, review.get("corrected_by")
     else:
