@@ -32,7 +32,7 @@ from workstation.gui.viewer import SPEEDS, FrameView, Playback
 from workstation.gui.workers import AnalysedFrame, AnalysisJob, LoadCineJob, ModelCache, WorkerPool
 from workstation.io.images import IMAGE_EXTENSIONS
 from workstation.io.video import VIDEO_EXTENSIONS
-from workstation.measure.transperineal import pixel_aspect
+from workstation.measure.transperineal import frame_aspect
 from workstation.paths import data_dir
 from workstation.records.calibration import with_manual_on_record
 
@@ -587,15 +587,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _show_in_patient_shape(self) -> None:
         """Pixels drawn in the patient's shape: where the calibration in force says a pixel row is not as tall as a
-        column is wide (``pixel_aspect``, taken as the analysis takes it, at the frame's centre), the view stretches
+        column is wide (``frame_aspect``, the one rule the analysis measures by), the view stretches
         rows by that much, so the frame, the lines and the angles on it look as they were measured (in the patient).
         Calipers and overlays keep pixel coordinates; square or unknown pixels stay square."""
         if self.analysis is None or self.cine is None:
             self.view.set_pixel_aspect(1.0)
             return
-        rows, cols = self.cine.frame_shape[:2]
-        self.view.set_pixel_aspect(pixel_aspect(self.analysis.calibration, [((cols - 1) / 2.0, (rows - 1) / 2.0)],
-                                                self.cine.frame_shape))
+        self.view.set_pixel_aspect(frame_aspect(self.analysis.calibration, self.cine.frame_shape))
 
     def _apply_stored_calibration(self, cine) -> dict | None:
         """The manual calibration kept with the exam being opened, made the cine's before anything is measured, so

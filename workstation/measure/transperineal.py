@@ -53,12 +53,6 @@ def frame_aspect(calibration: Calibration | None, frame_shape: Sequence[int]) ->
     return 1.0 if abs(aspect - 1.0) <= SQUARE_PIXEL_TOLERANCE else float(aspect)
 
 
-def pixel_aspect(calibration: Calibration | None, points: Sequence[Sequence[float]], frame_shape: Sequence[int]) -> float:
-    """``frame_aspect``; ``points`` are not looked at. Kept only for ``gui.main_window``'s call until it calls
-    ``frame_aspect``."""
-    return frame_aspect(calibration, frame_shape)
-
-
 def _stretched(points, aspect: float) -> np.ndarray:
     """Pixel (x, y) to coordinates in which a pixel row is ``aspect`` times as tall as a column is wide."""
     return _xy(points) * (1.0, aspect)
