@@ -79,8 +79,9 @@ def test_bad_corrections_and_confirmations_are_refused_with_a_reason(records, tm
         correct(records, exam.id, 9, {}, "Dr A")
     with pytest.raises(RecordsError, match="unknown geometry part"):
         correct(records, exam.id, 0, {"tangent": [1, 2]}, "Dr A")
-    with pytest.raises(RecordsError, match="geometry JSON is not usable: a part lacks its 'superior' entry"):
-        correct(records, exam.id, 0, {"aop": {"vertex": [1, 2]}}, "Dr A")
+    with pytest.raises(RecordsError, match="the 'aop' part needs vertex, superior and tangent_point; superior and "
+                                           "tangent_point are not given"):
+        correct(records, exam.id, 0, {"aop": {"vertex": [1, 2]}}, "Dr A")  # nothing in force to complete it from
     with pytest.raises(RecordsError, match="not usable: each part must be a JSON object of named points"):
         correct(records, exam.id, 0, {"hsd": 5}, "Dr A")  # was an AttributeError traceback
     with pytest.raises(RecordsError, match="not usable: a point needs two coordinates"):

@@ -31,7 +31,10 @@ def test_an_exam_whose_ai_gave_no_value_reads_plainly_in_the_reports(tmp_path):
                            model=model).exam
         ai = records.latest_ai_measurement(exam.id)
         assert ai.frame_index is None and ai.hsd_px is None and not ai.reasons.get("hsd_px")  # the case
-        correct(records, exam.id, 0, {"hsd": {"start": [330, 200], "end": [345, 210]}}, "MW Rose")
+        # The AI withheld its head biometry there (no skull echo): MW Rose measures an ellipse of her own.
+        ellipse = records.frame_result(records.latest_analysis(exam.id).id, 0)["geometry"]["head_ellipse"]
+        own = dict(ellipse, center=[ellipse["center"][0] + 4, ellipse["center"][1]])
+        correct(records, exam.id, 0, {"head_ellipse": own}, "MW Rose")
         there = records.current_measurement(exam.id)
         assert there.frame_index == 0 and there.uncertainty is not None
         pdfs = [write_exam_report(records, exam.id, tmp_path / "exam.pdf"),
