@@ -1,8 +1,7 @@
 """A calibration the window sets on an exam whose calibration someone else changed meanwhile (a second app copy,
 `workstation calibrate`) must not be saved silently over theirs: it is refused as a review on a stale screen is.
-
-Not fixed yet: ``records.calibration.set_exam_calibration`` takes no basis (the manual calibration row the screen
-was measured in), so ``RecordsLink`` has none to pass; the test is a strict xfail until it does (see its reason)."""
+``set_exam_calibration(..., based_on_calibration_id=...)``: the window passes the calibration row its screen was
+measured in."""
 from __future__ import annotations
 
 import pytest
@@ -14,8 +13,6 @@ from workstation.records import Records
 pytestmark = pytest.mark.usefixtures("no_leftover_jobs")
 
 
-@pytest.mark.xfail(strict=True, reason="set_exam_calibration has no based_on_calibration_id yet (records/calibration.py"
-                                       "), nor calibration_record one (gui/main_window.py); RecordsLink passes it then")
 def test_a_calibration_set_on_a_screen_made_stale_by_someone_elses_calibration_is_refused(make_window, qtbot,
                                                                                          tmp_path):
     from workstation.gui.records_link import attach_records

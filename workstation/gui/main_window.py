@@ -1266,7 +1266,8 @@ class MainWindow(QtWidgets.QMainWindow):
         what the screen now shows: the new mm, and an acceptance withdrawn where its values changed. Before them,
         ``calibrationChanged`` announces the calibration itself, which a records panel keeps with the exam; where the
         records refuse it (a full disk, read-only records) the screen goes back to the calibration before, nothing
-        else is announced, and False is returned."""
+        else is announced, and False is returned; so too where someone else set the exam's calibration since the screen
+        read it (a ``ReviewConflict``: the screen then shows the calibration and values on record)."""
         if self.analysis is None:
             return False
         reviewed = sorted(i for i, s in self.analysis.states.items() if s.is_corrected or s.confirmed)
@@ -1274,9 +1275,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self._put_calibration(calibration)
         self._show_analysis_of_frame()
         self.show_calibration_status()
-        self._save_failure = None
+        self._save_failure = self._save_conflict = None
         self.calibrationChanged.emit(self.calibration_record(calibration))
         failure, self._save_failure = self._save_failure, None
+        conflict, self._save_conflict = self._save_conflict, None
+        if conflict is not None:  # someone else set the exam's calibration meanwhile: the screen shows theirs
+            self._show_records_now(conflict)
+            return False
         if failure is not None:
             self._put_calibration(previous)
             self._show_analysis_of_frame()
@@ -1326,11 +1331,15 @@ class MainWindow(QtWidgets.QMainWindow):
         """What a records layer keeps of a calibration set on screen: the manual scale (None: the file's), how it was
         taken, who set it, and the file's own calibration it replaces."""
         manual = None if calibration is None else calibration.manual
-        return {"exam_id": self.exam_id, "file": None if self.path is None else str(self.path),
-                "mm_per_px": None if manual is None else manual.mm_per_px_x,
-                "detail": None if manual is None else manual.detail,
-                "acting_user": self.settings.user_name.strip() or None,
-                "file_calibration": self.file_calibration}
+        record = {"exam_id": self.exam_id, "file": None if self.path is None else str(self.path),
+                  "mm_per_px": None if manual is None else manual.mm_per_px_x,
+                  "detail": None if manual is None else manual.detail,
+                  "acting_user": self.settings.user_name.strip() or None,
+                  "file_calibration": self.file_calibration}
+        if self.exam_id is not None and "calibration_id" in (self.records_basis or {}):
+            # the calibration row the screen was measured in: one set elsewhere since makes this one stale
+            record["based_on_calibration_id"] = self.records_basis["calibration_id"]
+        return record
 
     # ------------------------------------------------------------------------------------------- settings
     def open_settings(self) -> None:

@@ -176,9 +176,14 @@ class RecordsLink(QtCore.QObject):
         if exam_id is None or record.get("file_calibration") is None:
             return  # a file opened outside the records: the calibration lives in the viewer only
         try:
+            basis = ({"based_on_calibration_id": record["based_on_calibration_id"]}
+                     if "based_on_calibration_id" in record else {})
             change = set_exam_calibration(self.records, exam_id, record.get("mm_per_px"),
                                           record.get("acting_user") or "", record.get("detail"),
-                                          file_calibration=record["file_calibration"])
+                                          file_calibration=record["file_calibration"], **basis)
+        except ReviewConflict as exc:  # someone else set the exam's calibration since the screen read it
+            self.reviewConflict.emit(exc)
+            return
         except RecordsError as exc:
             message = (f"This calibration was not saved to the records: {exc}. Exam {exam_id} will open with the "
                        "calibration on record")

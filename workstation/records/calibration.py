@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from workstation.calibration import Calibration
 from workstation.records.database import RecordsError
-from workstation.records.review import accepted_correction
+from workstation.records.review import _UNCHECKED, accepted_correction, check_unchanged
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, FILE, MANUAL, VALUE_KEYS, Exam,
                                        ExamCalibration, Measurement, Records, checked_mm_per_px, current_of,
                                        latest_ai_of)
@@ -90,12 +90,15 @@ def _file_calibration(records: Records, exam: Exam) -> Calibration:
 
 def set_exam_calibration(records: Records, exam_id: int, mm_per_px: float | None, user: str,
                          detail: str | None = None, *, note: str | None = None,
-                         file_calibration: Calibration | None = None) -> CalibrationChange:
+                         file_calibration: Calibration | None = None,
+                         based_on_calibration_id=_UNCHECKED) -> CalibrationChange:
     """Set the exam's manual calibration (``mm_per_px``), or go back to the file's own (``mm_per_px`` None), as
     ``user``; the exam's values on record are measured again in it (see the module docstring), all in one
     transaction. ``detail`` says how the scale was taken (default: entered by ``user``); ``file_calibration`` is the
     file's own (read from the stored scan when not given). Nothing is written when that calibration is in force
-    already."""
+    already. ``based_on_calibration_id``: the manual calibration row the caller's screen was measured in (None: the
+    file's own); where someone else has set another since, :class:`ReviewConflict` is raised and nothing written, as
+    for a review made on a stale screen (not given: not checked, as for ``workstation calibrate``)."""
     user = (user or "").strip()
     if not user:
         raise RecordsError("a calibration needs who set it (a user name)")
@@ -113,6 +116,10 @@ def set_exam_calibration(records: Records, exam_id: int, mm_per_px: float | None
     else:
         calibration = file_calibration.with_manual(mm_per_px, detail)
     with records.transaction():
+        if based_on_calibration_id is not _UNCHECKED:
+            now = records.current_measurement(exam_id)
+            check_unchanged(records, exam_id, None if now is None else now.id,
+                            based_on_calibration_id=based_on_calibration_id)
         current = records.current_calibration(exam_id)
         if mm_per_px is None and (current is None or not current.is_manual):
             return CalibrationChange(None)
