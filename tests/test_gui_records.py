@@ -205,7 +205,8 @@ def test_import_through_the_worker_then_open_and_history(panel, qtbot, records, 
     aops = _column(panel.exam_table, 2)
     assert all(text.endswith("°") for text in aops)
     assert aops[1] == f"{records.current_measurement(exams[1].id).aop_deg:.1f}°"
-    assert _column(panel.exam_table, 3) == ["AI", "corrected by Dr Smith", "AI"]
+    # Only the AoP parts were corrected: the HSD is still the AI's (review 29 finding 2).
+    assert _column(panel.exam_table, 3) == ["AI", "AoP corrected by Dr Smith, HSD AI", "AI"]
     assert all(text.endswith(" mm") for text in _column(panel.exam_table, 4))  # the demo DICOM is calibrated
     screenshot(panel, "panel")
 
@@ -347,7 +348,8 @@ def test_timeline_marks_the_correction_as_a_persons_and_a_click_opens_the_exam(q
     timeline.hsd_check.setChecked(True)  # HSD on the right axis: calibrated demo scans, so mm
     qtbot.wait(20)
     assert timeline.plot.getPlotItem().getAxis("right").isVisible()
-    assert len(timeline.hsd_ai.getData()[0]) == 2 and len(timeline.hsd_person.getData()[0]) == 1
+    # Dr Smith moved the AoP's calipers only: each exam's HSD is still the AI's (review 29 finding 2).
+    assert len(timeline.hsd_ai.getData()[0]) == 3 and len(timeline.hsd_person.getData()[0]) == 0
     pos = plot.mapFromScene(timeline.point_scene_pos(exam_ids[2], hsd=True))
     with qtbot.waitSignal(timeline.examOpenRequested, timeout=2000) as opened:
         QTest.mouseMove(plot.viewport(), pos)
@@ -512,7 +514,7 @@ def test_the_patients_dock_shows_every_column_readably(records, make_window, qtb
                     assert item.text() in item.toolTip()
     # The person's name reads whole in the Source column (wrapped if need be, never cut).
     sources = _column(panel.exam_table, 3)
-    assert "corrected by Dr Bartholomew" in sources and "confirmed by Midwife Rosalind" in sources
+    assert "AoP corrected by Dr Bartholomew, HSD AI" in sources and "confirmed by Midwife Rosalind" in sources
     hsd = panel.exam_table.item(sources.index("confirmed by Midwife Rosalind"), 4)
     assert hsd.text().startswith("31 px (no mm") and "pixels only" in hsd.toolTip()
     # The dock is as wide as its tables need at 1440 px, wider on a wider screen, and leaves the viewer room.

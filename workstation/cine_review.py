@@ -24,6 +24,7 @@ from workstation.inference.pipeline import (FrameResult, apply_plane_policy, cho
                                           plane_policy_reason, summarize)
 from workstation.measure import Geometry, MeasurementRefused, recompute
 from workstation.measure.measurements import NO_GEOMETRY_REASONS
+from workstation.sources import CONFIRMATION, CORRECTION, QUANTITIES, ai_sources, source, sources_after, whose
 
 __all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
            "NO_VALUE_TO_CONFIRM", "apply_plane_policy", "compact", "has_measured_value", "now_iso", "ps_moved", "recompute_json", "withheld_ai_ellipse",
@@ -143,6 +144,9 @@ class FrameMeasurementState:
     confirmed_by: str | None = None
     confirmed_at: str | None = None
     uncertainty_method: str = "blend"  # "calibrated": the chance the AoP is more than 10 degrees off
+    # Whose each corrected value is (``workstation.sources``): the corrector's where they moved its calipers, else
+    # the AI's or an earlier person's; None: all the corrector's.
+    corrected_sources: dict | None = None
 
     @property
     def ai_geometry(self) -> dict:
@@ -163,6 +167,27 @@ class FrameMeasurementState:
     def current_geometry(self) -> dict:
         return self.current().get("geometry") or {}
 
+    def sources(self) -> dict:
+        """Whose each value in force is (``workstation.sources``; quantity -> {"kind", "by", "at"}): all the
+        accepting person's once accepted; a correction's as :meth:`correct` worked them out; else the AI's."""
+        if self.confirmed:
+            return {q: source(CONFIRMATION, self.confirmed_by, self.confirmed_at) for q in QUANTITIES}
+        if self.corrected is not None:
+            kept = self.corrected_sources or {}
+            return {q: dict(kept[q]) if kept.get(q) else source(CORRECTION, self.corrected_by, self.corrected_at)
+                    for q in QUANTITIES}
+        return ai_sources(None)
+
+    def whose(self, geometry: dict | None = None) -> dict:
+        """How each quantity's value follows it on screen ("AI", "corrected", "confirmed"): of the values in force,
+        or (``geometry``: a drag in progress) of the values that geometry would give."""
+        sources = self.sources() if geometry is None else self.edit_sources(geometry, None, None)
+        return {q: whose(sources[q]) for q in QUANTITIES}
+
+    def edit_sources(self, geometry: dict, user: str | None = None, when: str | None = None) -> dict:
+        """The sources of a correction to ``geometry`` made from the values in force (``workstation.sources``)."""
+        return sources_after(self.sources(), self.current_geometry(), geometry, CORRECTION, user, when)
+
     @property
     def shows_withheld_ellipse(self) -> bool:
         """The ellipse in force is the AI's whose head biometry it withheld (:func:`withheld_ai_ellipse`): an outline a
@@ -174,7 +199,8 @@ class FrameMeasurementState:
         """The review as it stands (for undo): who corrected and accepted, the corrected geometry, and the values
         shown, which an acceptance in it was of."""
         snapshot = copy.deepcopy({k: getattr(self, k) for k in ("corrected", "corrected_by", "corrected_at",
-                                                                 "confirmed", "confirmed_by", "confirmed_at")})
+                                                                 "corrected_sources", "confirmed", "confirmed_by",
+                                                                 "confirmed_at")})
         snapshot["shown"] = self._shown()
         return snapshot
 
@@ -193,13 +219,16 @@ class FrameMeasurementState:
 
     def correct(self, geometry: dict, calibration: Calibration | None, frame_shape, user: str,
                 when: str | None = None) -> None:
-        """Record a person's geometry; a confirmation of earlier values no longer holds."""
+        """Record a person's geometry; a confirmation of earlier values no longer holds. Each value is the person's
+        where they moved its calipers, else it keeps whose it was (``workstation.sources``)."""
+        when = when or now_iso()
+        self.corrected_sources = self.edit_sources(geometry, user, when)
         self.corrected = recompute_json(geometry, calibration, frame_shape, self.frame_class, self.ai)
-        self.corrected_by, self.corrected_at = user, when or now_iso()
+        self.corrected_by, self.corrected_at = user, when
         self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
 
     def reset_to_ai(self) -> None:
-        self.corrected = self.corrected_by = self.corrected_at = None
+        self.corrected = self.corrected_by = self.corrected_at = self.corrected_sources = None
         self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
 
     @property
@@ -252,6 +281,7 @@ class FrameMeasurementState:
             self.corrected = recompute_json(recorded["corrected_geometry"], calibration, frame_shape,
                                             self.frame_class, self.ai)
             self.corrected_by, self.corrected_at = recorded.get("corrected_by"), recorded.get("corrected_at")
+            self.corrected_sources = copy.deepcopy(recorded.get("corrected_sources"))
         kept = recorded.get("values") or {}
         differ = [key for key, value in kept.items()
                   if self.current().get(key) is not None and _shown_differently(self.current().get(key), value)]
@@ -266,7 +296,8 @@ class FrameMeasurementState:
             "frame_index": self.frame_index, "frame_class": self.frame_class, "uncertainty": self.uncertainty,
             "ai": copy.deepcopy(self.ai), "ai_geometry": copy.deepcopy(self.ai_geometry),
             "corrected": copy.deepcopy(self.corrected), "corrected_geometry": copy.deepcopy(self.corrected_geometry),
-            "corrected_by": self.corrected_by, "corrected_at": self.corrected_at, "confirmed": self.confirmed,
+            "corrected_by": self.corrected_by, "corrected_at": self.corrected_at,
+            "corrected_sources": copy.deepcopy(self.corrected_sources), "confirmed": self.confirmed,
             "confirmed_by": self.confirmed_by, "confirmed_at": self.confirmed_at,
         }
 

@@ -47,12 +47,11 @@ VALUE_NAMES = {"aop_deg": "AoP", "hsd_px": "HSD (px)", "hsd_mm": "HSD", "hc_mm":
                "ofd_mm": "OFD", "ga_weeks": "GA"}
 
 
-def whose_values(state: FrameMeasurementState) -> str:
-    """Whose the values on screen are, as each label on the image says it and the report's key frame does: "confirmed"
-    (a person accepted them, the AI's or a correction), "corrected" (a person's, not accepted), "AI"."""
-    if state.confirmed:
-        return "confirmed"
-    return "corrected" if state.is_corrected else "AI"
+def whose_values(state: FrameMeasurementState) -> dict:
+    """Whose each value on screen is, as each label on the image says it and the report's key frame does, per
+    quantity (``workstation.sources``): "confirmed" (a person accepted them, the AI's or a correction), "corrected"
+    (a person moved its calipers, not accepted), "AI" (the AI's, also in a correction that moved other calipers)."""
+    return state.whose()
 
 
 def _values_text(values: dict) -> str:
@@ -975,10 +974,11 @@ class MainWindow(QtWidgets.QMainWindow):
         state = self.current_state()
         if state is None:
             return
-        preview = recompute_json(ps_moved(geometry), self.analysis.calibration, self.analysis.frame_shape,
+        moved = ps_moved(geometry)
+        preview = recompute_json(moved, self.analysis.calibration, self.analysis.frame_shape,
                                  state.frame_class, state.ai)
-        self.overlays.show_geometry(preview, "corrected")
-        self.panel.show_state(state, self.analysis.calibration.source, preview=preview)
+        self.overlays.show_geometry(preview, state.whose(moved))
+        self.panel.show_state(state, self.analysis.calibration.source, preview=preview, preview_geometry=moved)
 
     def _edit_finished(self, geometry: dict) -> None:
         state = self.current_state()

@@ -20,6 +20,7 @@ from workstation.gui.panel import NO_VALUE, format_value
 from workstation.gui.settings import Settings
 from workstation.gui.viewer import frame_rect
 from workstation.reports.overlays import aop_label, hsd_label, label_with_whose
+from workstation.sources import whose_for
 
 Z_UNCERTAINTY, Z_MASKS, Z_LINES, Z_TEXT = 4, 5, 20, 40
 
@@ -165,9 +166,11 @@ class OverlayLayer:
             self.uncertainty_item.setRect(rect)
         self._apply_visibility()
 
-    def show_geometry(self, measured: dict | None, whose: str = "AI") -> None:
+    def show_geometry(self, measured: dict | None, whose: "str | dict" = "AI") -> None:
         """Lines and values from a measurement JSON (AI, corrected or a live preview during a drag); ``whose``
-        ("AI", "corrected", "confirmed") follows each value on the image, so an AI value never reads as a person's."""
+        ("AI", "corrected", "confirmed"; one for all, or one per quantity, ``FrameMeasurementState.whose``) follows
+        each value on the image, so an AI value never reads as a person's (an AoP untouched by a correction of the HSD
+        stays "(AI)")."""
         self._whose = whose
         measured = measured or {}
         geometry = measured.get("geometry") or {}
@@ -186,7 +189,7 @@ class OverlayLayer:
         if ellipse:
             text = format_hc(measured)
             if text:
-                text = label_with_whose(text, self._whose)
+                text = label_with_whose(text, whose_for(self._whose, "head"))
                 centre = np.asarray(ellipse["center"], float)
                 a, b = ellipse["semi_axes"]
                 # Under the ellipse's lowest point, where no transperineal line runs.
@@ -238,7 +241,7 @@ class OverlayLayer:
         radius = min(28.0 * unit, 0.6 * reach)
         t = start + np.linspace(0.0, sweep, 48)
         self.aop_arc.setData(vertex[0] + radius * np.cos(t), vertex[1] + radius * np.sin(t))
-        text = aop_label(measured, self._whose, degree="°")
+        text = aop_label(measured, whose_for(self._whose, "aop"), degree="°")
         self._place(self.aop_text, text, line_end + direction * 6 * unit, direction)
 
     def _draw_hsd(self, hsd: dict, measured: dict, tangent_point, unit: float) -> None:
@@ -252,7 +255,7 @@ class OverlayLayer:
         # On the side of the line away from the tangent line, so the two labels never meet.
         if tangent_point is not None and np.dot(across, np.asarray(tangent_point, float) - middle) > 0:
             across = -across
-        self._place(self.hsd_text, hsd_label(measured, self._whose), middle + across * 8 * unit, across)
+        self._place(self.hsd_text, hsd_label(measured, whose_for(self._whose, "hsd")), middle + across * 8 * unit, across)
 
     def remove(self) -> None:
         for item in self.items:

@@ -5,11 +5,13 @@ frame's uncertainty. Reset to AI and Accept act on the frame on screen.
 from __future__ import annotations
 
 import re
+from html import escape
 from datetime import datetime
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from workstation.cine_review import FrameMeasurementState
+from workstation.sources import AI
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.planes import describe_plane
 from workstation.inference.uncertainty import uncertainty_level
@@ -22,6 +24,8 @@ CALIBRATION_NAMES = {
     "none": "none: pixels only",
 }
 # Rows: name, the value keys it prefers in order (mm before px), and how each is written.
+# The quantity (``workstation.sources``) each row's value belongs to.
+ROW_QUANTITY = {"AoP": "aop", "HSD": "hsd", "HC": "head", "BPD": "head", "OFD": "head", "GA": "head"}
 ROWS = (
     ("AoP", (("aop_deg", "{:.1f}°"),)),
     ("HSD", (("hsd_mm", "{:.1f} mm"), ("hsd_px", "{:.0f} px"))),
@@ -174,8 +178,10 @@ class MeasurementPanel(QtWidgets.QWidget):
         self.model_label.setText(text)
 
     def show_state(self, state: FrameMeasurementState | None, calibration_source: str = "none",
-                   preview: dict | None = None, message: str | None = None) -> None:
-        """One frame's values; ``preview``: values of a drag in progress, shown as the corrected column."""
+                   preview: dict | None = None, message: str | None = None, preview_geometry: dict | None = None) -> None:
+        """One frame's values; ``preview``: values of a drag in progress, shown as the corrected column
+        (``preview_geometry``: the geometry dragged to, which says whose each of them would be). In the corrected
+        column a value the person did not change says whose it still is ("(AI)", or an earlier person's name)."""
         if state is None:
             self.frame_label.setText(message or "No analysed frame on screen")
             for store in (self.ai_labels, self.corrected_labels):
@@ -192,6 +198,8 @@ class MeasurementPanel(QtWidgets.QWidget):
         self.frame_label.setText(f"<b>Frame {state.frame_index}</b>: "
                                  f"{describe_plane(state.frame_class)}")
         reasons: dict[str, list[str]] = {}  # reason -> the rows it holds back, said once
+        sources = (state.sources() if preview is None
+                   else state.edit_sources(preview_geometry or preview.get("geometry") or {}))
         for name, _ in ROWS:
             text, why = format_value(state.ai, name)
             self.ai_labels[name].setText(text)
@@ -201,7 +209,14 @@ class MeasurementPanel(QtWidgets.QWidget):
                 self.corrected_labels[name].setToolTip("")
             else:
                 ctext, cwhy = format_value(corrected, name)
-                self.corrected_labels[name].setText(f"<b>{ctext}</b>" if ctext != text else ctext)
+                cell = f"<b>{ctext}</b>" if ctext != text else ctext
+                src = sources[ROW_QUANTITY[name]]
+                if ctext != "—" and not state.confirmed:
+                    if src["kind"] == AI:
+                        cell += " (AI)"  # untouched by the correction: still the AI's value
+                    elif preview is None and src["by"] != state.corrected_by:
+                        cell += f" ({escape(str(src['by']))})"  # an earlier person's, untouched
+                self.corrected_labels[name].setText(cell)
                 self.corrected_labels[name].setToolTip(cwhy)
             _, current_why = format_value(current, name)
             if current_why:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QDate
                                QSplitter, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableWidget,
                                QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
+from workstation.sources import source_of
 from workstation.errors import WorkstationError
 from workstation.measure import describe_hsd
 from workstation.records import ImportResult, Measurement, Records, RecordsError, import_scan
@@ -66,12 +67,19 @@ def format_hsd(m: Measurement | None) -> str:
 
 
 def format_source(m: Measurement | None) -> str:
-    """Where the current value comes from: "AI", or the person and what they did."""
+    """Where the current values come from: "AI", or the person and what they did; per value where a correction moved
+    some calipers only ("AoP AI, HSD corrected by X": ``workstation.sources``)."""
     if m is None:
         return "-"
-    if m.kind == "ai":
-        return "AI"
-    return f"{'corrected' if m.kind == 'correction' else 'confirmed'} by {m.by}"
+
+    def text(src: dict) -> str:
+        return "AI" if src["kind"] == "ai" else f"{'corrected' if src['kind'] == 'correction' else 'confirmed'} by " \
+                                                f"{src['by']}"
+
+    aop, hsd = source_of(m, "aop"), source_of(m, "hsd")
+    if (aop["kind"], aop["by"]) == (hsd["kind"], hsd["by"]) or m.hsd_px is None or m.aop_deg is None:
+        return text(aop if m.aop_deg is not None or m.hsd_px is None else hsd)
+    return f"AoP {text(aop)}, HSD {text(hsd)}"
 
 
 def validate_mrn(mrn: str) -> str | None:

@@ -19,6 +19,7 @@ from PySide6.QtCore import QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from workstation.sources import describe
 from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
@@ -43,10 +44,23 @@ STALLED_STYLE = "color: white; background: #b3261e; padding: 4px; font-weight: b
 PROGRESS_STYLE = "padding: 4px;"
 
 
+def _aop_source(point: dict) -> dict:
+    """Who made a point's AoP (``workstation.sources``: a correction of the HSD alone leaves the AI's AoP the AI's)."""
+    return (point.get("sources") or {}).get("aop") or {"kind": point["kind"], "by": point["by"]}
+
+
+def _whose_point(point: dict) -> str:
+    """Whose a point's AoP is, and its HSD where that is someone else's."""
+    sources = point.get("sources") or {}
+    aop, hsd = describe(sources.get("aop")), describe(sources.get("hsd"))
+    if not sources:
+        return "AI" if point["source"] == "ai" else f"{point['kind']} by {point['by']}"
+    return aop if aop == hsd or point.get("hsd_px") is None else f"AoP {aop}, HSD {hsd}"
+
+
 def _tip(x: float, y: float, data) -> str:
     point = data["point"]
-    who = ("not analysed" if point["kind"] is None else "AI" if point["source"] == "ai" else
-           f"{point['kind']} by {point['by']}")
+    who = "not analysed" if point["kind"] is None else _whose_point(point)
     hsd = describe_hsd(point["hsd_mm"], point["hsd_px"], point.get("hsd_mm_reason"))
     aop = "-" if point["aop_deg"] is None else f"{point['aop_deg']:.1f}°"
     return (f"exam {point['exam_id']} at {point['hours']:.2f} h ({point['acquired'].replace('T', ' ')})\n"
@@ -248,8 +262,9 @@ class LaborTimelineWidget(QWidget):
         self.person_scatter.setData(**self._spots(person, "aop_deg"))
         self.path_curve.setData([p["hours"] for p in drawn], [p["aop_deg"] for p in drawn])
         hsd = [p for p in timeline["points"] if p["hsd_mm"] is not None and p["hours"] is not None]
-        self.hsd_ai.setData(**self._spots([p for p in hsd if p["source"] == "ai"], "hsd_mm"))
-        self.hsd_person.setData(**self._spots([p for p in hsd if p["source"] != "ai"], "hsd_mm"))
+        self.hsd_ai.setData(**self._spots([p for p in hsd if p.get("hsd_source", p["source"]) == "ai"], "hsd_mm"))
+        self.hsd_person.setData(**self._spots([p for p in hsd if p.get("hsd_source", p["source"]) != "ai"],
+                                              "hsd_mm"))
         self._draw_trend(timeline, drawn)
         self._draw_flag(timeline)
         self._draw_summary(timeline, drawn)
@@ -290,8 +305,8 @@ class LaborTimelineWidget(QWidget):
         parts = [trend]
         people = [p for p in drawn if p["source"] != "ai"]
         if people:
-            parts.append("by a person: " + ", ".join(f"exam {p['exam_id']} ({escape(p['kind'])} by "
-                                                     f"{escape(p['by'])})" for p in people))
+            parts.append("by a person: " + ", ".join(f"exam {p['exam_id']} ({escape(_aop_source(p)['kind'])} by "
+                                                     f"{escape(str(_aop_source(p)['by']))})" for p in people))
         missing = [p for p in timeline["points"] if p["aop_deg"] is None]
         for p in missing:
             current = self.records.current_measurement(p["exam_id"])

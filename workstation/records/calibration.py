@@ -142,6 +142,7 @@ class _Restated:
     values: dict
     changed: bool
     withdrawn: str | None = None
+    sources: dict | None = None  # whose each value is: those of the row it measures again (``workstation.sources``)
 
     def note(self, how: str) -> str:
         """The new row's note; ``how``: the calibration it was measured with."""
@@ -158,22 +159,22 @@ def _restate(records: Records, exam: Exam, row: Measurement, calibration: Calibr
     accepted stands in the new mm, or the AI's value (``ai``: the exam's latest AI row, whose name it goes under)."""
     if row.kind == CORRECTION:
         again = _person_again(records, exam, row.geometry, row, calibration)
-        return _Restated(CORRECTION, row.by, again, _changed(row, again))
+        return _Restated(CORRECTION, row.by, again, _changed(row, again), sources=row.sources)
     accepted = accepted_correction(records, row)
     if accepted is not None:
         again = _person_again(records, exam, accepted.geometry, row, calibration)
         if _shown_differently(row, again):
-            return _Restated(CORRECTION, accepted.by, again, True, withdrawn=row.by)
-        return _Restated(CONFIRMATION, row.by, again, False)
+            return _Restated(CORRECTION, accepted.by, again, True, withdrawn=row.by, sources=accepted.sources)
+        return _Restated(CONFIRMATION, row.by, again, False, sources=row.sources)
     again = _ai_again(records, exam, row, calibration)
     if _shown_differently(row, again):
         return _Restated(AI, ai.by if ai is not None else _model_of(records, exam.id), again, True, withdrawn=row.by)
-    return _Restated(CONFIRMATION, row.by, again, False)
+    return _Restated(CONFIRMATION, row.by, again, False, sources=row.sources)
 
 
-def in_force(records: Records, row: Measurement) -> tuple[str, str, dict] | None:
+def in_force(records: Records, row: Measurement) -> tuple[str, str, dict, dict | None] | None:
     """A person's row as it stands in the calibration in force on its exam, where one was set since the row was
-    written: ``(kind, by, values)`` (see :func:`set_exam_calibration`'s rules: a correction measured again, a
+    written: ``(kind, by, values, sources)`` (``sources``: whose each value is, ``workstation.sources``; see :func:`set_exam_calibration`'s rules: a correction measured again, a
     confirmation whose values that calibration changes withdrawn); None where none was set since (the row's values
     are in force as they are). The viewer's undo back to a person's row on a frame it does not show measures it so."""
     if not any((c.after_measurement_id or 0) >= row.id for c in records.calibrations(row.exam_id)):
@@ -181,7 +182,7 @@ def in_force(records: Records, row: Measurement) -> tuple[str, str, dict] | None
     exam = records.exam(row.exam_id)
     calibration = exam_calibration(records, exam.id, _file_calibration(records, exam))
     restated = _restate(records, exam, row, calibration, records.latest_ai_measurement(exam.id))
-    return restated.kind, restated.by, restated.values
+    return restated.kind, restated.by, restated.values, restated.sources
 
 
 def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: ExamCalibration) -> list[Measurement]:
@@ -205,18 +206,19 @@ def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: 
                 reasons=again.get("reasons"), note=f"the AI value measured again with {by_whom}"))
     if restated is not None and restated.changed:
         added.append(_add_like(records, current, restated.kind, restated.by, restated.values, current.id,
-                               restated.note(by_whom)))
+                               restated.note(by_whom), restated.sources))
     return added
 
 
 def _add_like(records: Records, like: Measurement, kind: str, by: str, values: dict, supersedes_id: int,
-              note: str) -> Measurement:
-    """A row of ``values`` on ``like``'s frame (its time and the AI's uncertainty there)."""
+              note: str, sources: dict | None = None) -> Measurement:
+    """A row of ``values`` on ``like``'s frame (its time and the AI's uncertainty there); ``sources``: whose each
+    value is, those of the row measured again."""
     return records.add_measurement(
         like.exam_id, kind, by, values, supersedes_id=supersedes_id, frame_index=like.frame_index,
         analysis_id=like.analysis_id if kind == AI else None,
         time_s=like.time_s, uncertainty=like.uncertainty, calibration_source=values["calibration"]["source"],
-        reasons=values.get("reasons"), note=note)
+        reasons=values.get("reasons"), note=note, sources=sources)
 
 
 def _model_of(records: Records, exam_id: int) -> str:

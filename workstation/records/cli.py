@@ -106,10 +106,35 @@ def _values_text(records, m) -> str:
     from workstation.records.timeline import ai_uncertainty_of
     from workstation.reports.values import describe_head, describe_transperineal, shows_head_biometry
 
+    head = shows_head_biometry(records, [m])
     parts = [describe_transperineal(m)]
-    if shows_head_biometry(records, [m]):
+    if head:
         parts.append(describe_head(m))
-    return "; ".join(parts) + f"; AI uncertainty {describe_uncertainty(ai_uncertainty_of(records, m))}"
+    whose = _whose_text(m, head)
+    return ("; ".join(parts) + (f"; {whose}" if whose else "")
+            + f"; AI uncertainty {describe_uncertainty(ai_uncertainty_of(records, m))}")
+
+
+_QUANTITY_NAMES = {"aop": "AoP", "hsd": "HSD", "head": "HC, BPD, OFD, GA"}
+
+
+def _whose_text(m, head: bool = True) -> str:
+    """Whose each value of a person's row is, where they are not all the row's own (``workstation.sources``: a
+    correction that moved some calipers only): "values: AoP the AI's (unchanged), HSD correction by MW Rose"; empty
+    otherwise."""
+    from workstation.sources import QUANTITY_KEYS, describe, source_of
+
+    if m is None or m.kind == "ai":
+        return ""
+    shown = [q for q in ("aop", "hsd") + (("head",) if head else ())
+             if any(getattr(m, key, None) is not None for key in QUANTITY_KEYS[q])]
+    sources = {q: source_of(m, q) for q in shown}
+    if all((s["kind"], s["by"]) == (m.kind, m.by) for s in sources.values()):
+        return ""
+    return "values: " + ", ".join(
+        f"{_QUANTITY_NAMES[q]} " + ("the AI's (unchanged)" if s["kind"] == "ai" else describe(s)
+                                    + ("" if (s["kind"], s["by"]) == (m.kind, m.by) else " (unchanged)"))
+        for q, s in sources.items())
 
 
 def cmd_patients(args) -> int:
@@ -171,12 +196,23 @@ def cmd_timeline(args) -> int:
         print(f"  exam {p['exam_id']:<4} {p['acquired']}  {_fmt(p['hours'], ' h', 2):>8}  "
               f"AoP {_fmt(p['aop_deg'], ' deg'):>10}"
               f"  HSD {describe_hsd(p['hsd_mm'], p['hsd_px'], p.get('hsd_mm_reason')):>8}  "
-              + ("AI" if p["source"] == "ai" else f"{p['kind']} by {p['by']}")
+              + _point_whose(p)
               + f"  (AI uncertainty {describe_uncertainty(p.get('ai_uncertainty'))})")
     print(f"trend {_fmt(timeline['trend_deg_per_h'], ' deg/h', 2)}; stalled: {'YES' if timeline['stalled'] else 'no'} "
           f"({timeline['stall_check']['reason']}); AoP >= {timeline['aop_threshold_deg']:g} deg is associated with "
           "spontaneous vaginal delivery (Kalache 2009)")
     return 0
+
+
+def _point_whose(p: dict) -> str:
+    """Whose a timeline point's AoP is, and its HSD where that is someone else's (``workstation.sources``)."""
+    from workstation.sources import describe
+
+    sources = p.get("sources") or {}
+    if not sources:
+        return "AI" if p["source"] == "ai" else f"{p['kind']} by {p['by']}"
+    aop, hsd = describe(sources.get("aop")), describe(sources.get("hsd"))
+    return aop if aop == hsd or p.get("hsd_px") is None else f"AoP {aop}, HSD {hsd}"
 
 
 def cmd_report(args) -> int:
@@ -211,6 +247,7 @@ def cmd_history(args) -> int:
             print(f"{e['when']}  {e['event']:<12} {e['by']:<16} #{e['id']} frame {_fmt(e['frame_index'], digits=0)}  "
                   f"AoP {_fmt(e['aop_deg'], ' deg')}  HSD {hsd}"
                   + (f"  {describe_head(rows.get(e['id'], e))}" if head else "")
+                  + (f"  {_whose_text(rows[e['id']], head)}" if _whose_text(rows.get(e["id"]), head) else "")
                   + (f"  supersedes #{e['supersedes_id']}" if e["supersedes_id"] else "")
                   + (f"  note: {e['note']}" if e["note"] else ""))
     return 0

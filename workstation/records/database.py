@@ -208,6 +208,12 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX exam_calibrations_exam ON exam_calibrations(exam_id, id)",
         *_append_only("exam_calibrations"),
     ],
+    [
+        # Version 3: whose each value of a person's row is (``workstation.sources``): a correction moves some calipers
+        # only, and the values of the others stay the AI's (or an earlier person's). JSON {"aop"|"hsd"|"head":
+        # {"kind", "by", "at"}}; NULL (rows written before, AI rows, confirmations): every value is the row's own.
+        "ALTER TABLE measurements ADD COLUMN sources_json TEXT",
+    ],
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -360,9 +366,12 @@ def _connect_read_only(folder: Path, path: Path, problem: str) -> sqlite3.Connec
 def _view_older_schema(conn: sqlite3.Connection, version: int) -> bool:
     """Read-only records of an older schema, viewed without upgrading the file: where the later steps only add tables
     (their rows did not exist then: schema 2's exam calibrations), each is made empty in this connection's TEMP
-    schema, which the file's own tables resolve beside. False when a step changes an existing table."""
+    schema, which the file's own tables resolve beside; where they add a nullable column to a table (schema 3's
+    measurement sources), its rows read it as NULL, as the readers take a column that is not there
+    (``Records._measurement``). False when a step changes an existing table otherwise."""
     statements = [statement for step in MIGRATIONS[version:] for statement in step]
-    if not all(re.match(r"\s*CREATE\s+(TABLE|INDEX|TRIGGER)\b", st, re.IGNORECASE) for st in statements):
+    if not all(re.match(r"\s*CREATE\s+(TABLE|INDEX|TRIGGER)\b", st, re.IGNORECASE) or _adds_nullable_column(st)
+               for st in statements):
         return False
     try:
         for statement in statements:  # an empty table needs neither its index nor its append-only triggers
@@ -371,6 +380,11 @@ def _view_older_schema(conn: sqlite3.Connection, version: int) -> bool:
     except sqlite3.Error:
         return False
     return True
+
+
+def _adds_nullable_column(statement: str) -> bool:
+    """``ALTER TABLE t ADD COLUMN c TYPE`` with no constraint or default: rows written before read it as NULL."""
+    return re.fullmatch(r"\s*ALTER\s+TABLE\s+\w+\s+ADD\s+COLUMN\s+\w+\s+\w+\s*", statement, re.IGNORECASE) is not None
 
 
 def _open_read_only(uri: str) -> sqlite3.Connection:

@@ -24,7 +24,8 @@ import math
 
 from workstation.records.database import RecordsError
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, VALUE_KEYS, ExamCalibration, Measurement, Records,
-                                       current_of)
+                                       current_of, now_iso)
+from workstation.sources import ai_sources, sources_after, sources_of
 
 GEOMETRY_PARTS = ("ps_axis", "aop", "hsd", "head_ellipse", "head_contour")
 BASED_ON = "based_on_measurement_id"  # the review record's key: the exam's measurement the screen was based on
@@ -215,9 +216,9 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
         check_unchanged(records, exam_id, based_on_measurement_id, frame_index)  # early: before the scan is read
     analysed = _analysed_frame(records, exam_id, frame_index)
     if current is not None and current.frame_index == frame_index and current.geometry:
-        base = current.geometry
+        base, base_sources = current.geometry, sources_of(current)
     else:
-        base = _ai_geometry(records, exam_id, frame_index, analysed)
+        base, base_sources = _ai_basis(records, exam_id, frame_index, analysed)
     try:
         merged = merged_geometry(geometry, base)
         Geometry.from_json(merged)
@@ -243,18 +244,26 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
         check_unchanged(records, exam_id, basis if based_on_measurement_id is _UNCHECKED else based_on_measurement_id,
                         frame_index)
         current = records.current_measurement(exam_id)  # the same person's value; a new analysis' AI row may be newer
+        # Whose each value is: the person's where they changed its calipers, the basis's where they did not.
+        at = now_iso()
+        sources = sources_after(base_sources, base, merged, CORRECTION, user.strip(), at)
         return records.add_measurement(
             exam_id, CORRECTION, user, measured, supersedes_id=None if current is None else current.id,
             frame_index=frame_index, time_s=time_s, uncertainty=analysed.get("uncertainty"),
-            calibration_source=measured["calibration"]["source"], note=note)
+            calibration_source=measured["calibration"]["source"], note=note, sources=sources, created_at=at)
 
 
-def _ai_geometry(records: Records, exam_id: int, frame_index: int, analysed: dict) -> dict | None:
-    """The AI's geometry of a frame: its latest AI row on that frame (measured again in a calibration, restored),
-    else the frame's result in the exam's latest analysis (``analysed``); None where the AI never measured it."""
+def _ai_basis(records: Records, exam_id: int, frame_index: int, analysed: dict) -> tuple[dict | None, dict]:
+    """The AI's geometry of a frame and its values' sources (the AI's): its latest AI row on that frame (measured
+    again in a calibration, restored), else the frame's result in the exam's latest analysis (``analysed``); no
+    geometry where the AI never measured it."""
     on_frame = [m for m in records.measurements(exam_id) if m.kind == AI and m.frame_index == frame_index
                 and m.geometry]
-    return on_frame[-1].geometry if on_frame else analysed.get("geometry")
+    if on_frame:
+        return on_frame[-1].geometry, sources_of(on_frame[-1])
+    analysis = records.latest_analysis(exam_id)
+    model = None if analysis is None else f"{analysis.model_name} {analysis.model_version}"
+    return analysed.get("geometry"), ai_sources(model, None if analysis is None else analysis.analyzed_at)
 
 
 def _model_name(review: dict) -> str:
@@ -300,7 +309,7 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
     values = {key: getattr(target, key) for key in VALUE_KEYS}
     fields = {"analysis_id": target.analysis_id, "frame_index": target.frame_index, "time_s": target.time_s,
               "uncertainty": target.uncertainty, "calibration_source": target.calibration_source,
-              "geometry": target.geometry, "reasons": target.reasons}
+              "geometry": target.geometry, "reasons": target.reasons, "sources": target.sources}
     shown_by = review.get("confirmed_by") if review.get("confirmed") else review.get("corrected_by")
     shown_kind = CONFIRMATION if review.get("confirmed") else CORRECTION if review.get("corrected") else AI
     kind, by, measured_again = target.kind, target.by, ""
@@ -321,9 +330,9 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
 
         restated = in_force(records, target)
         if restated is not None:
-            kind, by, values = restated
+            kind, by, values, sources = restated
             fields.update(calibration_source=values["calibration"]["source"], geometry=values.get("geometry"),
-                          reasons=values.get("reasons"), analysis_id=None)
+                          reasons=values.get("reasons"), analysis_id=None, sources=sources)
             measured_again = ", measured again with the calibration in force"
     if (current is not None and (current.kind, current.by, current.frame_index) == (kind, by, fields["frame_index"])
             and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)):
@@ -419,7 +428,8 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
     values names none, whatever corrections came before it::
 
         {"measurement_id", "frame_index", "kind", "values": {VALUE_KEYS}, "calibration_source",
-         "corrected_geometry" (None: the AI's values were confirmed), "corrected_by", "corrected_at",
+         "corrected_geometry" (None: the AI's values were confirmed), "corrected_sources" (whose each corrected value
+         is, ``workstation.sources``), "corrected_by", "corrected_at",
          "confirmed_by", "confirmed_at"}
     """
     current = records.current_measurement(exam_id)
@@ -434,6 +444,7 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
             "values": {key: getattr(current, key) for key in VALUE_KEYS},
             "calibration_source": current.calibration_source,
             "corrected_geometry": None if corrected is None else corrected.geometry,
+            "corrected_sources": None if corrected is None else sources_of(corrected),
             "corrected_by": None if corrected is None else corrected.by,
             "corrected_at": None if corrected is None else corrected.created_at,
             "confirmed_by": None if confirmed is None else confirmed.by,
@@ -587,4 +598,7 @@ def _planned_viewer_row(records: Records, review: dict) -> dict | None:
     return _planned(
         exam_id, kind, by, values, supersedes_id=None if current is None else current.id, frame_index=frame_index,
         time_s=review.get("time_s"), uncertainty=review.get("uncertainty"),
-        calibration_source=review.get("calibration_source"), geometry=geometry, note=note)
+        calibration_source=review.get("calibration_source"), geometry=geometry, note=note,
+        # Whose each corrected value is, as the viewer's core worked it out (``FrameMeasurementState.correct``); a
+        # confirmation's values are all the confirmer's.
+        sources=review.get("corrected_sources") if kind == CORRECTION else None)

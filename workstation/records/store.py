@@ -205,15 +205,23 @@ class Measurement:
     geometry: dict | None
     reasons: dict = field(default_factory=dict)
     note: str | None = None
+    # Whose each value is (``workstation.sources``): {"aop"|"hsd"|"head": {"kind", "by", "at"}} as written; None
+    # (rows written before schema 3, AI rows, confirmations): every value is the row's own. Read it through
+    # ``workstation.sources.source_of``, never directly.
+    sources: dict | None = None
 
     @property
     def source(self) -> str:
-        """"ai" for the model's value, "confirmed" for a value a person corrected or confirmed."""
+        """"ai" for the model's value, "confirmed" for a value a person corrected or confirmed (the row's kind; whose
+        each value is: ``workstation.sources.source_of``)."""
         return "ai" if self.kind == AI else "confirmed"
 
     def to_json(self) -> dict:
+        from workstation.sources import sources_of
+
         out = asdict(self)
         out["source"] = self.source
+        out["sources"] = sources_of(self)
         return out
 
 
@@ -547,9 +555,11 @@ class Records:
                         analysis_id: int | None = None, supersedes_id: int | None = None,
                         frame_index: int | None = None, time_s: float | None = None, uncertainty: float | None = None,
                         calibration_source: str | None = None, geometry: dict | None = None,
-                        reasons: dict | None = None, note: str | None = None) -> Measurement:
+                        reasons: dict | None = None, note: str | None = None,
+                        sources: dict | None = None, created_at: str | None = None) -> Measurement:
         """Append one measurement row. ``values`` is a `measure` JSON (or any dict with its value keys);
-        its ``geometry`` is used when ``geometry`` is not given."""
+        its ``geometry`` is used when ``geometry`` is not given. ``sources``: whose each value is
+        (``workstation.sources``), for a person's row whose values are not all theirs; None: all the row's own."""
         if kind not in MEASUREMENT_KINDS:
             raise RecordsError(f"unknown measurement kind {kind!r} (one of {', '.join(MEASUREMENT_KINDS)})")
         if not by or not by.strip():
@@ -558,11 +568,13 @@ class Records:
         with self.transaction() as conn:
             self.exam(exam_id)  # a clear error for an unknown exam, rather than a foreign-key failure
             row = {"exam_id": exam_id, "analysis_id": analysis_id, "kind": kind, "supersedes_id": supersedes_id,
-                   "by": by.strip(), "created_at": now_iso(), "frame_index": frame_index, "time_s": time_s,
+                   "by": by.strip(), "created_at": created_at or now_iso(), "frame_index": frame_index, "time_s": time_s,
                    **{key: values.get(key) for key in VALUE_KEYS}, "uncertainty": uncertainty,
                    "calibration_source": calibration_source, "geometry_json": _dumps(geometry),
                    "reasons_json": json.dumps(reasons if reasons is not None else values.get("reasons") or {}),
                    "note": note}
+            if kind != AI and sources:
+                row["sources_json"] = _dumps(sources)
             cursor = conn.execute(f"INSERT INTO measurements ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                                   tuple(row.values()))
             return self.measurement(cursor.lastrowid)
@@ -572,6 +584,7 @@ class Records:
         values = dict(row)
         values["geometry"] = _json_or_none(values.pop("geometry_json"))
         values["reasons"] = json.loads(values.pop("reasons_json") or "{}")
+        values["sources"] = _json_or_none(values.pop("sources_json", None))  # a read-only schema-2 archive has none
         return Measurement(**values)
 
     def measurement(self, measurement_id: int) -> Measurement:

@@ -1,7 +1,9 @@
 """The sonopartogram of one labour, Qt-free: AoP and HSD of each exam against hours since the labour started.
 
 Each exam contributes its *current* measurement (``Records.current_measurement``): a person's latest
-correction or confirmation when there is one (``source="confirmed"``), else the AI's (``source="ai"``).
+correction or confirmation when there is one, else the AI's. A point's ``source`` is whose its AoP is
+(``workstation.sources.source_of``): "confirmed" where a person corrected or confirmed it, "ai" where it is the AI's,
+also in a person's correction that moved other calipers only; ``hsd_source`` the same for the HSD.
 Beside it, the AI's values on the frame that value stands on, a person's value too, since a person may measure a
 frame other than the one the AI chose, where the AI was more or less sure: ``ai_aop_deg``, the AI's AoP on that
 frame, and ``ai_uncertainty``, the AI's uncertainty there (:func:`ai_on_frame`, :func:`ai_uncertainty_of`);
@@ -39,6 +41,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from workstation.records.store import AI, Records, current_of, hours_between, latest_ai_of
+from workstation.sources import source_of, sources_of
 
 AOP_SVD_THRESHOLD_DEG = 120.0
 DEFAULT_STALL_SPAN_H = 2.0
@@ -127,6 +130,11 @@ def ai_uncertainty_of(records: Records, current, rows=None) -> float | None:
     return ai_on_frame(records, current.exam_id, current.frame_index, rows)["uncertainty"]
 
 
+def _point_source(current, quantity: str) -> str:
+    """A timeline point's ``source`` of one quantity: "ai" where the AI's value, "confirmed" where a person's."""
+    return "ai" if current is None or source_of(current, quantity)["kind"] == AI else "confirmed"
+
+
 def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule()) -> dict:
     """The sonopartogram JSON of a labour (see the module docstring)."""
     labor = records.labor(labor_id)
@@ -152,7 +160,12 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
             "hours": None if hours is None else round(hours, 4),
             "aop_deg": None if current is None else current.aop_deg,
             "hsd_mm": None if current is None else current.hsd_mm,
-            "source": "ai" if current is None else current.source,
+            # Whose the AoP is (the sonopartogram's value; ``workstation.sources``): a person's correction of the HSD
+            # alone leaves the AI's AoP the AI's. ``hsd_source`` the same for the HSD; ``sources`` who and when, per
+            # quantity.
+            "source": _point_source(current, "aop"),
+            "hsd_source": _point_source(current, "hsd"),
+            "sources": None if current is None else sources_of(current),
             "hsd_px": None if current is None else current.hsd_px,
             "hsd_mm_reason": None if current is None or current.hsd_mm is not None else current.reasons.get("hsd_mm"),
             "kind": None if current is None else current.kind,

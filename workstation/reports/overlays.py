@@ -17,6 +17,7 @@ import numpy as np
 
 from workstation.measure import Ellipse
 from workstation.reports.values import head_labels
+from workstation.sources import whose_for
 
 
 # RGB colours of each element (the legend in the reports uses the same).
@@ -230,7 +231,8 @@ def _draw_aop(painter: _Painter, aop: dict, values: dict | None, whose: str | No
         return
     # At the far end of the tangent line: inside the angle is where the HSD line and its label run.
     direction = _unit_vector(vertex, tangent)
-    painter.text(line_end + direction * 6 * painter.unit, aop_label(values, whose), COLOURS["tangent"], direction)
+    painter.text(line_end + direction * 6 * painter.unit, aop_label(values, whose_for(whose, "aop")), COLOURS["tangent"],
+                 direction)
 
 
 def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from, whose: str | None) -> None:
@@ -242,7 +244,7 @@ def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from, whos
         painter.line(p - tick, p + tick, COLOURS["hsd"])
     if values is None:
         return
-    text = hsd_label(values, whose)
+    text = hsd_label(values, whose_for(whose, "hsd"))
     middle = (start + end) / 2
     # Label on the side of the line away from the tangent line, so the two labels never meet.
     if away_from is not None and np.dot(across, painter.map(away_from) - middle) > 0:
@@ -261,7 +263,7 @@ def _draw_head(painter: _Painter, ellipse: dict, values: dict | None, geometry: 
         return
     if head is None and all(values.get(key) is None for key in _HEAD_VALUE_KEYS):
         return  # values without head biometry (a transperineal frame's): the ellipse alone
-    lines = head_labels({**values, "geometry": geometry}, whose)
+    lines = head_labels({**values, "geometry": geometry}, whose_for(whose, "head"))
     # Under the head where the block fits, else inside it: never over it, where the AoP and HSD run.
     _, height = painter.block_size(lines)
     gap = 6 * painter.unit
@@ -282,7 +284,9 @@ def render_overlays(frame: np.ndarray, geometry: dict | None, labels: np.ndarray
     ``values``: the stored values to print beside the lines (``aop_deg``, ``hsd_mm``, ``hsd_px``, and the head
     biometry with its ``reasons``: ``workstation.reports.values``); a value that is None there was refused or
     withheld and is labelled so. Without ``values`` no numbers are printed.
-    ``whose``: "AI", "corrected" or "confirmed", printed after each value, so an AI value never reads as a person's.
+    ``whose``: "AI", "corrected" or "confirmed", printed after each value, so an AI value never reads as a person's;
+    one word for all, or one per quantity (``workstation.sources.whose_of``: a correction's untouched values stay the
+    AI's).
     ``head``: whether the head biometry is labelled beside the ellipse: True (as "HC withheld" where there is none),
     False, or None: where ``values`` hold some.
     ``aspect``: mm per pixel row over mm per pixel column (``workstation.measure.transperineal.frame_aspect``); where

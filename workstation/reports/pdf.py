@@ -41,6 +41,7 @@ from workstation.paths import replacing
 from workstation.records.store import (Exam, Measurement, Records, current_of, describe_acquired, display_name,
                                        latest_ai_of, now_iso)
 from workstation.records.timeline import ai_on_frame, ai_uncertainty_of, labor_timeline
+from workstation.sources import source_of, whose, whose_of
 from workstation.reports.chart import timeline_chart
 from workstation.reports.fonts import FONT, FONT_BOLD, draw_text, markup, register_fonts, text_width
 from workstation.reports.overlays import render_overlays
@@ -141,9 +142,19 @@ def _uncertainty(uncertainty: float | None, frame_index: int | None) -> str:
     return text if uncertainty is None or frame_index is None else f"{text}, frame {frame_index}"
 
 
-def _whose(m: Measurement) -> str:
-    """Whose the values in force are, as the key frame's labels and the measurement table say it."""
-    return {"ai": "AI", "correction": "corrected"}.get(m.kind, "confirmed")
+def _whose(m: Measurement, quantity: str) -> str:
+    """Whose one quantity of the values in force is ("aop", "hsd", "head"), as the measurement table says it
+    (``workstation.sources``: a correction's untouched values stay the AI's or an earlier person's)."""
+    return whose(source_of(m, quantity))
+
+
+def _by(m: Measurement, quantity: str) -> str:
+    """Who made one quantity of the values in force: a person's name, or the model's for the AI's."""
+    return source_of(m, quantity)["by"] or "-"
+
+
+def _at(m: Measurement, quantity: str) -> str | None:
+    return source_of(m, quantity)["at"] or m.created_at
 
 
 def _ai_aop_of_point(p: dict) -> str:
@@ -263,7 +274,7 @@ class _ReportBuilder:
             cine.close()
         head = shows_head_biometry(self.records, [current, self.records.latest_ai_measurement(exam.id)])
         image = render_overlays(frame, current.geometry, values=values_of(current), min_side=REPORT_FRAME_MIN_SIDE,
-                                whose=_whose(current), aspect=aspect, head=head)
+                                whose=whose_of(current), aspect=aspect, head=head)
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         rows, cols = image.shape[:2]
         picture = Image(io.BytesIO(png.tobytes()), width=width, height=width * rows / cols)
@@ -307,16 +318,17 @@ class _ReportBuilder:
                   "Calibration"]
         uncertainty = _uncertainty(ai_uncertainty_of(self.records, ai, rows), None if ai is None else ai.frame_index)
         table_rows = [[_p(h, _HEAD) for h in header]]
-        cells = [(label, _ai_value(ai, quantity, key), _value(current, quantity))
+        cells = [(label, _ai_value(ai, quantity, key), _value(current, quantity), quantity)
                  for label, quantity, key in (("AoP", "aop", "aop_deg"), ("HSD", "hsd", "hsd_px"))]
         if shows_head_biometry(self.records, [ai, current]):
             cells += [(name, "-" if ai is None else describe_head_value(ai, name),
-                       "-" if current is None else describe_head_value(current, name)) for name, _ in HEAD_ROWS]
-        for label, ai_text, current_text in cells:
+                       "-" if current is None else describe_head_value(current, name), "head")
+                      for name, _ in HEAD_ROWS]
+        for label, ai_text, current_text, quantity in cells:
             table_rows.append([label, _p(ai_text), _p(uncertainty), _p(current_text),
-                               _p("-" if current is None else _whose(current)),
-                               _p("-" if current is None else current.by),
-                               _p(_when(None if current is None else current.created_at)),
+                               _p("-" if current is None else _whose(current, quantity)),
+                               _p("-" if current is None else _by(current, quantity)),
+                               _p(_when(None if current is None else _at(current, quantity))),
                                _p((current.calibration_source if current else None) or exam.calibration_source)])
         widths = [1.0, 2.9, 2.6, 2.9, 1.5, 2.2, 2.2]
         table = Table(table_rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
@@ -366,7 +378,8 @@ class _ReportBuilder:
                          "-" if p["hours"] is None else f"{p['hours']:.2f}",
                          "-" if p["aop_deg"] is None else f"{p['aop_deg']:.1f} deg",
                          _p(describe_hsd(p["hsd_mm"], p["hsd_px"], p.get("hsd_mm_reason"))),
-                         _p("AI" if p["source"] == "ai" else f"{p['kind']} (person)"), _p(p["by"] or "-"),
+                         _p("AI" if p["source"] == "ai" else f"{p['sources']['aop']['kind']} (person)"),
+                         _p(((p["sources"] or {}).get("aop") or {}).get("by") or p["by"] or "-"),
                          _p(_ai_aop_of_point(p)),
                          _p(_uncertainty(p.get("ai_uncertainty"), p.get("ai_uncertainty_frame_index")))])
         widths = [1.1, 2.6, 1.2, 1.6, 1.9, 2.9, 2.0, 2.2]
