@@ -225,7 +225,8 @@ def test_import_through_the_worker_then_open_and_history(panel, qtbot, records, 
     table = history.table
     assert table.rowCount() == len(rows) == 5  # import, analysis, AI (model), AI (row), correction
     assert _column(table, 1) == ["import", "analysis", "AI measurement", "AI measurement", "correction"]
-    assert _cell(table, 4, 2) == "Dr Smith" and _cell(table, 4, 3) == "person" and _cell(table, 2, 3) == "AI"
+    assert _cell(table, 4, 2) == "Dr Smith" and _cell(table, 2, 3) == "AI"
+    assert _cell(table, 4, 3) == "AoP correction by Dr Smith, HSD the AI's (unchanged)"  # whose each value is
     assert _cell(table, 4, 9) == "tangent on the skull" and table.item(4, 0).font().bold()
     screenshot(history, "history")
     history.close()

@@ -162,7 +162,7 @@ def test_labor_report_shows_every_exam_and_the_timeline(labor_with_correction, t
     assert "Sonopartogram" in flat and "hours since labour start" in flat
     for exam_id in exam_ids:
         assert f"Exam {exam_id}:" in flat
-    assert "correction (person)" in flat and flat.count("MRN-0042") >= len(pages)  # every page names the patient
+    assert "correction by Dr Smith" in flat and flat.count("MRN-0042") >= len(pages)  # every page names the patient
     assert "AI uncertainty" in flat and flat.count("0.25 (low)") >= 2 * len(exam_ids)  # points table and each exam
 
 

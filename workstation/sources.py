@@ -31,6 +31,8 @@ QUANTITY_KEYS = {"aop": ("aop_deg",), "hsd": ("hsd_px", "hsd_mm"),
                  "head": ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks", "ga_range_weeks")}
 _POINT_ENTRIES = {"ps_axis": ("superior", "inferior"), "aop": ("vertex", "superior", "tangent_point"),
                   "hsd": ("start", "end"), "head_ellipse": ("center", "semi_axes", "angle_deg")}
+# The quantities as a line of text names them.
+QUANTITY_NAMES = {"aop": "AoP", "hsd": "HSD", "head": "HC, BPD, OFD, GA"}
 # How a source's kind follows a value on screen and in a report.
 WHOSE = {AI: "AI", CORRECTION: "corrected", CONFIRMATION: "confirmed"}
 
@@ -122,3 +124,22 @@ def whose_of(measurement: Any) -> dict:
 def whose_for(whose_: "str | Mapping | None", quantity: str) -> str | None:
     """A label's "AI"/"corrected"/"confirmed" for ``quantity``, from one word for all or a per-quantity mapping."""
     return whose_.get(quantity) if isinstance(whose_, Mapping) else whose_
+
+
+def values_note(m: Any, head: bool = True) -> str:
+    """Whose each value of a person's row is, where they are not all the row's own (a correction that moved some
+    calipers only): "values: AoP the AI's (unchanged), HSD correction by MW Rose"; empty otherwise (an AI row, a row
+    whose values are all its author's). ``head``: the head biometry is shown too. The CLI's ``history`` and
+    ``correct`` lines and the exam PDF's history table say it in these words."""
+    if m is None or _get(m, "kind") == AI:
+        return ""
+    kind, by = _get(m, "kind"), _get(m, "by")
+    shown = [q for q in ("aop", "hsd") + (("head",) if head else ())
+             if any(_get(m, key) is not None for key in QUANTITY_KEYS[q])]
+    sources = {q: source_of(m, q) for q in shown}
+    if all((s["kind"], s["by"]) == (kind, by) for s in sources.values()):
+        return ""
+    return "values: " + ", ".join(
+        f"{QUANTITY_NAMES[q]} " + ("the AI's (unchanged)" if s["kind"] == AI else describe(s)
+                                   + ("" if (s["kind"], s["by"]) == (kind, by) else " (unchanged)"))
+        for q, s in sources.items())

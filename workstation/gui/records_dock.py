@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QCheckBox, QDate
                                QSplitter, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableWidget,
                                QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
-from workstation.sources import source_of
+from workstation.sources import source_of, values_note
 from workstation.errors import WorkstationError
 from workstation.measure import describe_hsd
 from workstation.records import ImportResult, Measurement, Records, RecordsError, import_scan
@@ -80,6 +80,14 @@ def format_source(m: Measurement | None) -> str:
     if (aop["kind"], aop["by"]) == (hsd["kind"], hsd["by"]) or m.hsd_px is None or m.aop_deg is None:
         return text(aop if m.aop_deg is not None or m.hsd_px is None else hsd)
     return f"AoP {text(aop)}, HSD {text(hsd)}"
+
+
+def _event_source(event: dict) -> str:
+    """A history row's Source: "AI" for the AI's row, "person" for a person's whose values are all theirs, else whose
+    each value is ("AoP the AI's (unchanged), HSD correction by X": ``workstation.sources.values_note``)."""
+    if event["event"] == "ai":
+        return "AI"
+    return values_note(event, head=False).removeprefix("values: ") or "person"
 
 
 def validate_mrn(mrn: str) -> str | None:
@@ -385,7 +393,7 @@ class ExamHistoryDialog(QDialog):
             if measurement:
                 hsd = describe_hsd(event.get("hsd_mm"), event.get("hsd_px"))  # the reason is in the last column
                 cells = [_when_iso(event["when"]), {"ai": "AI measurement"}.get(event["event"], event["event"]),
-                         event["by"], "AI" if event["source"] == "ai" else "person",
+                         event["by"], _event_source(event),
                          "-" if event["frame_index"] is None else str(event["frame_index"]),
                          "-" if event["aop_deg"] is None else f"{event['aop_deg']:.1f}°", hsd,
                          "-" if event["uncertainty"] is None else f"{event['uncertainty']:.2f}",

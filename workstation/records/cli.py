@@ -110,31 +110,11 @@ def _values_text(records, m) -> str:
     parts = [describe_transperineal(m)]
     if head:
         parts.append(describe_head(m))
-    whose = _whose_text(m, head)
+    from workstation.sources import values_note
+
+    whose = values_note(m, head)
     return ("; ".join(parts) + (f"; {whose}" if whose else "")
             + f"; AI uncertainty {describe_uncertainty(ai_uncertainty_of(records, m))}")
-
-
-_QUANTITY_NAMES = {"aop": "AoP", "hsd": "HSD", "head": "HC, BPD, OFD, GA"}
-
-
-def _whose_text(m, head: bool = True) -> str:
-    """Whose each value of a person's row is, where they are not all the row's own (``workstation.sources``: a
-    correction that moved some calipers only): "values: AoP the AI's (unchanged), HSD correction by MW Rose"; empty
-    otherwise."""
-    from workstation.sources import QUANTITY_KEYS, describe, source_of
-
-    if m is None or m.kind == "ai":
-        return ""
-    shown = [q for q in ("aop", "hsd") + (("head",) if head else ())
-             if any(getattr(m, key, None) is not None for key in QUANTITY_KEYS[q])]
-    sources = {q: source_of(m, q) for q in shown}
-    if all((s["kind"], s["by"]) == (m.kind, m.by) for s in sources.values()):
-        return ""
-    return "values: " + ", ".join(
-        f"{_QUANTITY_NAMES[q]} " + ("the AI's (unchanged)" if s["kind"] == "ai" else describe(s)
-                                    + ("" if (s["kind"], s["by"]) == (m.kind, m.by) else " (unchanged)"))
-        for q, s in sources.items())
 
 
 def cmd_patients(args) -> int:
@@ -229,6 +209,7 @@ def cmd_report(args) -> int:
 
 def cmd_history(args) -> int:
     from workstation.reports.values import describe_head, shows_head_biometry
+    from workstation.sources import values_note
 
     with _records(args) as records:
         events = records.history(args.exam)
@@ -247,7 +228,7 @@ def cmd_history(args) -> int:
             print(f"{e['when']}  {e['event']:<12} {e['by']:<16} #{e['id']} frame {_fmt(e['frame_index'], digits=0)}  "
                   f"AoP {_fmt(e['aop_deg'], ' deg')}  HSD {hsd}"
                   + (f"  {describe_head(rows.get(e['id'], e))}" if head else "")
-                  + (f"  {_whose_text(rows[e['id']], head)}" if _whose_text(rows.get(e["id"]), head) else "")
+                  + (f"  {values_note(rows[e['id']], head)}" if values_note(rows.get(e["id"]), head) else "")
                   + (f"  supersedes #{e['supersedes_id']}" if e["supersedes_id"] else "")
                   + (f"  note: {e['note']}" if e["note"] else ""))
     return 0

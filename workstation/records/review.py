@@ -10,7 +10,8 @@ Partial geometry: the parts given replace those of the frame's geometry in force
 it is on the same frame, else the AI's geometry of that frame (its AI row there, or the frame's result in the exam's
 latest analysis), as the viewer's calipers start from it; parts not given are kept from it, and so are the entries
 a part is given without (``{"aop": {"tangent_point": [x, y]}}``: vertex and superior point kept). An ``aop`` given without
-a ``ps_axis`` moves the PS axis with it (the AoP vertex and superior point are the PS axis' ends).
+a ``ps_axis`` moves the PS axis with it (the AoP vertex and superior point are the PS axis' ends). Moving the PS
+inferior end moves the HSD's start with it (the HSD starts there, as in the viewer), unless the HSD's start is given.
 
 Two people at once (two app copies, or the window and ``workstation correct``): a review says which of the exam's
 measurement rows the screen it was made on was based on (``review["based_on_measurement_id"]``, the
@@ -186,11 +187,20 @@ def merged_geometry(edited: dict, base: dict | None) -> dict:
     unknown = sorted(set(edited) - set(GEOMETRY_PARTS))
     if unknown:
         raise RecordsError(f"unknown geometry part(s) {', '.join(unknown)}; expected {', '.join(GEOMETRY_PARTS)}")
+    given_hsd = edited.get("hsd") if isinstance(edited.get("hsd"), dict) else {}
     edited = completed_parts(edited, base)
     merged = {part: (base or {}).get(part) for part in GEOMETRY_PARTS}
     merged.update(edited)
     if edited.get("aop") and "ps_axis" not in edited:
         merged["ps_axis"] = {"superior": edited["aop"]["superior"], "inferior": edited["aop"]["vertex"]}
+    # The HSD starts at the PS inferior end: moving that end moves the HSD's start with it, as the viewer's calipers
+    # do (``cine_review.ps_moved``, one rule), unless the person gives the HSD's start themselves.
+    before = ((base or {}).get("ps_axis") or {}).get("inferior")
+    after = (merged.get("ps_axis") or {}).get("inferior")
+    if "start" not in given_hsd and after is not None and list(after) != list(before or []):
+        from workstation.cine_review import ps_moved
+
+        merged = ps_moved(merged)
     return merged
 
 
@@ -601,4 +611,18 @@ def _planned_viewer_row(records: Records, review: dict) -> dict | None:
         calibration_source=review.get("calibration_source"), geometry=geometry, note=note,
         # Whose each corrected value is, as the viewer's core worked it out (``FrameMeasurementState.correct``); a
         # confirmation's values are all the confirmer's.
-        sources=review.get("corrected_sources") if kind == CORRECTION else None)
+        sources=_with_ai_sources(records, exam_id, frame_index, review.get("corrected_sources")) if kind == CORRECTION
+        else None)
+
+
+def _with_ai_sources(records: Records, exam_id: int, frame_index: int, sources: dict | None) -> dict | None:
+    """A viewer's correction sources with each value it left the AI's named as :func:`correct` names it: the model and
+    time of the frame's AI basis (:func:`_ai_basis`). The viewer knows the AI's values, not which row or analysis
+    of the records they are, so it sends them without a name or time."""
+    if not sources:
+        return sources
+    unnamed = [q for q, src in sources.items() if src and src.get("kind") == AI and not (src.get("by") and src.get("at"))]
+    if not unnamed:
+        return sources
+    _, ai = _ai_basis(records, exam_id, frame_index, {})
+    return {q: dict(ai[q]) if q in unnamed else src for q, src in sources.items()}

@@ -212,9 +212,12 @@ class Measurement:
 
     @property
     def source(self) -> str:
-        """"ai" for the model's value, "confirmed" for a value a person corrected or confirmed (the row's kind; whose
-        each value is: ``workstation.sources.source_of``)."""
-        return "ai" if self.kind == AI else "confirmed"
+        """Whose the row's AoP is, as a timeline point's ``source`` says it: "ai" for the AI's (an AI row, or a
+        correction that moved other calipers only), "confirmed" for a person's (corrected or confirmed). Each value's
+        own: ``sources`` in :meth:`to_json`, ``workstation.sources.source_of``."""
+        from workstation.sources import source_of
+
+        return "ai" if source_of(self, "aop")["kind"] == AI else "confirmed"
 
     def to_json(self) -> dict:
         from workstation.sources import sources_of

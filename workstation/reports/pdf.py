@@ -41,7 +41,7 @@ from workstation.paths import replacing
 from workstation.records.store import (Exam, Measurement, Records, current_of, describe_acquired, display_name,
                                        latest_ai_of, now_iso)
 from workstation.records.timeline import ai_on_frame, ai_uncertainty_of, labor_timeline
-from workstation.sources import source_of, whose, whose_of
+from workstation.sources import AI, describe, source_of, values_note, whose, whose_of
 from workstation.reports.chart import timeline_chart
 from workstation.reports.fonts import FONT, FONT_BOLD, draw_text, markup, register_fonts, text_width
 from workstation.reports.overlays import render_overlays
@@ -154,7 +154,18 @@ def _by(m: Measurement, quantity: str) -> str:
 
 
 def _at(m: Measurement, quantity: str) -> str | None:
-    return source_of(m, quantity)["at"] or m.created_at
+    return source_of(m, quantity)["at"]  # none on record: no time, never the row's (a person's) for the AI's
+
+
+def _point_by(p: dict, quantity: str) -> str:
+    """Whose a timeline point's AoP or HSD is (``workstation.sources``; each value its own, a correction of one
+    caliper leaves the other value whose it was): "AI (model)", "correction by NAME", "confirmation by NAME"."""
+    if p.get(quantity + "_deg" if quantity == "aop" else "hsd_px") is None:
+        return "-"
+    src = (p.get("sources") or {}).get(quantity)
+    if src is None:  # no value in force on record
+        return "-"
+    return describe(src) + (f" ({src['by']})" if src["kind"] == AI and src.get("by") else "")
 
 
 def _ai_aop_of_point(p: dict) -> str:
@@ -362,7 +373,9 @@ class _ReportBuilder:
             rows.append([str(m.id), m.kind, _p(m.by), _p(_when(m.created_at)),
                          "-" if m.frame_index is None else str(m.frame_index), _p(_value(m, "aop")),
                          _p(_value(m, "hsd")), *([_p(_head_short(m))] if head else []),
-                         "-" if m.supersedes_id is None else f"#{m.supersedes_id}", _p(m.note or "")])
+                         "-" if m.supersedes_id is None else f"#{m.supersedes_id}",
+                         # Whose each value is where a correction moved some calipers only (as ``workstation history``).
+                         _p("; ".join(t for t in (values_note(m, head), m.note) if t))])
         widths = ([0.8, 2.0, 2.4, 2.4, 1.1, 1.8, 3.2, 1.3] if not head
                   else [0.7, 1.9, 2.2, 2.0, 1.0, 1.6, 2.6, 2.3, 1.1])
         table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
@@ -372,17 +385,15 @@ class _ReportBuilder:
     def points_table(self, timeline: dict) -> Table:
         """One row per exam: the value in force, and the AI's AoP on the frame it stands on beside the AI's
         uncertainty there, naming the frame; the AI AoP names it too where it is not the frame the AI chose."""
-        rows = [["Exam", "Acquired", "Hours", "AoP", "HSD", "Source", "By", "AI AoP", "AI uncertainty"]]
+        rows = [["Exam", "Acquired", "Hours", "AoP", "AoP by", "HSD", "HSD by", "AI AoP", "AI uncertainty"]]
         for p in timeline["points"]:
             rows.append([str(p["exam_id"]), _p(describe_acquired(datetime.fromisoformat(p["acquired"]))),
                          "-" if p["hours"] is None else f"{p['hours']:.2f}",
-                         "-" if p["aop_deg"] is None else f"{p['aop_deg']:.1f} deg",
-                         _p(describe_hsd(p["hsd_mm"], p["hsd_px"], p.get("hsd_mm_reason"))),
-                         _p("AI" if p["source"] == "ai" else f"{p['sources']['aop']['kind']} (person)"),
-                         _p(((p["sources"] or {}).get("aop") or {}).get("by") or p["by"] or "-"),
+                         "-" if p["aop_deg"] is None else f"{p['aop_deg']:.1f} deg", _p(_point_by(p, "aop")),
+                         _p(describe_hsd(p["hsd_mm"], p["hsd_px"], p.get("hsd_mm_reason"))), _p(_point_by(p, "hsd")),
                          _p(_ai_aop_of_point(p)),
                          _p(_uncertainty(p.get("ai_uncertainty"), p.get("ai_uncertainty_frame_index")))])
-        widths = [1.1, 2.6, 1.2, 1.6, 1.9, 2.9, 2.0, 2.2]
+        widths = [0.9, 2.0, 1.0, 1.5, 2.2, 3.0, 2.2, 1.8]
         table = Table(rows, colWidths=[w * cm for w in widths] + [_BODY_W - sum(widths) * cm], repeatRows=1)
         table.setStyle(_TABLE_STYLE)
         return table
