@@ -403,8 +403,11 @@ def register(subparsers) -> None:
                         '"tangent_point": [x, y]}}\', or @FILE; parts not given come from that frame\'s value in '
                         "force (the exam's current value where it stands on that frame, else that frame's AI "
                         "geometry), and so do the entries a part is given without ('{\"aop\": {\"tangent_point\": "
-                        "[x, y]}}' keeps the vertex and superior point). Parts: ps_axis (superior, inferior), aop (vertex, superior, "
-                        "tangent_point), hsd (start, end), head_ellipse (center, semi_axes, angle_deg)")
+                        "[x, y]}}' keeps the vertex and superior point). Parts: ps_axis (superior, inferior), aop "
+                        "(vertex, superior, tangent_point), hsd (start, end), head_ellipse (center, semi_axes, "
+                        "angle_deg). The HSD starts at the PS inferior end: moving that end moves the HSD's start "
+                        "too, as in the window, unless hsd.start is given. Only the values whose parts move become "
+                        "the person's; the others keep whose they were")
     p.add_argument("--user", required=True, help="who corrects")
     p.add_argument("--note", help="why (kept in the audit trail)")
     _add_based_on(p, "correction")
