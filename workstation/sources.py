@@ -29,8 +29,9 @@ QUANTITY_PARTS = {"aop": ("ps_axis", "aop"), "hsd": ("hsd",), "head": ("head_ell
 # The measurement JSON keys of each quantity.
 QUANTITY_KEYS = {"aop": ("aop_deg",), "hsd": ("hsd_px", "hsd_mm"),
                  "head": ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks", "ga_range_weeks")}
-_POINT_ENTRIES = {"ps_axis": ("superior", "inferior"), "aop": ("vertex", "superior", "tangent_point"),
-                  "hsd": ("start", "end"), "head_ellipse": ("center", "semi_axes", "angle_deg")}
+# The entries of each geometry part (``workstation.measure.Geometry``); the head contour is a list of points.
+PART_ENTRIES = {"ps_axis": ("superior", "inferior"), "aop": ("vertex", "superior", "tangent_point"),
+                "hsd": ("start", "end"), "head_ellipse": ("center", "semi_axes", "angle_deg")}
 # The quantities as a line of text names them.
 QUANTITY_NAMES = {"aop": "AoP", "hsd": "HSD", "head": "HC, BPD, OFD, GA"}
 # How a source's kind follows a value on screen and in a report.
@@ -80,7 +81,7 @@ def _same_point(a, b) -> bool:
 def _same_part(part: str, a, b) -> bool:
     if not a or not b:
         return not a and not b
-    return all(_same_point(a.get(entry), b.get(entry)) for entry in _POINT_ENTRIES[part])
+    return all(_same_point(a.get(entry), b.get(entry)) for entry in PART_ENTRIES[part])
 
 
 def changed_quantities(before: dict | None, after: dict | None) -> set[str]:

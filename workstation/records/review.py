@@ -26,7 +26,7 @@ import math
 from workstation.records.database import RecordsError
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, VALUE_KEYS, ExamCalibration, Measurement, Records,
                                        current_of, now_iso)
-from workstation.sources import ai_sources, sources_after, sources_of
+from workstation.sources import PART_ENTRIES, ai_sources, sources_after, sources_of
 
 GEOMETRY_PARTS = ("ps_axis", "aop", "hsd", "head_ellipse", "head_contour")
 BASED_ON = "based_on_measurement_id"  # the review record's key: the exam's measurement the screen was based on
@@ -142,11 +142,6 @@ def _describe_change(m: Measurement, rows: list[Measurement]) -> str:
     what = m.note or ("a value withdrawn; the AI value stands" if withdrawn is None else
                       f"{withdrawn.kind} by {withdrawn.by} withdrawn; the AI value stands")
     return f"{what}, at {m.created_at}"
-
-
-# The entries of each geometry part (``workstation.measure.Geometry``); the head contour is a list of points.
-PART_ENTRIES = {"ps_axis": ("superior", "inferior"), "aop": ("vertex", "superior", "tangent_point"),
-                "hsd": ("start", "end"), "head_ellipse": ("center", "semi_axes", "angle_deg")}
 
 
 def _and(words) -> str:

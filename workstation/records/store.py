@@ -25,9 +25,9 @@ from typing import Any, Callable, Iterator
 from workstation.records import database
 from workstation.records.database import RecordsError
 from workstation.records.filestore import StoredFile, sweep_stale_temporaries
+from workstation.sources import AI, CONFIRMATION, CORRECTION  # the measurement kinds: one definition
 
 RECORDS_DIR = "records"
-AI, CORRECTION, CONFIRMATION = "ai", "correction", "confirmation"
 MEASUREMENT_KINDS = (AI, CORRECTION, CONFIRMATION)
 # The values a measurement row keeps in columns (the `measure` JSON keys of the same name).
 VALUE_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_mm", "bpd_mm", "ofd_mm", "ga_weeks")
