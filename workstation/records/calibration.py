@@ -231,24 +231,12 @@ def _row_json(row: Measurement) -> dict:
             "reasons": dict(row.reasons or {}), "calibration": {"source": row.calibration_source, "detail": None}}
 
 
-def _frame_of(records: Records, exam_id: int, row: Measurement) -> dict:
-    """The analysis' per-frame result on ``row``'s frame (its own analysis first, else the latest); empty if none."""
-    if row.analysis_id is not None:
-        frame = records.frame_result(row.analysis_id, row.frame_index)
-        if frame is not None:
-            return frame
-    analysis = records.latest_analysis(exam_id)
-    if analysis is None or row.frame_index is None:
-        return {}
-    return records.frame_result(analysis.id, row.frame_index) or {}
-
-
 def _person_again(records: Records, exam: Exam, geometry: dict, row: Measurement, calibration: Calibration) -> dict:
     """A person's geometry measured with ``calibration``: ``recompute_json`` and the frame's plane class, the
     viewer's and ``correct``'s path."""
     from workstation.cine_review import recompute_json
 
-    frame_class = _frame_of(records, exam.id, row).get("frame_class")
+    frame_class = records.frame_result_of(row).get("frame_class")
     measured = recompute_json(geometry, calibration, exam.frame_shape, frame_class, _row_json(row))
     return measured if frame_class is not None else _keep_absent(measured, row)
 
@@ -261,7 +249,7 @@ def _ai_again(records: Records, exam: Exam, row: Measurement, calibration: Calib
     it, from the row itself (:func:`_keep_absent`)."""
     from workstation.cine_review import FrameMeasurementState, recompute_json
 
-    frame = _frame_of(records, exam.id, row)
+    frame = records.frame_result_of(row)
     if frame and frame.get("geometry") == row.geometry:
         state = FrameMeasurementState(row.frame_index, frame.get("frame_class"), float(frame.get("uncertainty") or 0.0),
                                       copy.deepcopy(frame))

@@ -553,6 +553,18 @@ class Records:
                         (analysis_id, frame_index))
         return None if row is None else json.loads(row[0])
 
+    def frame_result_of(self, row: "Measurement") -> dict:
+        """The per-frame result on a measurement row's frame: from the row's own analysis, else the exam's latest;
+        empty where no analysis kept that frame (or the row names none)."""
+        if row.frame_index is None:
+            return {}
+        if row.analysis_id is not None:
+            frame = self.frame_result(row.analysis_id, row.frame_index)
+            if frame is not None:
+                return frame
+        analysis = self.latest_analysis(row.exam_id)
+        return {} if analysis is None else self.frame_result(analysis.id, row.frame_index) or {}
+
     # -- measurements -----------------------------------------------------------------------------------
     def add_measurement(self, exam_id: int, kind: str, by: str, values: dict[str, Any], *,
                         analysis_id: int | None = None, supersedes_id: int | None = None,

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from workstation.measure import Ellipse
-from workstation.reports.values import head_labels
+from workstation.reports.values import HEAD_KEYS, head_labels
 from workstation.sources import whose_for
 
 
@@ -252,16 +252,13 @@ def _draw_hsd(painter: _Painter, hsd: dict, values: dict | None, away_from, whos
     painter.text(middle + across * 8 * painter.unit, text, COLOURS["hsd"], across)
 
 
-_HEAD_VALUE_KEYS = ("hc_mm", "hc_px", "bpd_mm", "bpd_px", "ofd_mm", "ofd_px", "ga_weeks")
-
-
 def _draw_head(painter: _Painter, ellipse: dict, values: dict | None, geometry: dict, whose: str | None,
                head: bool | None) -> None:
     outline = painter.map(Ellipse.from_json(ellipse).points(360))
     painter.polyline(outline, COLOURS["head_ellipse"])
     if values is None or head is False:
         return
-    if head is None and all(values.get(key) is None for key in _HEAD_VALUE_KEYS):
+    if head is None and all(values.get(key) is None for key in HEAD_KEYS):
         return  # values without head biometry (a transperineal frame's): the ellipse alone
     lines = head_labels({**values, "geometry": geometry}, whose_for(whose, "head"))
     # Under the head where the block fits, else inside it: never over it, where the AoP and HSD run.

@@ -315,12 +315,11 @@ class _ReportBuilder:
         note = self.other_frame_note(exam, rows)
         return [self.measurement_table(exam, rows)] + ([Spacer(1, 2), _p(note, _SMALL)] if note else [])
 
-    def measurement_table(self, exam: Exam, rows: list[Measurement] | None = None) -> Table:
+    def measurement_table(self, exam: Exam, rows: list[Measurement]) -> Table:
         """AoP and HSD, and where the exam's frame has head biometry (AI or a person's) HC, BPD, OFD and GA: the AI's
         value on record with the AI's uncertainty on that value's own frame beside it (both name the frame), then the
         value in force (its frame named where it is another), whose it is and when, the calibration. An AI value never
         sits beside another frame's uncertainty (a person may have measured a frame other than the one the AI chose)."""
-        rows = self.records.measurements(exam.id) if rows is None else rows
         ai, current = latest_ai_of(rows), current_of(rows)
         ai_frame = "" if ai is None or ai.frame_index is None else f" (frame {ai.frame_index})"
         current_frame = ("" if current is None or current.frame_index is None or ai is None
@@ -346,11 +345,10 @@ class _ReportBuilder:
         table.setStyle(_TABLE_STYLE)
         return table
 
-    def other_frame_note(self, exam: Exam, rows: list[Measurement] | None = None) -> str:
+    def other_frame_note(self, exam: Exam, rows: list[Measurement]) -> str:
         """Where the value in force stands on another frame than the AI's value on record: the AI's AoP on that frame
         beside the AI's uncertainty there (``workstation.records.timeline.ai_on_frame``, as the timeline pairs them),
         or that the AI did not measure it; empty otherwise."""
-        rows = self.records.measurements(exam.id) if rows is None else rows
         ai, current = latest_ai_of(rows), current_of(rows)
         if current is None or current.frame_index is None or (ai is not None and ai.frame_index == current.frame_index):
             return ""

@@ -18,8 +18,8 @@ from workstation.measure import Ellipse, MeasurementRefused, describe_hsd, ellip
 from workstation.measure.biometry import GA_RANGE_WEEKS
 
 HEAD_ROWS = (("HC", "hc"), ("BPD", "bpd"), ("OFD", "ofd"), ("GA", "ga"))  # name, key stem
-_HEAD_KEYS = ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
-_ROW_KEYS = ("aop_deg", "hsd_px", "hsd_mm", *_HEAD_KEYS)
+HEAD_KEYS = ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
+_ROW_KEYS = ("aop_deg", "hsd_px", "hsd_mm", *HEAD_KEYS)
 
 
 def values_of(row: Any) -> dict:
@@ -39,7 +39,7 @@ def head_values(row: Any) -> dict:
     its head ellipse where it keeps none and did not withhold them."""
     values = values_of(row)
     reasons = values["reasons"]
-    out = {key: values[key] for key in _HEAD_KEYS}
+    out = {key: values[key] for key in HEAD_KEYS}
     ellipse = (values["geometry"] or {}).get("head_ellipse")
     if ellipse and out["hc_px"] is None and "hc_px" not in reasons:
         try:
@@ -57,7 +57,7 @@ def has_head_biometry(row: Any) -> bool:
     if row is None:
         return False
     values = head_values(row)
-    return any(values[key] is not None for key in _HEAD_KEYS)
+    return any(values[key] is not None for key in HEAD_KEYS)
 
 
 def describe_ga(ga_weeks: float) -> str:
@@ -170,13 +170,7 @@ def describe_transperineal(row: Any) -> str:
 def frame_class_of(records, row) -> str | None:
     """The plane class the AI gave ``row``'s frame (a records ``Measurement``): from its own analysis, else the exam's
     latest; None where no analysis classed that frame."""
-    if row is None or row.frame_index is None:
-        return None
-    frame = None if row.analysis_id is None else records.frame_result(row.analysis_id, row.frame_index)
-    if frame is None:
-        analysis = records.latest_analysis(row.exam_id)
-        frame = None if analysis is None else records.frame_result(analysis.id, row.frame_index)
-    return None if frame is None else frame.get("frame_class")
+    return None if row is None else records.frame_result_of(row).get("frame_class")
 
 
 def shows_head_biometry(records, rows) -> bool:
@@ -194,6 +188,6 @@ def shows_head_biometry(records, rows) -> bool:
             return True
     return False
 
-__all__ = ["HEAD_ROWS", "describe_ga", "describe_head", "describe_head_value", "describe_transperineal",
+__all__ = ["HEAD_KEYS", "HEAD_ROWS", "describe_ga", "describe_head", "describe_head_value", "describe_transperineal",
            "frame_class_of", "has_head_biometry", "hc_label", "head_labels", "head_values", "shows_head_biometry",
            "values_of"]
