@@ -38,11 +38,6 @@ QUANTITY_NAMES = {"aop": "AoP", "hsd": "HSD", "head": "HC, BPD, OFD, GA"}
 WHOSE = {AI: "AI", CORRECTION: "corrected", CONFIRMATION: "confirmed"}
 
 
-def quantity_of(key: str) -> str | None:
-    """The quantity a value key belongs to ("aop_deg" -> "aop", "hc_mm" -> "head"), or None."""
-    return next((q for q, keys in QUANTITY_KEYS.items() if key in keys), None)
-
-
 def source(kind: str, by: str | None, at: str | None) -> dict:
     return {"kind": kind, "by": by, "at": at}
 

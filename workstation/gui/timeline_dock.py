@@ -19,12 +19,12 @@ from PySide6.QtCore import QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from workstation.sources import describe
 from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.records import Records, StallRule, labor_timeline
 from workstation.records.store import describe_acquired, display_name
+from workstation.records.timeline import point_whose
 
 AI_PEN, AI_SIZE = pg.mkPen("#7d7d7d", width=2), 12
 PERSON_PEN, PERSON_BRUSH, PERSON_SIZE = pg.mkPen("#0d3c78", width=1.5), pg.mkBrush("#1f6fd1"), 12
@@ -49,18 +49,9 @@ def _aop_source(point: dict) -> dict:
     return (point.get("sources") or {}).get("aop") or {"kind": point["kind"], "by": point["by"]}
 
 
-def _whose_point(point: dict) -> str:
-    """Whose a point's AoP is, and its HSD where that is someone else's."""
-    sources = point.get("sources") or {}
-    aop, hsd = describe(sources.get("aop")), describe(sources.get("hsd"))
-    if not sources:
-        return "AI" if point["source"] == "ai" else f"{point['kind']} by {point['by']}"
-    return aop if aop == hsd or point.get("hsd_px") is None else f"AoP {aop}, HSD {hsd}"
-
-
 def _tip(x: float, y: float, data) -> str:
     point = data["point"]
-    who = "not analysed" if point["kind"] is None else _whose_point(point)
+    who = "not analysed" if point["kind"] is None else point_whose(point)
     hsd = describe_hsd(point["hsd_mm"], point["hsd_px"], point.get("hsd_mm_reason"))
     aop = "-" if point["aop_deg"] is None else f"{point['aop_deg']:.1f}°"
     return (f"exam {point['exam_id']} at {point['hours']:.2f} h ({point['acquired'].replace('T', ' ')})\n"

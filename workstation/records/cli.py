@@ -161,7 +161,7 @@ def select_labor(records, mrn: str | None, labor_id: int | None) -> int:
 
 
 def cmd_timeline(args) -> int:
-    from workstation.records.timeline import StallRule, labor_timeline
+    from workstation.records.timeline import StallRule, labor_timeline, point_whose
 
     with _records(args) as records:
         timeline = labor_timeline(records, select_labor(records, args.mrn, args.labor),
@@ -176,23 +176,12 @@ def cmd_timeline(args) -> int:
         print(f"  exam {p['exam_id']:<4} {p['acquired']}  {_fmt(p['hours'], ' h', 2):>8}  "
               f"AoP {_fmt(p['aop_deg'], ' deg'):>10}"
               f"  HSD {describe_hsd(p['hsd_mm'], p['hsd_px'], p.get('hsd_mm_reason')):>8}  "
-              + _point_whose(p)
+              + point_whose(p)
               + f"  (AI uncertainty {describe_uncertainty(p.get('ai_uncertainty'))})")
     print(f"trend {_fmt(timeline['trend_deg_per_h'], ' deg/h', 2)}; stalled: {'YES' if timeline['stalled'] else 'no'} "
           f"({timeline['stall_check']['reason']}); AoP >= {timeline['aop_threshold_deg']:g} deg is associated with "
           "spontaneous vaginal delivery (Kalache 2009)")
     return 0
-
-
-def _point_whose(p: dict) -> str:
-    """Whose a timeline point's AoP is, and its HSD where that is someone else's (``workstation.sources``)."""
-    from workstation.sources import describe
-
-    sources = p.get("sources") or {}
-    if not sources:
-        return "AI" if p["source"] == "ai" else f"{p['kind']} by {p['by']}"
-    aop, hsd = describe(sources.get("aop")), describe(sources.get("hsd"))
-    return aop if aop == hsd or p.get("hsd_px") is None else f"AoP {aop}, HSD {hsd}"
 
 
 def cmd_report(args) -> int:
@@ -228,7 +217,7 @@ def cmd_history(args) -> int:
             print(f"{e['when']}  {e['event']:<12} {e['by']:<16} #{e['id']} frame {_fmt(e['frame_index'], digits=0)}  "
                   f"AoP {_fmt(e['aop_deg'], ' deg')}  HSD {hsd}"
                   + (f"  {describe_head(rows.get(e['id'], e))}" if head else "")
-                  + (f"  {values_note(rows[e['id']], head)}" if values_note(rows.get(e["id"]), head) else "")
+                  + (f"  {note}" if (note := values_note(rows.get(e["id"]), head)) else "")
                   + (f"  supersedes #{e['supersedes_id']}" if e["supersedes_id"] else "")
                   + (f"  note: {e['note']}" if e["note"] else ""))
     return 0

@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from workstation.records.store import AI, Records, current_of, hours_between, latest_ai_of
-from workstation.sources import source_of, sources_of
+from workstation.sources import describe, source_of, sources_of
 
 AOP_SVD_THRESHOLD_DEG = 120.0
 DEFAULT_STALL_SPAN_H = 2.0
@@ -133,6 +133,16 @@ def ai_uncertainty_of(records: Records, current, rows=None) -> float | None:
 def _point_source(current, quantity: str) -> str:
     """A timeline point's ``source`` of one quantity: "ai" where the AI's value, "confirmed" where a person's."""
     return "ai" if current is None or source_of(current, quantity)["kind"] == AI else "confirmed"
+
+
+def point_whose(point: dict) -> str:
+    """Whose a timeline point's AoP is, and its HSD where that is someone else's (``workstation.sources``): the
+    words the CLI's timeline and the window's timeline tooltip give."""
+    sources = point.get("sources") or {}
+    if not sources:
+        return "AI" if point["source"] == "ai" else f"{point['kind']} by {point['by']}"
+    aop, hsd = describe(sources.get("aop")), describe(sources.get("hsd"))
+    return aop if aop == hsd or point.get("hsd_px") is None else f"AoP {aop}, HSD {hsd}"
 
 
 def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule()) -> dict:
