@@ -232,6 +232,9 @@ class MainWindow(QtWidgets.QMainWindow):
         # names it (``based_on_measurement_id``), so the records refuse a review made on a screen someone else's
         # change has made stale (``workstation.records.ReviewConflict``) instead of superseding that change unseen.
         self.records_basis: dict | None = None
+        # The head ellipse caliper's style drawn last (its colour, and the AI's reason where it is withheld): restyled
+        # only when that changes, not on every frame shown during playback.
+        self._ellipse_style: tuple | None = None
         # A records layer's refusal of the save just announced (``note_save_failure``), read back after each announce.
         self._save_failure: str | None = None
         # ... and when that refusal was a conflict (someone else changed the exam since): the records' ReviewConflict.
@@ -928,6 +931,10 @@ class MainWindow(QtWidgets.QMainWindow):
         person may move to measure their own head ellipse, not a value (an edit of other parts never adopts it)."""
         roi = self.calipers.ellipse_roi
         colour = self.settings.colour("head_ellipse")
+        style = (colour, state.ai.get("ai_biometry_withheld") if state.shows_withheld_ellipse else None)
+        if style == self._ellipse_style:
+            return
+        self._ellipse_style = style
         if state.shows_withheld_ellipse:
             roi.setPen(pg.mkPen(colour, width=1, style=QtCore.Qt.PenStyle.DashLine))
             roi.setToolTip("The AI's head outline: its HC, BPD, OFD and GA are withheld "
@@ -1348,6 +1355,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _settings_changed(self) -> None:
         self.overlays.apply_settings()
         self.calipers.apply_settings()
+        self._ellipse_style = None  # apply_settings drew the ellipse solid: its style is set again below
         self.outline_action.setChecked(self.settings.mask_outlines)
         if self.cine is not None:
             self._show_analysis_of_frame()
