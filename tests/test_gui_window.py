@@ -557,14 +557,32 @@ def test_the_labels_on_the_image_say_whose_values_they_are(analysed, qtbot):
     assert _label(window.overlays.hsd_text).endswith("(confirmed)")
 
 
-def test_hc_is_written_alike_on_the_image_and_in_the_panel():
-    from workstation.gui.overlays import format_hc
+def test_hc_is_written_alike_on_the_image_in_the_panel_and_in_the_report(qtbot, tmp_path, monkeypatch):
+    """The HC beside the ellipse on the image is the report's label (``workstation.reports.values.hc_label``, the one
+    formatter), whose value it is after it; the panel writes the value as it does (one decimal in mm, whole px)."""
+    import pyqtgraph as pg
+
+    from workstation.gui import overlays
     from workstation.gui.panel import format_value
+    from workstation.gui.settings import Settings
+    from workstation.reports.values import hc_label
 
     for values in ({"hc_mm": 69.54, "hc_px": 348.0}, {"hc_mm": 70.0}, {"hc_px": 347.6}):
-        assert format_hc(values) == f"HC {format_value(values, 'HC')[0]}"
-    assert format_hc({"hc_mm": 69.54}) == "HC 69.5 mm" and format_hc({"hc_px": 347.6}) == "HC 348 px"
-    assert format_hc({}) is None and format_hc({"hc_mm": None, "hc_px": None}) is None
+        assert hc_label(values) == f"HC {format_value(values, 'HC')[0]}"
+    calls = []
+    monkeypatch.setattr(overlays, "hc_label", lambda values, whose=None: calls.append(whose) or hc_label(values, whose))
+    view = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(view)
+    layer = overlays.OverlayLayer(view.addViewBox(), Settings(tmp_path / "settings.ini"))
+    layer.frame_shape = (360, 360)
+    ellipse = {"center": [180.0, 150.0], "semi_axes": [60.0, 45.0], "angle_deg": 10.0}
+    for values, whose, text in (({"hc_mm": 69.54, "hc_px": 348.0}, "corrected", "HC 69.5 mm (corrected)"),
+                                ({"hc_px": 347.6}, "AI", "HC 348 px (AI)")):
+        layer.show_geometry({**values, "geometry": {"head_ellipse": ellipse}}, whose)
+        assert layer.hc_text.textItem.toPlainText() == text
+    assert calls == ["corrected", "AI"]
+    layer.show_geometry({"hc_mm": None, "hc_px": None, "geometry": {"head_ellipse": ellipse}}, "AI")
+    assert calls[-1] == "AI" and not layer.hc_text.isVisible()
 
 
 def test_the_calibration_line_names_its_source_once():
@@ -653,3 +671,14 @@ def test_a_cine_with_square_pixels_is_drawn_square(analysed):
     assert window.view.pixel_aspect == 1.0 and window.view.aspect_ratio() == pytest.approx(1.0)
     across, down = _screen_pixels_per_frame_pixel(window)
     assert down == pytest.approx(across, rel=0.02)
+
+
+def test_a_reviews_values_in_a_message_are_written_as_the_labels_write_them():
+    """The banner's short phrase for a review's values (a correction the records did not keep) writes each value as
+    the labels on the image and the report's key frame do (``workstation.reports``): HC only where it has mm."""
+    from workstation.gui.main_window import _values_text
+
+    assert _values_text({"aop_deg": 121.26, "hsd_mm": 12.04, "hsd_px": 60.0, "hc_mm": 69.54, "hc_px": 348.0}) == \
+        "AoP 121.3°, HSD 12.0 mm, HC 69.5 mm"
+    assert _values_text({"aop_deg": None, "hsd_mm": None, "hsd_px": 60.4, "hc_mm": None, "hc_px": 348.0}) == "HSD 60 px"
+    assert _values_text({}) == ""

@@ -35,6 +35,8 @@ from workstation.io.video import VIDEO_EXTENSIONS
 from workstation.measure.transperineal import frame_aspect
 from workstation.paths import data_dir
 from workstation.records.calibration import with_manual_on_record
+from workstation.reports.overlays import aop_label, hsd_label
+from workstation.reports.values import hc_label
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +57,11 @@ def whose_values(state: FrameMeasurementState) -> dict:
 
 
 def _values_text(values: dict) -> str:
-    """A review's values in one short phrase for a message: "AoP 121.3°, HSD 12.0 mm"."""
-    parts = []
-    if values.get("aop_deg") is not None:
-        parts.append(f"AoP {values['aop_deg']:.1f}°")
-    if values.get("hsd_mm") is not None:
-        parts.append(f"HSD {values['hsd_mm']:.1f} mm")
-    elif values.get("hsd_px") is not None:
-        parts.append(f"HSD {values['hsd_px']:.0f} px")
-    if values.get("hc_mm") is not None:
-        parts.append(f"HC {values['hc_mm']:.1f} mm")
-    return ", ".join(parts)
+    """A review's values in one short phrase for a message, each written as the labels on the image and the report's
+    key frame write it (``workstation.reports``): "AoP 121.3°, HSD 12.0 mm, HC 69.5 mm" (HC only where it has mm)."""
+    has_hsd = values.get("hsd_mm") is not None or values.get("hsd_px") is not None
+    return ", ".join(filter(None, (aop_label(values, degree="°") if values.get("aop_deg") is not None else None,
+                                   hsd_label(values) if has_hsd else None, hc_label({"hc_mm": values.get("hc_mm")}))))
 
 
 _UNREAD = object()  # records_basis without a calibration read yet

@@ -16,10 +16,10 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
 from workstation.cine_review import FrameMaps
-from workstation.gui.panel import NO_VALUE, format_value
 from workstation.gui.settings import Settings
 from workstation.gui.viewer import frame_rect
-from workstation.reports.overlays import aop_label, hsd_label, label_with_whose
+from workstation.reports.overlays import aop_label, hsd_label
+from workstation.reports.values import hc_label
 from workstation.sources import whose_for
 
 Z_UNCERTAINTY, Z_MASKS, Z_LINES, Z_TEXT = 4, 5, 20, 40
@@ -53,12 +53,6 @@ def label_text(text: str, colour) -> pg.TextItem:
     item.setFont(font)
     item.setZValue(Z_TEXT)
     return item
-
-
-def format_hc(values: dict) -> str | None:
-    """The HC label on the image, written as the measurement panel writes it (one decimal in mm, whole pixels)."""
-    text, _why = format_value(values, "HC")
-    return None if text == NO_VALUE else f"HC {text}"
 
 
 class OverlayLayer:
@@ -187,9 +181,8 @@ class OverlayLayer:
             self._draw_hsd(hsd, measured, (aop or {}).get("tangent_point"), unit)
             self._drawn["hsd"] = True
         if ellipse:
-            text = format_hc(measured)
+            text = hc_label(measured, whose_for(self._whose, "head"))  # as the report's key frame writes it
             if text:
-                text = label_with_whose(text, whose_for(self._whose, "head"))
                 centre = np.asarray(ellipse["center"], float)
                 a, b = ellipse["semi_axes"]
                 # Under the ellipse's lowest point, where no transperineal line runs.
