@@ -469,6 +469,45 @@ def _ward_records_with_long_texts(records, folder):
     return exam_ids, labor.id
 
 
+def test_a_resize_reuses_the_column_limits_measured_when_the_table_was_filled(panel, qtbot, records, tmp_path,
+                                                                              monkeypatch):
+    """The Patients tables measure their cells when they are filled (``refit``), not on every resize: a dock dragged
+    narrower and wider again fits the columns from the limits of that fill, as a fresh measuring would."""
+    from workstation.gui.records_dock import RecordsTable
+
+    exam_ids, _ = _ward_records_with_long_texts(records, tmp_path / "usb")
+    panel.refresh()
+    assert panel.select_labor(records.exam(exam_ids[0]).labor_id)
+    qtbot.wait(20)
+    tables = (panel.patient_table, panel.labor_table, panel.exam_table)
+    assert all(table.rowCount() for table in tables)
+    measured = []
+    for name in ("column_limits", "_word_width"):
+        real = getattr(RecordsTable, name)
+        monkeypatch.setattr(RecordsTable, name,
+                            lambda self, *args, _real=real, _name=name: measured.append(_name) or _real(self, *args))
+    widths_seen = set()
+    for width in (430, 700, 500):
+        panel.resize(width, 780)
+        qtbot.wait(20)
+        widths_seen.add(tuple(panel.exam_table.horizontalHeader().sectionSize(c)
+                              for c in range(panel.exam_table.columnCount())))
+    assert len(widths_seen) == 3  # each resize fitted the columns again
+    assert measured == []
+    panel.search_edit.setText("MRN")  # a search hides or shows patients: the next resize measures that table again
+    panel.resize(460, 780)
+    qtbot.wait(20)
+    assert measured.count("column_limits") == 1
+    panel.search_edit.setText("")
+    monkeypatch.undo()
+    for table in tables:  # the columns fit as a fresh measuring fits them
+        header = table.horizontalHeader()
+        widths = [header.sectionSize(c) for c in range(table.columnCount())]
+        assert sum(widths) == table.viewport().width() or table.horizontalScrollBar().maximum() > 0
+        table.refit()
+        assert [header.sectionSize(c) for c in range(table.columnCount())] == widths, table.policies
+
+
 @pytest.mark.parametrize("size", [(1440, 900), (1920, 1080)])
 def test_the_patients_dock_shows_every_column_readably(records, make_window, qtbot, tmp_path, size):
     """At the window sizes of the ward's screens every column of the three tables is in view (no horizontal scroll),

@@ -443,7 +443,7 @@ class RecordsTable(QTableWidget):
     and its longest word (an ELIDE column: its header and ``elide_min`` text), as wide as its text where there is room,
     the STRETCH column taking what is left; where the dock is narrower, WRAP columns break onto more lines and ELIDE
     columns end in "…" with the whole text in their tooltip. A horizontal scroll bar appears only when even the
-    minima do not fit."""
+    minima do not fit. The cells are measured once per fill (``refit``); a resize fits the columns from those limits."""
 
     def __init__(self, columns: tuple[str, ...], policies: tuple[str, ...], stretch: int,
                  elide_min: dict[int, str] | None = None):
@@ -451,6 +451,9 @@ class RecordsTable(QTableWidget):
         assert len(policies) == len(columns)
         self.policies, self.stretch_column, self.elide_min = policies, stretch, dict(elide_min or {})
         self._fitting = False
+        # Each column's (least, natural) width and its header's, measured when the table was last filled (``refit``);
+        # None: not measured yet.
+        self._limits: tuple[list[tuple[int, int]], list[int]] | None = None
         self.setHorizontalHeaderLabels(columns)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -475,6 +478,11 @@ class RecordsTable(QTableWidget):
         if obj is self.viewport() and event.type() == QEvent.Type.Resize:
             self.fit_columns()
         return super().eventFilter(obj, event)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self.forget_limits()  # the text measures otherwise now: the next fit measures it again
+        super().changeEvent(event)
 
     def _padding(self) -> int:
         """What a cell adds around its text (margins and the focus frame)."""
@@ -514,12 +522,15 @@ class RecordsTable(QTableWidget):
         return limits
 
     def fit_columns(self) -> None:
-        """Columns set to the viewport's width (see the class); rows as tall as their wrapped text."""
+        """Columns set to the viewport's width (see the class) from the limits measured when the table was filled;
+        rows as tall as their wrapped text."""
         if self._fitting or self.columnCount() == 0:
             return
         self._fitting = True
         try:
-            limits = self.column_limits()
+            if self._limits is None:
+                self._limits = (self.column_limits(), self._header_widths())
+            limits, floors = self._limits
             room = max(0, self.viewport().width())
             widths = [natural for _, natural in limits]
             total = sum(widths)
@@ -530,7 +541,6 @@ class RecordsTable(QTableWidget):
                 # their longest word, then (a dock narrower still) those down to their header, breaking a long word
                 # (its whole text in the tooltip); within each step every column gives up the same share it can.
                 excess = total - room
-                floors = self._header_widths()
                 steps = (((ELIDE,), [least for least, _ in limits]), ((WRAP, STRETCH), [least for least, _ in limits]),
                          ((WRAP, STRETCH), floors))
                 for group, lowest in steps:
@@ -554,9 +564,13 @@ class RecordsTable(QTableWidget):
         finally:
             self._fitting = False
 
+    def forget_limits(self) -> None:
+        """Rows hidden or shown since the table was filled (a search): the next fit measures the cells again."""
+        self._limits = None
+
     def refit(self) -> None:
         """After the rows changed: every cell's whole text in its tooltip where the column may cut or wrap it, then
-        the columns fitted again."""
+        the cells measured again and the columns fitted."""
         for column, policy in enumerate(self.policies):
             if policy == FIXED:
                 continue
@@ -566,6 +580,7 @@ class RecordsTable(QTableWidget):
                     continue
                 extra = item.data(_TIP_ROLE)
                 item.setToolTip(item.text() if not extra or extra == item.text() else f"{item.text()}\n{extra}")
+        self.forget_limits()
         self.fit_columns()
 
 
@@ -809,6 +824,7 @@ class PatientRecordsWidget(QWidget):
         for row, patient in enumerate(self._patients_shown):
             haystack = f"{patient.mrn}\n{patient.name or ''}".casefold()
             self.patient_table.setRowHidden(row, bool(needle) and needle not in haystack)
+        self.patient_table.forget_limits()  # its rows shown changed: a resize measures them again, as a fill does
         rows = self.patient_table.selectionModel().selectedRows()
         if rows and self.patient_table.isRowHidden(rows[0].row()):
             self.patient_table.clearSelection()  # never act on a patient the list does not show
