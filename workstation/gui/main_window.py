@@ -1144,19 +1144,28 @@ class MainWindow(QtWidgets.QMainWindow):
               f"{recorded['kind']} by {recorded['by']}")
         return f"frame {frame}, {by}" + ("" if frame in self.analysis.states else " (not analysed here)")
 
-    def _apply_calibration_on_record(self) -> None:
-        """The screen in the calibration the records hold for the exam now (another person may have set one), which
-        the screen's reviews are based on from now on."""
+    def _calibration_on_record(self) -> tuple[dict | None, Calibration | None] | None:
+        """The exam's calibration on record now, read from the records (another person may have set one): the manual
+        one they keep (``stored_calibration``, None: the file's) and the calibration that puts in force over the
+        file's, None where its scale cannot be used (said when the exam was opened). None: no exam or no records."""
         if self.exam_id is None or self.stored_calibration is None or self.file_calibration is None:
-            return
+            return None
         stored = self.stored_calibration(self.exam_id)
-        self._note_calibration_basis(stored)
         try:
-            calibration = self.file_calibration if stored is None else _with_stored(self.file_calibration, stored)
+            return stored, self.file_calibration if stored is None else _with_stored(self.file_calibration, stored)
         except ValueError:
-            return  # unusable (said when the exam was opened): the screen keeps its own
-        if _same_scale(calibration, self.analysis.calibration):
+            return stored, None
+
+    def _apply_calibration_on_record(self) -> None:
+        """The screen in the calibration the records hold for the exam now (``_calibration_on_record``), which the
+        screen's reviews are based on from now on."""
+        on_record = self._calibration_on_record()
+        if on_record is None:
             return
+        stored, calibration = on_record
+        self._note_calibration_basis(stored)
+        if calibration is None or _same_scale(calibration, self.analysis.calibration):
+            return  # unusable: the screen keeps its own; or the same scale: nothing to measure again
         self._put_calibration(calibration)
         self.show_calibration_status(stored)
 
@@ -1314,15 +1323,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """A calibration set on screen was kept: where the exam's calibration on record now gives the same scale, the
         screen's reviews are based on it (someone else's set in between leaves the basis, and the next review is
         refused as made on a stale screen)."""
-        if self.exam_id is None or self.stored_calibration is None or self.records_basis is None:
-            return
-        stored = self.stored_calibration(self.exam_id)
-        try:
-            on_record = self.file_calibration if stored is None else _with_stored(self.file_calibration, stored)
-        except ValueError:
-            return
-        if _same_scale(on_record, calibration):
-            self._note_calibration_basis(stored)
+        on_record = None if self.records_basis is None else self._calibration_on_record()
+        if on_record is not None and on_record[1] is not None and _same_scale(on_record[1], calibration):
+            self._note_calibration_basis(on_record[0])
 
     def _put_calibration(self, calibration: Calibration) -> None:
         """The cine's calibration in force: its values measured in it, its pixels drawn in its shape."""
