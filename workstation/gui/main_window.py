@@ -1069,15 +1069,9 @@ class MainWindow(QtWidgets.QMainWindow):
         record = self.review_record(frame_index, change)
         if restore is not None:
             record["restore_measurement_id"] = restore.get("measurement_id")
-        self._save_failure = self._save_conflict = self._saved_row = None
-        if change == ACCEPT:
-            self.frameAccepted.emit(frame_index, record)
-        else:
-            self.measurementEdited.emit(frame_index, record)
-        failure, self._save_failure = self._save_failure, None
-        conflict, self._save_conflict = self._save_conflict, None
-        if conflict is not None:
-            self._show_records_now(conflict)
+        failure, stale = self._announce(self.frameAccepted if change == ACCEPT else self.measurementEdited,
+                                        frame_index, record)
+        if stale:
             return NOT_SAVED
         if failure is not None and rollback is not None:
             self._review_not_kept(state, failure, change, restore is not None, record, rollback)
@@ -1087,6 +1081,19 @@ class MainWindow(QtWidgets.QMainWindow):
         # Nothing written: an undo or redo has put ``restore`` back (its command keeps no state after it); a first do
         # leaves the records as they were, which are read (rare: the same review again).
         return restore if restore is not None else self._records_state()
+
+    def _announce(self, signal, *args) -> tuple[str | None, bool]:
+        """``signal(*args)`` emitted to the records layers (a review, a calibration), then what they made of it read
+        back: the message of a save they refused (None: kept, or nothing to keep), and whether they refused it as made
+        on a screen someone else's change has made stale (a ``ReviewConflict``: the screen then shows what they hold
+        now, ``_show_records_now``)."""
+        self._save_failure = self._save_conflict = self._saved_row = None
+        signal.emit(*args)
+        failure, self._save_failure = self._save_failure, None
+        conflict, self._save_conflict = self._save_conflict, None
+        if conflict is not None:
+            self._show_records_now(conflict)
+        return failure, conflict is not None
 
     def note_save_failure(self, message: str) -> None:
         """A records layer could not keep what the window just announced (a review, a calibration): the window puts
@@ -1287,12 +1294,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self._put_calibration(calibration)
         self._show_analysis_of_frame()
         self.show_calibration_status()
-        self._save_failure = self._save_conflict = None
-        self.calibrationChanged.emit(self.calibration_record(calibration))
-        failure, self._save_failure = self._save_failure, None
-        conflict, self._save_conflict = self._save_conflict, None
-        if conflict is not None:  # someone else set the exam's calibration meanwhile: the screen shows theirs
-            self._show_records_now(conflict)
+        failure, stale = self._announce(self.calibrationChanged, self.calibration_record(calibration))
+        if stale:  # someone else set the exam's calibration meanwhile: the screen shows theirs
             return False
         if failure is not None:
             self._put_calibration(previous)
@@ -1305,12 +1308,9 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         self._calibration_saved(calibration)
         for frame_index in reviewed:
-            self._save_conflict = self._save_failure = None
-            self.measurementEdited.emit(frame_index, self.review_record(frame_index, CALIBRATION))
-            conflict, self._save_conflict = self._save_conflict, None
-            failure, self._save_failure = self._save_failure, None
-            if conflict is not None:  # someone else changed the exam meanwhile: the screen shows what is on record
-                self._show_records_now(conflict)
+            failure, stale = self._announce(self.measurementEdited, frame_index,
+                                            self.review_record(frame_index, CALIBRATION))
+            if stale:  # someone else changed the exam meanwhile: the screen shows what is on record
                 break
             if failure is not None:  # the calibration is kept; the screen goes back to what the records hold
                 now = self._show_on_record(self._fetch_recorded())
