@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from workstation.calibration import Calibration
 from workstation.records.database import RecordsError
-from workstation.records.review import _UNCHECKED, accepted_correction, check_unchanged
+from workstation.records.review import _UNCHECKED, accepted_correction, check_calibration_unchanged
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, FILE, MANUAL, VALUE_KEYS, Exam,
                                        ExamCalibration, Measurement, Records, checked_mm_per_px, current_of,
                                        latest_ai_of)
@@ -117,18 +117,17 @@ def set_exam_calibration(records: Records, exam_id: int, mm_per_px: float | None
         calibration = file_calibration.with_manual(mm_per_px, detail)
     with records.transaction():
         if based_on_calibration_id is not _UNCHECKED:
-            now = records.current_measurement(exam_id)
-            check_unchanged(records, exam_id, None if now is None else now.id,
-                            based_on_calibration_id=based_on_calibration_id)
+            check_calibration_unchanged(records, exam_id, based_on_calibration_id)
         current = records.current_calibration(exam_id)
         if mm_per_px is None and (current is None or not current.is_manual):
             return CalibrationChange(None)
         if (mm_per_px is not None and current is not None and current.is_manual and current.detail == detail
                 and math.isclose(current.mm_per_px, mm_per_px, rel_tol=1e-12)):
             return CalibrationChange(None)
+        rows = records.measurements(exam_id)  # once: the calibration's place among them, and its re-measuring
         row = records.add_calibration(exam_id, MANUAL if mm_per_px is not None else FILE, user,
-                                      mm_per_px=mm_per_px, detail=detail, note=note)
-        return CalibrationChange(row, _measure_again(records, exam, calibration, row))
+                                      mm_per_px=mm_per_px, detail=detail, note=note, rows=rows)
+        return CalibrationChange(row, _measure_again(records, exam, calibration, row, rows))
 
 
 # -- measuring the values on record again ------------------------------------------------------------------------
@@ -153,14 +152,15 @@ class _Restated:
 
 
 def _restate(records: Records, exam: Exam, row: Measurement, calibration: Calibration,
-             ai: Measurement | None) -> _Restated:
+             rows: list[Measurement]) -> _Restated:
     """A person's correction or confirmation in ``calibration`` (the module docstring's rules): a correction measured
     again; a confirmation measured again where its values are shown as they were, else withdrawn: the correction it
-    accepted stands in the new mm, or the AI's value (``ai``: the exam's latest AI row, whose name it goes under)."""
+    accepted stands in the new mm, or the AI's value (the exam's latest AI row, whose name it goes under). ``rows``:
+    the exam's measurement rows."""
     if row.kind == CORRECTION:
         again = _person_again(records, exam, row.geometry, row, calibration)
         return _Restated(CORRECTION, row.by, again, _changed(row, again), sources=row.sources)
-    accepted = accepted_correction(records, row)
+    accepted = accepted_correction(records, row, rows)
     if accepted is not None:
         again = _person_again(records, exam, accepted.geometry, row, calibration)
         if _shown_differently(row, again):
@@ -168,32 +168,37 @@ def _restate(records: Records, exam: Exam, row: Measurement, calibration: Calibr
         return _Restated(CONFIRMATION, row.by, again, False, sources=row.sources)
     again = _ai_again(records, exam, row, calibration)
     if _shown_differently(row, again):
+        ai = latest_ai_of(rows)
         return _Restated(AI, ai.by if ai is not None else _model_of(records, exam.id), again, True, withdrawn=row.by)
     return _Restated(CONFIRMATION, row.by, again, False, sources=row.sources)
 
 
-def in_force(records: Records, row: Measurement) -> tuple[str, str, dict, dict | None] | None:
+def in_force(records: Records, row: Measurement,
+             rows: list[Measurement] | None = None) -> tuple[str, str, dict, dict | None] | None:
     """A person's row as it stands in the calibration in force on its exam, where one was set since the row was
     written: ``(kind, by, values, sources)`` (``sources``: whose each value is, ``workstation.sources``; see :func:`set_exam_calibration`'s rules: a correction measured again, a
     confirmation whose values that calibration changes withdrawn); None where none was set since (the row's values
-    are in force as they are). The viewer's undo back to a person's row on a frame it does not show measures it so."""
+    are in force as they are). The viewer's undo back to a person's row on a frame it does not show measures it so.
+    ``rows``: the exam's measurement rows, where the caller has read them (else they are read)."""
     if not any((c.after_measurement_id or 0) >= row.id for c in records.calibrations(row.exam_id)):
         return None
     exam = records.exam(row.exam_id)
     calibration = exam_calibration(records, exam.id, _file_calibration(records, exam))
-    restated = _restate(records, exam, row, calibration, records.latest_ai_measurement(exam.id))
+    rows = records.measurements(exam.id) if rows is None else rows
+    restated = _restate(records, exam, row, calibration, rows)
     return restated.kind, restated.by, restated.values, restated.sources
 
 
-def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: ExamCalibration) -> list[Measurement]:
+def _measure_again(records: Records, exam: Exam, calibration: Calibration, row: ExamCalibration,
+                   rows: list[Measurement]) -> list[Measurement]:
+    """The exam's values on record (``rows``, read in the calibration's transaction) measured again in it."""
     scale = "manual" if row.is_manual else f"file's ({calibration.source})"
     by_whom = f"the {scale} calibration set by {row.by}"
     added: list[Measurement] = []
-    rows = records.measurements(exam.id)
     current, ai = current_of(rows), latest_ai_of(rows)
     restated = None
     if current is not None and current.kind != AI and current.geometry:
-        restated = _restate(records, exam, current, calibration, ai)
+        restated = _restate(records, exam, current, calibration, rows)
     withdrawn_by_ai = current if restated is not None and restated.kind == AI else None
     if ai is not None and ai.geometry:
         again = _ai_again(records, exam, ai, calibration)

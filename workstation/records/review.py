@@ -66,11 +66,13 @@ class ReviewConflict(RecordsError):
         return self.changes[-1] if self.changes else None
 
 
-def changes_since(records: Records, exam_id: int, based_on_measurement_id: int | None) -> list[Measurement]:
+def changes_since(records: Records, exam_id: int, based_on_measurement_id: int | None,
+                  rows: list[Measurement] | None = None) -> list[Measurement]:
     """The exam's rows written after ``based_on_measurement_id`` (None: all) that changed whose value is on record: a
     person's correction or confirmation, or a withdrawal (an AI row superseding one). A new analysis, or the AI's
-    value measured again in a new calibration, never displaces a person's value and is not one of them."""
-    rows = records.measurements(exam_id)
+    value measured again in a new calibration, never displaces a person's value and is not one of them. ``rows``: the
+    exam's measurement rows, oldest first, where the caller has read them in its transaction (else they are read)."""
+    rows = records.measurements(exam_id) if rows is None else rows
     if based_on_measurement_id is not None and all(m.id != based_on_measurement_id for m in rows):
         raise RecordsError(f"measurement {based_on_measurement_id} is not of exam {exam_id}")
     return [m for m in rows if (based_on_measurement_id is None or m.id > based_on_measurement_id)
@@ -78,20 +80,45 @@ def changes_since(records: Records, exam_id: int, based_on_measurement_id: int |
 
 
 def check_unchanged(records: Records, exam_id: int, based_on_measurement_id: int | None,
-                    frame_index: int | None = None, based_on_calibration_id=_UNCHECKED) -> None:
+                    frame_index: int | None = None, based_on_calibration_id=_UNCHECKED, *,
+                    rows: list[Measurement] | None = None) -> None:
     """Raise :class:`ReviewConflict` when someone changed the exam's value on record since the row
     ``based_on_measurement_id`` (see :func:`changes_since`), or its calibration in force is no longer the manual row
     ``based_on_calibration_id`` (None: the file's own; not given: not checked); call it in the transaction that writes
-    the review."""
-    changes = changes_since(records, exam_id, based_on_measurement_id)
-    calibration = None
-    if based_on_calibration_id is not _UNCHECKED:
-        manual = records.manual_calibration(exam_id)
-        if (None if manual is None else manual.id) != based_on_calibration_id:
-            calibration = records.current_calibration(exam_id)
-    if not changes and calibration is None:
+    the review, with the exam's measurement ``rows`` that transaction read (else they are read here)."""
+    rows = records.measurements(exam_id) if rows is None else rows
+    changes = changes_since(records, exam_id, based_on_measurement_id, rows)
+    calibration = (None if based_on_calibration_id is _UNCHECKED
+                   else _calibration_changed(records, exam_id, based_on_calibration_id))
+    if changes or calibration is not None:
+        raise _conflict(records, exam_id, frame_index, based_on_measurement_id, changes, calibration, rows)
+
+
+def check_calibration_unchanged(records: Records, exam_id: int, based_on_calibration_id: int | None) -> None:
+    """Raise :class:`ReviewConflict` when the exam's calibration in force is no longer the manual row
+    ``based_on_calibration_id`` (None: the file's own): a calibration set on a screen someone else's calibration made
+    stale. Its own comparison, in the transaction that writes the calibration; the exam's measurement rows are read
+    only to say what is on record in the refusal."""
+    calibration = _calibration_changed(records, exam_id, based_on_calibration_id)
+    if calibration is None:
         return
     rows = records.measurements(exam_id)
+    current = current_of(rows)
+    raise _conflict(records, exam_id, None, None if current is None else current.id, [], calibration, rows)
+
+
+def _calibration_changed(records: Records, exam_id: int, based_on_calibration_id: int | None) -> ExamCalibration | None:
+    """The exam's calibration row now, where the manual calibration in force is not ``based_on_calibration_id`` (None:
+    the file's own); None where it is."""
+    now = records.current_calibration(exam_id)
+    manual = now if now is not None and now.is_manual else None
+    return now if (None if manual is None else manual.id) != based_on_calibration_id else None
+
+
+def _conflict(records: Records, exam_id: int, frame_index: int | None, based_on_measurement_id: int | None,
+              changes: list[Measurement], calibration: ExamCalibration | None,
+              rows: list[Measurement]) -> ReviewConflict:
+    """The refusal of a review made on a stale screen: its one line and what is on record (``rows``: the exam's)."""
     current = current_of(rows)
     latest = changes[-1] if changes else None
     if latest is None:
@@ -109,9 +136,9 @@ def check_unchanged(records: Records, exam_id: int, based_on_measurement_id: int
         text += f"; on record now: {_describe_row(current)}"
     text += (f". Nothing was saved or overwritten: reopen the exam to see the value on record before reviewing it "
              f"again (`workstation history --exam {exam_id}`).")
-    raise ReviewConflict(text, exam_id=exam_id, frame_index=frame_index,
-                         based_on_measurement_id=based_on_measurement_id, changes=changes, current=current,
-                         recorded=recorded_review(records, exam_id), calibration=calibration)
+    return ReviewConflict(text, exam_id=exam_id, frame_index=frame_index,
+                          based_on_measurement_id=based_on_measurement_id, changes=changes, current=current,
+                          recorded=recorded_review(records, exam_id, rows), calibration=calibration)
 
 
 def _describe_values(m: Measurement) -> str:
@@ -216,14 +243,15 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
         raise RecordsError(f"exam {exam_id} has frames 0 to {exam.n_frames - 1}, not {frame_index}")
     if not isinstance(geometry, dict):
         raise RecordsError("the geometry must be a JSON object such as {\"aop\": {...}, \"hsd\": {...}}")
-    current = records.current_measurement(exam_id)
-    if based_on_measurement_id is not _UNCHECKED:
-        check_unchanged(records, exam_id, based_on_measurement_id, frame_index)  # early: before the scan is read
+    rows = records.measurements(exam_id)  # read once before the scan, once more in the transaction that writes
+    current = current_of(rows)
+    if based_on_measurement_id is not _UNCHECKED:  # early: before the scan is read
+        check_unchanged(records, exam_id, based_on_measurement_id, frame_index, rows=rows)
     analysed = _analysed_frame(records, exam_id, frame_index)
     if current is not None and current.frame_index == frame_index and current.geometry:
         base, base_sources = current.geometry, sources_of(current)
     else:
-        base, base_sources = _ai_basis(records, exam_id, frame_index, analysed)
+        base, base_sources = _ai_basis(records, exam_id, frame_index, analysed, rows)
     try:
         merged = merged_geometry(geometry, base)
         Geometry.from_json(merged)
@@ -245,10 +273,11 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
         reasons = "; ".join(f"{k}: {v}" for k, v in measured["reasons"].items() if k in ("aop_deg", "hsd_px"))
         raise RecordsError(f"the corrected geometry gives no measurement ({reasons})")
     with records.transaction():  # the check and the row together: nobody writes between them
+        rows = records.measurements(exam_id)
         basis = None if current is None else current.id
         check_unchanged(records, exam_id, basis if based_on_measurement_id is _UNCHECKED else based_on_measurement_id,
-                        frame_index)
-        current = records.current_measurement(exam_id)  # the same person's value; a new analysis' AI row may be newer
+                        frame_index, rows=rows)
+        current = current_of(rows)  # the same person's value; a new analysis' AI row may be newer
         # Whose each value is: the person's where they changed its calipers, the basis's where they did not.
         at = now_iso()
         sources = sources_after(base_sources, base, merged, CORRECTION, user.strip(), at)
@@ -258,12 +287,12 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
             calibration_source=measured["calibration"]["source"], note=note, sources=sources, created_at=at)
 
 
-def _ai_basis(records: Records, exam_id: int, frame_index: int, analysed: dict) -> tuple[dict | None, dict]:
+def _ai_basis(records: Records, exam_id: int, frame_index: int, analysed: dict,
+              rows: list[Measurement]) -> tuple[dict | None, dict]:
     """The AI's geometry of a frame and its values' sources (the AI's): its latest AI row on that frame (measured
-    again in a calibration, restored), else the frame's result in the exam's latest analysis (``analysed``); no
-    geometry where the AI never measured it."""
-    on_frame = [m for m in records.measurements(exam_id) if m.kind == AI and m.frame_index == frame_index
-                and m.geometry]
+    again in a calibration, restored) among the exam's ``rows``, else the frame's result in the exam's latest analysis
+    (``analysed``); no geometry where the AI never measured it."""
+    on_frame = [m for m in rows if m.kind == AI and m.frame_index == frame_index and m.geometry]
     if on_frame:
         return on_frame[-1].geometry, sources_of(on_frame[-1])
     analysis = records.latest_analysis(exam_id)
@@ -277,12 +306,13 @@ def _model_name(review: dict) -> str:
     return f"{model.get('name', 'model')} {model.get('version', '')}".strip()
 
 
-def _restore(records: Records, review: dict, current: Measurement | None, by_acting: str) -> dict | None:
+def _restore(records: Records, review: dict, rows: list[Measurement], by_acting: str) -> dict | None:
     """An undo (redo) in the viewer: the row that makes ``review["restore_measurement_id"]`` current again (see
-    ``save_viewer_review``), as :func:`_planned` arguments; None when it is current already."""
+    ``save_viewer_review``), as :func:`_planned` arguments; None when it is current already. ``rows``: the exam's."""
     exam_id, frame_index = review["exam_id"], int(review["frame_index"])
+    current = current_of(rows)
     target_id = review["restore_measurement_id"]
-    target = None if target_id is None else records.measurement(target_id)
+    target = None if target_id is None else _by_id(records, rows, target_id)
     if target is not None and target.exam_id != exam_id:
         raise RecordsError(f"measurement {target_id} is not of exam {exam_id}")
     step = "undo" if review.get("change") == "undo" else "redo"
@@ -290,7 +320,7 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
         # Back to the AI's value as it was on record (its own frame: the AI's chosen one, which need not be the
         # frame undone, so that a step and its undo leave the exam's point on the timeline where it was), in the
         # calibration in force: measured again since by a calibration set on the exam, that row.
-        target = _measured_again(records, target)
+        target = _measured_again(target, rows)
         if current is not None and current.kind == AI and _same_values(target, current) \
                 and current.frame_index == target.frame_index:
             return None  # that AI value is current already
@@ -333,7 +363,7 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
         # since it was written, as the screen shows a frame (an acceptance whose values it changed withdrawn).
         from workstation.records.calibration import in_force
 
-        restated = in_force(records, target)
+        restated = in_force(records, target, rows)
         if restated is not None:
             kind, by, values, sources = restated
             fields.update(calibration_source=values["calibration"]["source"], geometry=values.get("geometry"),
@@ -352,12 +382,17 @@ def _restore(records: Records, review: dict, current: Measurement | None, by_act
                     **fields)
 
 
-def _measured_again(records: Records, ai: Measurement) -> Measurement:
-    """The latest AI row of the same geometry on the same frame as ``ai`` (the AI's value measured again by a
-    calibration set since, ``workstation.records.calibration``), or ``ai`` itself."""
-    later = [m for m in records.measurements(ai.exam_id) if m.kind == AI and m.id > ai.id
+def _measured_again(ai: Measurement, rows: list[Measurement]) -> Measurement:
+    """The latest AI row of the same geometry on the same frame as ``ai`` among its exam's ``rows`` (the AI's value
+    measured again by a calibration set since, ``workstation.records.calibration``), or ``ai`` itself."""
+    later = [m for m in rows if m.kind == AI and m.id > ai.id
              and m.frame_index == ai.frame_index and m.geometry == ai.geometry]
     return later[-1] if later else ai
+
+
+def _by_id(records: Records, rows: list[Measurement], measurement_id: int) -> Measurement:
+    """The row ``measurement_id`` among an exam's ``rows``, else as the records hold it (a row of another exam)."""
+    return next((m for m in rows if m.id == measurement_id), None) or records.measurement(measurement_id)
 
 
 def _why(exc: Exception) -> str:
@@ -403,9 +438,10 @@ def confirm(records: Records, exam_id: int, user: str, note: str | None = None, 
     :class:`ReviewConflict` when someone changed the exam's value since."""
     records.exam(exam_id)  # an unknown exam says so, rather than "nothing to confirm"
     with records.transaction():
+        rows = records.measurements(exam_id)
         if based_on_measurement_id is not _UNCHECKED:
-            check_unchanged(records, exam_id, based_on_measurement_id)
-        current = records.current_measurement(exam_id)
+            check_unchanged(records, exam_id, based_on_measurement_id, rows=rows)
+        current = current_of(rows)
         values = {} if current is None else {key: getattr(current, key) for key in VALUE_KEYS}
         _check_confirmable(exam_id, values)
         return records.add_measurement(
@@ -425,7 +461,7 @@ def _check_confirmable(exam_id: int, values: dict, frame_index: int | None = Non
         raise RecordsError(f"exam {exam_id} has {NO_VALUE_TO_CONFIRM}{where}; analyse it or add a correction")
 
 
-def recorded_review(records: Records, exam_id: int) -> dict | None:
+def recorded_review(records: Records, exam_id: int, rows: list[Measurement] | None = None) -> dict | None:
     """What a viewer opening the exam shows as a person's review: its current measurement when that is a person's
     (None when it is the AI's). A confirmation names the correction it accepted, when it accepted one (the
     correction it superseded, through other confirmations, on the same frame with the same values), so that the
@@ -437,10 +473,11 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
          is, ``workstation.sources``), "corrected_by", "corrected_at",
          "confirmed_by", "confirmed_at"}
     """
-    current = records.current_measurement(exam_id)
+    rows = records.measurements(exam_id) if rows is None else rows
+    current = current_of(rows)
     if current is None or current.kind == AI or current.frame_index is None:
         return None
-    corrected = current if current.kind == CORRECTION else accepted_correction(records, current)
+    corrected = current if current.kind == CORRECTION else accepted_correction(records, current, rows)
     confirmed = current if current.kind == CONFIRMATION else None
     if corrected is not None and not corrected.geometry:
         corrected = None  # nothing a viewer could draw; the values are then checked against the AI's
@@ -456,23 +493,25 @@ def recorded_review(records: Records, exam_id: int) -> dict | None:
             "confirmed_at": None if confirmed is None else confirmed.created_at}
 
 
-def accepted_correction(records: Records, confirmation: Measurement) -> Measurement | None:
+def accepted_correction(records: Records, confirmation: Measurement,
+                        rows: list[Measurement] | None = None) -> Measurement | None:
     """The correction a confirmation accepted: the correction it superseded (through other confirmations) on the same
     frame with the same values; None when it accepted other values (the AI's, another frame's).
 
     A confirmation an undo or redo restored (``save_viewer_review``) supersedes whatever was current then, e.g. the AI
     row of a Reset to AI: it accepted the correction whose geometry it carries, the latest one before it on its frame
-    with its values."""
+    with its values. ``rows``: the exam's measurement rows, where the caller has read them (else they are read)."""
+    rows = records.measurements(confirmation.exam_id) if rows is None else rows
     row = confirmation
     while row.kind == CONFIRMATION and row.supersedes_id is not None:
-        row = records.measurement(row.supersedes_id)  # what was current when it was confirmed
+        row = _by_id(records, rows, row.supersedes_id)  # what was current when it was confirmed
         if row.kind == AI or row.frame_index != confirmation.frame_index or not _same_values(row, confirmation):
             break  # the confirmation accepted other values (the AI's, another frame's), unless it was restored
         if row.kind == CORRECTION:
             return row
     if not confirmation.geometry:
         return None
-    return next((m for m in reversed(records.measurements(confirmation.exam_id))
+    return next((m for m in reversed(rows)
                  if m.id < confirmation.id and m.kind == CORRECTION and m.frame_index == confirmation.frame_index
                  and m.geometry == confirmation.geometry and _same_values(m, confirmation)), None)
 
@@ -527,12 +566,13 @@ def save_viewer_review(records: Records, review: dict) -> Measurement | None:
         return None
     with records.transaction():  # the check and the row together: nobody writes between them
         records.exam(exam_id)
-        planned = _planned_viewer_row(records, review)
+        rows = records.measurements(exam_id)  # once: the plan and the check read the same rows
+        planned = _planned_viewer_row(records, review, rows)
         if planned is None:
             return None
         if BASED_ON in review:
             check_unchanged(records, exam_id, review[BASED_ON], int(review["frame_index"]),
-                            review.get(BASED_ON_CALIBRATION, _UNCHECKED))
+                            review.get(BASED_ON_CALIBRATION, _UNCHECKED), rows=rows)
         return records.add_measurement(**planned)
 
 
@@ -541,11 +581,12 @@ def _planned(exam_id: int, kind: str, by: str, values: dict, **fields) -> dict:
     return {"exam_id": exam_id, "kind": kind, "by": by, "values": values, **fields}
 
 
-def _planned_viewer_row(records: Records, review: dict) -> dict | None:
-    """The row ``save_viewer_review`` writes for ``review`` (``_planned`` arguments), or None: nothing changed."""
+def _planned_viewer_row(records: Records, review: dict, rows: list[Measurement]) -> dict | None:
+    """The row ``save_viewer_review`` writes for ``review`` (``_planned`` arguments), or None: nothing changed.
+    ``rows``: the exam's measurement rows."""
     exam_id = review["exam_id"]
     frame_index = int(review["frame_index"])
-    current = records.current_measurement(exam_id)
+    current = current_of(rows)
     corrected = review.get("corrected")
     values = corrected or review.get("ai") or {}
     geometry = review.get("corrected_geometry") if corrected else review.get("ai_geometry")
@@ -558,7 +599,7 @@ def _planned_viewer_row(records: Records, review: dict) -> dict | None:
     acting = (review.get("acting_user") or "").strip()
     by_acting = f" by {acting}" if acting else ""
     if "restore_measurement_id" in review and not recalibrated:
-        restored = _restore(records, review, current, by_acting)
+        restored = _restore(records, review, rows, by_acting)
         if restored is not _AS_SHOWN:
             return restored
         # The row to restore is of this frame, which the screen shows otherwise now (a calibration set since withdrew
@@ -606,11 +647,12 @@ def _planned_viewer_row(records: Records, review: dict) -> dict | None:
         calibration_source=review.get("calibration_source"), geometry=geometry, note=note,
         # Whose each corrected value is, as the viewer's core worked it out (``FrameMeasurementState.correct``); a
         # confirmation's values are all the confirmer's.
-        sources=_with_ai_sources(records, exam_id, frame_index, review.get("corrected_sources")) if kind == CORRECTION
-        else None)
+        sources=(_with_ai_sources(records, exam_id, frame_index, review.get("corrected_sources"), rows)
+                 if kind == CORRECTION else None))
 
 
-def _with_ai_sources(records: Records, exam_id: int, frame_index: int, sources: dict | None) -> dict | None:
+def _with_ai_sources(records: Records, exam_id: int, frame_index: int, sources: dict | None,
+                     rows: list[Measurement]) -> dict | None:
     """A viewer's correction sources with each value it left the AI's named as :func:`correct` names it: the model and
     time of the frame's AI basis (:func:`_ai_basis`). The viewer knows the AI's values, not which row or analysis
     of the records they are, so it sends them without a name or time."""
@@ -619,5 +661,5 @@ def _with_ai_sources(records: Records, exam_id: int, frame_index: int, sources: 
     unnamed = [q for q, src in sources.items() if src and src.get("kind") == AI and not (src.get("by") and src.get("at"))]
     if not unnamed:
         return sources
-    _, ai = _ai_basis(records, exam_id, frame_index, {})
+    _, ai = _ai_basis(records, exam_id, frame_index, {}, rows)
     return {q: dict(ai[q]) if q in unnamed else src for q, src in sources.items()}

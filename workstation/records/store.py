@@ -556,14 +556,20 @@ class Records:
     def frame_result_of(self, row: "Measurement") -> dict:
         """The per-frame result on a measurement row's frame: from the row's own analysis, else the exam's latest;
         empty where no analysis kept that frame (or the row names none)."""
-        if row.frame_index is None:
-            return {}
-        if row.analysis_id is not None:
-            frame = self.frame_result(row.analysis_id, row.frame_index)
-            if frame is not None:
-                return frame
-        analysis = self.latest_analysis(row.exam_id)
-        return {} if analysis is None else self.frame_result(analysis.id, row.frame_index) or {}
+        def latest() -> int | None:
+            analysis = self.latest_analysis(row.exam_id)
+            return None if analysis is None else analysis.id
+
+        return on_row_frame(row, self.frame_result, latest) or {}
+
+    def frame_classes(self, exam_id: int) -> "FrameClasses":
+        """The plane class the AI gave each frame the exam's analyses kept, read in one query: a row's
+        (:meth:`FrameClasses.of`) is ``frame_result_of(row).get("frame_class")`` without a query per row."""
+        kept = {(a, i): c for a, i, c in self._rows(
+            "SELECT f.analysis_id, f.frame_index, f.frame_class FROM frame_results f JOIN analyses a "
+            "ON a.id = f.analysis_id WHERE a.exam_id = ?", (exam_id,))}
+        latest = self._row("SELECT max(id) FROM analyses WHERE exam_id = ?", (exam_id,))[0]
+        return FrameClasses(exam_id, kept, latest)
 
     # -- measurements -----------------------------------------------------------------------------------
     def add_measurement(self, exam_id: int, kind: str, by: str, values: dict[str, Any], *,
@@ -626,9 +632,11 @@ class Records:
 
     # -- calibrations ------------------------------------------------------------------------------------
     def add_calibration(self, exam_id: int, kind: str, by: str, *, mm_per_px: float | None = None,
-                        detail: str | None = None, note: str | None = None) -> ExamCalibration:
+                        detail: str | None = None, note: str | None = None,
+                        rows: "list[Measurement] | None" = None) -> ExamCalibration:
         """Append one calibration row (see :class:`ExamCalibration`); its values are checked, never re-measured here
-        (``workstation.records.calibration.set_exam_calibration`` does both)."""
+        (``workstation.records.calibration.set_exam_calibration`` does both). ``rows``: the exam's measurement rows,
+        where the caller has read them in this transaction (the row is placed after the latest)."""
         if kind not in (MANUAL, FILE):
             raise RecordsError(f"unknown calibration kind {kind!r} (manual or file)")
         if not by or not by.strip():
@@ -639,7 +647,8 @@ class Records:
             raise RecordsError("the file's calibration takes no mm-per-pixel value")
         with self.transaction() as conn:
             self.exam(exam_id)
-            after = conn.execute("SELECT max(id) FROM measurements WHERE exam_id = ?", (exam_id,)).fetchone()[0]
+            after = (conn.execute("SELECT max(id) FROM measurements WHERE exam_id = ?", (exam_id,)).fetchone()[0]
+                     if rows is None else max((m.id for m in rows), default=None))
             cursor = conn.execute(
                 "INSERT INTO exam_calibrations (exam_id, kind, mm_per_px, detail, by, created_at, after_measurement_id,"
                 " note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -695,6 +704,40 @@ class Records:
         # Chronological (a re-analysis may follow a correction); the sort is stable for same-second rows.
         events.sort(key=lambda e: datetime.fromisoformat(e["when"]).timestamp())
         return events
+
+
+def on_row_frame(row: Measurement, kept: "Callable[[int, int], Any]", latest: "Callable[[], int | None]") -> Any:
+    """What an analysis kept of a measurement row's frame (``kept(analysis_id, frame_index)``, None where it kept
+    nothing): the row's own analysis's, else the exam's latest analysis's (``latest()``: its id, None without one);
+    None where neither kept that frame (or the row names none). The one rule :meth:`Records.frame_result_of` and
+    :class:`FrameClasses` follow."""
+    if row.frame_index is None:
+        return None
+    if row.analysis_id is not None:
+        found = kept(row.analysis_id, row.frame_index)
+        if found is not None:
+            return found
+    latest_id = latest()
+    return None if latest_id is None else kept(latest_id, row.frame_index)
+
+
+@dataclass(frozen=True)
+class FrameClasses:
+    """The plane classes of one exam's analysed frames (:meth:`Records.frame_classes`): ``kept`` maps (analysis id,
+    frame index) to the class the AI gave that frame; ``latest_analysis_id`` is the exam's latest analysis."""
+
+    exam_id: int
+    kept: dict
+    latest_analysis_id: int | None
+
+    def of(self, row: Measurement | None) -> str | None:
+        """The plane class the AI gave ``row``'s frame (a row of this exam), by :func:`on_row_frame`'s rule; None
+        where no analysis classed that frame."""
+        if row is None:
+            return None
+        found = on_row_frame(row, lambda a, i: (self.kept[(a, i)],) if (a, i) in self.kept else None,
+                             lambda: self.latest_analysis_id)
+        return None if found is None else found[0]
 
 
 def current_of(rows: "list[Measurement]") -> Measurement | None:

@@ -37,10 +37,11 @@ scanner's wall clock; ``acquired`` and ``start`` are shown as kept, in the offse
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 
-from workstation.records.store import AI, Records, current_of, hours_between, latest_ai_of
+from workstation.records.store import AI, Measurement, Records, current_of, hours_between, latest_ai_of
 from workstation.sources import describe, source_of, sources_of
 
 AOP_SVD_THRESHOLD_DEG = 120.0
@@ -145,15 +146,18 @@ def point_whose(point: dict) -> str:
     return aop if aop == hsd or point.get("hsd_px") is None else f"AoP {aop}, HSD {hsd}"
 
 
-def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule()) -> dict:
-    """The sonopartogram JSON of a labour (see the module docstring)."""
+def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(), *,
+                   measurements: "Callable[[int], list[Measurement]] | None" = None) -> dict:
+    """The sonopartogram JSON of a labour (see the module docstring). ``measurements``: how an exam's measurement rows
+    are read, where the caller reads them once for more than the timeline (a report); else from the records."""
+    measurements = records.measurements if measurements is None else measurements
     labor = records.labor(labor_id)
     patient = records.patient(labor.patient_id)
     points = []
     # The exams in order and the labour's one reading of its times that ordered them, by which hours are counted too.
     exams, reading = records.exams_with_reading(labor)
     for exam in exams:
-        rows = records.measurements(exam.id)
+        rows = measurements(exam.id)
         current, ai = current_of(rows), latest_ai_of(rows)
         hours = None if labor.start is None else hours_between(labor.start, exam.acquired, reading)
         # The AI's values on the frame the value in force stands on (also a person's, who may have measured a frame

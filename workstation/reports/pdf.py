@@ -38,8 +38,8 @@ from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
 from workstation.measure.transperineal import frame_aspect
 from workstation.paths import replacing
-from workstation.records.store import (Exam, Measurement, Records, current_of, describe_acquired, display_name,
-                                       latest_ai_of, now_iso)
+from workstation.records.store import (Exam, FrameClasses, Measurement, Records, current_of, describe_acquired,
+                                       display_name, latest_ai_of, now_iso)
 from workstation.records.timeline import ai_on_frame, ai_uncertainty_of, labor_timeline
 from workstation.sources import AI, describe, source_of, values_note, whose, whose_of
 from workstation.reports.chart import timeline_chart
@@ -222,10 +222,25 @@ class _ReportDoc:
 
 
 class _ReportBuilder:
-    """The flowables of a report, from the records."""
+    """The flowables of a report, from the records; each exam's measurement rows and plane classes are read once for
+    the whole report (its timeline, key frame, tables and history)."""
 
     def __init__(self, records: Records):
         self.records = records
+        self._rows: dict[int, list[Measurement]] = {}
+        self._classes: dict[int, FrameClasses] = {}
+
+    def rows(self, exam_id: int) -> list[Measurement]:
+        """The exam's measurement rows, oldest first (read at their first use in this report)."""
+        if exam_id not in self._rows:
+            self._rows[exam_id] = self.records.measurements(exam_id)
+        return self._rows[exam_id]
+
+    def shows_head(self, exam: Exam, rows) -> bool:
+        """``shows_head_biometry`` of some of the exam's rows, on its plane classes read once for this report."""
+        if exam.id not in self._classes:
+            self._classes[exam.id] = self.records.frame_classes(exam.id)
+        return shows_head_biometry(self.records, rows, self._classes[exam.id])
 
     def patient_block(self, labor_id: int, timeline: dict) -> Table:
         labor = self.records.labor(labor_id)
@@ -273,7 +288,8 @@ class _ReportBuilder:
         square (in the calibration in force) is drawn in the patient's shape, as its AoP and HSD are measured."""
         from workstation.records.calibration import load_exam
 
-        current = self.records.current_measurement(exam.id)
+        rows = self.rows(exam.id)
+        current, ai = current_of(rows), latest_ai_of(rows)
         if current is None or current.frame_index is None:
             why = "not analysed" if current is None else current.reasons.get("aop_deg", "no frame was measured")
             return [_p(f"No key frame: {why}.", _SMALL)]
@@ -283,7 +299,7 @@ class _ReportBuilder:
             aspect = frame_aspect(cine.calibration, frame.shape[:2])  # as the values on record were measured
         finally:
             cine.close()
-        head = shows_head_biometry(self.records, [current, self.records.latest_ai_measurement(exam.id)])
+        head = self.shows_head(exam, [current, ai])
         image = render_overlays(frame, current.geometry, values=values_of(current), min_side=REPORT_FRAME_MIN_SIDE,
                                 whose=whose_of(current), aspect=aspect, head=head)
         ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -295,13 +311,12 @@ class _ReportBuilder:
         caption = (f"Frame {current.frame_index}" + ("" if current.time_s is None else f" ({current.time_s:.2f} s)")
                    + f", measurement of {who}. Amber: pubic symphysis axis (red dot: inferior end); blue: tangent "
                    "to the fetal skull and AoP; magenta: HSD; green: head ellipse"
-                   + (" (HC, BPD, OFD, GA)" if head else "") + "." + shape + self._construction_note(exam, current))
+                   + (" (HC, BPD, OFD, GA)" if head else "") + "." + shape + self._construction_note(ai, current))
         return [picture, _p(caption, _SMALL)]
 
-    def _construction_note(self, exam: Exam, current) -> str:
+    def _construction_note(self, ai: Measurement | None, current: Measurement) -> str:
         """Which segmentation the AI built the drawn AoP lines on (``workstation.inference.pipeline``), when the lines
-        drawn are still the AI's."""
-        ai = self.records.latest_ai_measurement(exam.id)
+        drawn are still the AI's (``ai``: the exam's latest AI row)."""
         if ai is None or ai.analysis_id is None or ai.geometry != current.geometry or current.aop_deg is None:
             return ""
         frame = self.records.frame_result(ai.analysis_id, ai.frame_index) or {}
@@ -311,7 +326,7 @@ class _ReportBuilder:
     def measurements(self, exam: Exam) -> list:
         """The measurement table, and below it, where the value in force stands on another frame than the AI's value
         in the table, what the AI measured on that frame (:meth:`other_frame_note`)."""
-        rows = self.records.measurements(exam.id)
+        rows = self.rows(exam.id)
         note = self.other_frame_note(exam, rows)
         return [self.measurement_table(exam, rows)] + ([Spacer(1, 2), _p(note, _SMALL)] if note else [])
 
@@ -330,7 +345,7 @@ class _ReportBuilder:
         table_rows = [[_p(h, _HEAD) for h in header]]
         cells = [(label, _ai_value(ai, quantity, key), _value(current, quantity), quantity)
                  for label, quantity, key in (("AoP", "aop", "aop_deg"), ("HSD", "hsd", "hsd_px"))]
-        if shows_head_biometry(self.records, [ai, current]):
+        if self.shows_head(exam, [ai, current]):
             cells += [(name, "-" if ai is None else describe_head_value(ai, name),
                        "-" if current is None else describe_head_value(current, name), "head")
                       for name, _ in HEAD_ROWS]
@@ -364,8 +379,8 @@ class _ReportBuilder:
         return f"On frame {frame}, where the value in force was measured, {aop}; {uncertainty}."
 
     def history_table(self, exam: Exam) -> Table:
-        measurements = self.records.measurements(exam.id)
-        head = shows_head_biometry(self.records, measurements)
+        measurements = self.rows(exam.id)
+        head = self.shows_head(exam, measurements)
         rows = [["#", "Kind", "By", "When", "Frame", "AoP", "HSD", *(["HC / GA"] if head else []), "Acts on", "Note"]]
         for m in measurements:
             rows.append([str(m.id), m.kind, _p(m.by), _p(_when(m.created_at)),
@@ -435,8 +450,8 @@ def write_exam_report(records: Records, exam_id: int, out: str | Path) -> Path:
     """A PDF report of one exam, with the sonopartogram of its labour (this exam ringed)."""
     out = Path(out)
     exam = records.exam(exam_id)
-    timeline = labor_timeline(records, exam.labor_id)
     build = _ReportBuilder(records)
+    timeline = labor_timeline(records, exam.labor_id, measurements=build.rows)
     story = [_heading(f"Intrapartum ultrasound: exam {exam.id}", 1), build.patient_block(exam.labor_id, timeline),
              Spacer(1, 6), build.exam_block(exam), Spacer(1, 4), *build.model_block([exam.id]),
              _heading("Key frame"), *build.key_frame(exam, 12 * cm), _heading("Measurements"),
@@ -453,9 +468,9 @@ def write_exam_report(records: Records, exam_id: int, out: str | Path) -> Path:
 def write_labor_report(records: Records, labor_id: int, out: str | Path) -> Path:
     """A PDF report of a labour: the sonopartogram, then each exam's key frame and measurements."""
     out = Path(out)
-    timeline = labor_timeline(records, labor_id)
-    exams = records.exams(labor_id)
     build = _ReportBuilder(records)
+    timeline = labor_timeline(records, labor_id, measurements=build.rows)
+    exams = records.exams(labor_id)
     story = [_heading(f"Intrapartum ultrasound: labour {labor_id}", 1), build.patient_block(labor_id, timeline),
              Spacer(1, 4), *build.model_block([e.id for e in exams]),
              _heading("Sonopartogram"), timeline_chart(timeline, width=_BODY_W), build.timeline_summary(timeline),

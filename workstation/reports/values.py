@@ -167,27 +167,24 @@ def describe_transperineal(row: Any) -> str:
     return f"{aop}, {hsd}"
 
 
-def frame_class_of(records, row) -> str | None:
-    """The plane class the AI gave ``row``'s frame (a records ``Measurement``): from its own analysis, else the exam's
-    latest; None where no analysis classed that frame."""
-    return None if row is None else records.frame_result_of(row).get("frame_class")
-
-
-def shows_head_biometry(records, rows) -> bool:
+def shows_head_biometry(records, rows, classes=None) -> bool:
     """Whether an exam's head biometry belongs in its table, label or history: the AI classed some row's frame an axial
     head plane (where a value withheld is shown with its reason), or a row on a frame no analysis classed has some (AI
     or a person's). A frame classed transperineal has none to show: the pipeline withholds it there, for the AI and
-    for a person's correction alike."""
+    for a person's correction alike. ``classes``: the exam's plane classes (``Records.frame_classes``) where the
+    caller has read them; else they are read once here, never a frame per row."""
     from workstation.inference.planes import BIOMETRY_PLANE
 
     for row in rows:
         if row is None:
             continue
-        frame_class = frame_class_of(records, row)
+        if classes is None or classes.exam_id != row.exam_id:
+            classes = records.frame_classes(row.exam_id)
+        frame_class = classes.of(row)
         if frame_class == BIOMETRY_PLANE or (frame_class is None and has_head_biometry(row)):
             return True
     return False
 
 __all__ = ["HEAD_KEYS", "HEAD_ROWS", "describe_ga", "describe_head", "describe_head_value", "describe_transperineal",
-           "frame_class_of", "has_head_biometry", "hc_label", "head_labels", "head_values", "shows_head_biometry",
+           "has_head_biometry", "hc_label", "head_labels", "head_values", "shows_head_biometry",
            "values_of"]
