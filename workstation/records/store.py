@@ -212,12 +212,17 @@ class Measurement:
 
     @property
     def source(self) -> str:
-        """Whose the row's AoP is, as a timeline point's ``source`` says it: "ai" for the AI's (an AI row, or a
-        correction that moved other calipers only), "confirmed" for a person's (corrected or confirmed). Each value's
-        own: ``sources`` in :meth:`to_json`, ``workstation.sources.source_of``."""
+        """Whose the row's AoP is, as a timeline point's ``source`` says it (:meth:`point_source`)."""
+        return self.point_source("aop")
+
+    def point_source(self, quantity: str) -> str:
+        """Whose one of the row's values is ("aop", "hsd", "head"), in a timeline point's words (its ``source``,
+        ``hsd_source``): "ai" for the AI's (an AI row, or a correction that moved other calipers only), "confirmed"
+        for a person's (corrected or confirmed). Who and when: ``sources`` in :meth:`to_json`,
+        ``workstation.sources.source_of``."""
         from workstation.sources import source_of
 
-        return "ai" if source_of(self, "aop")["kind"] == AI else "confirmed"
+        return "ai" if source_of(self, quantity)["kind"] == AI else "confirmed"
 
     def to_json(self) -> dict:
         from workstation.sources import sources_of

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 
 from workstation.records.store import AI, Measurement, Records, current_of, hours_between, latest_ai_of
-from workstation.sources import describe, source_of, sources_of
+from workstation.sources import describe, sources_of
 
 AOP_SVD_THRESHOLD_DEG = 120.0
 DEFAULT_STALL_SPAN_H = 2.0
@@ -131,11 +131,6 @@ def ai_uncertainty_of(records: Records, current, rows=None) -> float | None:
     return ai_on_frame(records, current.exam_id, current.frame_index, rows)["uncertainty"]
 
 
-def _point_source(current, quantity: str) -> str:
-    """A timeline point's ``source`` of one quantity: "ai" where the AI's value, "confirmed" where a person's."""
-    return "ai" if current is None or source_of(current, quantity)["kind"] == AI else "confirmed"
-
-
 def point_whose(point: dict) -> str:
     """Whose a timeline point's AoP is, and its HSD where that is someone else's (``workstation.sources``): the
     words the CLI's timeline and the window's timeline tooltip give."""
@@ -177,8 +172,8 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
             # Whose the AoP is (the sonopartogram's value; ``workstation.sources``): a person's correction of the HSD
             # alone leaves the AI's AoP the AI's. ``hsd_source`` the same for the HSD; ``sources`` who and when, per
             # quantity.
-            "source": _point_source(current, "aop"),
-            "hsd_source": _point_source(current, "hsd"),
+            "source": "ai" if current is None else current.point_source("aop"),
+            "hsd_source": "ai" if current is None else current.point_source("hsd"),
             "sources": None if current is None else sources_of(current),
             "hsd_px": None if current is None else current.hsd_px,
             "hsd_mm_reason": None if current is None or current.hsd_mm is not None else current.reasons.get("hsd_mm"),
