@@ -1234,6 +1234,42 @@ def test_the_read_only_banner_stays_when_an_exam_is_opened(make_window, qtbot, t
     assert "read-only" in window.error_banner.text
 
 
+def test_the_read_only_reason_is_kept_by_the_window_not_read_back_from_its_status_bar(make_window, qtbot, tmp_path,
+                                                                                      monkeypatch):
+    """The window keeps why the records are read-only (``records_read_only``) and says it again with each exam opened
+    from that, not from the status-bar note's tooltip; the red notes about the records (read-only, unavailable) are
+    built in one place (``MainWindow.add_status_note``)."""
+    from PySide6 import QtWidgets
+
+    from workstation.gui import app
+    from workstation.gui.main_window import MainWindow
+    from workstation.records import RecordsError
+
+    notes = []
+    real = MainWindow.add_status_note
+    monkeypatch.setattr(MainWindow, "add_status_note",
+                        lambda self, name, text, why: notes.append((name, text, why)) or real(self, name, text, why))
+    window, link, exam_ids, data = _read_only_ward(make_window, tmp_path, monkeypatch)
+    why = f"{link.records.root}: it is on a read-only file system; nothing is saved to these records"
+    assert window.records_read_only == why and notes == [("recordsReadOnly", "Records read-only", why)]
+    note = window.statusBar().findChild(QtWidgets.QLabel, "recordsReadOnly")
+    assert note.toolTip() == why and note.styleSheet() == "color: #b3261e; font-weight: bold;"
+    note.setToolTip("")  # the window does not read the reason back from its widget
+    _open_and_wait(window, link, qtbot, exam_ids[0])
+    assert window.error_banner.text == f"Records read-only: {why}."
+    # Records that cannot be opened at all: the same kind of note, from the same place.
+    other = make_window()
+
+    def refuse(_window):
+        raise RecordsError("records.sqlite3 is damaged")
+
+    monkeypatch.setattr("workstation.gui.records_link.attach_records", refuse)
+    assert app.attach_records_or_say_why(other) is None
+    assert notes[-1] == ("recordsUnavailable", "Records unavailable (see the error)", "records.sqlite3 is damaged")
+    unavailable = other.statusBar().findChild(QtWidgets.QLabel, "recordsUnavailable")
+    assert unavailable.styleSheet() == note.styleSheet() and other.records_read_only is None
+
+
 # -- each save reads the records' current measurement once (before it), besides the save's own check -------------
 def test_a_review_step_reads_the_records_current_measurement_only_before_it(ward, records, qtbot):
     window, link, exam_ids, _ = ward

@@ -62,8 +62,6 @@ def attach_records_or_say_why(window):
     keeps a "Records unavailable" note in its status bar, and the viewer works without them (nothing is written to
     the records file). Records that can be read but not written (a read-only disk or folder) are attached read-only,
     and the window says so (``RecordsLink``). Returns the ``RecordsLink``, or None."""
-    from PySide6 import QtWidgets
-
     from workstation.gui.records_link import attach_records
     from workstation.records import RecordsError
 
@@ -74,11 +72,7 @@ def attach_records_or_say_why(window):
             f"{exc.filename or 'the data folder'}: {exc.strerror or exc}")
         window.show_error(f"The patient records could not be opened: {why}. Scans can still be opened and analysed "
                           "here; nothing is saved to the records.")
-        note = QtWidgets.QLabel("Records unavailable (see the error)")
-        note.setObjectName("recordsUnavailable")
-        note.setToolTip(why)
-        note.setStyleSheet("color: #b3261e; font-weight: bold;")
-        window.statusBar().addPermanentWidget(note)
+        window.add_status_note("recordsUnavailable", "Records unavailable (see the error)", why)
         return None
 
 

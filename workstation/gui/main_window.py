@@ -64,6 +64,8 @@ def _values_text(values: dict) -> str:
                                    hsd_label(values) if has_hsd else None, hc_label({"hc_mm": values.get("hc_mm")}))))
 
 
+NOTE_STYLE = "color: #b3261e; font-weight: bold;"  # a status-bar note about what stands (``add_status_note``)
+
 _UNREAD = object()  # records_basis without a calibration read yet
 
 
@@ -228,6 +230,9 @@ class MainWindow(QtWidgets.QMainWindow):
         # names it (``based_on_measurement_id``), so the records refuse a review made on a screen someone else's
         # change has made stale (``workstation.records.ReviewConflict``) instead of superseding that change unseen.
         self.records_basis: dict | None = None
+        # Where the records beside this window are and why they cannot be written (``note_records_read_only``), said
+        # again in the banner with each new cine; None: none attached read-only.
+        self.records_read_only: str | None = None
         # The head ellipse caliper's style drawn last (its colour, and the AI's reason where it is withheld): restyled
         # only when that changes, not on every frame shown during playback.
         self._ellipse_style: tuple | None = None
@@ -376,6 +381,22 @@ class MainWindow(QtWidgets.QMainWindow):
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
         bar.addPermanentWidget(self.calibration_status)
+
+    def add_status_note(self, name: str, text: str, why: str) -> QtWidgets.QLabel:
+        """A note in red kept at the right of the status bar about what stands while the window runs (records that
+        are read-only or unavailable): ``text``, its tooltip ``why``, its object name ``name``."""
+        note = QtWidgets.QLabel(text)
+        note.setObjectName(name)
+        note.setToolTip(why)
+        note.setStyleSheet(NOTE_STYLE)
+        self.statusBar().addPermanentWidget(note)
+        return note
+
+    def note_records_read_only(self, why: str) -> None:
+        """The records beside the window cannot be written (``why``: where, and why): kept (``records_read_only``),
+        said again in the banner with each new cine, and a status-bar note stays."""
+        self.records_read_only = why
+        self.add_status_note("recordsReadOnly", "Records read-only", why)
 
     def _action(self, menu: QtWidgets.QMenu, text: str, slot, shortcut=None, checkable=False, checked=False,
                 tip: str | None = None) -> QtGui.QAction:
@@ -575,13 +596,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _clear_banner(self) -> None:
         """The banner cleared for a new cine, but for what stands while the window runs: records that cannot be
-        written (a records layer's status-bar note ``recordsReadOnly``, its tooltip saying where and why) are said
-        again."""
-        note = self.statusBar().findChild(QtWidgets.QLabel, "recordsReadOnly")
-        if note is None or not note.toolTip():
+        written (``records_read_only``: where and why) are said again."""
+        if self.records_read_only is None:
             self.error_banner.hide()
         else:
-            self.error_banner.show_message(f"Records read-only: {note.toolTip()}.")
+            self.error_banner.show_message(f"Records read-only: {self.records_read_only}.")
 
     def _show_in_patient_shape(self) -> None:
         """Pixels drawn in the patient's shape: where the calibration in force says a pixel row is not as tall as a

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 
 from workstation.gui.records_dock import PatientRecordsWidget
 from workstation.gui.timeline_dock import LaborTimelineWidget
@@ -104,11 +104,7 @@ class RecordsLink(QtCore.QObject):
             "opened, but nothing is saved to them: corrections, acceptances, calibrations and imports stay undone "
             "there. To work on them, copy the records folder to a writable place (or make it writable) and start "
             "again.")
-        note = QtWidgets.QLabel("Records read-only")
-        note.setObjectName("recordsReadOnly")
-        note.setToolTip(f"{folder}: {self.read_only}; nothing is saved to these records")
-        note.setStyleSheet("color: #b3261e; font-weight: bold;")
-        self.window.statusBar().addPermanentWidget(note)
+        self.window.note_records_read_only(f"{folder}: {self.read_only}; nothing is saved to these records")
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
         if obj is self.window and event.type() == QtCore.QEvent.Type.Show and not self._docks_sized:
