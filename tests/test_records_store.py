@@ -120,7 +120,9 @@ def test_history_lists_import_analysis_and_every_row_in_order(tmp_path):
     from records_support import tiny_model
 
     with Records(tmp_path / "data") as records:
-        exam = import_scan(records, demo_exam_file(tmp_path / "usb", seed=0), model=tiny_model(tmp_path)).exam
+        model = tiny_model(tmp_path)
+        exam = import_scan(records, demo_exam_file(tmp_path / "usb", seed=0), model=model).exam
+        label = records.latest_analysis(exam.id).model_label
         add_ai_row(records, exam.id, 2)
         records.add_measurement(exam.id, "correction", "Dr A", {"aop_deg": 130.0}, note="moved")
         events = records.history(exam.id)
@@ -128,6 +130,7 @@ def test_history_lists_import_analysis_and_every_row_in_order(tmp_path):
                             "UPDATE analyses SET why = ''", "DELETE FROM analyses")
     assert [e["event"] for e in events] == ["import", "analysis", "ai", "ai", "correction"]
     assert events[1]["by"] == "tiny 0.0.1" and "PLACEHOLDER" in events[1]["detail"]
+    assert events[2]["by"] == label == model.manifest.label == "tiny 0.0.1"  # the model's name, one definition
     assert events[-1]["by"] == "Dr A" and events[-1]["note"] == "moved" and events[-1]["source"] == "confirmed"
     times = [datetime.fromisoformat(e["when"]) for e in events]
     assert times == sorted(times)

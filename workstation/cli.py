@@ -55,8 +55,8 @@ def cmd_analyze(args) -> int:
         cines = [load(path, mm_per_px=args.mm_per_px) for path in args.files]
     model = load_model(args.model, device=args.device)
     if model.manifest.placeholder:
-        print(f"warning: model {model.manifest.name} {model.manifest.version} is a PLACEHOLDER: its values are not "
-              "clinically meaningful", file=sys.stderr)
+        print(f"warning: model {model.manifest.label} is a PLACEHOLDER: its values are not clinically meaningful",
+              file=sys.stderr)
     results = [analyze_cine(cine, model, progress=_Progress(cine.source.name, args.quiet), tta=not args.no_tta)
                for cine in cines]
     emit_json(results[0] if len(results) == 1 else results, args.json)
@@ -138,12 +138,12 @@ def cmd_bench(args) -> int:
     if args.json:
         emit_json(result, None)
     else:
-        print(f"model          {model.manifest.name} {model.manifest.version} ({result['device']}, {result['threads']} threads)")
+        print(f"model          {model.manifest.label} ({result['device']}, {result['threads']} threads)")
         print(f"latency/frame  median {result['latency_ms']['median']:.2f} ms, p95 {result['latency_ms']['p95']:.2f} ms "
               f"at input {result['latency_input']}")
         if "head_biometry_latency_ms" in result:
             head = result["head_biometry_latency_ms"]
-            print(f"head model     {model.head_specialist.manifest.name} {model.head_specialist.manifest.version}: "
+            print(f"head model     {model.head_specialist.manifest.label}: "
                   f"median {head['median']:.2f} ms, p95 {head['p95']:.2f} ms (axial head planes only)")
         print(f"cine           {result['cine_fps']:.1f} frames/s over {result['cine']['frames']} frames "
               f"{result['cine']['frame_shape']} (whole pipeline, test-time passes)")

@@ -297,7 +297,7 @@ class Model:
         if not chosen:
             return
         specialist = self.head_specialist
-        by = f"{specialist.manifest.name} {specialist.manifest.version}"
+        by = specialist.manifest.label
         for i, head in zip(chosen, specialist.predict([frames[i] for i in chosen], tta=tta, aspect=aspect)):
             # the specialist's segmentation and passes; our plane class and direct estimate
             results[i] = replace(head, plane_probs=results[i].plane_probs, regression=results[i].regression,

@@ -23,6 +23,12 @@ from workstation.inference.preprocess import InputSpec
 from workstation.inference.uncertainty import UncertaintyCalibration, calibration_from_manifest
 
 SEGMENTATION_CLASSES = {0: "background", 1: "pubic_symphysis", 2: "fetal_head"}
+
+
+def model_label(name: str, version: str) -> str:
+    """A model as people read it, and the name the AI's values go under in the records: its name and version,
+    "psfh-multitask 1.2.0" (:attr:`ModelManifest.label`; a records analysis' ``model_label``)."""
+    return f"{name} {version}".strip()
 MAX_HEAD_OUTLINE_WIDTH_INPUT_PX = 8.0  # wider would move a head's edge by more than any drawn line
 
 
@@ -56,6 +62,11 @@ class ModelManifest:
     # (head_biometry.min_plane_probability; workstation.inference.pipeline.check_ai_biometry). None: no floor.
     min_head_plane_probability: float | None = None
     raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """"psfh-multitask 1.2.0" (:func:`model_label`)."""
+        return model_label(self.name, self.version)
 
     @property
     def manifest_path(self) -> Path:

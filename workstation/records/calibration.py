@@ -228,7 +228,7 @@ def _add_like(records: Records, like: Measurement, kind: str, by: str, values: d
 
 def _model_of(records: Records, exam_id: int) -> str:
     analysis = records.latest_analysis(exam_id)
-    return "AI" if analysis is None else f"{analysis.model_name} {analysis.model_version}"
+    return "AI" if analysis is None else analysis.model_label
 
 
 def _row_json(row: Measurement) -> dict:

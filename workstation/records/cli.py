@@ -51,8 +51,8 @@ def cmd_import(args) -> int:
 
         model = load_model(args.model, device=args.device)
         if model.manifest.placeholder:
-            print(f"warning: model {model.manifest.name} {model.manifest.version} is a PLACEHOLDER: its values are "
-                  "not clinically meaningful", file=sys.stderr)
+            print(f"warning: model {model.manifest.label} is a PLACEHOLDER: its values are not clinically meaningful",
+                  file=sys.stderr)
     results, failures = [], []
     with _records(args) as records:
         for file in args.files:

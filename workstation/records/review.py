@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+from workstation.inference.manifest import model_label
 from workstation.records.database import RecordsError
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, VALUE_KEYS, ExamCalibration, Measurement, Records,
                                        current_of, now_iso)
@@ -296,14 +297,14 @@ def _ai_basis(records: Records, exam_id: int, frame_index: int, analysed: dict,
     if on_frame:
         return on_frame[-1].geometry, sources_of(on_frame[-1])
     analysis = records.latest_analysis(exam_id)
-    model = None if analysis is None else f"{analysis.model_name} {analysis.model_version}"
+    model = None if analysis is None else analysis.model_label
     return analysed.get("geometry"), ai_sources(model, None if analysis is None else analysis.analyzed_at)
 
 
 def _model_name(review: dict) -> str:
     """The name an AI row written from the viewer goes under: the model of the viewer's analysis, with its version."""
     model = review.get("model") or {}
-    return f"{model.get('name', 'model')} {model.get('version', '')}".strip()
+    return model_label(model.get("name", "model"), model.get("version", ""))
 
 
 def _restore(records: Records, review: dict, rows: list[Measurement], by_acting: str) -> dict | None:

@@ -22,6 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from workstation.inference.manifest import model_label
 from workstation.records import database
 from workstation.records.database import RecordsError
 from workstation.records.filestore import StoredFile, sweep_stale_temporaries
@@ -177,6 +178,11 @@ class Analysis:
     chosen_frame: int | None
     why: str | None
     analyzed_at: str
+
+    @property
+    def model_label(self) -> str:
+        """The model's name and version, the name its AI rows go under (``workstation.inference.manifest``)."""
+        return model_label(self.model_name, self.model_version)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -518,7 +524,7 @@ class Records:
             if frame is None:
                 reasons["aop_deg"] = summary.get("why") or "no frame chosen"
             self.add_measurement(
-                exam_id, AI, f"{model['name']} {model['version']}", frame or {}, analysis_id=analysis_id,
+                exam_id, AI, model_label(model["name"], model["version"]), frame or {}, analysis_id=analysis_id,
                 frame_index=chosen, time_s=None if frame is None else frame.get("time_s"),
                 uncertainty=None if frame is None else frame.get("uncertainty"),
                 calibration_source=((frame or {}).get("calibration") or {}).get("source")
@@ -688,7 +694,7 @@ class Records:
                              f"{exam.acquired.isoformat()} from {exam.acquired_source}"}]
         for a in self.analyses(exam_id):
             placeholder = " [PLACEHOLDER model]" if a.model_placeholder else ""
-            events.append({"when": a.analyzed_at, "event": "analysis", "by": f"{a.model_name} {a.model_version}",
+            events.append({"when": a.analyzed_at, "event": "analysis", "by": a.model_label,
                            "id": a.id, "detail": (a.why or "") + placeholder})
         calibrations = self.calibrations(exam_id)
 

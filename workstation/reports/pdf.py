@@ -33,6 +33,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle)
 
+from workstation.inference.manifest import model_label
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
@@ -427,9 +428,9 @@ class _ReportBuilder:
         models = sorted({(a.model_name, a.model_version, a.model_sha256, a.model_placeholder) for a in analyses})
         if not models:
             return [_p("Model: no AI analysis stored for these exams.", _SMALL)]
-        out = [_p("Model: " + "; ".join(f"{name} {version} (sha256 {sha[:12]}...)" for name, version, sha, _ in models),
-                  _SMALL)]
-        placeholders = [f"{name} {version}" for name, version, _, placeholder in models if placeholder]
+        out = [_p("Model: " + "; ".join(f"{model_label(name, version)} (sha256 {sha[:12]}...)"
+                                        for name, version, sha, _ in models), _SMALL)]
+        placeholders = [model_label(name, version) for name, version, _, placeholder in models if placeholder]
         if placeholders:
             out += [Spacer(1, 4), _p(f"PLACEHOLDER MODEL ({', '.join(placeholders)}): its values are not clinically "
                                      "meaningful and must not be used for care.", _WARNING), Spacer(1, 4)]
