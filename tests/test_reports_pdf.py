@@ -463,6 +463,7 @@ def test_an_exams_head_biometry_reaches_the_report_ai_and_a_persons_apart_in_the
         exam = head_plane_exam(records, tmp_path / "usb")
         before = write_exam_report(records, exam.id, tmp_path / "before.pdf")
         set_exam_calibration(records, exam.id, 0.062032562715, "Midwife R")
+        manual = records.current_calibration(exam.id)
         confirm(records, exam.id, "Midwife R")
         accepted = records.current_measurement(exam.id)
         confirmed_pdf = write_exam_report(records, exam.id, tmp_path / "confirmed.pdf")
@@ -491,6 +492,8 @@ def test_an_exams_head_biometry_reaches_the_report_ai_and_a_persons_apart_in_the
     assert f"BPD {bpd} {u} {bpd} confirmed" in raw and f"OFD {ofd} {u} {ofd} confirmed" in raw
     assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f})" in raw
     assert "calibration: manual 0.0620 mm/px (entered by Midwife R), set by Midwife R at" in raw, raw
+    # The calibration's own line (ExamCalibration.describe), its time to the minute as the report writes times.
+    assert f"calibration: {manual.describe('%Y-%m-%d %H:%M')}; the file's own: none" in raw, raw
     assert "the file's own: none" in raw and "calibration: none" not in raw
     assert "green: head ellipse (HC, BPD, OFD, GA)" in raw
     assert f"HC {hc}, GA {ga:.1f} wk" in raw  # the history table
@@ -641,3 +644,15 @@ def test_the_report_of_a_cine_with_non_square_pixels_draws_its_key_frame_in_the_
     assert isinstance(Scale, type)
     assert shapes[0.2] == pytest.approx(480 / 640, abs=0.01)
     assert shapes[0.25] == pytest.approx(480 * 1.25 / 640, abs=0.01)
+
+
+def test_a_calibrations_line_is_written_in_the_time_format_its_reader_asks_for():
+    """One line for a calibration row (``ExamCalibration.describe``): the CLI's and a refusal's with the time as kept,
+    the PDF's with the minute it writes every time in."""
+    from workstation.records.store import ExamCalibration
+
+    row = ExamCalibration(1, 1, "manual", 0.062032562715, "entered by Midwife R", "Midwife R",
+                          "2026-03-01T14:30:12+01:00")
+    line = "manual 0.0620 mm/px (entered by Midwife R), set by Midwife R at"
+    assert row.describe() == f"{line} 2026-03-01T14:30:12+01:00"
+    assert row.describe("%Y-%m-%d %H:%M") == f"{line} 2026-03-01 14:30"

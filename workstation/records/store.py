@@ -275,12 +275,15 @@ class ExamCalibration:
     def is_manual(self) -> bool:
         return self.kind == MANUAL
 
-    def describe(self) -> str:
-        """One line for a table or a terminal: the scale, how it was taken, who set it and when."""
+    def describe(self, time_format: str | None = None) -> str:
+        """One line for a table or a terminal: the scale, how it was taken, who set it and when. ``time_format``: a
+        ``strftime`` format that time is written in (the PDF's minutes, its offset dropped); None: as kept."""
         what = (f"manual {self.mm_per_px:.4f} mm/px" + (f" ({self.detail})" if self.detail else "")
                 if self.is_manual else "the file's own calibration again" + (f" ({self.detail})" if self.detail
                                                                              else ""))
-        return f"{what}, set by {self.by} at {self.created_at}"
+        when = (self.created_at if time_format is None
+                else datetime.fromisoformat(self.created_at).strftime(time_format))
+        return f"{what}, set by {self.by} at {when}"
 
     def to_json(self) -> dict:
         return asdict(self)

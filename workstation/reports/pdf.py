@@ -102,11 +102,14 @@ def _p(text: str, style=_CELL) -> Paragraph:
     return Paragraph(markup(text), style)
 
 
+_WHEN_FORMAT = "%Y-%m-%d %H:%M"  # how the report writes a time of the records
+
+
 def _when(iso: str | None) -> str:
     """An ISO time as ``2026-03-01 14:30``, the offset dropped (the audit trail keeps it)."""
     if not iso:
         return "-"
-    return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    return datetime.fromisoformat(iso).strftime(_WHEN_FORMAT)
 
 
 def _value(m: Measurement | None, quantity: str) -> str:
@@ -278,9 +281,7 @@ class _ReportBuilder:
         if row is None:
             return f"{exam.calibration_source} (the file's)"
         if row.is_manual:
-            how = f" ({row.detail})" if row.detail else ""
-            return (f"manual {row.mm_per_px:.4f} mm/px{how}, set by {row.by} at {_when(row.created_at)}; the file's "
-                    f"own: {exam.calibration_source}")
+            return f"{row.describe(_WHEN_FORMAT)}; the file's own: {exam.calibration_source}"
         return (f"{exam.calibration_source} (the file's; back to it from a manual calibration, by {row.by} at "
                 f"{_when(row.created_at)})")
 
