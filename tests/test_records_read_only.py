@@ -176,14 +176,34 @@ def test_an_import_into_read_only_records_is_refused_in_one_line(tmp_path, capsy
         assert run_cli(argv if analyze else argv[:-1] + ["--no-analyze", str(scan)]) == 2
         err = capsys.readouterr().err.splitlines()
         assert err == [f"error: {archive / 'records'}: the records are read-only (it is on a read-only file system): "
-                       "they can be viewed, nothing can be saved to them",
-                       "error: 1 of 1 file(s) not imported (see above)"], err
+                       "they can be viewed, nothing can be saved to them"], err
         assert analysed == []
         with Records(archive) as records:
             assert len(records.patients()) == 1
     with Records(data) as records:
         with pytest.raises(RecordsError):
             records.exam(4)
+
+
+@pytest.mark.parametrize("analyze", [True, False], ids=["analysed", "no-analyze"])
+def test_an_import_into_read_only_records_is_refused_before_the_model_is_loaded(tmp_path, capsys, monkeypatch,
+                                                                                analyze):
+    """The records are opened, and refused in their one line, before the (slow) model load: no engine is built for
+    an import that could never be filed (before: the model was loaded first, then each file was refused)."""
+    from workstation.inference import engine
+
+    monkeypatch.setattr(engine, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    data, _, _ = _filed(tmp_path)
+    scan = demo_exam_file(tmp_path / "new", seed=7, hours=5.0)
+    monkeypatch.setattr(database, "write_problem", lambda _folder: "its folder cannot be written")
+    argv = ["import", "--data-dir", str(data), "--quiet", *([] if analyze else ["--no-analyze"]), str(scan),
+            str(scan)]
+    assert run_cli(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {data / 'records'}: the records are read-only (its folder cannot be written): they can be viewed, "
+        "nothing can be saved to them"]
+    with Records(data) as records:
+        assert len(records.patients()) == 1 and len(records.exams(records.labors(records.patients()[0].id)[0])) == 3
 
 
 def test_a_damaged_records_file_on_a_read_only_mount_is_refused_as_damaged(tmp_path):

@@ -45,16 +45,18 @@ def _fmt(value, unit: str = "", digits: int = 1) -> str:
 def cmd_import(args) -> int:
     from workstation.records.importer import import_scan
 
-    model = None
-    if args.analyze:
-        from workstation.inference.engine import load_model
-
-        model = load_model(args.model, device=args.device)
-        if model.manifest.placeholder:
-            print(f"warning: model {model.manifest.label} is a PLACEHOLDER: its values are not clinically meaningful",
-                  file=sys.stderr)
     results, failures = [], []
     with _records(args) as records:
+        if records.read_only is not None:  # said first, in the records' one line: before the slow model load
+            raise records.read_only_error()
+        model = None
+        if args.analyze:
+            from workstation.inference.engine import load_model
+
+            model = load_model(args.model, device=args.device)
+            if model.manifest.placeholder:
+                print(f"warning: model {model.manifest.label} is a PLACEHOLDER: its values are not clinically "
+                      "meaningful", file=sys.stderr)
         for file in args.files:
             if model is not None and not args.quiet:
                 print(f"importing and analysing {Path(file).name}...", file=sys.stderr, flush=True)
