@@ -7,7 +7,7 @@ import pytest
 from records_support import demo_exam_file, save_analysis_with_uncertainties, synthetic_measurement
 from workstation.records import (AI, Records, RecordsError, ReviewConflict, confirm, correct, import_scan,
                                  labor_timeline, save_viewer_review)
-from workstation.records.review import BASED_ON, changes_since
+from workstation.records.review import BASED_ON, changes_since, check_unchanged
 
 
 @pytest.fixture
@@ -220,3 +220,26 @@ def test_a_partial_correction_on_another_frame_keeps_that_frames_ai_geometry(rec
     # A person's correction on that frame is what a later partial correction there builds on.
     again = correct(records, exam.id, 2, {"aop": synthetic_measurement(3)["geometry"]["aop"]}, "Dr C")
     assert again.geometry["hsd"]["end"] == [hsd["end"][0], hsd["end"][1]]
+
+
+def test_a_refusal_writes_the_values_as_the_reports_and_the_cli_write_them(records, exam):
+    """The values in a refusal's line are written by the one formatter of the reports and the CLI
+    (``describe_transperineal``): an HSD without mm in pixels with why there is none, an AoP the row lacks with its
+    reason, the HC where the row has one (before: its own short form, 'HSD 31.4 px', the AoP left out)."""
+    from workstation.reports.values import describe_transperineal
+
+    ai = records.current_measurement(exam.id)
+    no_mm = "no calibration: pixels only"
+    dr_a = records.add_measurement(exam.id, "correction", "Dr A", {"aop_deg": 120.04, "hsd_px": 31.4},
+                                   frame_index=0, reasons={"hsd_mm": no_mm})
+    with pytest.raises(ReviewConflict) as refused:
+        check_unchanged(records, exam.id, ai.id, 0)
+    assert f"of frame 0 (AoP 120.0 deg, HSD 31 px (no mm: {no_mm}))" in str(refused.value)
+    assert describe_transperineal(dr_a) == f"AoP 120.0 deg, HSD 31 px (no mm: {no_mm})"
+    plane = "not a transperineal plane"
+    dr_b = records.add_measurement(exam.id, "correction", "Dr B", {"hc_mm": 301.26}, frame_index=0,
+                                   reasons={"aop_deg": plane, "hsd_px": plane})
+    with pytest.raises(ReviewConflict) as refused:
+        check_unchanged(records, exam.id, dr_a.id, 0)
+    assert f"of frame 0 ({describe_transperineal(dr_b)}, HC 301.3 mm)" in str(refused.value)
+    assert describe_transperineal(dr_b) == f"no AoP or HSD ({plane})"

@@ -34,6 +34,23 @@ def describe_hsd(hsd_mm: float | None, hsd_px: float | None, no_mm_reason: str |
     return "-"
 
 
+def describe_aop_hsd(aop_deg: float | None, hsd_px: float | None, hsd_mm: float | None,
+                     reasons: dict | None = None) -> str:
+    """AoP and HSD on one line as the reports, the CLI and the records' refusals write them: 'AoP 127.6 deg, HSD
+    14.0 mm', the HSD in pixels with why there is no mm (:func:`describe_hsd`), or why either is absent (said once
+    where both are absent for the same reason). ``reasons``: a measurement's, by value key."""
+    reasons = reasons or {}
+    aop_why, hsd_why = reasons.get("aop_deg"), reasons.get("hsd_px")
+    if aop_deg is None and hsd_px is None and aop_why and aop_why == hsd_why:
+        return f"no AoP or HSD ({aop_why})"
+    aop = f"AoP {aop_deg:.1f} deg" if aop_deg is not None else "AoP none" + (f" ({aop_why})" if aop_why else "")
+    if hsd_px is None and hsd_mm is None:
+        hsd = "HSD none" + (f" ({hsd_why})" if hsd_why else "")
+    else:
+        hsd = f"HSD {describe_hsd(hsd_mm, hsd_px, reasons.get('hsd_mm'))}"
+    return f"{aop}, {hsd}"
+
+
 @dataclass
 class Measurements:
     aop_deg: float | None = None

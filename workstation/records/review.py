@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 from workstation.inference.manifest import model_label
+from workstation.measure import describe_aop_hsd
 from workstation.records.database import RecordsError
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, VALUE_KEYS, ExamCalibration, Measurement, Records,
                                        current_of, now_iso)
@@ -143,16 +144,11 @@ def _conflict(records: Records, exam_id: int, frame_index: int | None, based_on_
 
 
 def _describe_values(m: Measurement) -> str:
-    parts = []
-    if m.aop_deg is not None:
-        parts.append(f"AoP {m.aop_deg:.1f} deg")
-    if m.hsd_mm is not None:
-        parts.append(f"HSD {m.hsd_mm:.1f} mm")
-    elif m.hsd_px is not None:
-        parts.append(f"HSD {m.hsd_px:.1f} px")
-    if m.hc_mm is not None:
-        parts.append(f"HC {m.hc_mm:.1f} mm")
-    return ", ".join(parts) or "no value"
+    """A row's values in a refusal: AoP and HSD as the reports and the CLI write them (one formatter,
+    ``workstation.measure.describe_aop_hsd``; ``workstation.reports.values`` cannot be imported here without a cycle:
+    the reports import the records), and its HC where it has one."""
+    text = describe_aop_hsd(m.aop_deg, m.hsd_px, m.hsd_mm, m.reasons)
+    return text if m.hc_mm is None else f"{text}, HC {m.hc_mm:.1f} mm"
 
 
 def _describe_row(m: Measurement | None) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from workstation.measure import Ellipse, MeasurementRefused, describe_hsd, ellipse_measurements
+from workstation.measure import Ellipse, MeasurementRefused, describe_aop_hsd, describe_hsd, ellipse_measurements
 from workstation.measure.biometry import GA_RANGE_WEEKS
 
 HEAD_ROWS = (("HC", "hc"), ("BPD", "bpd"), ("OFD", "ofd"), ("GA", "ga"))  # name, key stem
@@ -151,20 +151,11 @@ def head_labels(row: Any, whose: str | None = None) -> list[str]:
 
 
 def describe_transperineal(row: Any) -> str:
-    """AoP and HSD on one line: 'AoP 127.6 deg, HSD 14.0 mm', pixels with why there is no mm, or why either is
-    absent (said once where both are absent for the same reason)."""
+    """AoP and HSD of ``row`` (see :func:`values_of`) on one line: 'AoP 127.6 deg, HSD 14.0 mm', pixels with why there
+    is no mm, or why either is absent (said once where both are absent for the same reason):
+    ``workstation.measure.describe_aop_hsd``, the one formatter the records' refusals use too."""
     values = values_of(row)
-    reasons = values["reasons"]
-    aop_why, hsd_why = reasons.get("aop_deg"), reasons.get("hsd_px")
-    if values["aop_deg"] is None and values["hsd_px"] is None and aop_why and aop_why == hsd_why:
-        return f"no AoP or HSD ({aop_why})"
-    aop = (f"AoP {values['aop_deg']:.1f} deg" if values["aop_deg"] is not None
-           else "AoP none" + (f" ({aop_why})" if aop_why else ""))
-    if values["hsd_px"] is None and values["hsd_mm"] is None:
-        hsd = "HSD none" + (f" ({hsd_why})" if hsd_why else "")
-    else:
-        hsd = f"HSD {describe_hsd(values['hsd_mm'], values['hsd_px'], reasons.get('hsd_mm'))}"
-    return f"{aop}, {hsd}"
+    return describe_aop_hsd(values["aop_deg"], values["hsd_px"], values["hsd_mm"], values["reasons"])
 
 
 def shows_head_biometry(records, rows, classes=None) -> bool:
