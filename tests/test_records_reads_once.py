@@ -3,8 +3,8 @@ SQL statements the records' connection runs (sqlite3's ``set_trace_callback``).
 
 Before: a viewer's correction read the exam's rows 3 times in its write transaction (its current row, the AI basis of
 its sources, the conflict check), a stale one refused 4 times, ``correct`` 4 times (twice in its transaction), a
-calibration set on a screen's basis 3 times (through the measurement check, silenced with the current row's id); an
-exam PDF 6 times, and its head-biometry rule read a frame result per row shown."""
+calibration set on a screen's basis 3 times and their max(id) (through the measurement check, silenced with the
+current row's id); an exam PDF 6 times, and its head-biometry rule read a frame result per row shown."""
 from __future__ import annotations
 
 import re
@@ -12,25 +12,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from records_support import demo_exam_file, save_analysis_with_uncertainties, synthetic_measurement
-from test_records_review import Viewer
-from workstation.records import Records, ReviewConflict, correct, import_scan, save_viewer_review
+from records_support import synthetic_measurement
+from test_records_review import Viewer, _dr_a_corrects_the_aop, exam, records  # noqa: F401 (fixtures)
+from workstation.records import Records, ReviewConflict, correct, save_viewer_review
 from workstation.records.calibration import set_exam_calibration
 from workstation.records.review import BASED_ON_CALIBRATION
 from workstation.reports.pdf import write_exam_report
-
-
-@pytest.fixture
-def records(tmp_path):
-    with Records(tmp_path / "data") as opened:
-        yield opened
-
-
-@pytest.fixture
-def exam(records, tmp_path):
-    exam = import_scan(records, demo_exam_file(tmp_path, seed=0)).exam
-    save_analysis_with_uncertainties(records, exam.id, [0.46, 0.2, 0.3, 0.74], chosen=0)
-    return exam
 
 
 class Reads:
@@ -67,12 +54,6 @@ def counted(records: Records, exam_id: int):
         records._conn.set_trace_callback(None)
 
 
-def _dr_a_corrects(records, exam_id: int, frame: int):
-    aop = synthetic_measurement(frame)["geometry"]["aop"]
-    tangent = [aop["tangent_point"][0] + 6.0, aop["tangent_point"][1] + 4.0]
-    return correct(records, exam_id, frame, {"aop": dict(aop, tangent_point=tangent)}, "Dr A")
-
-
 def test_a_viewers_save_reads_the_exams_rows_once(records, exam):
     window = Viewer(records, exam.id, "Midwife B")
     state = window.states[0]
@@ -89,7 +70,7 @@ def test_a_viewers_save_reads_the_exams_rows_once(records, exam):
 
 def test_a_stale_save_is_refused_on_one_read_of_the_exams_rows(records, exam):
     window = Viewer(records, exam.id, "Midwife B")
-    dr_a = _dr_a_corrects(records, exam.id, 0)
+    dr_a = _dr_a_corrects_the_aop(records, exam.id, 0)
     window.states[0].accept("Midwife B")
     with counted(records, exam.id) as reads:
         with pytest.raises(ReviewConflict, match="correction by Dr A") as refused:
@@ -101,7 +82,7 @@ def test_a_stale_save_is_refused_on_one_read_of_the_exams_rows(records, exam):
 def test_a_headless_correction_reads_the_rows_once_before_the_scan_and_once_in_its_transaction(records, exam):
     ai = records.current_measurement(exam.id)
     with counted(records, exam.id) as reads:
-        row = _dr_a_corrects(records, exam.id, 1)
+        row = _dr_a_corrects_the_aop(records, exam.id, 1)
     assert row.kind == "correction" and row.supersedes_id == ai.id
     assert (reads.exam_rows, reads.measurements) == (2, 3), reads.statements  # was 4 and 5
     with counted(records, exam.id) as reads:
@@ -113,7 +94,7 @@ def test_a_calibration_checked_against_its_screens_basis_reads_the_rows_once(rec
     with counted(records, exam.id) as reads:
         change = set_exam_calibration(records, exam.id, 0.2, "Dr C", based_on_calibration_id=None)
     assert change.calibration is not None and change.measurements
-    assert reads.exam_rows == 1, reads.statements  # was 3 and the row count before the calibration (max(id))
+    assert reads.exam_rows == 1, reads.statements  # was 4: 3 reads of the rows, and their max(id)
     with counted(records, exam.id) as reads:
         with pytest.raises(ReviewConflict, match="the calibration of exam"):
             set_exam_calibration(records, exam.id, 0.3, "Dr D", based_on_calibration_id=None)
@@ -125,13 +106,13 @@ def test_an_exam_pdf_reads_its_rows_once_and_the_frames_plane_classes_once(recor
         write_exam_report(records, exam.id, tmp_path / "ai.pdf")
     assert reads.exam_rows == 1, reads.statements  # was 6 (the timeline's, the key frame's 3, the tables' 2)
     for frame in (1, 2):
-        _dr_a_corrects(records, exam.id, frame)
+        _dr_a_corrects_the_aop(records, exam.id, frame)
     with counted(records, exam.id) as reads:
         write_exam_report(records, exam.id, tmp_path / "two.pdf")
     assert reads.exam_rows == 1, reads.statements
     few = reads.frame_results
     for frame in (3, 1, 2):  # a longer history, the value in force on the same frame
-        _dr_a_corrects(records, exam.id, frame)
+        _dr_a_corrects_the_aop(records, exam.id, frame)
     with counted(records, exam.id) as reads:
         write_exam_report(records, exam.id, tmp_path / "five.pdf")
     assert reads.exam_rows == 1, reads.statements
