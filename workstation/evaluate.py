@@ -35,6 +35,7 @@ import numpy as np
 from workstation.calibration import Calibration
 from workstation.errors import InputError
 from workstation.inference.engine import Model, labels_from_scores
+from workstation.inference.manifest import model_label
 from workstation.inference.pipeline import analyze_prediction
 from workstation.inference.planes import BIOMETRY_PLANE
 from workstation.measure import Geometry, load_labelmap, measure_labelmap, recompute
@@ -381,7 +382,7 @@ def format_summary(result: dict) -> str:
     """The evaluate JSON as a few human-readable lines (``python -m workstation.evaluate RESULT.json``)."""
     model = result.get("model") or {}
     lines = [f"{result.get('dataset', '?')} {result.get('split', '')}: {result.get('n', '?')} cases, "
-             f"model {model.get('name', '?')} {model.get('version', '')} ({model.get('device', '?')}, "
+             f"model {model_label(model.get('name', '?'), model.get('version', ''))} ({model.get('device', '?')}, "
              f"{model.get('threads', '?')} threads)"]
     dice_, hd = result.get("dice") or {}, result.get("hd95_px") or {}
     lines.append(f"Dice              PS {_fmt(dice_.get('ps'), 4)}  FH {_fmt(dice_.get('fh'), 4)}")

@@ -63,14 +63,15 @@ def process_age_s() -> float | None:
 
 def step_model(ctx: dict) -> str:
     from workstation.inference.engine import load_model
+    from workstation.inference.manifest import model_label
 
     model = load_model(None, device="cpu")  # verifies the sha256 against the manifest or raises
     ctx["model"] = model
     info = model.manifest.describe()
     placeholder = " (PLACEHOLDER model)" if info.get("placeholder") else ""
     head = model.head_specialist.manifest.describe() if model.head_specialist else None
-    head_text = f"; head model {head['name']} {head['version']} sha256 {head['sha256'][:12]}... verified" if head else ""
-    return f"{info['name']} {info['version']} sha256 {info['sha256'][:12]}... verified{placeholder}{head_text}"
+    head_text = f"; head model {model_label(head['name'], head['version'])} sha256 {head['sha256'][:12]}... verified" if head else ""
+    return f"{model_label(info['name'], info['version'])} sha256 {info['sha256'][:12]}... verified{placeholder}{head_text}"
 
 
 def step_decoders(ctx: dict) -> str:

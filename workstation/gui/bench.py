@@ -22,6 +22,8 @@ import time
 
 import numpy as np
 
+from workstation.inference.manifest import model_label
+
 
 class StallProbe:
     """Gaps between the ticks of a timer on the UI thread (a stalled UI thread delays the next tick)."""
@@ -142,7 +144,7 @@ def print_report(result: dict) -> None:
     model = result.get("model") or {}
     print(f"cine      {result['file']}: {result['frames']} frames {result['frame_shape'][1]}x{result['frame_shape'][0]}"
           f" at {result['file_fps']:g} fps")
-    print(f"model     {model.get('name', '?')} {model.get('version', '')} on {model.get('device', '?')}, "
+    print(f"model     {model_label(model.get('name', '?'), model.get('version', ''))} on {model.get('device', '?')}, "
           f"{model.get('threads', '?')} threads ({result['cpu_count']} cores, Qt platform {result['platform']})")
     for run in result["runs"]:
         what = f"playing at {run['speed']:g}x" if run["speed"] else "paused    "

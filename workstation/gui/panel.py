@@ -12,6 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from workstation.cine_review import FrameMeasurementState
 from workstation.sources import AI
+from workstation.inference.manifest import model_label
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.planes import describe_plane
 from workstation.inference.uncertainty import uncertainty_level
@@ -164,10 +165,10 @@ class MeasurementPanel(QtWidgets.QWidget):
             self.model_label.setText("Model: not loaded yet")
             self.model_label.setStyleSheet("")
             return
-        text = f"Model: {model.get('name', '?')} {model.get('version', '')} on {model.get('device', '?')}"
+        text = f"Model: {model_label(model.get('name', '?'), model.get('version', ''))} on {model.get('device', '?')}"
         head = model.get("head_biometry_model")
         if head:  # a second model outlines the head on axial head planes: say which
-            text += f"<br>Head outline on axial head planes: {head.get('name', '?')} {head.get('version', '')}"
+            text += f"<br>Head outline on axial head planes: {model_label(head.get('name', '?'), head.get('version', ''))}"
         if model.get("placeholder"):
             text += ("<br><b>PLACEHOLDER MODEL</b>: shipped so the pipeline runs end to end; its values are not "
                      "clinically meaningful.")

@@ -246,7 +246,7 @@ class RecordsLink(QtCore.QObject):
             self.window.show_error(f"The analysis was not saved to the records: {exc}")
             return
         self.window.statusBar().showMessage(
-            f"Saved to the records: analysis of exam {exam_id} by {saved.model_name} {saved.model_version}", 6000)
+            f"Saved to the records: analysis of exam {exam_id} by {saved.model_label}", 6000)
         self.panel.refresh()
         self.timeline.refresh()
         self.timeline.highlight_exam(exam_id)
