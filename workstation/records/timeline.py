@@ -23,7 +23,10 @@ uncertainty. An AI value never sits beside another frame's uncertainty.
   nulliparous woman);
   5° is meant to sit above the few degrees by which repeated AoP measurements of one head typically
   differ, so that measurement noise alone rarely raises (or clears) the flag. With less than ``span_h``
-  of exams the flag is ``False`` and ``stall_check`` says why.
+  of exams the flag is ``False`` and ``stall_check`` says why. The judgement never hides what it could not weigh: an
+  exam without an AoP that it had to leave out (``aop_reason`` says why it has none), and a judged exam whose AoP is
+  the AI's, unreviewed, on a frame the AI rates HIGH uncertainty (``ai_high_uncertainty``), are named in its reason,
+  to be reviewed (``stall_check``'s ``caveats``).
 
 Hours count from the labour's start by ``workstation.records.store.scanner_time``'s rule, one rule for the whole
 labour, the same that orders its exams: when any of its times has a UTC offset, every time in it is an absolute
@@ -41,6 +44,7 @@ from typing import Callable
 
 import numpy as np
 
+from workstation.inference.uncertainty import uncertainty_level
 from workstation.records.store import AI, Measurement, Records, current_of, hours_between, latest_ai_of
 from workstation.sources import describe, sources_of
 
@@ -63,22 +67,61 @@ def trend_deg_per_h(hours: list[float], aop_deg: list[float]) -> float | None:
     return float(slope)
 
 
+def unreviewed_high_uncertainty(point: dict) -> bool:
+    """Whether a timeline point's AoP is the AI's, unreviewed by a person, on a frame the AI rates HIGH uncertainty
+    (``workstation.inference.uncertainty.uncertainty_level``, the one definition of HIGH): the point's
+    ``ai_high_uncertainty``, which the charts mark and the stall judgement names."""
+    uncertainty = point.get("ai_uncertainty")
+    return (point.get("source") == "ai" and point.get("aop_deg") is not None and uncertainty is not None
+            and uncertainty_level(uncertainty) == "HIGH")
+
+
+def _left_out(point: dict, latest: bool, judged: bool) -> str:
+    why = point.get("aop_reason")
+    return (f"exam {point['exam_id']} at {point['hours']:.1f} h{', the latest exam,' if latest else ''} has no AoP"
+            f"{f' ({why})' if why else ''}: {'left out of this judgement' if judged else 'not counted'}, review it")
+
+
 def stall_check(points: list[dict], rule: StallRule) -> dict:
-    """``{"stalled", "reason", "reference_exam_id", "rise_deg"}``; the latest exam is the one with the most hours,
-    whatever the order of ``points`` (ties keep their order; points without hours are not judged).
+    """``{"stalled", "reason", "finding", "reference_exam_id", "rise_deg", "left_out_exam_ids",
+    "high_uncertainty_exam_ids", "caveats"}``; the latest exam is the one with the most hours, whatever the order of ``points`` (ties keep their
+    order; points without hours are not judged).
 
     Progress is a rising AoP: an AoP that did not rise, or fell, is stalled whatever ``rule.min_rise_deg`` says (a
     rule of 0 or less does not make a flat or falling AoP progress). ``rise_deg`` is signed (negative: it fell);
-    ``reason`` says "rose", "did not change" or "fell" with the size of the change."""
-    with_aop = sorted((p for p in points if p["aop_deg"] is not None and p["hours"] is not None),
-                      key=lambda p: p["hours"])
+    ``reason`` says "rose", "did not change" or "fell" with the size of the change (that alone: ``finding``), then its
+    ``caveats``:
+
+    * an exam without an AoP from the reference exam on (between the two judged, or after the latest with one; any,
+      where progress is not judged yet) is named with why it has none (its ``aop_reason``): the judgement is made
+      without it, and says so (``left_out_exam_ids``), never as if it were not there;
+    * a judged exam (the latest or the reference) whose AoP is the AI's, unreviewed, with HIGH uncertainty
+      (:func:`unreviewed_high_uncertainty`) is named, to be reviewed (``high_uncertainty_exam_ids``)."""
+    timed = [p for p in points if p["hours"] is not None]
+    with_aop = sorted((p for p in timed if p["aop_deg"] is not None), key=lambda p: p["hours"])
+    missing = sorted((p for p in timed if p["aop_deg"] is None), key=lambda p: p["hours"])
+    out = {"stalled": False, "reference_exam_id": None, "rise_deg": None, "left_out_exam_ids": [],
+           "high_uncertainty_exam_ids": [], "caveats": []}
+
+    def finish(reason: str, judged: list[dict], after: float | None) -> dict:
+        last = max((p["hours"] for p in timed), default=None)
+        left = [p for p in missing if after is None or p["hours"] >= after]
+        high = [p for p in judged if unreviewed_high_uncertainty(p)]
+        out["left_out_exam_ids"] = [p["exam_id"] for p in left]
+        out["high_uncertainty_exam_ids"] = [p["exam_id"] for p in high]
+        out["caveats"] = ([_left_out(p, p["hours"] == last and len(timed) > 1, bool(judged)) for p in left]
+                          + [f"exam {p['exam_id']}'s AoP is the AI's with HIGH uncertainty ({p['ai_uncertainty']:.2f}), "
+                             "not reviewed by a person: review it" for p in high])
+        out["finding"] = reason  # the judgement's own words, without its caveats
+        out["reason"] = "; ".join([reason] + out["caveats"])
+        return out
+
     if not with_aop:
-        return {"stalled": False, "reason": "no exam has an AoP", "reference_exam_id": None, "rise_deg": None}
+        return dict(out, reason="no exam has an AoP", finding="no exam has an AoP")
     latest = with_aop[-1]
     earlier = [p for p in with_aop if p["hours"] <= latest["hours"] - rule.span_h]
     if not earlier:
-        return {"stalled": False, "reference_exam_id": None, "rise_deg": None,
-                "reason": f"the exams with an AoP span less than {rule.span_h:g} h; progress not judged yet"}
+        return finish(f"the exams with an AoP span less than {rule.span_h:g} h; progress not judged yet", [], None)
     reference = earlier[-1]
     rise = round(latest["aop_deg"] - reference["aop_deg"], 2)
     shown = round(rise, 1)  # the change as the reason states it
@@ -93,7 +136,8 @@ def stall_check(points: list[dict], rule: StallRule) -> dict:
         reason = f"AoP did not change {between}: no progress"
     else:
         reason = f"AoP fell {-shown:.1f} deg {between}: a falling AoP is not progress (check both exams' measurements)"
-    return {"stalled": stalled, "reference_exam_id": reference["exam_id"], "rise_deg": rise, "reason": reason}
+    out.update(stalled=stalled, reference_exam_id=reference["exam_id"], rise_deg=rise)
+    return finish(reason, [reference, latest], reference["hours"])
 
 
 def ai_on_frame(records: Records, exam_id: int, frame_index: int | None, rows=None) -> dict:
@@ -187,7 +231,11 @@ def labor_timeline(records: Records, labor_id: int, rule: StallRule = StallRule(
             "ai_uncertainty_frame_index": beside["frame_index"],
             "ai_on_record": own,
             "acquired_source": exam.acquired_source,
+            # Why there is no AoP ("not analysed" where the exam has no value yet), for the stall judgement's words.
+            "aop_reason": ("not analysed" if current is None else
+                           None if current.aop_deg is not None else current.reasons.get("aop_deg")),
         })
+        points[-1]["ai_high_uncertainty"] = unreviewed_high_uncertainty(points[-1])
     measured = [p for p in points if p["aop_deg"] is not None]
     trend = trend_deg_per_h([p["hours"] for p in measured], [p["aop_deg"] for p in measured])
     stall = stall_check(points, rule)

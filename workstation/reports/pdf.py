@@ -415,14 +415,19 @@ class _ReportBuilder:
 
     @staticmethod
     def timeline_summary(timeline: dict) -> Paragraph:
+        """The trend and the stall judgement; what the judgement left out or rests on that needs review (its
+        ``caveats``: an exam without an AoP, an unreviewed AI value with HIGH uncertainty) in bold after it."""
         trend = timeline["trend_deg_per_h"]
+        check = timeline["stall_check"]
+        caveats = check.get("caveats") or []
         text = (f"Trend: {'-' if trend is None else f'{trend:+.1f} deg/h'} (least-squares over the exams). "
-                f"Stalled: {'YES' if timeline['stalled'] else 'no'} ({timeline['stall_check']['reason']}; rule: a "
+                f"Stalled: {'YES' if timeline['stalled'] else 'no'} ({check.get('finding', check['reason'])}; rule: a "
                 f"rise of at least {timeline['stall_rule']['min_rise_deg']:g} deg per "
-                f"{timeline['stall_rule']['span_h']:g} h, a configurable product default, not a guideline value). "
-                f"An AoP of {timeline['aop_threshold_deg']:g} deg or more was associated with spontaneous vaginal "
-                "delivery (Kalache et al. 2009).")
-        return _p(text, _SMALL)
+                f"{timeline['stall_rule']['span_h']:g} h, a configurable product default, not a guideline value). ")
+        caution = f"Before relying on it: {'; '.join(caveats)}. " if caveats else ""
+        after = (f"An AoP of {timeline['aop_threshold_deg']:g} deg or more was associated with spontaneous vaginal "
+                 "delivery (Kalache et al. 2009).")
+        return Paragraph(markup(text) + (f"<b>{markup(caution)}</b>" if caution else "") + markup(after), _SMALL)
 
     def model_block(self, exam_ids: list[int]) -> list:
         analyses = [a for exam_id in exam_ids for a in self.records.analyses(exam_id)]
