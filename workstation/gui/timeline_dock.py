@@ -2,8 +2,10 @@
 
 ``LaborTimelineWidget`` draws :func:`workstation.records.labor_timeline` with pyqtgraph and adds nothing to
 its numbers: AI values as hollow grey circles, values a person corrected or confirmed as filled blue
-squares, the 120 degree line of Kalache et al. 2009, the least-squares trend (line and deg/h), and the
-stalled flag with the rule that raised it. HSD (mm, right axis) is drawn on request; an exam with no mm
+squares, an AI value no person has reviewed on a frame the AI rates HIGH uncertainty (the point's
+``ai_high_uncertainty``) as a grey disc with a "!" (as the PDF's chart marks it), the 120 degree line of Kalache et
+al. 2009, the least-squares trend (line and deg/h), and the stalled flag with the rule that raised it and what the
+judgement left out or rests on that needs review (its ``caveats``, one line each; amber where it is not stalled). HSD (mm, right axis) is drawn on request; an exam with no mm
 calibration has no HSD point (px are not comparable between exams). Clicking a point asks to open that
 exam at its measured frame (``examOpenRequested``). Call :meth:`refresh` after an exam is imported,
 analysed or corrected.
@@ -11,12 +13,13 @@ analysed or corrected.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from html import escape
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal, Slot
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QFont, QPainterPath, QPalette, QTransform
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from workstation.errors import WorkstationError
@@ -27,6 +30,7 @@ from workstation.records.store import describe_acquired, display_name
 from workstation.records.timeline import point_whose
 
 AI_PEN, AI_SIZE = pg.mkPen("#7d7d7d", width=2), 12
+HIGH_SIZE = 17  # the grey disc with a "!" (an unreviewed AI value with HIGH uncertainty)
 PERSON_PEN, PERSON_BRUSH, PERSON_SIZE = pg.mkPen("#0d3c78", width=1.5), pg.mkBrush("#1f6fd1"), 12
 PATH_PEN = pg.mkPen("#b8b8b8", width=1)
 TREND_PEN = pg.mkPen("#e06c00", width=2, style=Qt.PenStyle.DashLine)
@@ -36,12 +40,32 @@ HSD_COLOR = "#ad1457"
 HSD_AI_PEN, HSD_PERSON_BRUSH = pg.mkPen(HSD_COLOR, width=2), pg.mkBrush(HSD_COLOR)
 HIGHLIGHT_PEN = pg.mkPen("#000000", width=2)
 MISSING_COLOR = "#9e9e9e"
+HIGH_COLOR = "#8a8a8a"  # the disc of an unreviewed AI value with HIGH uncertainty (the PDF chart's too)
 LEGEND = [("○", "#7d7d7d", "AI"), ("■", "#1f6fd1", "person (corrected/confirmed)"),
           ("╌╌", "#e06c00", "trend"), ("╌╌", THRESHOLD_COLOR, "120° (Kalache 2009)")]
 LEGEND_MISSING = [("×", MISSING_COLOR, "no AoP")]
+LEGEND_HIGH = [(f'<span style="color:white; background-color:{HIGH_COLOR}; font-weight:bold">&nbsp;!&nbsp;</span>',
+                None, "AI, HIGH uncertainty, not reviewed")]
 LEGEND_HSD = [("▽", HSD_COLOR, "HSD, AI"), ("▼", HSD_COLOR, "HSD, person")]
 STALLED_STYLE = "color: white; background: #b3261e; padding: 4px; font-weight: bold;"
 PROGRESS_STYLE = "padding: 4px;"
+CAVEAT_STYLE = "color: #3d2e00; background: #ffe08a; padding: 4px;"  # not stalled, but judged without something
+
+
+@cache
+def exclamation_symbol() -> QPainterPath:
+    """A "!" in the unit square pyqtgraph scales a symbol into, drawn in white over the grey disc of an unreviewed AI
+    value with HIGH uncertainty (built once the application is up: text paths need its fonts)."""
+    mark = QPainterPath()
+    font = QFont()
+    font.setBold(True)
+    font.setPixelSize(100)
+    mark.addText(0, 0, font, "!")
+    box = mark.boundingRect()
+    scale = 0.7 / box.height()
+    mark = QTransform().scale(scale, scale).map(mark)
+    return mark.translated(-mark.boundingRect().center())
+
 
 
 def _aop_source(point: dict) -> dict:
@@ -102,6 +126,10 @@ class LaborTimelineWidget(QWidget):
                                              hoverable=True, tip=_tip)
         self.person_scatter = pg.ScatterPlotItem(symbol="s", size=PERSON_SIZE, pen=PERSON_PEN, brush=PERSON_BRUSH,
                                                  hoverable=True, tip=_tip)
+        self.high_scatter = pg.ScatterPlotItem(symbol="o", size=HIGH_SIZE, pen=pg.mkPen("#000000", width=1),
+                                               brush=pg.mkBrush(HIGH_COLOR), hoverable=True, tip=_tip)
+        self.high_mark = pg.ScatterPlotItem(symbol=exclamation_symbol(), size=HIGH_SIZE, pen=pg.mkPen(None),
+                                            brush=pg.mkBrush("#ffffff"), hoverable=True, tip=_tip)
         self.missing_scatter = pg.ScatterPlotItem(symbol="x", size=11, pen=pg.mkPen(None), brush=pg.mkBrush(MISSING_COLOR),
                                                   hoverable=True, tip=_tip)
         self.highlight = pg.ScatterPlotItem(symbol="o", size=22, pen=HIGHLIGHT_PEN, brush=pg.mkBrush(None))
@@ -110,10 +138,13 @@ class LaborTimelineWidget(QWidget):
             labelOpts={"position": 0.02, "anchors": [(0, 1), (0, 1)], "color": THRESHOLD_COLOR})
         self.trend_text = pg.TextItem(color="#e06c00", anchor=(1, 1))
         for graphic in (self.path_curve, self.trend_curve, self.threshold_line, self.highlight, self.ai_scatter,
-                        self.person_scatter, self.missing_scatter, self.trend_text):
+                        self.person_scatter, self.high_scatter, self.high_mark, self.missing_scatter,
+                        self.trend_text):
             item.addItem(graphic)
         self.ai_scatter.sigClicked.connect(self._point_clicked)
         self.person_scatter.sigClicked.connect(self._point_clicked)
+        self.high_scatter.sigClicked.connect(self._point_clicked)
+        self.high_mark.sigClicked.connect(self._point_clicked)
         self.missing_scatter.sigClicked.connect(self._point_clicked)
 
         # HSD on a right axis, in a second view box that shares the x axis.
@@ -146,7 +177,8 @@ class LaborTimelineWidget(QWidget):
         self.legend_label.setToolTip(
             "Hollow grey circles: AoP as the AI measured it. Filled blue squares: AoP a person corrected or "
             "confirmed. Dashed orange: least-squares trend. Dashed green: 120°, above which spontaneous vaginal "
-            "delivery was more likely (Kalache et al. 2009). Grey x: an exam with no AoP. Triangles: HSD.")
+            "delivery was more likely (Kalache et al. 2009). Grey disc with '!': an AI value no person has reviewed, "
+            "on a frame the AI rates HIGH uncertainty: review it. Grey x: an exam with no AoP. Triangles: HSD.")
         options = QHBoxLayout()
         options.addWidget(self.legend_label, 1)
         options.addWidget(self.hsd_check, 0, Qt.AlignmentFlag.AlignTop)
@@ -174,10 +206,12 @@ class LaborTimelineWidget(QWidget):
 
     def _update_legend(self) -> None:
         missing = self.timeline is not None and any(p["aop_deg"] is None for p in self.timeline["points"])
-        entries = LEGEND + (LEGEND_MISSING if missing else []) + (LEGEND_HSD if self.hsd_check.isChecked() else [])
+        high = any(p.get("ai_high_uncertainty") for p in self.points())
+        entries = (LEGEND + (LEGEND_HIGH if high else []) + (LEGEND_MISSING if missing else [])
+                   + (LEGEND_HSD if self.hsd_check.isChecked() else []))
         self.legend_label.setText("&nbsp;&nbsp; ".join(
-            f'<span style="color:{color}; font-size:large">{symbol}</span>&nbsp;{escape(text)}'
-            for symbol, color, text in entries))
+            (symbol if color is None else f'<span style="color:{color}; font-size:large">{symbol}</span>')
+            + f"&nbsp;{escape(text)}" for symbol, color, text in entries))
 
     # -- data --------------------------------------------------------------------------------------------
     @Slot(int)
@@ -228,8 +262,8 @@ class LaborTimelineWidget(QWidget):
         self.flag_label.setStyleSheet(PROGRESS_STYLE)
         self.summary_label.clear()
         self._update_legend()
-        for scatter in (self.ai_scatter, self.person_scatter, self.missing_scatter, self.hsd_ai, self.hsd_person,
-                        self.highlight):
+        for scatter in (self.ai_scatter, self.person_scatter, self.high_scatter, self.high_mark, self.missing_scatter,
+                        self.hsd_ai, self.hsd_person, self.highlight):
             scatter.setData([], [])
         self.path_curve.setData([], [])
         self.trend_curve.setData([], [])
@@ -249,7 +283,11 @@ class LaborTimelineWidget(QWidget):
                                   f"labour {timeline['labor_id']} · start {start} ({how})")
         drawn = self.points()
         ai, person = self.points("ai"), self.points("confirmed")
-        self.ai_scatter.setData(**self._spots(ai, "aop_deg"))
+        # An unreviewed AI value with HIGH uncertainty has its own mark (``ai_high_uncertainty``), never a plain circle.
+        self.ai_scatter.setData(**self._spots([p for p in ai if not p.get("ai_high_uncertainty")], "aop_deg"))
+        high = self._spots([p for p in ai if p.get("ai_high_uncertainty")], "aop_deg")
+        self.high_scatter.setData(**high)
+        self.high_mark.setData(**high)
         self.person_scatter.setData(**self._spots(person, "aop_deg"))
         self.path_curve.setData([p["hours"] for p in drawn], [p["aop_deg"] for p in drawn])
         hsd = [p for p in timeline["points"] if p["hsd_mm"] is not None and p["hours"] is not None]
@@ -282,12 +320,15 @@ class LaborTimelineWidget(QWidget):
         check = timeline["stall_check"]
         rule_text = (f"rule: AoP must rise ≥ {rule['min_rise_deg']:g}° per {rule['span_h']:g} h "
                      "(configurable default, not a guideline value)")
+        # What the judgement left out or rests on that needs review, a line each (``stall_check``'s caveats).
+        caveats = "".join(f"<br>⚠ {escape(c)}" for c in check.get("caveats") or [])
+        finding = escape(check.get("finding", check["reason"]))
         if timeline["stalled"]:
-            self.flag_label.setText(f"⚠ STALLED: {escape(check['reason'])}.<br><small>{escape(rule_text)}</small>")
+            self.flag_label.setText(f"⚠ STALLED: {finding}.{caveats}<br><small>{escape(rule_text)}</small>")
             self.flag_label.setStyleSheet(STALLED_STYLE)
         else:
-            self.flag_label.setText(f"Not stalled: {escape(check['reason'])}.<br><small>{escape(rule_text)}</small>")
-            self.flag_label.setStyleSheet(PROGRESS_STYLE)
+            self.flag_label.setText(f"Not stalled: {finding}.{caveats}<br><small>{escape(rule_text)}</small>")
+            self.flag_label.setStyleSheet(CAVEAT_STYLE if caveats else PROGRESS_STYLE)
 
     def _draw_summary(self, timeline: dict, drawn: list[dict]) -> None:
         slope = timeline["trend_deg_per_h"]
@@ -300,8 +341,7 @@ class LaborTimelineWidget(QWidget):
                                                      f"{escape(str(_aop_source(p)['by']))})" for p in people))
         missing = [p for p in timeline["points"] if p["aop_deg"] is None]
         for p in missing:
-            current = self.records.current_measurement(p["exam_id"])
-            why = "not analysed" if current is None else current.reasons.get("aop_deg", "no AoP")
+            why = p.get("aop_reason") or "no AoP"
             hours = "-" if p["hours"] is None else f"{p['hours']:.1f} h"
             parts.append(f"exam {p['exam_id']} at {hours}: no AoP ({escape(why)})")
         if not timeline["points"]:
