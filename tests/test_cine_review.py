@@ -225,16 +225,16 @@ def test_after_a_manual_calibration_the_reasons_are_the_recomputations(synthetic
     assert again["hc_mm"] == pytest.approx(SMALL_HEAD_SCALE * again["hc_px"], rel=1e-6) and again["hc_mm"] < 68
     assert again["ga_weeks"] is None and "outside the Hadlock 1984 range" in again["reasons"]["ga_weeks"]
     assert not any("no calibration" in reason for reason in again["reasons"].values()), again["reasons"]
-    # Why a part of the geometry is not there stays: the label map had no pubic symphysis (recompute only says
+    # Why a part of the geometry is not there stays: the frame had no pubic symphysis (recompute only says
     # "no AoP geometry").
     import cv2
 
     labels = np.zeros(SHAPE, np.uint8)
     cv2.ellipse(labels, (320, 240), (180, 140), 10, 0, 360, 2, -1)
     head_only = measure_labelmap(labels, None).to_json()
-    assert head_only["reasons"]["aop_deg"] == "no pubic symphysis in the label map"
+    assert head_only["reasons"]["aop_deg"] == "no pubic symphysis found in this frame"
     again = recompute_json(head_only["geometry"], manual, SHAPE, "not_transperineal", head_only)
-    assert again["reasons"]["aop_deg"] == again["reasons"]["hsd_mm"] == "no pubic symphysis in the label map"
+    assert again["reasons"]["aop_deg"] == again["reasons"]["hsd_mm"] == "no pubic symphysis found in this frame"
     assert "outside the Hadlock 1984 range" in again["reasons"]["ga_weeks"]
     # The viewer's path (a calibration set on screen): the AI's values and a person's alike.
     state = FrameMeasurementState(0, "not_transperineal", 0.3, copy.deepcopy(pixels))

@@ -93,10 +93,11 @@ def cmd_measure(args) -> int:
     from workstation.calibration import Calibration
     from workstation.inference.pipeline import apply_plane_policy
     from workstation.measure import load_labelmap, measure_labelmap
+    from workstation.measure.measurements import IN_LABEL_MAP
 
     labels = load_labelmap(args.labelmap)
     calibration = Calibration.manual_mm_per_px(args.mm_per_px) if args.mm_per_px else None
-    measured = measure_labelmap(labels, calibration).to_json()
+    measured = measure_labelmap(labels, calibration, found=IN_LABEL_MAP).to_json()  # "no PS in the label map"
     measured["frame_class"] = frame_class = labelmap_frame_class(labels)
     emit_json(apply_plane_policy(measured, frame_class), args.json)
     return 0

@@ -203,13 +203,20 @@ _BIOMETRY_KEYS = ("hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_
 _TRANSPERINEAL_KEYS = ("aop_deg", "hsd_px", "hsd_mm")
 
 
+_HC_DEPENDANTS = ("hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
+
+
 def _withhold(measured: dict, keys: tuple[str, ...], reason: str) -> None:
-    """Set the values of ``keys`` that are present to None, each with ``reason``."""
+    """Set the values of ``keys`` that are present to None, each with ``reason``. A withheld HC takes the values
+    measured from its ellipse with it, those already absent too: their reason is its reason (a GA refused for the
+    HC's size must not print the HC withheld)."""
     reasons = measured.setdefault("reasons", {})
     for key in keys:
         if measured.get(key) is not None:
             measured[key] = None
             reasons[key] = reason
+            if key == "hc_px":
+                reasons.update(dict.fromkeys(_HC_DEPENDANTS, reason))
 
 
 def plane_policy_reason(key: str, frame_class: str) -> str | None:

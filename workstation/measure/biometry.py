@@ -106,9 +106,9 @@ def hadlock_ga_weeks(hc_mm: float) -> float:
     """Gestational (menstrual) age in weeks from HC by Hadlock 1984; refused outside the formula's range."""
     hc_cm = hc_mm / 10.0
     low, high = HADLOCK_HC_RANGE_CM
-    if not (low <= hc_cm <= high):
-        raise MeasurementRefused(f"HC {hc_cm:.1f} cm is outside the Hadlock 1984 range ({low}-{high} cm, about "
-                                 f"12-42 weeks): no gestational age")
+    if not (low <= hc_cm <= high):  # said in mm, as every length the user sees
+        raise MeasurementRefused(f"HC {hc_mm:.1f} mm is outside the Hadlock 1984 range ({10 * low:g}-{10 * high:g} mm, "
+                                 f"about 12-42 weeks): no gestational age")
     return 8.96 + 0.540 * hc_cm - 0.0040 * hc_cm ** 2 + 0.000399 * hc_cm ** 3
 
 

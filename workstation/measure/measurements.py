@@ -21,6 +21,10 @@ from workstation.measure.transperineal import (aop_from_points, check_aop_plausi
                                                frame_aspect, hsd_line_to_head, ps_axis_from_region,
                                                tangent_point_to_head)
 
+# Where a structure was looked for, in the reason for its absence: an image's frame (the analysis), or a label map the
+# user gave (``workstation measure``).
+IN_FRAME, IN_LABEL_MAP = "found in this frame", "in the label map"
+
 _VALUE_KEYS = ("aop_deg", "hsd_px", "hsd_mm", "hc_px", "hc_mm", "bpd_px", "bpd_mm", "ofd_px", "ofd_mm", "ga_weeks")
 
 
@@ -95,15 +99,17 @@ def _region_parts(labels: np.ndarray, label: int):
     return region, points
 
 
-def _aop_construction(ps_region, ps_edge, fh_edge, reasons: dict[str, str], aspect: float = 1.0):
+def _aop_construction(ps_region, ps_edge, fh_edge, reasons: dict[str, str], aspect: float = 1.0,
+                      found: str = IN_FRAME):
     """Head contour, PS axis and AoP lines from the PS region and outlines (ISUOG / Kalache); what cannot be
-    built is None, with its reason put in ``reasons``. ``aspect``: see ``transperineal.frame_aspect``."""
+    built is None, with its reason put in ``reasons`` (``found``: see ``measure_labelmap``). ``aspect``: see
+    ``transperineal.frame_aspect``."""
     head_contour = None if fh_edge is None else convex_hull(fh_edge)
     ps_axis = aop = None
     if ps_region is None or head_contour is None:
-        missing = " and ".join(name for name, part in (("pubic symphysis", ps_region), ("fetal head", head_contour))
-                               if part is None)
-        reasons["aop_deg"] = reasons["hsd_px"] = f"no {missing} in the label map"
+        missing = " or ".join(name for name, part in (("pubic symphysis", ps_region), ("fetal head", head_contour))
+                              if part is None)
+        reasons["aop_deg"] = reasons["hsd_px"] = f"no {missing} {found}"
     else:
         try:
             ps_axis = ps_axis_from_region(region_pixels(ps_region), ps_edge, head_contour, aspect)
@@ -131,12 +137,15 @@ def aop_of_labelmap(labels: np.ndarray) -> float | None:
 
 
 def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None, *,
-                     head_outline_width_px: float = 0.0, aspect: float | None = None) -> Measurements:
+                     head_outline_width_px: float = 0.0, aspect: float | None = None,
+                     found: str = IN_FRAME) -> Measurements:
     """AoP, HSD and head biometry of a label map (0 background, 1 PS, 2 FH), with their geometry and reasons.
 
     ``head_outline_width_px``: see ``fit_head_ellipse`` (non-zero only for masks filled from drawn outlines).
     ``aspect``: the frame's pixel shape, ``frame_aspect(calibration, labels.shape)`` when not given (a caller that
-    has it for the whole cine passes it).
+    has it for the whole cine passes it). ``found``: where a missing structure was looked for, in its reason: "no
+    pubic symphysis found in this frame" (:data:`IN_FRAME`, a frame of an image the model segmented), or "... in the
+    label map" (:data:`IN_LABEL_MAP`, only for a label map the user gave).
     """
     labels = check_labelmap(labels)
     reasons: dict[str, str] = {}
@@ -144,7 +153,7 @@ def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None,
     fh_region, fh_edge = _region_parts(labels, FH_LABEL)
     if aspect is None:
         aspect = frame_aspect(calibration, labels.shape)
-    head_contour, ps_axis, aop = _aop_construction(ps_region, ps_edge, fh_edge, reasons, aspect)
+    head_contour, ps_axis, aop = _aop_construction(ps_region, ps_edge, fh_edge, reasons, aspect, found)
     hsd = None
     if ps_axis is not None and "hsd_px" not in reasons:
         try:
@@ -156,7 +165,7 @@ def measure_labelmap(labels: np.ndarray, calibration: Calibration | None = None,
 
     ellipse = None
     if fh_region is None:
-        reasons["hc_px"] = "no fetal head in the label map"
+        reasons["hc_px"] = f"no fetal head {found}"
     else:
         try:
             ellipse = fit_head_ellipse(fh_region, kind="filled", outline_width_px=head_outline_width_px)
@@ -183,7 +192,7 @@ def _propagate_reasons(reasons: dict[str, str]) -> None:
 
 
 # recompute's reasons for a value absent because its geometry is not there (a derivation, or an earlier
-# measurement of the same geometry, may say why it is not: "no pubic symphysis in the label map"), each with the value
+# measurement of the same geometry, may say why it is not: "no pubic symphysis found in this frame"), each with the value
 # whose geometry it is (its dependants, e.g. HC's mm and GA, take the same reason)
 NO_AOP_GEOMETRY = "no AoP geometry (PS axis and tangent point)"
 NO_HSD_GEOMETRY = "no HSD geometry"
