@@ -2,7 +2,8 @@
 
 Masks (PS and FH, tinted fills or outlines), the uncertainty map (a heat map, transparent where the model is
 confident), and what is drawn from the measurement geometry around the calipers: the AoP tangent line with its
-arc and value, the HSD line with its value, the PS inferior end, the head-ellipse value. The calipers themselves
+arc and value, the HSD line with its value, the PS inferior end, the head-ellipse value; a label that would cover
+another is moved clear of it (``_separate``). The calipers themselves
 (the editable PS axis, tangent point, HSD end and ellipse) are in ``calipers``. Layout rules follow the report
 overlays (``workstation.reports.overlays``) so screen and PDF look alike.
 """
@@ -23,6 +24,7 @@ from workstation.reports.values import hc_label
 from workstation.sources import whose_for
 
 Z_UNCERTAINTY, Z_MASKS, Z_LINES, Z_TEXT = 4, 5, 20, 40
+LABEL_GAP_PX = 3.0  # screen pixels kept between two labels moved apart
 
 
 def unit_vector(p, q) -> np.ndarray:
@@ -135,6 +137,7 @@ class OverlayLayer:
             item.setVisible(self.visible["hsd"] and self._drawn.get("hsd", False))
         self.inferior_end.setVisible(self.visible["ps_axis"] and self._drawn.get("ps_axis", False))
         self.hc_text.setVisible(self.visible["head_ellipse"] and self._drawn.get("head_ellipse", False))
+        self._separate()
 
     # -- per frame ----------------------------------------------------------------------------------
     def clear(self) -> None:
@@ -218,9 +221,39 @@ class OverlayLayer:
         item.setPos(float(x), float(y))
 
     def _view_changed(self, *_args) -> None:
-        for item, anchor_point, away in list(self._placed.values()):
-            if item.isVisible():
-                self._position(item, anchor_point, away)
+        self._separate()
+
+    def _separate(self) -> None:
+        """Place the shown labels (AoP, HSD, head), each where ``_place`` put it unless it would cover one placed
+        before it: then moved clear of it by the smallest step up, down, left or right that keeps it on the frame and
+        off the others (e.g. a withheld AoP's label by the HSD's, when the tangent point lies on the PS inferior
+        end). In screen pixels, as the labels keep their size on screen."""
+        taken: list[QtCore.QRectF] = []
+        for item in (self.aop_text, self.hsd_text, self.hc_text):
+            if not item.isVisible() or id(item) not in self._placed:
+                continue
+            self._position(item, *self._placed[id(item)][1:])
+            rect = item.sceneBoundingRect()
+            if any(rect.intersects(other) for other in taken):
+                self._move_clear(item, rect, taken)
+            taken.append(item.sceneBoundingRect())
+
+    def _move_clear(self, item: pg.TextItem, rect: QtCore.QRectF, taken: list[QtCore.QRectF]) -> None:
+        gap = LABEL_GAP_PX
+        frame = self.view_box.mapViewToScene(frame_rect(self.frame_shape or (1, 1))).boundingRect()
+        steps = [(0.0, other.bottom() - rect.top() + gap) for other in taken] + \
+                [(0.0, other.top() - rect.bottom() - gap) for other in taken] + \
+                [(other.right() - rect.left() + gap, 0.0) for other in taken] + \
+                [(other.left() - rect.right() - gap, 0.0) for other in taken]
+        clear = [(dx, dy) for dx, dy in steps
+                 if not any(rect.translated(dx, dy).intersects(other) for other in taken)]
+        inside = [(dx, dy) for dx, dy in clear if frame.contains(rect.translated(dx, dy))]
+        if not (inside or clear):
+            return
+        dx, dy = min(inside or clear, key=lambda step: math.hypot(*step))
+        origin = self.view_box.mapSceneToView(QtCore.QPointF(0.0, 0.0))
+        moved = self.view_box.mapSceneToView(QtCore.QPointF(dx, dy))
+        item.setPos(item.pos() + (moved - origin))
 
     def _draw_aop(self, aop: dict, measured: dict, unit: float) -> None:
         vertex, superior, tangent = (np.asarray(aop[k], float) for k in ("vertex", "superior", "tangent_point"))
