@@ -48,5 +48,27 @@ def test_self_test_passes_from_source_with_networking_cut_off(tmp_path):
     # Where unshare cannot cut the network, the self-test's own watch is what proves no socket was opened.
     assert any(line.split()[2:3] == ["network"] and "no internet socket opened" in line for line in steps), report
     assert "FAILED" not in run.stdout
+    # Review 30: no path is printed to a file the self-test has already deleted with its scratch folder.
+    assert "selftest-window.png" not in report and "workstation-selftest-" not in report, report
     # the self-test works in a scratch folder: nothing lands in the person's data folder
     assert not (tmp_path / "data" / "records").exists()
+
+
+def test_the_window_step_names_its_screenshot_only_where_it_is_kept(tmp_path, monkeypatch, capsys):
+    """The screenshot lies in the self-test's scratch folder, deleted at its end: its path is printed only where the
+    folder is kept (``run_self_test(keep=...)``), never a path that no longer exists."""
+    import workstation.gui.app as app
+    from workstation import selftest
+
+    def fake_main(files, screenshot):
+        from pathlib import Path
+
+        Path(screenshot).write_bytes(b"\x89PNG" + bytes(20_000))
+        print(f"{screenshot}: the chosen frame")  # as take_screenshot prints it
+        return 0
+
+    monkeypatch.setattr(app, "main", fake_main)
+    detail = selftest.step_window({"tmp": tmp_path, "demo": tmp_path / "demo.dcm"})
+    assert str(tmp_path) not in detail + capsys.readouterr().out and "screenshot" in detail
+    kept = selftest.step_window({"tmp": tmp_path, "demo": tmp_path / "demo.dcm", "keep": True})
+    assert str(tmp_path / "selftest-window.png") in kept and (tmp_path / "selftest-window.png").exists()

@@ -12,6 +12,8 @@ no network connection).
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import socket
 import sys
@@ -123,12 +125,15 @@ def step_window(ctx: dict) -> str:
     from workstation.gui.app import main as gui_main
 
     shot = ctx["tmp"] / "selftest-window.png"
-    status = gui_main([str(ctx["demo"])], screenshot=str(shot))
+    said = io.StringIO()  # the screenshot's own line names its path: a scratch file, deleted when the self-test ends
+    with contextlib.redirect_stdout(said):
+        status = gui_main([str(ctx["demo"])], screenshot=str(shot))
     if status != 0:
-        raise RuntimeError(f"the window exited with status {status}")
+        raise RuntimeError(f"the window exited with status {status}: {said.getvalue().strip()}")
     if not shot.exists() or shot.stat().st_size < 10_000:
         raise RuntimeError("the window's screenshot is missing or blank")
-    return "opened offscreen on the demo, analysed, screenshot saved, closed"
+    where = f"screenshot kept at {shot}" if ctx.get("keep") else "screenshot checked"
+    return f"opened offscreen on the demo, analysed, {where}, closed"
 
 
 STEPS: list[tuple[str, Callable[[dict], str]]] = [
@@ -151,7 +156,7 @@ def run_self_test(out=sys.stdout, keep: str | None = None) -> int:
         print(f"self-test: process start to self-test {age:.2f} s", file=out)
     failures = 0
     with tempfile.TemporaryDirectory(prefix="workstation-selftest-") as tmp:
-        ctx: dict = {"tmp": Path(keep) if keep else Path(tmp)}
+        ctx: dict = {"tmp": Path(keep) if keep else Path(tmp), "keep": bool(keep)}
         ctx["tmp"].mkdir(parents=True, exist_ok=True)
         os.environ["WORKSTATION_DATA_DIR"] = str(ctx["tmp"] / "data")  # never the ward's own records
         for name, step in STEPS:
