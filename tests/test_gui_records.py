@@ -25,6 +25,7 @@ from gui_support import make_window, start_the_app_on  # noqa: E402,F401
 from records_support import (add_ai_row, demo_exam_file, synthetic_measurement,  # noqa: E402
                              three_exam_labor, tiny_model)
 from workstation.gui.records_dock import NewPatientDialog, PatientRecordsWidget  # noqa: E402
+from workstation.gui import timeline_dock  # noqa: E402
 from workstation.gui.timeline_dock import LaborTimelineWidget  # noqa: E402
 from workstation.records import Records, correct, import_scan  # noqa: E402
 
@@ -562,3 +563,51 @@ def test_the_patients_dock_shows_every_column_readably(records, make_window, qtb
     assert dock >= 420 and window.centralWidget().width() >= 560
     if size[0] >= 1920:
         assert dock >= 500
+
+
+# Review 30, findings 1 (stall part) and 2: the flag names the exam it left out and the unreviewed HIGH-uncertainty AI
+# value it rests on, a line each; such a point has its own mark (a grey disc with a white "!"), in the legend.
+
+def _labor_with_rows(records, folder, rows):
+    """Exams at the given hours, each with an AI row (frame, uncertainty; values None: no AoP, with why)."""
+    ids = []
+    for seed, (hours, frame, uncertainty) in enumerate(rows):
+        exam = import_scan(records, demo_exam_file(folder, seed, hours)).exam
+        values = synthetic_measurement(frame if frame is not None else 0)
+        if frame is None:
+            values = dict(values, aop_deg=None, reasons={"aop_deg": "the angle of progression needs three distinct "
+                                                                    "points"})
+        records.add_measurement(exam.id, "ai", "tiny 0.0.1", values, frame_index=frame or 0, time_s=0.0,
+                                uncertainty=uncertainty)
+        ids.append(exam.id)
+    return ids
+
+
+def test_timeline_marks_a_high_uncertainty_ai_point_and_the_flag_names_it(qtbot, timeline, records, tmp_path):
+    # The AoP falls from exam 2 to exam 3 (frames 3 -> 0): stalled, resting on exam 3, which the AI rates HIGH.
+    ids = _labor_with_rows(records, tmp_path / "usb", [(0.0, 0, 0.2), (2.0, 3, 0.33), (4.5, 0, 0.61)])
+    timeline.set_labor(records.exam(ids[0]).labor_id)
+    assert timeline.timeline["stalled"] is True
+    high_x, _ = timeline.high_scatter.getData()
+    ai_x, _ = timeline.ai_scatter.getData()
+    assert list(high_x) == [4.5] and list(ai_x) == [0.0, 2.0]  # never drawn as a plain circle as well
+    assert list(timeline.high_mark.getData()[0]) == [4.5]  # a white "!" on a grey disc
+    assert "HIGH uncertainty, not reviewed" in timeline.legend_label.text()
+    flag = timeline.flag_label.text()
+    assert flag.startswith("⚠ STALLED") and timeline.flag_label.styleSheet() == timeline_dock.STALLED_STYLE
+    assert (f"<br>⚠ exam {ids[2]}&#x27;s AoP is the AI&#x27;s with HIGH uncertainty (0.61), not reviewed by a person: "
+            "review it") in flag
+    screenshot(timeline, "timeline_high_uncertainty_r30")
+
+
+def test_timeline_not_stalled_without_an_exam_says_so_in_amber(qtbot, timeline, records, tmp_path):
+    ids = _labor_with_rows(records, tmp_path / "usb", [(0.0, 0, 0.2), (2.0, None, 0.33), (4.5, 3, 0.2)])
+    timeline.set_labor(records.exam(ids[0]).labor_id)
+    assert timeline.timeline["stalled"] is False
+    flag = timeline.flag_label.text()
+    assert flag.startswith("Not stalled") and timeline.flag_label.styleSheet() == timeline_dock.CAVEAT_STYLE
+    assert (f"⚠ exam {ids[1]} at 2.0 h has no AoP (the angle of progression needs three distinct points): left out "
+            "of this judgement, review it") in flag
+    assert "HIGH" not in timeline.legend_label.text() and "no AoP" in timeline.legend_label.text()
+    assert f"exam {ids[1]} at 2.0 h: no AoP (the angle of progression needs three" in timeline.summary_label.text()
+    screenshot(timeline, "timeline_left_out_r30")

@@ -412,7 +412,11 @@ def test_a_manual_calibration_that_withdraws_an_acceptance_on_screen_withdraws_i
     # The records hold what the screen shows: Dr Test's correction in the manual mm, no acceptance.
     row = records.current_measurement(exam_id)
     assert (row.kind, row.by, row.calibration_source) == (CORRECTION, "Dr Test", "manual")
-    assert row.supersedes_id == confirmed.id and row.hsd_px == pytest.approx(confirmed.hsd_px)
+    # The records' calibration kept the AoP's acceptance (an isotropic scale cannot change it); the viewer, whose
+    # acceptance is of the frame's values together, withdraws it all, after it.
+    kept = _by_id(records, exam_id, row.supersedes_id)
+    assert (kept.kind, kept.supersedes_id) == (CONFIRMATION, confirmed.id) and "AoP stays confirmed" in kept.note
+    assert row.hsd_px == pytest.approx(confirmed.hsd_px)
     assert row.hsd_mm == pytest.approx(state.corrected["hsd_mm"]) == pytest.approx(0.5 * row.hsd_px, rel=1e-3)
     assert "manual calibration" in row.note and "confirmation by Dr Test withdrawn" in row.note
     link = ward[1]
@@ -435,9 +439,15 @@ def test_a_manual_calibration_changing_accepted_ai_values_leaves_the_ai_value_st
     window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
     assert not window.current_state().confirmed
     row = records.current_measurement(exam_id)
-    assert row.kind == AI and row.supersedes_id == confirmed.id and row.calibration_source == "manual"
+    kept = _by_id(records, exam_id, row.supersedes_id)  # the records' calibration kept the AoP's acceptance (above)
+    assert (kept.kind, kept.supersedes_id) == (CONFIRMATION, confirmed.id) and "AoP stays confirmed" in kept.note
+    assert row.kind == AI and row.calibration_source == "manual"
     assert row.hsd_mm == pytest.approx(0.5 * row.hsd_px, rel=1e-3)
     assert "confirmation by Dr Test withdrawn" in row.note and "manual calibration" in row.note
+
+
+def _by_id(records, exam_id, measurement_id):
+    return next(m for m in records.measurements(exam_id) if m.id == measurement_id)
 
 
 def _screen_agrees_with_records(window, records, exam_id, tolerance=1e-6):
@@ -1186,12 +1196,12 @@ def test_a_calibration_set_elsewhere_while_the_ais_value_is_current_is_noticed_a
     assert (current.kind, current.calibration_source) == (CONFIRMATION, "manual")
 
     with Records(tmp_path / "data") as elsewhere:
-        set_exam_calibration(elsewhere, exam_id, None, "Dr B")  # the file's again: the acceptance withdrawn there
+        set_exam_calibration(elsewhere, exam_id, None, "Dr B")  # the file's again: the HSD's acceptance withdrawn there
     errors = []
     window.errorShown.connect(errors.append)
     _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
     assert errors and errors[-1].startswith(f"Not saved: exam {exam_id} was changed since it was opened here: "
-                                            "confirmation by Dr Test withdrawn") and "its calibration" in errors[-1]
+                                            "confirmation by Dr Test at ") and "its calibration" in errors[-1]
     assert window.analysis.calibration.manual is None and not window.current_state().is_corrected
     _screen_agrees_with_records(window, records, exam_id)
 

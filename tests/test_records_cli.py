@@ -225,10 +225,10 @@ def test_a_manual_calibration_set_headless_is_kept_with_the_exam_and_used_wherev
     assert file_ai.hsd_mm != pytest.approx(0.25 * file_ai.hsd_px, rel=1e-3)
 
     # Bad values: one line each, exit 2, nothing recorded.
-    for bad in ("0", "-0.3", "nan", "12"):
+    for bad in ("0", "-0.3", "nan", "12", "1e-9", "9.99"):
         assert run_cli(["calibrate", "--exam", str(exam_id), "--mm-per-px", bad, "--user", "Dr Lee", *base]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("error: ") and "positive mm-per-pixel value below 10" in err[0], err
+        assert len(err) == 1 and err[0].startswith(f"error: exam {exam_id}: ") and "0.01 to 2 mm per pixel" in err[0], err
     assert run_cli(["calibrate", "--exam", str(exam_id), "--mm-per-px", "0.25", *base]) == 2
     assert "--user is needed" in capsys.readouterr().err
     with Records(data) as records:
@@ -337,7 +337,7 @@ def test_a_persons_head_biometry_leaves_the_records_through_history_confirm_cali
         # the AI's value with its own frame's uncertainty beside it, then the value in force
         assert f"HC {hc:.1f} mm 0.33 (moderate), frame 0 {hc:.1f} mm confirmed Midwife R" in text, text
         assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f})" in text
-        assert "calibration: manual 0.0620 mm/px" in text
+        assert "calibration: manual 0.06203 mm/px" in text
 
 
 def test_the_import_line_gives_the_chosen_frames_aop_hsd_and_uncertainty_as_the_panel_does(tmp_path, capsys):

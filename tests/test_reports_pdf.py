@@ -399,7 +399,9 @@ def head_plane_exam(records, folder, mrn: str = "H1", withheld: str | None = Non
     cv2.ellipse(labels, (400, 250), (200, 160), 20, 0, 360, 2, -1)  # HC about 70 mm at 0.062 mm/px, as HC18's 002
     folder.mkdir(parents=True, exist_ok=True)
     image = folder / f"head-{mrn}.png"
-    cv2.imwrite(str(image), np.where(labels == 2, 150, 40).astype(np.uint8))
+    pixels = np.where(labels == 2, 150, 40).astype(np.uint8)
+    pixels[0, :len(mrn)] = [ord(c) for c in mrn]  # each patient's own file: the same content is one exam of one patient
+    cv2.imwrite(str(image), pixels)
     exam = import_scan(records, image, mrn=mrn, acquired=datetime(2026, 11, 20, 8, 0)).exam
     frame = measure_labelmap(labels, None).to_json()
     if withheld:
@@ -491,7 +493,7 @@ def test_an_exams_head_biometry_reaches_the_report_ai_and_a_persons_apart_in_the
     assert f"HC {hc} {u} {hc} confirmed Midwife R" in raw, raw
     assert f"BPD {bpd} {u} {bpd} confirmed" in raw and f"OFD {ofd} {u} {ofd} confirmed" in raw
     assert f"GA {ga:.1f} wk (+-2 wk: {ga - 2:.1f}-{ga + 2:.1f})" in raw
-    assert "calibration: manual 0.0620 mm/px (entered by Midwife R), set by Midwife R at" in raw, raw
+    assert "calibration: manual 0.06203 mm/px (entered by Midwife R), set by Midwife R at" in raw, raw
     # The calibration's own line (ExamCalibration.describe), its time to the minute as the report writes times.
     assert f"calibration: {manual.describe('%Y-%m-%d %H:%M')}; the file's own: none" in raw, raw
     assert "the file's own: none" in raw and "calibration: none" not in raw
@@ -653,6 +655,6 @@ def test_a_calibrations_line_is_written_in_the_time_format_its_reader_asks_for()
 
     row = ExamCalibration(1, 1, "manual", 0.062032562715, "entered by Midwife R", "Midwife R",
                           "2026-03-01T14:30:12+01:00")
-    line = "manual 0.0620 mm/px (entered by Midwife R), set by Midwife R at"
+    line = "manual 0.06203 mm/px (entered by Midwife R), set by Midwife R at"
     assert row.describe() == f"{line} 2026-03-01T14:30:12+01:00"
     assert row.describe("%Y-%m-%d %H:%M") == f"{line} 2026-03-01 14:30"

@@ -30,6 +30,59 @@ class Scale:
         return float((dx * dx + dy * dy) ** 0.5)
 
 
+# The one range a manual scale may have (the CLI's ``calibrate`` and ``--mm-per-px``, the viewer's line on the depth
+# scale, a stored manual calibration all go through :func:`manual_scale_problem`). An ultrasound image shows a few cm
+# to about 30 cm of depth over a few hundred to a couple of thousand pixel rows: a fine linear probe at 2 cm over
+# 1,000 rows is 0.02 mm/px, a 30 cm abdominal sector squeezed into a 150-row thumbnail is 2 mm/px; the labour ward's
+# transperineal and head planes (5-20 cm over 400-1,200 rows) lie near 0.05-0.5. A value outside 0.01-2 mm/px is
+# a slip (a typo, cm or m for mm, a line laid over a few pixels), and every mm measured with it would be wrong.
+MANUAL_MM_PER_PX_RANGE = (0.01, 2.0)
+# A manual scale further than this from the file's own is worth a second look (a hand-laid line on the depth scale
+# is good to a percent or two); it is used all the same: files that need a manual scale often carry a wrong one.
+MANUAL_DISAGREEMENT = 0.05
+
+
+def describe_mm_per_px(mm_per_px: float) -> str:
+    """A scale as every line writes it: four significant digits, so 0.0125 is never shown as 0.0000 or 0.01."""
+    return f"{float(mm_per_px):#.4g} mm/px"
+
+
+def manual_scale_problem(mm_per_px) -> str | None:
+    """Why ``mm_per_px`` cannot be a manual scale (not a number, or outside :data:`MANUAL_MM_PER_PX_RANGE`), in one
+    line; None when it can."""
+    low, high = MANUAL_MM_PER_PX_RANGE
+    try:
+        value = float(mm_per_px)
+    except (TypeError, ValueError):
+        return f"a manual calibration must be a number of mm per pixel, got {mm_per_px!r}"
+    if not low <= value <= high:  # NaN fails here too
+        shown = describe_mm_per_px(value) if value == value and abs(value) != float("inf") else f"{value} mm/px"
+        return (f"a manual calibration of {shown} is outside the plausible range for an ultrasound image "
+                f"({low:g} to {high:g} mm per pixel); check the value (mm, not cm) or the line on the depth scale")
+    return None
+
+
+def manual_scale_disagreement(file_calibration: "Calibration", mm_per_px: float,
+                              frame_shape: Sequence[int]) -> str | None:
+    """A warning where the manual scale differs from the file's own (its scale of the whole frame,
+    :meth:`Calibration.frame_scale`) by more than :data:`MANUAL_DISAGREEMENT`, saying by how much; None where the
+    file has no scale of its own or they agree."""
+    own = Calibration(file_calibration.regions, file_calibration.pixel_spacing).frame_scale(frame_shape)
+    if own is None:
+        return None
+    worst = max((own.mm_per_px_x, own.mm_per_px_y), key=lambda v: abs(mm_per_px / v - 1.0))
+    ratio = mm_per_px / worst
+    if abs(ratio - 1.0) <= MANUAL_DISAGREEMENT:
+        return None
+    how = (f"{(ratio - 1.0) * 100:.0f}% more than" if ratio < 2 else f"{ratio:.3g} times") if ratio > 1 else \
+        (f"{(1.0 - ratio) * 100:.0f}% less than" if ratio > 0.5 else f"1/{1.0 / ratio:.3g} of")
+    theirs = (describe_mm_per_px(own.mm_per_px_x) if own.mm_per_px_x == own.mm_per_px_y else
+              f"{describe_mm_per_px(own.mm_per_px_x)} across, {describe_mm_per_px(own.mm_per_px_y)} down")
+    return (f"the manual {describe_mm_per_px(mm_per_px)} is {how} the file's own {theirs} "
+            f"({own.source}{', ' + own.detail if own.detail else ''}); check the value and the line on the depth "
+            "scale: every mm now follows the manual scale")
+
+
 @dataclass(frozen=True)
 class ScaleLookup:
     """The scale for a set of points, or ``None`` with the reason why there is no mm value."""
@@ -104,9 +157,11 @@ class Calibration:
 
     @staticmethod
     def manual_mm_per_px(mm_per_px: float, detail: str = "entered by the user") -> "Calibration":
-        if not (mm_per_px > 0 and mm_per_px < 10):
-            raise ValueError(f"manual calibration must be a positive mm-per-pixel value below 10, got {mm_per_px!r}")
-        return Calibration(manual=Scale(mm_per_px, mm_per_px, "manual", detail))
+        """A manual scale alone; ValueError (:func:`manual_scale_problem`'s line) for one no ultrasound image has."""
+        problem = manual_scale_problem(mm_per_px)
+        if problem is not None:
+            raise ValueError(problem)
+        return Calibration(manual=Scale(float(mm_per_px), float(mm_per_px), "manual", detail))
 
     def with_manual(self, mm_per_px: float, detail: str = "entered by the user") -> "Calibration":
         return Calibration(self.regions, self.pixel_spacing, Calibration.manual_mm_per_px(mm_per_px, detail).manual)

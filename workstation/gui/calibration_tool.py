@@ -3,6 +3,11 @@
 The line is a pyqtgraph ``LineSegmentROI`` (drag its ends onto two scale marks); the bar under the menu shows its
 length in pixels and the resulting mm per pixel. Apply hands ``mm / px`` to the window, which makes it the cine's
 manual calibration (``Calibration.with_manual``) and recomputes every value from its geometry.
+
+The scale is judged by the core's one rule (``workstation.calibration.manual_scale_problem``: the plausible range of
+an ultrasound image, as for ``workstation calibrate``): outside it Apply is disabled and the bar says why. Where the
+window has told the bar the file's own calibration (:meth:`CalibrationBar.set_file_calibration`), a scale that differs
+from it by more than a few percent is applied only with a warning in the bar saying by how much.
 """
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import math
 
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
+
+from workstation.calibration import describe_mm_per_px, manual_scale_disagreement, manual_scale_problem
 
 LINE_COLOUR = (0, 255, 255)
 
@@ -44,6 +51,7 @@ class CalibrationBar(QtWidgets.QFrame):
         layout.addWidget(QtWidgets.QLabel("apart."))
         self.result_label = QtWidgets.QLabel()
         self.result_label.setMinimumWidth(60)
+        self.result_label.setWordWrap(True)  # a refusal or a warning says why in words
         layout.addWidget(self.result_label, 1)
         self.apply_button = QtWidgets.QPushButton("Apply")
         self.file_button = QtWidgets.QPushButton("File's calibration")
@@ -56,6 +64,17 @@ class CalibrationBar(QtWidgets.QFrame):
         self.cancel_button.clicked.connect(self.cancelled)
         self.mm_spin.valueChanged.connect(lambda _: self.set_length_px(self.length_px))
         self.length_px = 0.0
+        self._file_calibration, self._frame_shape = None, None
+
+    def set_file_calibration(self, calibration, frame_shape) -> None:
+        """The file's own calibration (a ``workstation.calibration.Calibration``) and the frame's shape, which a
+        manual scale is compared with (a warning where they differ by more than a few percent); None: not compared."""
+        self._file_calibration, self._frame_shape = calibration, frame_shape
+        self.set_length_px(self.length_px)
+
+    def mm_per_px(self) -> float | None:
+        """The scale the line and the distance give, None where the line is too short to give one."""
+        return self.mm_spin.value() / self.length_px if self.length_px >= 5 else None
 
     def set_length_px(self, px: float) -> None:
         self.length_px = float(px)
@@ -63,13 +82,22 @@ class CalibrationBar(QtWidgets.QFrame):
             self.result_label.setText("line too short")
             self.apply_button.setEnabled(False)
             return
-        mm_per_px = self.mm_spin.value() / self.length_px
-        self.result_label.setText(f"= {self.length_px:.1f} px: {mm_per_px:.4f} mm/px")
+        mm_per_px = self.mm_per_px()
+        text = f"= {self.length_px:.1f} px: {describe_mm_per_px(mm_per_px)}"
+        problem = manual_scale_problem(mm_per_px)
+        if problem is not None:
+            self.result_label.setText(f"{text}: not applied: {problem}")
+            self.apply_button.setEnabled(False)
+            return
+        warning = (None if self._file_calibration is None or self._frame_shape is None else
+                   manual_scale_disagreement(self._file_calibration, mm_per_px, self._frame_shape))
+        self.result_label.setText(text if warning is None else f"{text}. Warning: {warning}")
         self.apply_button.setEnabled(True)
 
     def _apply(self) -> None:
-        if self.length_px >= 5:
-            self.applied.emit(self.mm_spin.value() / self.length_px, self.mm_spin.value(), self.length_px)
+        mm_per_px = self.mm_per_px()
+        if mm_per_px is not None and manual_scale_problem(mm_per_px) is None:
+            self.applied.emit(mm_per_px, self.mm_spin.value(), self.length_px)
 
 
 class CalibrationLine:

@@ -11,8 +11,12 @@ viewer does on screen, so that the timeline and the reports show the same mm as 
 * the latest AI row, from its own geometry (and the analysis' per-frame result where it is kept, so that head
   biometry the AI withheld stays withheld): a new AI row, which never displaces a person's value;
 * a person's correction in force: a new correction row under the corrector's name, in the new mm;
-* a person's confirmation in force whose values the new scale changes: withdrawn, since nobody accepted these
-  values (the correction it accepted stands in the new mm, else the AI's value).
+* a person's confirmation in force: its acceptance of each value the new scale changes is withdrawn, since nobody
+  accepted these values (value by value, ``workstation.sources``: an isotropic scale changes the HSD and the head's mm,
+  never the AoP, whose acceptance stays; a scale that changes the pixels' shape can change the AoP too, and then
+  its acceptance goes as well). Where some accepted value still holds, a confirmation row under the same name says
+  so, each withdrawn value going back to whose it was before (the accepted correction's, else the AI's); where none
+  does, the correction it accepted stands in the new mm, else the AI's value.
 
 Rows only: nothing is overwritten, and a row whose values and scale do not change is not written again.
 """
@@ -22,12 +26,13 @@ import copy
 import math
 from dataclasses import dataclass, field
 
-from workstation.calibration import Calibration
+from workstation.calibration import Calibration, manual_scale_disagreement, manual_scale_problem
 from workstation.records.database import RecordsError
 from workstation.records.review import _UNCHECKED, accepted_correction, check_calibration_unchanged
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, FILE, MANUAL, VALUE_KEYS, Exam,
                                        ExamCalibration, Measurement, Records, checked_mm_per_px, current_of,
                                        latest_ai_of)
+from workstation.sources import QUANTITIES, QUANTITY_KEYS, QUANTITY_NAMES, ai_sources, source_of, sources_of
 
 
 @dataclass(frozen=True)
@@ -37,10 +42,13 @@ class CalibrationChange:
 
     calibration: ExamCalibration | None
     measurements: list[Measurement] = field(default_factory=list)
+    # Where a manual scale differs from the file's own by more than a few percent: by how much, to check it
+    # (``workstation.calibration.manual_scale_disagreement``); it is set all the same.
+    warning: str | None = None
 
     def to_json(self) -> dict:
         return {"calibration": None if self.calibration is None else self.calibration.to_json(),
-                "measurements": [m.to_json() for m in self.measurements]}
+                "measurements": [m.to_json() for m in self.measurements], "warning": self.warning}
 
 
 def exam_calibration(records: Records, exam_id: int, file_calibration: Calibration) -> Calibration:
@@ -51,9 +59,10 @@ def exam_calibration(records: Records, exam_id: int, file_calibration: Calibrati
         return file_calibration
     try:
         return with_manual_on_record(file_calibration, manual.mm_per_px, manual.detail, manual.by)
-    except ValueError as exc:  # the database refuses such rows; a hand-edited one is named, not applied silently
-        raise RecordsError(f"exam {exam_id}: the manual calibration on record (#{manual.id}) cannot be used: "
-                           f"{exc}") from None
+    except ValueError as exc:  # kept before the plausible range was checked, or hand-edited: named, never applied
+        raise RecordsError(f"exam {exam_id}: the manual calibration on record (#{manual.id}, set by {manual.by}) "
+                           f"cannot be used: {exc}; set another (workstation calibrate --exam {exam_id} --mm-per-px "
+                           f"X) or go back to the file's (--file-calibration)") from None
 
 
 def with_manual_on_record(file_calibration: Calibration, mm_per_px: float, detail: str | None,
@@ -104,17 +113,22 @@ def set_exam_calibration(records: Records, exam_id: int, mm_per_px: float | None
         raise RecordsError("a calibration needs who set it (a user name)")
     exam = records.exam(exam_id)
     if mm_per_px is not None:
+        problem = manual_scale_problem(mm_per_px)
+        if problem is not None:
+            raise RecordsError(f"exam {exam_id}: {problem}; nothing was changed")
         mm_per_px = checked_mm_per_px(mm_per_px)
         detail = (detail or "").strip() or f"entered by {user}"
         if user not in detail:  # the panel and reports show the detail: it names who set the scale
             detail = f"{detail}, entered by {user}"
     if file_calibration is None:
         file_calibration = _file_calibration(records, exam)
+    warning = None
     if mm_per_px is None:
         calibration = file_calibration
         detail = (detail or "").strip() or f"{file_calibration.source}"
     else:
         calibration = file_calibration.with_manual(mm_per_px, detail)
+        warning = manual_scale_disagreement(file_calibration, mm_per_px, exam.frame_shape)
     with records.transaction():
         if based_on_calibration_id is not _UNCHECKED:
             check_calibration_unchanged(records, exam_id, based_on_calibration_id)
@@ -127,7 +141,7 @@ def set_exam_calibration(records: Records, exam_id: int, mm_per_px: float | None
         rows = records.measurements(exam_id)  # once: the calibration's place among them, and its re-measuring
         row = records.add_calibration(exam_id, MANUAL if mm_per_px is not None else FILE, user,
                                       mm_per_px=mm_per_px, detail=detail, note=note, rows=rows)
-        return CalibrationChange(row, _measure_again(records, exam, calibration, row, rows))
+        return CalibrationChange(row, _measure_again(records, exam, calibration, row, rows), warning)
 
 
 # -- measuring the values on record again ------------------------------------------------------------------------
@@ -142,12 +156,19 @@ class _Restated:
     changed: bool
     withdrawn: str | None = None
     sources: dict | None = None  # whose each value is: those of the row it measures again (``workstation.sources``)
+    kept: tuple[str, ...] = ()  # a confirmation withdrawn in part: the quantities whose acceptance stays
+    dropped: tuple[str, ...] = ()  # and those whose acceptance it withdraws
 
     def note(self, how: str) -> str:
         """The new row's note; ``how``: the calibration it was measured with."""
         if self.kind == AI:
             return f"confirmation by {self.withdrawn} withdrawn: {how} changed its values; the AI value stands"
         note = f"{self.kind} by {self.by} measured again with {how}"
+        if self.dropped:
+            return (note + f"; its acceptance of the {' and of the '.join(QUANTITY_NAMES[q] for q in self.dropped)} "
+                    f"withdrawn (the new scale changed {'them' if len(self.dropped) > 1 else 'it'}); the "
+                    f"{' and the '.join(QUANTITY_NAMES[q] for q in self.kept)} stays confirmed (the new scale does "
+                    "not change it)")
         return note + (f"; confirmation by {self.withdrawn} withdrawn (its values changed)" if self.withdrawn else "")
 
 
@@ -160,17 +181,55 @@ def _restate(records: Records, exam: Exam, row: Measurement, calibration: Calibr
     if row.kind == CORRECTION:
         again = _person_again(records, exam, row.geometry, row, calibration)
         return _Restated(CORRECTION, row.by, again, _changed(row, again), sources=row.sources)
-    accepted = accepted_correction(records, row, rows)
-    if accepted is not None:
-        again = _person_again(records, exam, accepted.geometry, row, calibration)
-        if _shown_differently(row, again):
-            return _Restated(CORRECTION, accepted.by, again, True, withdrawn=row.by, sources=accepted.sources)
+    accepted = _accepted_basis(records, row, rows)
+    again = (_person_again(records, exam, accepted.geometry, row, calibration) if accepted is not None
+             else _ai_again(records, exam, row, calibration))
+    changed = _quantities_shown_differently(row, again)
+    if not changed:
         return _Restated(CONFIRMATION, row.by, again, False, sources=row.sources)
-    again = _ai_again(records, exam, row, calibration)
-    if _shown_differently(row, again):
-        ai = latest_ai_of(rows)
-        return _Restated(AI, ai.by if ai is not None else _model_of(records, exam.id), again, True, withdrawn=row.by)
-    return _Restated(CONFIRMATION, row.by, again, False, sources=row.sources)
+    ai = latest_ai_of(rows)
+    ai_by = ai.by if ai is not None else _model_of(records, exam.id)
+    # Value by value: the acceptance of each value the scale changes is withdrawn, each other one stays.
+    shown = [q for q in QUANTITIES if any(getattr(row, key) is not None or again.get(key) is not None
+                                          for key in _QUANTITY_VALUE_KEYS[q])]
+    kept = tuple(q for q in shown if q not in changed and source_of(row, q)["kind"] == CONFIRMATION)
+    if not kept:  # no accepted value holds: the confirmation goes
+        if accepted is not None:
+            return _Restated(CORRECTION, accepted.by, again, True, withdrawn=row.by, sources=accepted.sources)
+        return _Restated(AI, ai_by, again, True, withdrawn=row.by)
+    before = (sources_of(accepted) if accepted is not None
+              else ai_sources(ai_by, None if ai is None else ai.created_at))
+    sources = {q: before[q] if q in changed and source_of(row, q)["kind"] == CONFIRMATION else source_of(row, q)
+               for q in QUANTITIES}
+    dropped = tuple(q for q in shown if q in changed and source_of(row, q)["kind"] == CONFIRMATION)
+    return _Restated(CONFIRMATION, row.by, again, True, withdrawn=row.by if dropped else None, sources=sources,
+                     kept=kept, dropped=dropped)
+
+
+def _accepted_basis(records: Records, row: Measurement, rows: list[Measurement]) -> Measurement | None:
+    """The correction a confirmation accepted (``review.accepted_correction``); for a confirmation a calibration
+    wrote in part (its sources name a correction, its values measured again so they no longer match that row's),
+    the latest correction before it on its frame with its geometry."""
+    accepted = accepted_correction(records, row, rows)
+    if accepted is not None or not row.geometry or not any(
+            source_of(row, q)["kind"] == CORRECTION for q in QUANTITIES):
+        return accepted
+    return next((m for m in reversed(rows) if m.id < row.id and m.kind == CORRECTION
+                 and m.frame_index == row.frame_index and m.geometry == row.geometry), None)
+
+
+# Each quantity's keys among a row's values (``VALUE_KEYS``): what a person sees of it.
+_QUANTITY_VALUE_KEYS = {q: tuple(key for key in QUANTITY_KEYS[q] if key in VALUE_KEYS) for q in QUANTITIES}
+
+
+def _quantities_shown_differently(row: Measurement, values: dict) -> set[str]:
+    """The quantities (``workstation.sources``) of which a person would see other values than the row's: the
+    viewer's rule for an acceptance to hold (``workstation.cine_review``: a value appears or goes, or moves by its last
+    shown digit), key by key."""
+    from workstation.cine_review import _shown_differently as shown_differently
+
+    return {q for q, keys in _QUANTITY_VALUE_KEYS.items()
+            if any(shown_differently(values.get(key), getattr(row, key)) for key in keys)}
 
 
 def in_force(records: Records, row: Measurement,
@@ -295,14 +354,6 @@ def _changed(row: Measurement, values: dict) -> bool:
     """Whether ``values`` differ from the row's at all, or rest on another scale."""
     return (any(not _close(getattr(row, key), values.get(key)) for key in VALUE_KEYS)
             or row.calibration_source != values["calibration"]["source"])
-
-
-def _shown_differently(row: Measurement, values: dict) -> bool:
-    """Whether a person would see other values than the row's: the viewer's rule for an acceptance to hold
-    (``workstation.cine_review``: a value appears or goes, or moves by its last shown digit), key by key."""
-    from workstation.cine_review import _shown_differently as shown_differently
-
-    return any(shown_differently(values.get(key), getattr(row, key)) for key in VALUE_KEYS)
 
 
 __all__ = ["CalibrationChange", "exam_calibration", "in_force", "load_exam", "set_exam_calibration",

@@ -13,6 +13,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from workstation.calibration import MANUAL_MM_PER_PX_RANGE
 from workstation.errors import WorkstationError
 from workstation.inference.uncertainty import describe_uncertainty
 from workstation.measure import describe_hsd
@@ -298,6 +299,8 @@ def cmd_calibrate(args) -> int:
                     **({} if change is None else {"changed": change.calibration is not None,
                                                   "measurements": [m.to_json() for m in change.measurements]})})
         return 0
+    if change is not None and change.calibration is not None and change.warning:
+        print(f"warning: exam {exam.id}: {change.warning}", file=sys.stderr)
     if change is not None and change.calibration is None:
         print(f"exam {exam.id}: that calibration is in force already; nothing changed")
     if current is not None and current.is_manual:
@@ -415,7 +418,9 @@ def register(subparsers) -> None:
                                     "(the exam's values on record are measured again in it)", cmd_calibrate)
     p.add_argument("--exam", type=int, required=True)
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--mm-per-px", type=_mm_per_px, help="the manual scale: mm per pixel (above 0, below 10)")
+    which.add_argument("--mm-per-px", type=_mm_per_px, help=f"the manual scale: mm per pixel ({MANUAL_MM_PER_PX_RANGE[0]:g} to {MANUAL_MM_PER_PX_RANGE[1]:g}, "
+                            "the plausible range of an ultrasound image; a warning where it differs from the file's "
+                            "own by more than a few percent)")
     which.add_argument("--file-calibration", action="store_true",
                        help="drop the manual calibration: back to what the file says (kept in the history)")
     p.add_argument("--user", help="who sets it (needed to change it)")

@@ -22,6 +22,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from workstation.calibration import describe_mm_per_px, manual_scale_problem
 from workstation.inference.manifest import model_label
 from workstation.records import database
 from workstation.records.database import RecordsError
@@ -243,17 +244,12 @@ MANUAL, FILE = "manual", "file"  # an exam calibration's kinds: a person's scale
 
 
 def checked_mm_per_px(mm_per_px) -> float:
-    """A manual scale as a number the calibration accepts (``Calibration.manual_mm_per_px``'s rule: above 0, below
-    10), else a one-line :class:`RecordsError`."""
-    from workstation.calibration import Calibration
-
-    try:
-        value = float(mm_per_px)
-        Calibration.manual_mm_per_px(value)
-    except (TypeError, ValueError):
-        raise RecordsError(f"a manual calibration must be a positive mm-per-pixel value below 10, got "
-                           f"{mm_per_px!r}") from None
-    return value
+    """A manual scale as a number the calibration accepts (``workstation.calibration.manual_scale_problem``: the
+    plausible range of an ultrasound image), else a one-line :class:`RecordsError`."""
+    problem = manual_scale_problem(mm_per_px)
+    if problem is not None:
+        raise RecordsError(problem)
+    return float(mm_per_px)
 
 
 @dataclass(frozen=True)
@@ -278,7 +274,7 @@ class ExamCalibration:
     def describe(self, time_format: str | None = None) -> str:
         """One line for a table or a terminal: the scale, how it was taken, who set it and when. ``time_format``: a
         ``strftime`` format that time is written in (the PDF's minutes, its offset dropped); None: as kept."""
-        what = (f"manual {self.mm_per_px:.4f} mm/px" + (f" ({self.detail})" if self.detail else "")
+        what = (f"manual {describe_mm_per_px(self.mm_per_px)}" + (f" ({self.detail})" if self.detail else "")
                 if self.is_manual else "the file's own calibration again" + (f" ({self.detail})" if self.detail
                                                                              else ""))
         when = (self.created_at if time_format is None
