@@ -73,7 +73,7 @@ def test_import_text_output_and_duplicates(tmp_path, capsys):
     assert run_cli(["import", source, *base]) == 0
     assert "exam 1 <- " in capsys.readouterr().out
     assert run_cli(["import", source, *base]) == 0
-    assert "already imported as exam 1" in capsys.readouterr().out
+    assert "already imported as exam 1 of MRN MRN-0042 (Doe, Jane), labour 1" in capsys.readouterr().out
 
 
 def test_a_fault_on_one_file_of_a_batch_import_does_not_stop_the_others(tmp_path, capsys, monkeypatch):

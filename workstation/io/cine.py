@@ -55,6 +55,9 @@ class StudyInfo:
     # Which attribute gave acquisition_datetime: "AcquisitionDateTime", "AcquisitionDate",
     # "ContentDate", "StudyDate", "file_mtime" (non-DICOM: the file's modification time) or "none".
     acquisition_source: str = "none"
+    # Where no acquisition time was read although the file has date fields: which, and that they cannot be read
+    # (a damaged or hand-edited file); None otherwise.
+    acquisition_problem: str | None = None
     manufacturer: str | None = None
     model_name: str | None = None
     modality: str | None = None

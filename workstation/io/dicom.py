@@ -28,6 +28,7 @@ from workstation.calibration import Calibration, Scale, UltrasoundRegion
 from workstation.errors import InputError
 from workstation.io.cine import DEFAULT_FPS, Cine, FrameSequence, StudyInfo, times_at_fps
 from workstation.io.pixels import check_dimensions, to_uint8
+from workstation.io.text import clean_text
 
 # Large elements (pixel data, big LUTs) are not read at load; pydicom reads them from the file if asked.
 _DEFER_SIZE = "256 KB"
@@ -258,6 +259,7 @@ def _calibration(ds: Dataset, rows: int, cols: int) -> Calibration:
 def _study_info(ds: Dataset, transfer_syntax: UID) -> StudyInfo:
     acquired, acquisition_source = _acquisition_datetime(ds)
     sop_class = _get(ds, "SOPClassUID")
+    problem = _unreadable_dates(ds) if acquired is None else None
     return StudyInfo(
         patient_id=_text(ds, "PatientID"),
         patient_name=_text(ds, "PatientName"),
@@ -267,11 +269,12 @@ def _study_info(ds: Dataset, transfer_syntax: UID) -> StudyInfo:
         sop_instance_uid=_text(ds, "SOPInstanceUID"),
         acquisition_datetime=acquired,
         acquisition_source=acquisition_source,
+        acquisition_problem=problem,
         manufacturer=_text(ds, "Manufacturer"),
         model_name=_text(ds, "ManufacturerModelName"),
         modality=_text(ds, "Modality"),
-        sop_class_name=UID(sop_class).name if sop_class else None,
-        transfer_syntax_name=transfer_syntax.name,
+        sop_class_name=clean_text(UID(sop_class).name) if sop_class else None,
+        transfer_syntax_name=clean_text(transfer_syntax.name),
         photometric=_text(ds, "PhotometricInterpretation"),
     )
 
@@ -293,6 +296,23 @@ def _acquisition_datetime(ds: Dataset) -> tuple[datetime | None, str]:
             moment = datetime.combine(day, clock) if clock else datetime.combine(day, datetime.min.time())
             return _with_offset(moment, offset), f"{prefix}Date"
     return None, "none"
+
+
+# The date attributes an acquisition time is looked for in (:func:`_acquisition_datetime`).
+_DATE_KEYWORDS = ("AcquisitionDateTime", "AcquisitionDate", "ContentDate", "StudyDate")
+
+
+def _unreadable_dates(ds: Dataset) -> str | None:
+    """Where no acquisition time could be read: the date attributes the file has that cannot be read, in one phrase
+    ("its dates cannot be read: StudyDate '20241399', AcquisitionDateTime 'garbage'"); None where it has none (no
+    date at all is no sign of damage)."""
+    bad = []
+    for keyword in _DATE_KEYWORDS:
+        value = _get(ds, keyword)
+        text = "" if value is None else str(value).strip()
+        if text:
+            bad.append(f"{keyword} {clean_text(text)[:40]!r}")
+    return None if not bad else f"its dates cannot be read: {', '.join(bad)}"
 
 
 def _with_offset(moment: datetime, offset: timezone | None) -> datetime:
@@ -322,11 +342,12 @@ def _get(ds: Dataset, keyword: str):
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
+    """An attribute's text, its control characters replaced (``workstation.io.text.clean_text``): it is printed and
+    put in reports."""
     value = _get(ds, keyword)
     if isinstance(value, (bytes, bytearray)):  # an over-long value pydicom kept as UN
         value = bytes(value).decode("latin-1", errors="replace")
-    text = str(value).strip() if value is not None else ""
-    return text or None
+    return clean_text(None if value is None else str(value))
 
 
 def _float(ds: Dataset, keyword: str) -> float | None:

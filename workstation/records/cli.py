@@ -64,7 +64,7 @@ def cmd_import(args) -> int:
             try:
                 result = import_scan(records, file, mrn=args.mrn, name=args.name, acquired=args.acquired,
                                      labor_id=args.labor, new_labor=args.new_labor, force_mrn=args.force_mrn,
-                                     model=model)
+                                     model=model, refuse_unreadable_date=True)
             except WorkstationError as exc:  # one bad file must not stop the others
                 failures.append(str(exc))
                 print(f"error: {exc}", file=sys.stderr)
@@ -87,10 +87,21 @@ def cmd_import(args) -> int:
 def _import_line(records, result, file_name: str) -> str:
     exam = result.exam
     if result.duplicate:
-        return f"{file_name}: already imported as exam {exam.id} (same content); nothing added"
+        return (f"{file_name}: already imported as exam {exam.id} of MRN {result.patient.mrn} "
+                f"({display_name(result.patient.name) or 'no name'}), labour {result.labor.id} (same content); "
+                "nothing added")
     values = _values_line(records, records.current_measurement(exam.id))
     return (f"exam {exam.id} <- {file_name}: MRN {result.patient.mrn}, labour {result.labor.id}, acquired "
-            f"{exam.acquired.isoformat()} ({exam.acquired_source}); {values}")
+            f"{exam.acquired.isoformat()} ({_acquired_source(exam.acquired_source)}); {values}")
+
+
+def _acquired_source(source: str) -> str:
+    """Where an exam's time came from, in words where it is not the scan's own: the file's modification time is
+    when it was last written (copied), not when it was scanned."""
+    if source == "file_mtime":
+        return ("file_mtime: the file's modification time, when it was copied, not when it was scanned; give the "
+                "scan's time with --acquired")
+    return source
 
 
 def _values_line(records, m) -> str:

@@ -9,7 +9,10 @@ Rules (the CLI's ``workstation import`` follows them; the GUI calls :func:`impor
   the exam (``dicom_patient_id``) so the override stays visible. A new patient takes ``name`` or the file's
   Patient's Name, and the file's birth date; an existing patient is never changed.
 * **Acquisition time.** ``acquired`` (``--acquired``) wins, then the file's DICOM date-time (the attribute is
-  recorded, e.g. ``AcquisitionDateTime``), then the file's modification time (``file_mtime``). A time more than
+  recorded, e.g. ``AcquisitionDateTime``), then the file's modification time (``file_mtime``: when the file was
+  last written, often when it was copied off the scanner, not when it was scanned; the import line says so). A DICOM
+  whose date fields are there but none can be read (``StudyInfo.acquisition_problem``) is a red flag; with
+  ``refuse_unreadable_date`` (the CLI) it is refused unless ``acquired`` is given. A time more than
   :data:`MAX_FUTURE_SKEW_H` after this workstation's clock is refused (a mistyped year, a scanner clock set wrong):
   it would put the exam hours or years ahead on the labour's timeline.
 * **Labour.** ``labor_id`` (``--labor``) files into that labour (it must be the patient's). ``new_labor``
@@ -18,7 +21,9 @@ Rules (the CLI's ``workstation import`` follows them; the GUI calls :func:`impor
   out of order). An exam more than :data:`MAX_EXAM_GAP_H` from every exam of that labour is refused,
   because it most likely belongs to another labour.
 * **Duplicates.** A file whose bytes (sha256) are already in the records is not imported again; the
-  existing exam is returned with ``duplicate=True``.
+  existing exam is returned with ``duplicate=True``. ``mrn`` naming another patient than the one it is filed under
+  is refused as for a new file: the same content cannot be filed for two patients, and "already imported" must not
+  read as "filed for" the patient asked for.
 * **Read-only records** (``Records.read_only``) refuse an import first, in their one line (``read_only_error``):
   the scan is not read, analysed or copied.
 * **Atomicity.** Patient and labour are checked first; then the scan is analysed and copied in (see
@@ -75,14 +80,22 @@ def resolve_mrn(dicom_patient_id: str | None, mrn: str | None, force_mrn: bool, 
     raise RecordsError(f"{file_name}: the file has no Patient ID; give the patient's MRN with --mrn")
 
 
-def resolve_acquired(info, path: Path, acquired: datetime | None) -> tuple[datetime, str]:
-    """(acquisition time, where it came from): the user's, the file's DICOM attribute, or the file's mtime."""
+def resolve_acquired(info, path: Path, acquired: datetime | None,
+                     refuse_unreadable_date: bool = False) -> tuple[datetime, str]:
+    """(acquisition time, where it came from): the user's, the file's DICOM attribute, or the file's mtime.
+    ``refuse_unreadable_date``: a file whose date fields cannot be read (``info.acquisition_problem``) is refused
+    unless ``acquired`` is given, rather than filed at its modification time."""
     if acquired is not None:
         when, source = scanner_time(acquired), "user"
     elif info.acquisition_datetime is not None:
         when, source = info.acquisition_datetime, info.acquisition_source
     else:
         when, source = datetime.fromtimestamp(path.stat().st_mtime), "file_mtime"
+        problem = getattr(info, "acquisition_problem", None)
+        if problem and refuse_unreadable_date:
+            raise RecordsError(f"{path.name}: {problem}, so when it was scanned is unknown (its modification time "
+                               f"{when.isoformat(timespec='minutes')} is when it was copied, not scanned); give the "
+                               "scan's time with --acquired; nothing was imported")
     _refuse_future(when, source, path.name)
     return when, source
 
@@ -102,12 +115,12 @@ def _refuse_future(when: datetime, source: str, file_name: str) -> None:
 
 
 def resolve_labor(records: Records, patient: Patient, acquired: datetime, labor_id: int | None,
-                  new_labor: bool) -> int | None:
-    """The labour id to file into; ``None`` means: create an automatic labour."""
+                  new_labor: bool, file_name: str) -> int | None:
+    """The labour id to file into; ``None`` means: create an automatic labour. A refusal names ``file_name``."""
     if labor_id is not None:
-        labor = records.labor(labor_id)
+        labor = _labor(records, labor_id, file_name)
         if labor.patient_id != patient.id:
-            raise RecordsError(f"labour {labor_id} belongs to another patient, not MRN {patient.mrn}")
+            raise RecordsError(f"{file_name}: labour {labor_id} belongs to another patient, not MRN {patient.mrn}")
         return labor_id
     if new_labor:
         return None
@@ -120,16 +133,25 @@ def resolve_labor(records: Records, patient: Patient, acquired: datetime, labor_
     reading = chronological_key([*times, *([latest.start] if latest.start else []), acquired])
     gap_h = min((abs(hours_between(t, acquired, reading)) for t in times), default=0.0)
     if gap_h > MAX_EXAM_GAP_H:
-        raise RecordsError(f"this exam is {gap_h:.0f} h from every exam of labour {latest.id} of MRN {patient.mrn}; "
-                           f"pass --labor {latest.id} to add it there or --new-labor to start a new labour")
+        raise RecordsError(f"{file_name}: this exam is {gap_h:.0f} h from every exam of labour {latest.id} of MRN "
+                           f"{patient.mrn}; pass --labor {latest.id} to add it there or --new-labor to start a new "
+                           "labour")
     return latest.id
+
+
+def _labor(records: Records, labor_id: int, file_name: str) -> Labor:
+    try:
+        return records.labor(labor_id)
+    except RecordsError as exc:  # "no labour with id N", said of this file
+        raise RecordsError(f"{file_name}: {exc}") from None
 
 
 def import_scan(records: Records, path: str | os.PathLike, *, mrn: str | None = None, name: str | None = None,
                 acquired: datetime | None = None, labor_id: int | None = None, new_labor: bool = False,
                 force_mrn: bool = False, model=None, progress: Callable[[int, int], None] | None = None,
-                cancelled: Callable[[], bool] | None = None) -> ImportResult:
-    """Import one scan file (see the module docstring for the rules); with ``model``, analyse it too."""
+                cancelled: Callable[[], bool] | None = None, refuse_unreadable_date: bool = False) -> ImportResult:
+    """Import one scan file (see the module docstring for the rules); with ``model``, analyse it too.
+    ``refuse_unreadable_date``: see the module docstring's acquisition time."""
     from workstation.inference.pipeline import analyze_cine
     from workstation.io import load
 
@@ -143,11 +165,11 @@ def import_scan(records: Records, path: str | os.PathLike, *, mrn: str | None = 
         sha256 = file_sha256(path)
         existing = records.exam_by_sha256(sha256)
         if existing is not None:
-            return _existing(records, existing)
+            return _existing(records, existing, mrn, path.name)
         info = cine.info
         patient_mrn = resolve_mrn(info.patient_id, mrn, force_mrn, path.name)
-        when, when_source = resolve_acquired(info, path, acquired)
-        _refuse_labor_early(records, patient_mrn, when, labor_id, new_labor)
+        when, when_source = resolve_acquired(info, path, acquired, refuse_unreadable_date)
+        _refuse_labor_early(records, patient_mrn, when, labor_id, new_labor, path.name)
         analysis = None
         if model is not None:
             analysis = analyze_cine(cine, model, progress=progress, cancelled=cancelled)
@@ -156,10 +178,10 @@ def import_scan(records: Records, path: str | os.PathLike, *, mrn: str | None = 
         stored = store_copy(path, records.root, sha256)
         with records.transaction():
             if records.exam_by_sha256(sha256) is not None:  # another process imported it meanwhile
-                return _existing(records, records.exam_by_sha256(sha256))
+                return _existing(records, records.exam_by_sha256(sha256), mrn, path.name)
             patient = records.get_or_create_patient(patient_mrn, name or display_name(info.patient_name),
                                                     info.patient_birth_date)
-            target = resolve_labor(records, patient, when, labor_id, new_labor)
+            target = resolve_labor(records, patient, when, labor_id, new_labor, path.name)
             labor_id_used = target if target is not None else records.create_labor(patient.id).id
             exam = records.insert_exam(
                 labor_id_used, stored, original_path=str(path.resolve()), acquired=when, acquired_source=when_source,
@@ -173,17 +195,24 @@ def import_scan(records: Records, path: str | os.PathLike, *, mrn: str | None = 
 
 
 def _refuse_labor_early(records: Records, mrn: str, acquired: datetime, labor_id: int | None,
-                        new_labor: bool) -> None:
+                        new_labor: bool, file_name: str) -> None:
     """The labour checks, before minutes of analysis and a copy that a refusal would leave unreferenced."""
     patient = records.patient_by_mrn(mrn)
     if patient is not None:
-        resolve_labor(records, patient, acquired, labor_id, new_labor)
+        resolve_labor(records, patient, acquired, labor_id, new_labor, file_name)
     elif labor_id is not None:
-        records.labor(labor_id)  # "no labour with id N" when there is none
-        raise RecordsError(f"labour {labor_id} belongs to another patient, not MRN {mrn}")
+        _labor(records, labor_id, file_name)  # "no labour with id N" when there is none
+        raise RecordsError(f"{file_name}: labour {labor_id} belongs to another patient, not MRN {mrn}")
 
 
-def _existing(records: Records, exam: Exam) -> ImportResult:
+def _existing(records: Records, exam: Exam, mrn: str | None, file_name: str) -> ImportResult:
+    """The exam already holding the file's content; refused where ``mrn`` names another patient (see the module
+    docstring's duplicates)."""
     labor = records.labor(exam.labor_id)
-    return ImportResult(exam, records.patient(labor.patient_id), labor, records.latest_analysis(exam.id),
-                        duplicate=True)
+    patient = records.patient(labor.patient_id)
+    given = (mrn or "").strip() or None
+    if given is not None and given != patient.mrn:
+        raise RecordsError(f"{file_name}: the same content is already filed as exam {exam.id} of MRN {patient.mrn} "
+                           f"({display_name(patient.name) or 'no name'}), not {given}; check the patient (an exam is "
+                           "filed for one patient only); nothing was imported")
+    return ImportResult(exam, patient, labor, records.latest_analysis(exam.id), duplicate=True)
