@@ -14,9 +14,10 @@ from test_gui_window_records import (_drag_tangent, _open_and_wait, _screen_agre
                                      ward)
 
 pytestmark = pytest.mark.usefixtures("no_leftover_jobs")
-# On one frame: with two frames reviewed, a withdrawal on one (Reset to AI, or a calibration withdrawing an acceptance)
-# leaves the other's older review on screen while the AI's value is current on record, by design (a person's choice
-# of the AI value stands); tests/test_gui_window_records.py checks undo across frames after a calibration.
+# With two frames reviewed, a withdrawal on one (Reset to AI, or a calibration withdrawing an acceptance) leaves the
+# other's older review on screen while the AI's value is current on record, by design (a person's choice of the AI
+# value stands): that frame then says its review is not the exam's value on record (``_screen_agrees_with_records``
+# checks it on every frame; review 30); the second test moves between two frames.
 ACTIONS = ("correct", "accept", "reset", "calibrate", "undo", "redo")
 SCALES = (0.5, 0.3, None)  # manual mm per pixel; None: back to the file's
 
@@ -26,7 +27,9 @@ def _act(window, qtbot, rng: random.Random, action: str) -> str:
         offset = QtCore.QPoint(rng.choice((-30, -15, 10, 25)), rng.choice((-20, 15, 40)))
         _drag_tangent(window, qtbot, offset)
         return f"correct {offset.x()},{offset.y()}"
-    if action == "accept":
+    if action == "other frame":  # between frames 0 and 2
+        window.go_to_frame(2 if window.current_frame == 0 else 0)
+    elif action == "accept":
         window.accept_frame()
     elif action == "reset":
         window.reset_frame_to_ai()
@@ -58,6 +61,32 @@ def test_random_review_sequences_keep_the_records_on_what_the_screen_shows(ward,
         for _ in range(9):
             done.append(_act(window, qtbot, rng, rng.choice(ACTIONS)))
             qtbot.wait(1)  # a refused step's stack fix-up runs on the next turn of the event loop
+            assert not refused, (done, refused)
+            try:
+                _screen_agrees_with_records(window, records, exam_id, tolerance=0.05)
+            except AssertionError as exc:
+                raise AssertionError(f"after {done}: {exc}") from exc
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_review_sequences_on_two_frames_keep_each_frame_saying_whether_it_is_on_record(ward, records, qtbot,
+                                                                                             seed):
+    """As above, moving between frames 0 and 2: the records hold one value per exam, the screen a review per frame;
+    after every step the value on record is what its frame shows, and every other reviewed frame says it is not the
+    exam's value on record."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    refused = []
+    link.reviewConflict.connect(refused.append)
+    link.saveFailed.connect(refused.append)
+    rng = random.Random(1000 + seed)
+    done = []
+    for _round in range(2):
+        _open_and_wait(window, link, qtbot, exam_id)
+        _screen_agrees_with_records(window, records, exam_id, tolerance=0.05)
+        for _ in range(12):
+            done.append(_act(window, qtbot, rng, rng.choice(ACTIONS + ("other frame",) * 2)))
+            qtbot.wait(1)
             assert not refused, (done, refused)
             try:
                 _screen_agrees_with_records(window, records, exam_id, tolerance=0.05)

@@ -452,16 +452,23 @@ def _by_id(records, exam_id, measurement_id):
 
 def _screen_agrees_with_records(window, records, exam_id, tolerance=1e-6):
     """What the records hold as current is what the screen shows: the AI's value when no frame shows a person's
-    review; otherwise a person's row of the values shown on its frame, under the name shown there (``tolerance``: the
-    AoP's; an exam just opened shows a value on record measured again, as its last shown digit)."""
+    review as the exam's value on record; otherwise a person's row of the values shown on its frame, under the name
+    shown there (``tolerance``: the AoP's; an exam just opened shows a value on record measured again, as its last shown
+    digit). Every other frame showing a person's review says it is not the exam's value on record (review 30)."""
     current = records.current_measurement(exam_id)
     reviewed = {i: s for i, s in window.analysis.states.items() if s.is_corrected or s.confirmed}
-    if not reviewed:
-        assert current.kind == AI, f"the screen shows the AI's values, the records a {current.kind} by {current.by}"
+    on_record = None if current.kind == AI else current.frame_index
+    for frame in reviewed:
+        said = window.review_not_on_record(frame)
+        assert (said is None) == (frame == on_record), (frame, on_record, said)
+    if current.kind == AI:
+        assert current.frame_index not in reviewed, (
+            f"frame {current.frame_index} shows a {reviewed[current.frame_index].corrected_by}'s review, the records "
+            "the AI's value of it")
         shown = window.analysis.states.get(current.frame_index)
         _in_the_calibration_on_screen(window, records, exam_id, current, None if shown is None else shown.ai)
         return current
-    assert current.kind != AI and current.frame_index in reviewed
+    assert current.frame_index in reviewed
     state = reviewed[current.frame_index]
     shown_by = state.confirmed_by if current.kind == CONFIRMATION else state.corrected_by
     assert current.by == shown_by and (current.kind == CONFIRMATION) == state.confirmed

@@ -35,6 +35,8 @@ from workstation.io.video import VIDEO_EXTENSIONS
 from workstation.measure.transperineal import frame_aspect
 from workstation.paths import data_dir
 from workstation.records.calibration import with_manual_on_record
+from workstation.records.review import record_state
+from workstation.sources import AI
 from workstation.reports.overlays import aop_label, hsd_label
 from workstation.reports.values import hc_label
 
@@ -49,11 +51,19 @@ VALUE_NAMES = {"aop_deg": "AoP", "hsd_px": "HSD (px)", "hsd_mm": "HSD", "hc_mm":
                "ofd_mm": "OFD", "ga_weeks": "GA"}
 
 
-def whose_values(state: FrameMeasurementState) -> dict:
+NOT_ON_RECORD = "not on record"  # follows a person's value on the image where the frame's review is not the exam's
+
+
+def whose_values(state: FrameMeasurementState, on_record: bool = True) -> dict:
     """Whose each value on screen is, as each label on the image says it and the report's key frame does, per
     quantity (``workstation.sources``): "confirmed" (a person accepted them, the AI's or a correction), "corrected"
-    (a person moved its calipers, not accepted), "AI" (the AI's, also in a correction that moved other calipers)."""
-    return state.whose()
+    (a person moved its calipers, not accepted), "AI" (the AI's, also in a correction that moved other calipers).
+    ``on_record`` False: the frame's review is not the exam's value on record (``MainWindow.review_not_on_record``), and
+    a person's value says so ("corrected, not on record")."""
+    whose = state.whose()
+    if on_record:
+        return whose
+    return {q: w if w == "AI" else f"{w}, {NOT_ON_RECORD}" for q, w in whose.items()}
 
 
 def _values_text(values: dict) -> str:
@@ -938,8 +948,34 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.calipers.set_geometry(state.current_geometry())
         self._mark_withheld_ellipse(state)
-        self.overlays.show_geometry(state.current(), whose_values(state))
-        self.panel.show_state(state, self.analysis.calibration.source)
+        not_on_record = self.review_not_on_record(state.frame_index)
+        self.overlays.show_geometry(state.current(), whose_values(state, on_record=not_on_record is None))
+        self.panel.show_state(state, self.analysis.calibration.source, not_on_record=not_on_record)
+
+    def review_not_on_record(self, frame_index: int) -> str | None:
+        """Why the review on screen of frame ``frame_index`` (a person's correction or acceptance) is not the exam's
+        value on record, in one sentence naming what the records hold (whose, which frame, its values); None where it
+        is, where the frame shows the AI's values, or where no records hold the exam. The records keep one current
+        value per exam: the review saved last, or the AI's where a Reset to AI or a calibration withdrew it; the screen
+        keeps each frame's review (undo goes back to it). Read from what the screen is based on (``records_basis``,
+        moved by each save of this window): nothing is read from the records here."""
+        state = None if self.analysis is None else self.analysis.states.get(frame_index)
+        basis = self.records_basis
+        if (state is None or not (state.is_corrected or state.confirmed) or self.exam_id is None or not basis
+                or "kind" not in basis):
+            return None
+        if basis["kind"] not in (None, AI) and basis.get("frame_index") == frame_index:
+            return None
+        mine = f"acceptance by {state.confirmed_by}" if state.confirmed else f"correction by {state.corrected_by}"
+        if basis["kind"] is None:
+            held = "no value"
+        else:
+            whose = ("the AI's value" if basis["kind"] == AI else
+                     f"the {'acceptance' if basis['kind'] == 'confirmation' else basis['kind']} by {basis['by']}")
+            frame = "" if basis.get("frame_index") is None else f" of frame {basis['frame_index']}"
+            values = _values_text(basis.get("values") or {})
+            held = whose + frame + (f" ({values})" if values else "")
+        return f"This frame's {mine} is not the exam's value on record: the records hold {held}."
 
     def _mark_withheld_ellipse(self, state: FrameMeasurementState) -> None:
         """The AI's head ellipse whose biometry it withheld is drawn thin and dashed, with a tooltip: an outline a
@@ -1025,8 +1061,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def accept_frame(self) -> None:
         state = self.current_state()
-        if state is None or state.confirmed:
-            return
+        if state is None or (state.confirmed and self.review_not_on_record(state.frame_index) is None):
+            return  # accepted already; an acceptance another frame's review superseded can be given again
         if not state.can_accept:  # Ctrl+Return too: the button is disabled with the reason (records refuse it alike)
             self.statusBar().showMessage(f"Frame {state.frame_index}: {NO_VALUE_TO_CONFIRM}; Accept confirms a "
                                          "measured value", 8000)
@@ -1088,6 +1124,7 @@ class MainWindow(QtWidgets.QMainWindow):
         record = self.review_record(frame_index, change)
         if restore is not None:
             record["restore_measurement_id"] = restore.get("measurement_id")
+        basis = self.records_basis
         failure, stale = self._announce(self.frameAccepted if change == ACCEPT else self.measurementEdited,
                                         frame_index, record)
         if stale:
@@ -1095,6 +1132,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if failure is not None and rollback is not None:
             self._review_not_kept(state, failure, change, restore is not None, record, rollback)
             return NOT_SAVED
+        if self.records_basis != basis:  # another value on record: the frame says whether its review is the exam's
+            self._show_analysis_of_frame()
         if self._saved_row is not None:
             return {"measurement_id": self._saved_row}
         # Nothing written: an undo or redo has put ``restore`` back (its command keeps no state after it); a first do
@@ -1125,12 +1164,14 @@ class MainWindow(QtWidgets.QMainWindow):
         the window shows what the records hold now (``_show_records_now``)."""
         self._save_conflict = conflict
 
-    def note_records_saved(self, exam_id: int, measurement_id: int) -> None:
+    def note_records_saved(self, exam_id: int, measurement_id: int, on_record: dict | None = None) -> None:
         """A records layer saved this window's own review or calibration as row ``measurement_id`` (the last one it
-        wrote): the screen's reviews are based on it from now on (``records_basis``)."""
+        wrote): the screen's reviews are based on it from now on (``records_basis``); ``on_record``: the exam's value
+        on record after it (``workstation.records.review.record_state``; None: the one before stands), which says
+        which frame's review is the exam's (``review_not_on_record``)."""
         self._saved_row = measurement_id
         if exam_id == self.exam_id and self.records_basis is not None:
-            self.records_basis = {**self.records_basis, "measurement_id": measurement_id}
+            self.records_basis = {**self.records_basis, **(on_record or {}), "measurement_id": measurement_id}
 
     def _show_records_now(self, conflict) -> None:
         """Someone else changed the exam's value since this screen read it, and the records refused a review made on
@@ -1139,8 +1180,7 @@ class MainWindow(QtWidgets.QMainWindow):
         based on the exam's current row from now on, and the banner gives the records' own message."""
         if self.analysis is None:
             return
-        current = conflict.current
-        self.records_basis = {**(self.records_basis or {}), "measurement_id": None if current is None else current.id}
+        self.records_basis = {**(self.records_basis or {}), **record_state(conflict.current)}
         now = self._show_on_record(conflict.recorded)
         self.show_error(f"{conflict} This window now shows the value on record ({now}) and its undo history is "
                         "cleared; a review made here now is made on that value.")

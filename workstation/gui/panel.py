@@ -103,6 +103,8 @@ _SCALE_PARTS = re.compile("; (?=(?:" + "|".join(map(re.escape, _SCALE_SOURCES)) 
 
 
 ACCEPT_TIP = "Confirm this frame's values under your name from Settings (undoable)"
+CORRECTED, NOT_ON_RECORD = "Corrected", "Not on record"  # the corrected column's title
+NOT_ON_RECORD_STYLE = "background: #5a4a12; color: #ffe9a8; border: 1px solid #c9a227; padding: 4px;"
 
 
 class MeasurementPanel(QtWidgets.QWidget):
@@ -118,13 +120,23 @@ class MeasurementPanel(QtWidgets.QWidget):
         self.frame_label = QtWidgets.QLabel("No frame analysed")
         self.frame_label.setWordWrap(True)
         layout.addWidget(self.frame_label)
+        # Shown where the frame's review is not the exam's value on record (another frame's review was saved after
+        # it, or a Reset to AI or a calibration withdrew that one): what the records hold instead.
+        self.record_label = QtWidgets.QLabel()
+        self.record_label.setObjectName("notOnRecord")
+        self.record_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.record_label.setWordWrap(True)
+        self.record_label.setStyleSheet(NOT_ON_RECORD_STYLE)
+        self.record_label.hide()
+        layout.addWidget(self.record_label)
         self.grid = grid = QtWidgets.QGridLayout()
         bold = QtGui.QFont()
         bold.setBold(True)
-        for column, title in enumerate(("", "AI", "Corrected")):
+        for column, title in enumerate(("", "AI", CORRECTED)):
             header = QtWidgets.QLabel(title)
             header.setFont(bold)
             grid.addWidget(header, 0, column)
+        self.corrected_header = header
         self.ai_labels: dict[str, QtWidgets.QLabel] = {}
         self.corrected_labels: dict[str, QtWidgets.QLabel] = {}
         for row, (name, _) in enumerate(ROWS, start=1):
@@ -179,10 +191,19 @@ class MeasurementPanel(QtWidgets.QWidget):
         self.model_label.setText(text)
 
     def show_state(self, state: FrameMeasurementState | None, calibration_source: str = "none",
-                   preview: dict | None = None, message: str | None = None, preview_geometry: dict | None = None) -> None:
+                   preview: dict | None = None, message: str | None = None, preview_geometry: dict | None = None,
+                   not_on_record: str | None = None) -> None:
         """One frame's values; ``preview``: values of a drag in progress, shown as the corrected column
         (``preview_geometry``: the geometry dragged to, which says whose each of them would be). In the corrected
-        column a value the person did not change says whose it still is ("(AI)", or an earlier person's name)."""
+        column a value the person did not change says whose it still is ("(AI)", or an earlier person's name).
+        ``not_on_record``: why the frame's review is not the exam's value on record (what the records hold instead),
+        said above the table, in the corrected column's title and beside who reviewed it."""
+        superseded = state is not None and preview is None and not_on_record is not None
+        self.record_label.setVisible(superseded)
+        self.record_label.setText(f"<b>{escape(not_on_record, quote=False)}</b> Accept this frame"
+                                  f"{' again' if state.confirmed else ''} (or correct it again) to make its values the "
+                                  "exam's." if superseded else "")
+        self.corrected_header.setText(NOT_ON_RECORD if superseded else CORRECTED)
         if state is None:
             self.frame_label.setText(message or "No analysed frame on screen")
             for store in (self.ai_labels, self.corrected_labels):
@@ -193,6 +214,7 @@ class MeasurementPanel(QtWidgets.QWidget):
                 label.setText("")
             self.reset_button.setEnabled(False)
             self.accept_button.setEnabled(False)
+            self._fit_height()
             return
         corrected = preview if preview is not None else state.corrected
         current = corrected if corrected is not None else state.ai
@@ -233,21 +255,36 @@ class MeasurementPanel(QtWidgets.QWidget):
         if preview is not None:
             lines.append("Moving a caliper: values recomputed live; drop to record the correction.")
         elif state.corrected is not None:
-            lines.append(f"Corrected by <b>{state.corrected_by}</b> at {when_text(state.corrected_at)}")
+            lines.append(f"Corrected by <b>{state.corrected_by}</b> at {when_text(state.corrected_at)}"
+                         + (" (not on record)" if superseded and not state.confirmed else ""))
         else:
             lines.append("AI values, not corrected")
         if state.confirmed:
-            lines.append(f"Accepted by <b>{state.confirmed_by}</b> at {when_text(state.confirmed_at)}")
+            lines.append(f"Accepted by <b>{state.confirmed_by}</b> at {when_text(state.confirmed_at)}"
+                         + (" (not on record)" if superseded else ""))
         else:
             lines.append("Not accepted yet")
         self.provenance_label.setText("<br>".join(lines))
         self.reasons_label.setText("<br>".join(f"{', '.join(names)}: {why}" for why, names in reasons.items()))
         self.reset_button.setEnabled(state.corrected is not None or state.confirmed)
         can_accept = state.can_accept  # the records' rule: a confirmation needs a measured value
-        self.accept_button.setEnabled(not state.confirmed and can_accept)
+        # An acceptance another frame's review superseded can be given again: it makes this frame's values the exam's.
+        self.accept_button.setEnabled((not state.confirmed or superseded) and can_accept)
         self.accept_button.setToolTip(ACCEPT_TIP if can_accept else
                                       "Nothing to accept: this frame has no measured value (AoP, HSD or head "
                                       "biometry); correct it or choose a frame with a value")
+        self._fit_height()
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """At least as tall as the wrapped lines need at this width: the scroll area around the panel then scrolls
+        instead of squeezing a long line (the not-on-record note, a reason) to fewer lines than its text takes."""
+        needed = self.layout().totalHeightForWidth(self.width())
+        if needed > 0 and needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
 
     def value_text(self, column: str, row: str) -> str:
         """The plain text of one cell (tests and accessibility)."""

@@ -36,9 +36,9 @@ from PySide6 import QtCore
 
 from workstation.gui.records_dock import PatientRecordsWidget
 from workstation.gui.timeline_dock import LaborTimelineWidget
-from workstation.records import (ExamCalibration, Records, RecordsError, ReviewConflict, recorded_review,
+from workstation.records import (AI, ExamCalibration, Records, RecordsError, ReviewConflict, recorded_review,
                                  save_viewer_review, set_exam_calibration)
-from workstation.records.review import changes_since
+from workstation.records.review import changes_since, record_state
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +144,15 @@ class RecordsLink(QtCore.QObject):
             return None
 
     def records_current(self, exam_id: int) -> dict | None:
-        """The exam's current measurement, ``{"measurement_id": id or None}``, that a viewer's review command keeps
-        so that its undo (redo) makes exactly the state before (after) it current again (None: unreadable)."""
+        """The exam's current measurement, ``{"measurement_id": id or None, "frame_index", "kind", "by", "values"}``
+        (``record_state``), that a viewer's review command keeps so that its undo (redo) makes exactly the state before
+        (after) it current again, and that says which frame's review is on record (None: unreadable)."""
         try:
             current = self.records.current_measurement(exam_id)
         except RecordsError as exc:
             log.warning("exam %s: the current measurement could not be read: %s", exam_id, exc)
             return None
-        return {"measurement_id": None if current is None else current.id}
+        return record_state(current)
 
     def stored_calibration(self, exam_id: int) -> dict | None:
         """The manual calibration kept with the exam, ``{"mm_per_px", "detail", "by", "at", "id"}``, that the viewer
@@ -219,7 +220,12 @@ class RecordsLink(QtCore.QObject):
             log.info("exam %s: changed by %s (row %s) before this calibration; the window's basis stays", exam_id,
                      foreign[-1].by, foreign[-1].id)
             return
-        self.window.note_records_saved(exam_id, max(ours))
+        # The value on record now: a person's row measured again or its withdrawal where one was written, else the AI's
+        # measured again where the AI's value was on record; a person's value that kept its values stays on record.
+        now = next((m for m in reversed(written) if m.kind != AI or m.supersedes_id is not None), None)
+        if now is None and basis.get("kind") in (None, AI):
+            now = written[-1]
+        self.window.note_records_saved(exam_id, max(ours), None if now is None else record_state(now))
 
     @QtCore.Slot(str)
     def _cine_opened(self, _path: str) -> None:
@@ -272,7 +278,7 @@ class RecordsLink(QtCore.QObject):
             return
         if row is None:
             return
-        self.window.note_records_saved(row.exam_id, row.id)
+        self.window.note_records_saved(row.exam_id, row.id, record_state(row))  # a row written here is current
         log.info("exam %s: %s by %s saved (row %s)", row.exam_id, row.kind, row.by, row.id)
         self.window.statusBar().showMessage(
             f"Saved to the records: {row.kind} of exam {row.exam_id}, frame {row.frame_index}", 6000)

@@ -68,6 +68,16 @@ class ReviewConflict(RecordsError):
         return self.changes[-1] if self.changes else None
 
 
+def record_state(current: Measurement | None) -> dict:
+    """The exam's current measurement as a viewer keeps it (its ``records_basis``, a review command's records state):
+    ``{"measurement_id", "frame_index", "kind", "by", "values"}`` (all None: the exam has none), so that it can say
+    which frame's review is the exam's value on record, whose it is and what, without reading the records again."""
+    if current is None:
+        return {"measurement_id": None, "frame_index": None, "kind": None, "by": None, "values": {}}
+    return {"measurement_id": current.id, "frame_index": current.frame_index, "kind": current.kind, "by": current.by,
+            "values": {key: getattr(current, key) for key in VALUE_KEYS}}
+
+
 def changes_since(records: Records, exam_id: int, based_on_measurement_id: int | None,
                   rows: list[Measurement] | None = None) -> list[Measurement]:
     """The exam's rows written after ``based_on_measurement_id`` (None: all) that changed whose value is on record: a
