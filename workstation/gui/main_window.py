@@ -38,7 +38,7 @@ from workstation.records.calibration import with_manual_on_record
 from workstation.records.review import record_state
 from workstation.sources import AI
 from workstation.reports.overlays import aop_label, hsd_label
-from workstation.reports.values import hc_label
+from workstation.reports.values import describe_head, hc_label
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,19 @@ def whose_values(state: FrameMeasurementState, on_record: bool = True) -> dict:
     return {q: w if w == "AI" else f"{w}, {NOT_ON_RECORD}" for q, w in whose.items()}
 
 
-def _values_text(values: dict) -> str:
+def _values_text(values: dict, head: bool = False) -> str:
     """A review's values in one short phrase for a message, each written as the labels on the image and the report's
-    key frame write it (``workstation.reports``): "AoP 121.3°, HSD 12.0 mm, HC 69.5 mm" (HC only where it has mm)."""
+    key frame write it (``workstation.reports``): "AoP 121.3°, HSD 12.0 mm, HC 69.5 mm" (HC only where it has mm).
+    ``head``: the head's HC, BPD, OFD and GA as the report writes them (``describe_head``) where it has any."""
     has_hsd = values.get("hsd_mm") is not None or values.get("hsd_px") is not None
+    has_head = any(values.get(key) is not None for key in HEAD_VALUE_KEYS)
     return ", ".join(filter(None, (aop_label(values, degree="°") if values.get("aop_deg") is not None else None,
-                                   hsd_label(values) if has_hsd else None, hc_label({"hc_mm": values.get("hc_mm")}))))
+                                   hsd_label(values) if has_hsd else None,
+                                   (describe_head(values) if has_head else None) if head
+                                   else hc_label({"hc_mm": values.get("hc_mm")}))))
+
+
+HEAD_VALUE_KEYS = ("hc_mm", "bpd_mm", "ofd_mm", "ga_weeks")  # the head's values a records row keeps
 
 
 NOTE_STYLE = "color: #b3261e; font-weight: bold;"  # a status-bar note about what stands (``add_status_note``)
@@ -907,11 +914,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if recorded is None or self.analysis is None or recorded["frame_index"] in self.analysis.states:
             return
         frame = recorded["frame_index"]
-        kept = recorded.get("values") or {}
-        values = ", ".join(f"{VALUE_NAMES[key]} {kept[key]:.1f}"
-                           for key in ("aop_deg", "hsd_mm", "hc_mm", "bpd_mm", "ga_weeks") if kept.get(key) is not None)
-        if kept.get("hsd_mm") is None and kept.get("hsd_px") is not None:
-            values = ", ".join(filter(None, [values, f"HSD {kept['hsd_px']:.1f} px"]))
+        values = _values_text(recorded.get("values") or {}, head=True)
         by = f"{recorded['kind']} by {recorded['by']}" + (f" ({recorded['at']})" if recorded.get("at") else "")
         self.show_error(
             f"Exam {self.exam_id}: the records hold a {by} of frame {frame}"
