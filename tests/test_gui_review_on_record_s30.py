@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6 import QtCore
 
@@ -145,3 +146,101 @@ def test_a_file_outside_the_records_never_says_a_review_is_not_on_record(make_wi
     assert _not_on_record(window, 0) is None and _not_on_record(window, 2) is None
     window.go_to_frame(0)
     assert not _says_not_on_record(window) and "(corrected)" in window.overlays.aop_text.toPlainText()
+
+
+# -- B. an older version's row that adopted the AI's withheld head outline --------------------------------------
+class HeadPlaneOracle(OracleModel):
+    """The oracle's label maps on frames it classes an axial head plane, less sure of that than the manifest's floor:
+    the AI fits the head ellipse and withholds its HC, BPD, OFD and GA ("not sure this is an axial head plane")."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.manifest.min_head_plane_probability = 0.9
+
+    def predict(self, frames, tta: bool = False, aspect: float = 1.0):
+        from workstation.inference.engine import FramePrediction
+
+        plane = np.array([0.1, 0.1, 0.7, 0.1], np.float32)  # not_transperineal, 0.7 < 0.9
+        return [FramePrediction(p.probs, plane, None, 0.0) for p in super().predict(frames, tta, aspect)]
+
+
+def _old_row_adopting_the_withheld_outline(window, records, exam_id):
+    """A correction of the HSD end on frame 0 as versions before review 29 saved it: the AI's withheld head ellipse
+    adopted with the rest of the geometry and measured as the person's (HC, BPD, OFD, GA), no sources (schema 2)."""
+    from workstation.cine_review import recompute_json
+
+    ai = window.analysis.states[0].ai
+    geometry = {**ai["geometry"], "hsd": {**ai["geometry"]["hsd"],
+                                          "end": [ai["geometry"]["hsd"]["end"][0], ai["geometry"]["hsd"]["end"][1] + 6]}}
+    values = recompute_json(geometry, window.analysis.calibration, window.analysis.frame_shape, "not_transperineal")
+    assert values["hc_mm"] is not None and values["ga_weeks"] is not None
+    current = records.current_measurement(exam_id)
+    return records.add_measurement(exam_id, CORRECTION, "Dr Old", values, supersedes_id=current.id, frame_index=0,
+                                   geometry=geometry, calibration_source=values["calibration"]["source"],
+                                   reasons=values["reasons"])
+
+
+@pytest.fixture
+def head_plane_ward(make_window, records, tmp_path, qtbot):
+    from workstation.gui.records_link import attach_records
+
+    exam_ids = three_exam_labor(records, tmp_path / "usb")
+    oracle = HeadPlaneOracle(n_frames=DEMO_FRAMES, seed=0)
+    window = make_window(model_provider=lambda: oracle, size=(1500, 950))
+    link = attach_records(window, records, analyze=False)
+    return window, link, exam_ids[0]
+
+
+def test_an_old_row_that_adopted_the_ais_withheld_head_outline_is_named_and_the_head_can_be_measured(
+        head_plane_ward, records, qtbot):
+    window, link, exam_id = head_plane_ward
+    _open_and_wait(window, link, qtbot, exam_id)
+    ai = window.current_state().ai
+    assert ai["ai_biometry_withheld"] and ai["geometry"]["head_ellipse"] and ai["hc_mm"] is None
+    old = _old_row_adopting_the_withheld_outline(window, records, exam_id)
+    rows = len(records.measurements(exam_id))
+
+    _open_and_wait(window, link, qtbot, exam_id)
+    state = window.current_state()
+    assert window.current_frame == 0 and state.corrected_by == "Dr Old"
+    assert state.corrected["hc_mm"] is None  # never shown as Dr Old's: the AI withheld it
+    banner = window.error_banner.text
+    assert "Dr Old" in banner and f"HC {old.hc_mm:.1f} mm" in banner, banner
+    assert "withheld" in banner and "not sure this is an axial head plane" in banner, banner
+    assert "head outline" in banner and len(records.measurements(exam_id)) == rows  # opening saves nothing
+    # The AI's outline stays on screen, dashed, to measure the head without a Reset to AI first.
+    roi = window.calipers.ellipse_roi
+    assert roi.isVisible() and "withheld" in roi.toolTip()
+    assert roi.pen.style() == QtCore.Qt.PenStyle.DashLine
+    _shot(window, "old_row_adopting_the_withheld_outline")
+
+    ellipse = ai["geometry"]["head_ellipse"]
+    centre = window.frame_to_viewport(*ellipse["center"])
+    offset = QtCore.QPoint(0, 40)
+    mouse_drag(qtbot, window, centre + offset, centre + offset + QtCore.QPoint(12, 8))
+    state = window.current_state()
+    assert state.corrected["geometry"]["head_ellipse"]["center"][0] > ellipse["center"][0] + 3
+    assert state.corrected["hc_mm"] is not None and state.sources()["head"]["by"] == "Dr Test"
+    row = records.current_measurement(exam_id)
+    assert (row.kind, row.by, row.supersedes_id) == (CORRECTION, "Dr Test", old.id)
+    assert row.hc_mm == pytest.approx(state.corrected["hc_mm"])
+    _shot(window, "withheld_outline_measured")
+
+
+def test_a_correction_of_other_calipers_on_a_withheld_head_plane_keeps_the_outline_to_move(head_plane_ward, records,
+                                                                                         qtbot):
+    """In the viewer now: moving another caliper never adopts the AI's outline, and the outline stays on screen (dashed)
+    to be moved, rather than disappearing with the drop."""
+    window, link, exam_id = head_plane_ward
+    _open_and_wait(window, link, qtbot, exam_id)
+    start = window.handle_viewport_pos("hsd_end")
+    mouse_drag(qtbot, window, start, start + QtCore.QPoint(8, 20))
+    state = window.current_state()
+    assert state.is_corrected and not state.corrected["geometry"].get("head_ellipse")
+    assert state.corrected["hc_mm"] is None
+    roi = window.calipers.ellipse_roi
+    assert roi.isVisible() and "withheld" in roi.toolTip()
+    # the head stays the AI's (withheld), not the person's
+    assert state.sources()["head"]["kind"] == AI
+    row = records.current_measurement(exam_id)
+    assert row.hc_mm is None and not row.geometry.get("head_ellipse")

@@ -27,7 +27,7 @@ from workstation.measure.measurements import NO_GEOMETRY_REASONS
 from workstation.sources import CONFIRMATION, CORRECTION, QUANTITIES, ai_sources, source, sources_after, whose
 
 __all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
-           "NO_VALUE_TO_CONFIRM", "apply_plane_policy", "compact", "has_measured_value", "now_iso", "ps_moved", "recompute_json", "withheld_ai_ellipse",
+           "NO_VALUE_TO_CONFIRM", "adopts_withheld_ai_ellipse", "apply_plane_policy", "compact", "has_measured_value", "now_iso", "ps_moved", "recompute_json", "withheld_ai_ellipse",
            "without_withheld_ai_ellipse"]
 
 UNCERTAINTY_MAP_STEP = 4  # the kept uncertainty map has 1/4 of the frame's rows and columns
@@ -106,10 +106,16 @@ def without_withheld_ai_ellipse(geometry: dict, ai: dict | None) -> dict:
     """``geometry`` without the AI's withheld head ellipse (:func:`withheld_ai_ellipse`): a person's row never adopts
     it (the viewer draws it dashed, an outline to move, not a value). An ellipse other than the AI's (a person's own,
     or the AI's moved by a person) is kept and measured as drawn."""
-    ellipse = withheld_ai_ellipse(ai)
-    if ellipse is None or not geometry or geometry.get("head_ellipse") != ellipse:
+    if not adopts_withheld_ai_ellipse(geometry, ai):
         return geometry
     return {**geometry, "head_ellipse": None}
+
+
+def adopts_withheld_ai_ellipse(geometry: dict | None, ai: dict | None) -> bool:
+    """``geometry``'s head ellipse is the AI's withheld one (:func:`withheld_ai_ellipse`), untouched: a person's row
+    of it is measured without it (:func:`without_withheld_ai_ellipse`; rows saved before review 29 measured it)."""
+    ellipse = withheld_ai_ellipse(ai)
+    return ellipse is not None and bool(geometry) and geometry.get("head_ellipse") == ellipse
 
 
 def ps_moved(geometry: dict) -> dict:
@@ -185,8 +191,9 @@ class FrameMeasurementState:
         return {q: whose(sources[q]) for q in QUANTITIES}
 
     def edit_sources(self, geometry: dict, user: str | None = None, when: str | None = None) -> dict:
-        """The sources of a correction to ``geometry`` made from the values in force (``workstation.sources``)."""
-        return sources_after(self.sources(), self.current_geometry(), geometry, CORRECTION, user, when)
+        """The sources of a correction to ``geometry`` made from the calipers as they stood (:meth:`caliper_geometry`:
+        the geometry in force, with the AI's withheld outline where it has no ellipse; ``workstation.sources``)."""
+        return sources_after(self.sources(), self.caliper_geometry(), geometry, CORRECTION, user, when)
 
     @property
     def shows_withheld_ellipse(self) -> bool:
@@ -194,6 +201,23 @@ class FrameMeasurementState:
         person may move to measure their own, no value (an edit of other parts never adopts it)."""
         ellipse = withheld_ai_ellipse(self.ai)
         return ellipse is not None and self.current_geometry().get("head_ellipse") == ellipse
+
+    def caliper_geometry(self) -> dict:
+        """The geometry the calipers show: the one in force and, where it has no head ellipse (a correction of other
+        parts dropped the AI's withheld outline, :func:`without_withheld_ai_ellipse`), the AI's withheld outline, to be
+        moved to measure the head (never a value: an edit that leaves it where it is leaves it out again)."""
+        geometry = self.current_geometry()
+        ellipse = withheld_ai_ellipse(self.ai)
+        if ellipse is None or geometry.get("head_ellipse"):
+            return geometry
+        return {**geometry, "head_ellipse": ellipse}
+
+    @property
+    def outlines_withheld_ellipse(self) -> bool:
+        """The calipers' ellipse is the AI's whose head biometry it withheld (:meth:`caliper_geometry`): drawn as an
+        outline to move, not a value."""
+        ellipse = withheld_ai_ellipse(self.ai)
+        return ellipse is not None and self.caliper_geometry().get("head_ellipse") == ellipse
 
     def snapshot(self) -> dict:
         """The review as it stands (for undo): who corrected and accepted, the corrected geometry, and the values
@@ -275,7 +299,9 @@ class FrameMeasurementState:
         corrected geometry, measured here with ``calibration`` (the one in force), and their acceptance, each under
         its author's name and time. An acceptance holds only where the values on screen are the ones accepted (a
         value shown now that was not on record, or is shown otherwise, was never seen by that person). Returns the
-        value keys shown otherwise than on record (empty when the review shows as it was kept)."""
+        value keys shown otherwise than on record (empty when the review shows as it was kept): shown with another
+        value, shown but not on record, or on record but not shown where the record's head ellipse is the AI's withheld
+        outline (head biometry versions before review 29 measured on it; :func:`adopts_withheld_ai_ellipse`)."""
         self.reset_to_ai()
         if recorded.get("corrected_geometry"):
             self.corrected = recompute_json(recorded["corrected_geometry"], calibration, frame_shape,
@@ -283,8 +309,11 @@ class FrameMeasurementState:
             self.corrected_by, self.corrected_at = recorded.get("corrected_by"), recorded.get("corrected_at")
             self.corrected_sources = copy.deepcopy(recorded.get("corrected_sources"))
         kept = recorded.get("values") or {}
-        differ = [key for key, value in kept.items()
-                  if self.current().get(key) is not None and _shown_differently(self.current().get(key), value)]
+        # A value on record that is not shown counts only where the AI's withheld outline it was measured on is left
+        # out here; elsewhere the plane rule may withhold what a headless correction's label map gave.
+        dropped = adopts_withheld_ai_ellipse(recorded.get("corrected_geometry"), self.ai)
+        differ = [key for key, value in kept.items() if (dropped or self.current().get(key) is not None)
+                  and _shown_differently(self.current().get(key), value)]
         if recorded.get("confirmed_by") and not differ:
             self.confirmed, self.confirmed_by, self.confirmed_at = (True, recorded["confirmed_by"],
                                                                     recorded.get("confirmed_at"))

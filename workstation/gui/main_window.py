@@ -20,7 +20,8 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from workstation.calibration import Calibration
-from workstation.cine_review import NO_VALUE_TO_CONFIRM, CineAnalysis, FrameMeasurementState, ps_moved, recompute_json
+from workstation.cine_review import (NO_VALUE_TO_CONFIRM, CineAnalysis, FrameMeasurementState, adopts_withheld_ai_ellipse,
+                                     ps_moved, recompute_json)
 from workstation.gui.calibration_tool import CalibrationBar, CalibrationLine
 from workstation.gui.calipers import Calipers
 from workstation.gui.editing import ACCEPT, CALIBRATION, CORRECTION, NOT_SAVED, RESET, UNDO, ReviewCommand
@@ -897,6 +898,9 @@ class MainWindow(QtWidgets.QMainWindow):
         if not differ:
             return
         kept = recorded.get("values") or {}
+        if adopts_withheld_ai_ellipse(recorded.get("corrected_geometry"), state.ai):
+            self._show_adopted_withheld_ellipse(state, recorded)
+            return
         on_record = ", ".join(f"{VALUE_NAMES.get(key, key)} {kept[key]:.1f}" for key in differ
                               if kept.get(key) is not None)
         self.show_error(
@@ -906,6 +910,24 @@ class MainWindow(QtWidgets.QMainWindow):
             f"{self.analysis.calibration.source if self.analysis.calibration else 'none'} it gives other values"
             + (", so it is not shown as accepted" if recorded.get("confirmed_by") else "")
             + f". The records are unchanged (`workstation history --exam {self.exam_id}`).")
+
+    def _show_adopted_withheld_ellipse(self, state: FrameMeasurementState, recorded: dict) -> None:
+        """The person's review on record was saved by a version before review 29 on the AI's head outline whose
+        biometry the AI withheld on this frame: its head values are on record (timeline, report) but the window never
+        shows that outline's HC as anyone's value. The banner says so, and what to do: the outline stays on screen,
+        dashed (``caliper_geometry``), to be moved to measure the head."""
+        kept = recorded.get("values") or {}
+        head = describe_head(kept) if any(kept.get(key) is not None for key in HEAD_VALUE_KEYS) else "head values"
+        frame = state.frame_index
+        self.show_error(
+            f"Exam {self.exam_id}: the records hold a {recorded['kind']} by {recorded['by']} of frame {frame} with "
+            f"{head}, measured on the AI's head outline, whose head biometry the AI withheld on this frame "
+            f"({state.ai.get('ai_biometry_withheld')}); an earlier version of the workstation saved it so. The timeline "
+            "and the report show those values; this window does not show them as anyone's"
+            + (", so it is not shown as accepted" if recorded.get("confirmed_by") else "")
+            + f". To measure the head, move or resize the dashed outline on frame {frame} (saved as your correction); "
+            f"Reset to AI withdraws {recorded['by']}'s values. The records are unchanged "
+            f"(`workstation history --exam {self.exam_id}`).")
 
     def _recorded_not_reached(self, done: int) -> None:
         """The person's review on record is on a frame this analysis never reached (stopped early): say so, so that
@@ -949,7 +971,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 message = f"Frame {self.current_frame}: not analysed (the analysis stopped; Analysis > Re-analyse)"
             self.panel.show_state(None, message=message)
             return
-        self.calipers.set_geometry(state.current_geometry())
+        self.calipers.set_geometry(state.caliper_geometry())
         self._mark_withheld_ellipse(state)
         not_on_record = self.review_not_on_record(state.frame_index)
         self.overlays.show_geometry(state.current(), whose_values(state, on_record=not_on_record is None))
@@ -982,14 +1004,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _mark_withheld_ellipse(self, state: FrameMeasurementState) -> None:
         """The AI's head ellipse whose biometry it withheld is drawn thin and dashed, with a tooltip: an outline a
-        person may move to measure their own head ellipse, not a value (an edit of other parts never adopts it)."""
+        person may move to measure their own head ellipse, not a value (an edit of other parts never adopts it; it
+        stays on screen after such an edit, ``FrameMeasurementState.caliper_geometry``)."""
         roi = self.calipers.ellipse_roi
         colour = self.settings.colour("head_ellipse")
-        style = (colour, state.ai.get("ai_biometry_withheld") if state.shows_withheld_ellipse else None)
+        style = (colour, state.ai.get("ai_biometry_withheld") if state.outlines_withheld_ellipse else None)
         if style == self._ellipse_style:
             return
         self._ellipse_style = style
-        if state.shows_withheld_ellipse:
+        if state.outlines_withheld_ellipse:
             roi.setPen(pg.mkPen(colour, width=1, style=QtCore.Qt.PenStyle.DashLine))
             roi.setToolTip("The AI's head outline: its HC, BPD, OFD and GA are withheld "
                            f"({state.ai.get('ai_biometry_withheld')}). Move or resize it to measure the head "
