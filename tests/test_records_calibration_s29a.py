@@ -24,15 +24,15 @@ def test_a_recalibrated_persons_ga_absent_for_its_hc_says_the_current_reason_and
     unal = correct(records, exam_id, 0, {"aop": {**geometry["aop"], "tangent_point": [x - 20, y + 20]}}, "Dr Unal")
     assert unal.ga_weeks is not None
 
-    set_exam_calibration(records, exam_id, 0.5, "Dr B")  # HC 45 cm: outside the Hadlock range
+    set_exam_calibration(records, exam_id, 0.5, "Dr B")  # HC 451 mm: outside the Hadlock range
     row = records.current_measurement(exam_id)
     assert (row.kind, row.by, row.ga_weeks) == (CORRECTION, "Dr Unal", None)
-    assert f"HC {row.hc_mm / 10:.1f} cm is outside the Hadlock" in row.reasons["ga_weeks"]
+    assert f"HC {row.hc_mm:.1f} mm is outside the Hadlock" in row.reasons["ga_weeks"]
 
-    set_exam_calibration(records, exam_id, 0.02, "Dr B")  # HC 1.8 cm: outside too, the other way
+    set_exam_calibration(records, exam_id, 0.02, "Dr B")  # HC 18 mm: outside too, the other way
     row = records.current_measurement(exam_id)
     assert row.ga_weeks is None and row.hc_mm == pytest.approx(unal.hc_mm / 10, rel=1e-3)
-    assert f"HC {row.hc_mm / 10:.1f} cm is outside the Hadlock" in row.reasons["ga_weeks"], row.reasons
+    assert f"HC {row.hc_mm:.1f} mm is outside the Hadlock" in row.reasons["ga_weeks"], row.reasons
 
     set_exam_calibration(records, exam_id, None, "Dr B")  # the file's again: its GA is back
     row = records.current_measurement(exam_id)
