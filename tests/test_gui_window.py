@@ -125,32 +125,36 @@ def test_moving_the_ps_inferior_end_moves_the_aop_vertex_and_hsd_start(analysed,
 
 
 def test_the_head_ellipse_is_moved_and_resized_by_its_handles(analysed, qtbot):
+    """The handles move and resize the ellipse; on a transperineal frame, where head biometry is withheld whatever the
+    ellipse, such a drop changes no value and is no correction (review 30, finding 10): nothing saved, no undo step."""
     window = analysed
     window.go_to_frame(4)
     state = window.current_state()
     roi = window.calipers.ellipse_roi
     ai_ellipse = state.ai["geometry"]["head_ellipse"]
+    dropped = []
+    window.calipers.editFinished.connect(lambda geometry: dropped.append(geometry["head_ellipse"]))
     # Drag the body (inside the ellipse, away from the other calipers): the centre moves.
     centre = window.frame_to_viewport(*ai_ellipse["center"])
     offset = QtCore.QPoint(0, 40)
     mouse_drag(qtbot, window, centre + offset, centre + offset + QtCore.QPoint(20, 15))
-    moved = state.corrected["geometry"]["head_ellipse"]
+    moved = dropped[-1]
     assert moved["center"][0] > ai_ellipse["center"][0] + 5 and moved["semi_axes"] == pytest.approx(
         ai_ellipse["semi_axes"], abs=0.05)
+    # No value changed (head biometry withheld on a transperineal plane, with the reason): no correction.
+    assert not state.is_corrected and window.undo_stack.count() == 0
+    assert state.ai["hc_px"] is None and "axial head plane" in state.ai["reasons"]["hc_px"]
+    assert window.calipers.handle_points()  # the calipers back on the AI's geometry
     # The minor-axis handle (the last scale handle) changes only that axis.
     handle = roi.getHandles()[-1]
     start = window.view.mapFromScene(handle.scenePos())
     mouse_drag(qtbot, window, start, start + QtCore.QPoint(0, 30))
-    resized = state.corrected["geometry"]["head_ellipse"]
-    changed = [abs(new - old) > 1.0 for new, old in zip(resized["semi_axes"], moved["semi_axes"])]
-    assert changed.count(True) == 1, (moved, resized)
+    resized = dropped[-1]
+    changed = [abs(new - old) > 1.0 for new, old in zip(resized["semi_axes"], ai_ellipse["semi_axes"])]
+    assert changed.count(True) == 1, (ai_ellipse, resized)
     kept = changed.index(False)
-    assert resized["semi_axes"][kept] == pytest.approx(moved["semi_axes"][kept], abs=0.05)
-    assert window.undo_stack.count() == 2
-    window.undo_stack.undo()
-    assert state.corrected["geometry"]["head_ellipse"] == moved
-    # Head biometry stays withheld on a transperineal plane, edited or not, with the reason.
-    assert state.corrected["hc_px"] is None and "axial head plane" in state.corrected["reasons"]["hc_px"]
+    assert resized["semi_axes"][kept] == pytest.approx(ai_ellipse["semi_axes"][kept], abs=0.05)
+    assert not state.is_corrected and window.undo_stack.count() == 0
 
 
 def test_calipers_dragged_past_the_image_stop_at_its_edge(analysed, qtbot):
@@ -194,8 +198,11 @@ def test_calipers_dragged_past_the_image_stop_at_its_edge(analysed, qtbot):
     centre = window.frame_to_viewport(*ellipse["center"])
     offset = QtCore.QPoint(0, 40)
     target = beyond(ellipse["center"][0] - cols, ellipse["center"][1])
+    dropped = []
+    window.calipers.editFinished.connect(lambda geometry: dropped.append(geometry["head_ellipse"]))
     mouse_drag(qtbot, window, centre + offset, QtCore.QPoint(target.x(), centre.y() + offset.y()))
-    dragged = state.corrected["geometry"]["head_ellipse"]
+    dragged = dropped[-1]  # head biometry is withheld on this transperineal frame: no value changed, no correction
+    assert state.current()["geometry"]["head_ellipse"] == ellipse
     assert dragged["center"][0] == pytest.approx(left, abs=0.01)
     assert dragged["semi_axes"] == pytest.approx(ellipse["semi_axes"], abs=0.05)
     # Every point a person placed is one the core accepts as on the frame.

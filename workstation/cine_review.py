@@ -94,6 +94,58 @@ def has_measured_value(values: dict | None) -> bool:
     return bool(values) and any(values.get(key) is not None for key in VALUE_KEYS)
 
 
+LOSABLE = (("aop_deg", "AoP"), ("hsd_px", "HSD"))  # values a correction may not lose (refused, nothing saved)
+
+
+def lost_value_problem(measured: dict, *bases: dict | None) -> str | None:
+    """Why a correction measuring ``measured`` (:func:`recompute_json`'s JSON of the edited geometry) is refused, or
+    None: an AoP or HSD that one of its ``bases`` (the AI's on the frame, the value in force there: dicts of value
+    keys) had and the edited geometry cannot measure (a tangent point laid on the PS end, a construction withheld as
+    implausible). One rule for ``workstation correct``, a review saved from the viewer and the window's caliper drop,
+    so that a slip of the hand never replaces a value with none. The text names the value and why, e.g. "AoP cannot
+    be measured with the tangent point on the PS end (the angle of progression needs three distinct points)"."""
+    geometry = measured.get("geometry") or {}
+    for key, name in LOSABLE:
+        if measured.get(key) is not None or not any(b and b.get(key) is not None for b in bases):
+            continue
+        why = (measured.get("reasons") or {}).get(key)
+        return f"{name} cannot be measured{_where_broken(key, geometry)}" + (f" ({why})" if why else "")
+    return None
+
+
+def _where_broken(key: str, geometry: dict) -> str:
+    """Which caliper lies on another, in the words a person reads on screen ("" where none does)."""
+    def near(a, b) -> bool:
+        return a is not None and b is not None and float(np.hypot(a[0] - b[0], a[1] - b[1])) < 2.0
+
+    aop, ps, hsd = geometry.get("aop") or {}, geometry.get("ps_axis") or {}, geometry.get("hsd") or {}
+    if key == "aop_deg" and (near(aop.get("tangent_point"), aop.get("vertex"))
+                             or near(aop.get("tangent_point"), ps.get("inferior"))):
+        return " with the tangent point on the PS end"
+    if key == "aop_deg" and near(ps.get("superior"), ps.get("inferior")):
+        return " with both PS ends on one point"
+    if key == "hsd_px" and near(hsd.get("end"), hsd.get("start")):
+        return " with the HSD end on the PS end"
+    return ""
+
+
+def changes_no_value(before: dict, before_geometry: dict | None, measured: dict) -> bool:
+    """Whether an edit measuring ``measured`` (its geometry and values) changes nothing a person could see, against
+    the values in force ``before`` and the calipers' geometry ``before_geometry``: no value appears, goes or moves,
+    and no geometry part whose value is shown (before or after) moved (e.g. the head ellipse moved on a transperineal
+    frame, where head biometry is withheld, or a drag that ends where it started). Such a drop is no correction."""
+    from workstation.sources import QUANTITY_KEYS, changed_quantities
+
+    def differs(a, b) -> bool:  # recomputing the same geometry may move a stored value's fourth decimal
+        return (a is None) != (b is None) or (a is not None and abs(float(a) - float(b)) > 1e-3)
+
+    if any(differs(measured.get(key), before.get(key)) for key in VALUE_KEYS):
+        return False
+    moved = changed_quantities(before_geometry, measured.get("geometry"))
+    return not any(before.get(key) is not None or measured.get(key) is not None
+                   for q in moved for key in QUANTITY_KEYS[q] if key in VALUE_KEYS)
+
+
 def withheld_ai_ellipse(ai: dict | None) -> dict | None:
     """The AI's head ellipse on a frame where the AI withheld its head biometry (``ai["ai_biometry_withheld"]``: no
     skull echo, or not surely a head plane; "this may not be a fetal head"), else None."""

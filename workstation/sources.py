@@ -133,7 +133,10 @@ def values_note(m: Any, head: bool = True) -> str:
     shown = [q for q in ("aop", "hsd") + (("head",) if head else ())
              if any(_get(m, key) is not None for key in QUANTITY_KEYS[q])]
     sources = {q: source_of(m, q) for q in shown}
-    if all((s["kind"], s["by"]) == (kind, by) for s in sources.values()):
+    # A correction of the head ellipse says whose the head biometry is, as the AoP and HSD ones say theirs (the
+    # report marks them "corrected, NAME"), even where every value shown is the corrector's.
+    head_corrected = "head" in sources and kind == CORRECTION
+    if not head_corrected and all((s["kind"], s["by"]) == (kind, by) for s in sources.values()):
         return ""
     return "values: " + ", ".join(
         f"{QUANTITY_NAMES[q]} " + ("the AI's (unchanged)" if s["kind"] == AI else describe(s)

@@ -22,6 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from workstation.calibration import Calibration
 from workstation.cine_review import (NO_VALUE_TO_CONFIRM, CineAnalysis, FrameMeasurementState, adopts_withheld_ai_ellipse,
                                      ps_moved, recompute_json)
+from workstation.cine_review import changes_no_value, lost_value_problem
 from workstation.gui.calibration_tool import CalibrationBar, CalibrationLine
 from workstation.gui.calipers import Calipers
 from workstation.gui.editing import ACCEPT, CALIBRATION, CORRECTION, NOT_SAVED, RESET, UNDO, ReviewCommand
@@ -1070,11 +1071,23 @@ class MainWindow(QtWidgets.QMainWindow):
         if state is None or before is None or before[0] != state.frame_index:
             self._show_analysis_of_frame()
             return
+        geometry = ps_moved(geometry)
+        measured = recompute_json(geometry, self.analysis.calibration, self.analysis.frame_shape, state.frame_class,
+                                  state.ai)
+        problem = lost_value_problem(measured, state.current(), state.ai)
+        if problem is not None or changes_no_value(state.current(), state.caliper_geometry(), measured):
+            # A drop that breaks the geometry is put back as it was before the drag (nothing saved, no undo step); one
+            # that changes no value is no correction: the screen stays as it was.
+            state.restore(before[1], self.analysis.calibration, self.analysis.frame_shape)
+            self._show_analysis_of_frame()  # calipers back where the values are
+            if problem is not None:
+                self.show_error(f"{problem}: the drag was undone; nothing saved.")
+            return
         user = self._user_or_ask()
         if not user:
             self._show_analysis_of_frame()  # calipers back where the values are
             return
-        state.correct(ps_moved(geometry), self.analysis.calibration, self.analysis.frame_shape, user)
+        state.correct(geometry, self.analysis.calibration, self.analysis.frame_shape, user)
         self._push_review(state, before[1], CORRECTION, f"Correct frame {state.frame_index}")
 
     def reset_frame_to_ai(self) -> None:

@@ -77,6 +77,9 @@ def format_source(m: Measurement | None) -> str:
                                                 f"{src['by']}"
 
     aop, hsd = source_of(m, "aop"), source_of(m, "hsd")
+    if m.aop_deg is None and m.hsd_px is not None:  # never the HSD's source for an AoP that is not there
+        why = (m.reasons or {}).get("aop_deg")
+        return f"no AoP{f' ({why})' if why else ''}; HSD {text(hsd)}"
     if (aop["kind"], aop["by"]) == (hsd["kind"], hsd["by"]) or m.hsd_px is None or m.aop_deg is None:
         return text(aop if m.aop_deg is not None or m.hsd_px is None else hsd)
     return f"AoP {text(aop)}, HSD {text(hsd)}"

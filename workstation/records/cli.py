@@ -229,12 +229,18 @@ def cmd_history(args) -> int:
             if e["hsd_mm"] is not None and e["hsd_px"] is not None:
                 hsd += f" ({e['hsd_px']:.1f} px)"
             print(f"{e['when']}  {e['event']:<12} {e['by']:<16} #{e['id']} frame {_fmt(e['frame_index'], digits=0)}  "
-                  f"AoP {_fmt(e['aop_deg'], ' deg')}  HSD {hsd}"
+                  f"AoP {_fmt(e['aop_deg'], ' deg')}{_absent_why(e, 'aop_deg')}  HSD {hsd}"
                   + (f"  {describe_head(rows.get(e['id'], e))}" if head else "")
                   + (f"  {note}" if (note := values_note(rows.get(e["id"]), head)) else "")
                   + (f"  supersedes #{e['supersedes_id']}" if e["supersedes_id"] else "")
                   + (f"  note: {e['note']}" if e["note"] else ""))
     return 0
+
+
+def _absent_why(event: dict, key: str) -> str:
+    """" (why)" after a history row's absent value, where the row says why it has none; else empty."""
+    why = None if event.get(key) is not None else (event.get("reasons") or {}).get(key)
+    return f" ({why})" if why else ""
 
 
 def _geometry_argument(text: str) -> dict:

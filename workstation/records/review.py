@@ -279,6 +279,7 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
     if all(measured.get(key) is None for key in VALUE_KEYS):
         reasons = "; ".join(f"{k}: {v}" for k, v in measured["reasons"].items() if k in ("aop_deg", "hsd_px"))
         raise RecordsError(f"the corrected geometry gives no measurement ({reasons})")
+    _check_keeps_values(measured, current, frame_index, analysed, rows)
     with records.transaction():  # the check and the row together: nobody writes between them
         rows = records.measurements(exam_id)
         basis = None if current is None else current.id
@@ -292,6 +293,23 @@ def correct(records: Records, exam_id: int, frame_index: int, geometry: dict, us
             exam_id, CORRECTION, user, measured, supersedes_id=None if current is None else current.id,
             frame_index=frame_index, time_s=time_s, uncertainty=analysed.get("uncertainty"),
             calibration_source=measured["calibration"]["source"], note=note, sources=sources, created_at=at)
+
+
+def _check_keeps_values(measured: dict, current: Measurement | None, frame_index: int, analysed: dict,
+                        rows: list[Measurement]) -> None:
+    """Refuse a correction that loses an AoP or HSD its basis had (``cine_review.lost_value_problem``): the AI's on
+    the frame (its analysis, its AI rows there) or the value in force there; one line, nothing written."""
+    from workstation.cine_review import lost_value_problem
+
+    bases = [analysed] + [_values_of(m) for m in rows
+                          if m.frame_index == frame_index and (m.kind == AI or m is current)]
+    problem = lost_value_problem(measured, *bases)
+    if problem:
+        raise RecordsError(f"{problem}; nothing was saved")
+
+
+def _values_of(m: Measurement) -> dict:
+    return {key: getattr(m, key) for key in VALUE_KEYS}
 
 
 def _ai_basis(records: Records, exam_id: int, frame_index: int, analysed: dict,
@@ -451,6 +469,7 @@ def confirm(records: Records, exam_id: int, user: str, note: str | None = None, 
         current = current_of(rows)
         values = {} if current is None else {key: getattr(current, key) for key in VALUE_KEYS}
         _check_confirmable(exam_id, values)
+        _check_lost_nothing(exam_id, current, rows)
         return records.add_measurement(
             exam_id, CONFIRMATION, user, values, analysis_id=current.analysis_id, supersedes_id=current.id,
             frame_index=current.frame_index, time_s=current.time_s, uncertainty=current.uncertainty,
@@ -466,6 +485,22 @@ def _check_confirmable(exam_id: int, values: dict, frame_index: int | None = Non
     if not has_measured_value(values):
         where = "" if frame_index is None else f" on frame {frame_index}"
         raise RecordsError(f"exam {exam_id} has {NO_VALUE_TO_CONFIRM}{where}; analyse it or add a correction")
+
+
+def _check_lost_nothing(exam_id: int, current: Measurement, rows: list[Measurement]) -> None:
+    """A correction saved before such corrections were refused (``_check_keeps_values``) may lack an AoP or HSD the
+    value it superseded had: it is not confirmed as it stands (one line why, nothing written)."""
+    from workstation.cine_review import lost_value_problem
+
+    if current.kind != CORRECTION or current.supersedes_id is None:
+        return
+    before = next((m for m in rows if m.id == current.supersedes_id), None)
+    problem = None if before is None else lost_value_problem(
+        {**_values_of(current), "geometry": current.geometry, "reasons": current.reasons}, _values_of(before))
+    if problem:
+        raise RecordsError(f"exam {exam_id}'s value in force, correction #{current.id} by {current.by}, has no "
+                           f"{problem.split(' ', 1)[0]} where {before.kind} #{before.id} had one: {problem}; "
+                           f"nothing was confirmed (correct it again or reset it to the AI's)")
 
 
 def recorded_review(records: Records, exam_id: int, rows: list[Measurement] | None = None) -> dict | None:
@@ -618,6 +653,12 @@ def _planned_viewer_row(records: Records, review: dict, rows: list[Measurement])
         _check_confirmable(exam_id, values, frame_index)
     elif corrected:
         kind, by = CORRECTION, review.get("corrected_by")
+        if review.get("change") == CORRECTION and note is None:  # a new drop, not an undo, redo or calibration
+            from workstation.cine_review import lost_value_problem
+
+            problem = lost_value_problem(corrected, review.get("ai"))
+            if problem:
+                raise RecordsError(f"{problem}; nothing was saved")
     else:
         if current is None or current.kind == AI or current.frame_index != frame_index:
             return None

@@ -117,7 +117,8 @@ def _value(m: Measurement | None, quantity: str) -> str:
     if m is None:
         return "-"
     if quantity == "aop":
-        return "-" if m.aop_deg is None else f"{m.aop_deg:.1f} deg"
+        why = (m.reasons or {}).get("aop_deg")
+        return (f"- ({why})" if why else "-") if m.aop_deg is None else f"{m.aop_deg:.1f} deg"
     return describe_hsd(m.hsd_mm, m.hsd_px, m.reasons.get("hsd_mm"))
 
 
@@ -165,7 +166,8 @@ def _point_by(p: dict, quantity: str) -> str:
     """Whose a timeline point's AoP or HSD is (``workstation.sources``; each value its own, a correction of one
     caliper leaves the other value whose it was): "AI (model)", "correction by NAME", "confirmation by NAME"."""
     if p.get(quantity + "_deg" if quantity == "aop" else "hsd_px") is None:
-        return "-"
+        why = p.get("aop_reason") if quantity == "aop" else None
+        return f"- ({why})" if why else "-"
     src = (p.get("sources") or {}).get(quantity)
     if src is None:  # no value in force on record
         return "-"
