@@ -63,10 +63,12 @@ def test_an_acceptance_of_pixel_values_does_not_carry_over_to_the_mm_a_calibrati
     # The same (absent) calibration again: nothing she saw changes, her acceptance stands.
     state.recalibrate(None, labels.shape)
     assert state.confirmed and state.confirmed_by == "Alice"
-    # A manual calibration: HSD now in mm, which Alice never saw, so the acceptance is withdrawn.
+    # A manual calibration: HSD now in mm, which Alice never saw, so its acceptance is withdrawn (value by value,
+    # ``acceptance_after``): the HSD is the AI's again; the AoP, which a scale does not change, stays accepted.
     state.recalibrate(Calibration.manual_mm_per_px(0.25), labels.shape)
     assert state.current()["hsd_mm"] == pytest.approx(0.25 * state.current()["hsd_px"], rel=1e-3)
-    assert (state.confirmed, state.confirmed_by, state.confirmed_at) == (False, None, None)
+    assert state.confirmed_by == "Alice" and state.whose()["aop"] == "confirmed" and state.whose()["hsd"] == "AI"
+    assert "hsd" in state.unaccepted()
     # Accepted again under this calibration, re-applying it keeps the acceptance.
     state.accept("Alice")
     state.recalibrate(Calibration.manual_mm_per_px(0.25), labels.shape)
@@ -99,17 +101,20 @@ def test_a_snapshot_restored_under_another_calibration_is_measured_with_it(synth
     state.accept("Dr B")
     accepted = state.snapshot()
     analysis.set_calibration(Calibration.manual_mm_per_px(0.5))
-    assert not state.confirmed  # the recalibration withdrew it
+    # The recalibration withdrew the acceptance of the HSD (back to whose it was in Dr B's correction of the tangent:
+    # the AI's), not of the AoP.
+    assert state.whose()["aop"] == "confirmed" and state.whose()["hsd"] == "AI"
     state.restore(accepted, analysis.calibration, SHAPE)
     assert state.corrected["hsd_mm"] == pytest.approx(0.5 * state.corrected["hsd_px"], rel=1e-3)
-    assert state.corrected_by == "Dr B" and not state.confirmed and state.confirmed_by is None
-    # An acceptance of AI values: the AI's mm changed with the calibration, so it does not come back either.
+    assert state.corrected_by == "Dr B" and state.unaccepted() == ["hsd"]
+    assert state.whose() == {"aop": "confirmed", "hsd": "AI", "head": "confirmed"}
+    # An acceptance of AI values: the AI's mm changed with the calibration, so the HSD's does not come back either.
     state.reset_to_ai()
     state.accept("Midwife C")
     ai_accepted = state.snapshot()
     analysis.set_calibration(Calibration.manual_mm_per_px(0.2))
     state.restore(ai_accepted, analysis.calibration, SHAPE)
-    assert not state.is_corrected and not state.confirmed
+    assert not state.is_corrected and state.whose()["hsd"] == "AI" and state.whose()["aop"] == "confirmed"
     # Restored under the calibration it was accepted with, it holds.
     analysis.set_calibration(Calibration.manual_mm_per_px(0.5))
     state.restore(ai_accepted, analysis.calibration, SHAPE)

@@ -127,11 +127,12 @@ def test_a_calibration_withdrawing_another_frames_acceptance_leaves_this_frames_
     assert "acceptance by Dr Test of frame 2" in _not_on_record(window, 0)
     window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
     current = records.current_measurement(exam_id)
-    assert current.kind == AI and current.frame_index == 2  # the acceptance withdrawn: its values changed
-    assert not window.analysis.states[2].confirmed
-    assert "the AI's value of frame 2" in _not_on_record(window, 0)
+    # The HSD's acceptance withdrawn (its mm changed), the AoP's kept: still the acceptance of frame 2 on record.
+    assert current.kind == CONFIRMATION and current.frame_index == 2 and current.sources["hsd"]["kind"] == AI
+    assert window.analysis.states[2].whose()["hsd"] == "AI" and window.analysis.states[2].confirmed
+    assert "acceptance by Dr Test of frame 2" in _not_on_record(window, 0)
     window.go_to_frame(0)
-    assert "the AI's value of frame 2" in _says_not_on_record(window)
+    assert "acceptance by Dr Test of frame 2" in _says_not_on_record(window)
     _screen_agrees_with_records(window, records, exam_id)
 
 

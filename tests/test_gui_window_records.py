@@ -18,6 +18,7 @@ from PySide6 import QtCore  # noqa: E402
 
 from gui_support import OracleModel, make_window, mouse_drag, no_leftover_jobs  # noqa: E402,F401
 from records_support import DEMO_FRAMES, three_exam_labor  # noqa: E402
+from workstation.gui.panel import plain_text  # noqa: E402
 from workstation.records import AI, CONFIRMATION, CORRECTION, Records, save_viewer_review  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("no_leftover_jobs")
@@ -408,26 +409,23 @@ def test_a_manual_calibration_that_withdraws_an_acceptance_on_screen_withdraws_i
 
     window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
     state = window.current_state()
-    assert not state.confirmed and state.corrected_by == "Dr Test"
-    # The records hold what the screen shows: Dr Test's correction in the manual mm, no acceptance.
-    row = records.current_measurement(exam_id)
-    assert (row.kind, row.by, row.calibration_source) == (CORRECTION, "Dr Test", "manual")
-    # The records' calibration kept the AoP's acceptance (an isotropic scale cannot change it); the viewer, whose
-    # acceptance is of the frame's values together, withdraws it all, after it.
-    kept = _by_id(records, exam_id, row.supersedes_id)
-    assert (kept.kind, kept.supersedes_id) == (CONFIRMATION, confirmed.id) and "AoP stays confirmed" in kept.note
+    # The AoP's acceptance stays (an isotropic scale cannot change it), the HSD is Dr Test's correction in the manual
+    # mm, not accepted: on screen as in the records (before: the viewer withdrew it all, AoP included).
+    assert state.confirmed and state.whose() == {"aop": "confirmed", "hsd": "corrected", "head": "confirmed"}
+    row = _screen_agrees_with_records(window, records, exam_id)
+    assert (row.kind, row.by, row.calibration_source) == (CONFIRMATION, "Dr Test", "manual")
+    assert row.supersedes_id == confirmed.id and "AoP stays confirmed" in row.note
+    assert (row.sources["hsd"]["kind"], row.sources["hsd"]["by"]) == (CORRECTION, "Dr Test")
     assert row.hsd_px == pytest.approx(confirmed.hsd_px)
     assert row.hsd_mm == pytest.approx(state.corrected["hsd_mm"]) == pytest.approx(0.5 * row.hsd_px, rel=1e-3)
-    assert "manual calibration" in row.note and "confirmation by Dr Test withdrawn" in row.note
-    link = ward[1]
-    assert not link.panel.exam_table.findItems("confirmed by Dr Test", QtCore.Qt.MatchFlag.MatchContains)
     # The same calibration again changes nothing; the file's back brings its mm back, saved as such.
     rows = len(records.measurements(exam_id))
     window.set_calibration(window.analysis.calibration)
     assert len(records.measurements(exam_id)) == rows
     window.set_calibration(window.file_calibration)
-    row = records.current_measurement(exam_id)
-    assert (row.kind, row.calibration_source) == (CORRECTION, "dicom_regions")
+    row = _screen_agrees_with_records(window, records, exam_id)
+    assert (row.kind, row.calibration_source) == (CONFIRMATION, "dicom_regions")
+    assert row.sources["hsd"]["kind"] == CORRECTION
     assert row.hsd_mm == pytest.approx(confirmed.hsd_mm)
 
 
@@ -437,13 +435,11 @@ def test_a_manual_calibration_changing_accepted_ai_values_leaves_the_ai_value_st
     exam_id = exam_ids[0]
     confirmed = _open_and_accept(window, link, qtbot, records, exam_id)
     window.set_calibration(window.file_calibration.with_manual(0.5, detail="test manual"))
-    assert not window.current_state().confirmed
-    row = records.current_measurement(exam_id)
-    kept = _by_id(records, exam_id, row.supersedes_id)  # the records' calibration kept the AoP's acceptance (above)
-    assert (kept.kind, kept.supersedes_id) == (CONFIRMATION, confirmed.id) and "AoP stays confirmed" in kept.note
-    assert row.kind == AI and row.calibration_source == "manual"
+    assert window.current_state().whose()["hsd"] == "AI"  # the AoP's acceptance stays, as in the records
+    row = _screen_agrees_with_records(window, records, exam_id)
+    assert (row.kind, row.supersedes_id) == (CONFIRMATION, confirmed.id) and "AoP stays confirmed" in row.note
+    assert row.sources["hsd"]["kind"] == AI and row.calibration_source == "manual"
     assert row.hsd_mm == pytest.approx(0.5 * row.hsd_px, rel=1e-3)
-    assert "confirmation by Dr Test withdrawn" in row.note and "manual calibration" in row.note
 
 
 def _by_id(records, exam_id, measurement_id):
@@ -474,7 +470,25 @@ def _screen_agrees_with_records(window, records, exam_id, tolerance=1e-6):
     assert current.by == shown_by and (current.kind == CONFIRMATION) == state.confirmed
     assert current.aop_deg == pytest.approx(state.current()["aop_deg"], abs=tolerance)
     _in_the_calibration_on_screen(window, records, exam_id, current, state.current())
+    _whose_each_value_as_on_record(window, state, current)
     return current
+
+
+def _whose_each_value_as_on_record(window, state, current):
+    """Each value shown is whose the records say it is (``workstation.sources``: a confirmation a calibration withdrew
+    in part keeps the AoP's acceptance only), and, on the frame on screen, its label on the image says so."""
+    from workstation.sources import QUANTITY_KEYS, source_of, whose
+
+    shown = state.sources()
+    labels = {"aop": window.overlays.aop_text, "hsd": window.overlays.hsd_text, "head": window.overlays.hc_text}
+    for q in [q for q, keys in QUANTITY_KEYS.items() if any(state.current().get(key) is not None for key in keys)]:
+        on_record = source_of(current, q)
+        assert shown[q]["kind"] == on_record["kind"], (q, shown[q], on_record, current.note)
+        if on_record["kind"] != AI:
+            assert shown[q]["by"] == on_record["by"], (q, shown[q], on_record)
+        text = _label(labels[q])
+        if window.current_state() is state and text:
+            assert text.endswith(f"({whose(on_record)})"), (q, text, on_record)
 
 
 def _in_the_calibration_on_screen(window, records, exam_id, current, shown):
@@ -1105,9 +1119,9 @@ def _manual(window, mm_per_px=0.5):
 
 
 def test_a_redo_of_an_accept_a_calibration_withdrew_does_not_bring_back_the_old_mm(ward, records, qtbot):
-    """Accept the AI's values, a manual calibration withdraws the acceptance, then undo and redo of the Accept: the
-    screen shows the AI's values unaccepted in the manual mm (the acceptance was of other values), and so must the
-    records (before: the old confirmation came back in the file's mm)."""
+    """Accept the AI's values, a manual calibration withdraws the HSD's acceptance, then undo and redo of the Accept:
+    the screen shows the AoP accepted, the AI's HSD unaccepted in the manual mm (the acceptance was of other mm), and
+    so must the records (before: the old confirmation came back in the file's mm)."""
     window, link, exam_ids, _ = ward
     exam_id = exam_ids[0]
     _open_and_accept(window, link, qtbot, records, exam_id)
@@ -1116,9 +1130,10 @@ def test_a_redo_of_an_accept_a_calibration_withdrew_does_not_bring_back_the_old_
     window.undo_stack.undo()
     _screen_agrees_with_records(window, records, exam_id)
     window.undo_stack.redo()
-    assert not window.current_state().confirmed
+    assert window.current_state().whose()["hsd"] == "AI"
     current = _screen_agrees_with_records(window, records, exam_id)
-    assert current.kind == AI and current.calibration_source == "manual"
+    assert current.kind == CONFIRMATION and current.calibration_source == "manual"
+    assert current.sources["hsd"]["kind"] == AI and current.sources["aop"]["kind"] == CONFIRMATION
 
 
 def test_a_redo_of_an_accept_of_a_correction_a_calibration_withdrew_keeps_the_correction_in_its_mm(ward, records,
@@ -1128,14 +1143,16 @@ def test_a_redo_of_an_accept_of_a_correction_a_calibration_withdrew_keeps_the_co
     window.undo_stack.undo()
     window.undo_stack.redo()
     state = window.current_state()
-    assert state.corrected_by == "Dr Test" and not state.confirmed
+    assert state.corrected_by == "Dr Test" and state.whose()["hsd"] == "corrected"
     current = _screen_agrees_with_records(window, records, exam_id)
-    assert (current.kind, current.calibration_source) == (CORRECTION, "manual")
+    assert (current.kind, current.calibration_source) == (CONFIRMATION, "manual")
+    assert current.sources["hsd"]["kind"] == CORRECTION and current.hsd_mm == pytest.approx(0.5 * current.hsd_px,
+                                                                                            rel=1e-3)
 
 
 def test_a_calibration_after_undoing_a_reset_keeps_the_accepted_correction_in_the_records(ward, records, qtbot):
     """Correct, Accept, Reset to AI, undo (the accepted correction is back), then a manual calibration: the screen
-    keeps the correction (the acceptance withdrawn: its values changed), and so must the records (before: they
+    keeps the correction (the HSD's acceptance withdrawn: its mm changed), and so must the records (before: they
     withdrew to the AI, with the correction's values under the model's name)."""
     window, exam_id = _accept_a_moved_hsd_end(ward, qtbot)
     window.reset_frame_to_ai()
@@ -1144,9 +1161,10 @@ def test_a_calibration_after_undoing_a_reset_keeps_the_accepted_correction_in_th
     _screen_agrees_with_records(window, records, exam_id)
     _manual(window)
     state = window.current_state()
-    assert state.corrected_by == "Dr Test" and not state.confirmed
+    assert state.corrected_by == "Dr Test" and state.whose()["hsd"] == "corrected"
     current = _screen_agrees_with_records(window, records, exam_id)
-    assert (current.kind, current.by, current.calibration_source) == (CORRECTION, "Dr Test", "manual")
+    assert (current.kind, current.by, current.calibration_source) == (CONFIRMATION, "Dr Test", "manual")
+    assert (current.sources["hsd"]["kind"], current.sources["hsd"]["by"]) == (CORRECTION, "Dr Test")
 
 
 def test_an_undo_back_to_a_correction_on_another_frame_after_a_calibration_is_in_its_mm(ward, records, qtbot):
@@ -1302,4 +1320,89 @@ def test_a_review_step_reads_the_records_current_measurement_only_before_it(ward
     window.undo_stack.redo()
     _drag_tangent(window, qtbot, QtCore.QPoint(-30, 45))
     assert reads == [exam_id]  # the drag's; undo and redo restore the states their command kept
+    _screen_agrees_with_records(window, records, exam_id)
+
+
+# -- an acceptance a calibration withdrew in part: the screen shows it value by value, as the records hold it -------
+def _calibrate_from_the_cli(records, exam_id, mm_per_px="0.3", user="Dr B"):
+    from records_support import run_cli
+
+    assert run_cli(["calibrate", "--data-dir", str(records.root.parent), "--exam", str(exam_id),
+                    "--mm-per-px", mm_per_px, "--user", user]) == 0
+
+
+def test_a_calibration_set_from_the_cli_after_an_acceptance_opens_with_the_aop_accepted_only(ward, records, qtbot):
+    """Dr Test accepts the AI's values; `workstation calibrate` then sets a manual scale: the records keep the AoP's
+    acceptance (an isotropic scale does not change it) and give the HSD back to the AI, in the new mm. Opened again,
+    the viewer shows that: the AoP "(confirmed)", the HSD "(AI)" in the new mm (before: every value "(confirmed)",
+    the HSD in mm nobody accepted), the panel saying which value the acceptance still holds; Accept confirms the HSD
+    too."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    _open_and_accept(window, link, qtbot, records, exam_id)
+    _open_and_wait(window, link, qtbot, exam_ids[1])
+    _calibrate_from_the_cli(records, exam_id)
+    current = records.current_measurement(exam_id)
+    assert current.kind == CONFIRMATION and current.sources["hsd"]["kind"] == AI
+    _open_and_wait(window, link, qtbot, exam_id)
+    state = window.current_state()
+    assert state.confirmed and state.whose()["aop"] == "confirmed" and state.whose()["hsd"] == "AI", state
+    assert state.ai["hsd_mm"] == pytest.approx(0.3 * state.ai["hsd_px"], rel=1e-3)
+    assert _label(window.overlays.aop_text).endswith("(confirmed)")
+    assert _label(window.overlays.hsd_text).endswith("(AI)") and "confirmed" not in _label(window.overlays.hsd_text)
+    provenance = plain_text(window.panel.provenance_label)
+    assert "Accepted by Dr Test" in provenance and "the AoP only" in provenance
+    assert "its acceptance of the HSD withdrawn (a calibration changed it), Accept to confirm it" in provenance
+    assert window.panel.accept_button.isEnabled()
+    _screen_agrees_with_records(window, records, exam_id, tolerance=1e-3)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    assert window.grab().save(str(SCREENSHOTS / "cli_calibration_after_acceptance.png"))
+
+    window.accept_frame()  # the HSD in the new mm accepted too
+    state = window.current_state()
+    assert set(state.whose().values()) == {"confirmed"} and not window.panel.accept_button.isEnabled()
+    accepted = _screen_agrees_with_records(window, records, exam_id)
+    assert accepted.id != current.id and accepted.sources is None and accepted.hsd_mm == pytest.approx(current.hsd_mm)
+    window.undo_stack.undo()  # back to the AoP's acceptance only, on screen and in the records
+    assert window.current_state().whose()["hsd"] == "AI" and window.current_state().confirmed
+    assert _screen_agrees_with_records(window, records, exam_id).sources["hsd"]["kind"] == AI
+    window.undo_stack.redo()
+    assert _screen_agrees_with_records(window, records, exam_id).sources is None
+
+
+def test_a_calibration_set_from_the_cli_over_an_accepted_correction_opens_with_the_hsd_the_correctors(ward, records,
+                                                                                                     qtbot):
+    """The same over an accepted correction of the HSD end: reopened, the AoP is Dr Test's acceptance, the HSD his
+    correction in the new mm, not accepted ("(corrected)" on the image, "not accepted" in the panel's column)."""
+    window, exam_id = _accept_a_moved_hsd_end(ward, qtbot)
+    _open_and_wait(window, ward[1], qtbot, ward[2][1])
+    _calibrate_from_the_cli(records, exam_id)
+    _open_and_wait(window, ward[1], qtbot, exam_id)
+    state = window.current_state()
+    assert state.confirmed and state.whose()["aop"] == "confirmed" and state.whose()["hsd"] == "corrected"
+    assert state.corrected["hsd_mm"] == pytest.approx(0.3 * state.corrected["hsd_px"], rel=1e-3)
+    assert _label(window.overlays.hsd_text).endswith("(corrected)")
+    assert window.panel.value_text("corrected", "HSD").endswith("(corrected, not accepted)")
+    assert "(" not in window.panel.value_text("corrected", "AoP")
+    _screen_agrees_with_records(window, records, exam_id, tolerance=1e-3)
+
+
+def test_a_manual_calibration_in_the_viewer_keeps_the_aops_acceptance_as_the_records_do(ward, records, qtbot):
+    """(Before: the viewer withdrew the whole acceptance, AoP included, writing a row after the records' own that kept
+    the AoP's.) A manual scale set in the viewer over an acceptance of the AI's values: the AoP stays accepted, the
+    HSD goes back to the AI's, on screen and in the records, with no second row withdrawing the AoP's."""
+    window, link, exam_ids, _ = ward
+    exam_id = exam_ids[0]
+    confirmed = _open_and_accept(window, link, qtbot, records, exam_id)
+    _manual(window)
+    state = window.current_state()
+    assert state.confirmed and state.whose()["aop"] == "confirmed" and state.whose()["hsd"] == "AI"
+    assert _label(window.overlays.hsd_text).endswith("(AI)")
+    current = _screen_agrees_with_records(window, records, exam_id)
+    assert current.kind == CONFIRMATION and current.supersedes_id == confirmed.id
+    assert "AoP stays confirmed" in current.note
+    window.undo_stack.undo()  # the Accept: the AI's values, unaccepted, in the manual mm
+    assert not window.current_state().confirmed
+    _screen_agrees_with_records(window, records, exam_id)
+    window.undo_stack.redo()
     _screen_agrees_with_records(window, records, exam_id)

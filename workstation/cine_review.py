@@ -1,7 +1,8 @@
 """One cine's analysis and a person's review of it, Qt-free: the state behind the window's calipers and undo.
 
 ``FrameMeasurementState`` holds, per analysed frame, the AI measurement JSON (kept), the geometry a person moved
-the calipers to, who did it and when, and whether a person accepted the frame's values; ``snapshot``/``restore``
+the calipers to, who did it and when, and whether a person accepted the frame's values (value by value where a
+calibration withdrew the acceptance of some: :func:`acceptance_after`, the records' rule too); ``snapshot``/``restore``
 give an undo stack everything it needs. Values after an edit come from :func:`workstation.measure.recompute` and
 the pipeline's plane rule only (:func:`recompute_json`); this module never computes geometry itself. The records
 (``workstation.records.review``) correct measurements through the same :func:`recompute_json`.
@@ -24,10 +25,11 @@ from workstation.inference.pipeline import (FrameResult, apply_plane_policy, cho
                                           plane_policy_reason, summarize)
 from workstation.measure import Geometry, MeasurementRefused, recompute
 from workstation.measure.measurements import NO_GEOMETRY_REASONS
-from workstation.sources import CONFIRMATION, CORRECTION, QUANTITIES, ai_sources, source, sources_after, whose
+from workstation.sources import (CONFIRMATION, CORRECTION, QUANTITIES, QUANTITY_KEYS, ai_sources, source,
+                                  sources_after, whose)
 
 __all__ = ["CineAnalysis", "FrameMaps", "FrameMeasurementState", "UNCERTAINTY_MAP_STEP", "VALUE_KEYS",
-           "NO_VALUE_TO_CONFIRM", "adopts_withheld_ai_ellipse", "apply_plane_policy", "compact", "has_measured_value", "now_iso", "ps_moved", "recompute_json", "withheld_ai_ellipse",
+           "NO_VALUE_TO_CONFIRM", "acceptance_after", "adopts_withheld_ai_ellipse", "apply_plane_policy", "compact", "has_measured_value", "now_iso", "ps_moved", "recompute_json", "withheld_ai_ellipse",
            "without_withheld_ai_ellipse"]
 
 UNCERTAINTY_MAP_STEP = 4  # the kept uncertainty map has 1/4 of the frame's rows and columns
@@ -187,6 +189,36 @@ def _shown_differently(new: float | None, old: float | None) -> bool:
     return abs(float(new) - float(old)) >= 0.05
 
 
+# Each quantity's value keys (``workstation.sources``): what a person sees of it.
+QUANTITY_VALUE_KEYS = {q: tuple(key for key in QUANTITY_KEYS[q] if key in VALUE_KEYS) for q in QUANTITIES}
+
+
+def quantities_shown(*values: dict) -> list[str]:
+    """The quantities with a value in any of ``values`` (value dicts)."""
+    return [q for q, keys in QUANTITY_VALUE_KEYS.items() if any(v.get(key) is not None for v in values for key in keys)]
+
+
+def quantities_shown_differently(accepted: dict, now: dict) -> set[str]:
+    """The quantities of which a person would see other values in ``now`` than in ``accepted`` (a value appears or
+    goes, or moves by its last shown digit), key by key."""
+    return {q for q, keys in QUANTITY_VALUE_KEYS.items()
+            if any(_shown_differently(now.get(key), accepted.get(key)) for key in keys)}
+
+
+def acceptance_after(sources: dict, accepted: dict, now: dict, before: dict) -> dict | None:
+    """The one rule for a confirmation whose values something the person did not see changed (a new calibration; the
+    records' and the viewer's alike): ``sources``, whose each value was (``workstation.sources``); ``accepted``, the
+    values as they were; ``now``, as they are measured now. The acceptance of each confirmed value shown otherwise
+    now is withdrawn, that value going back to whose it was before the confirmation (``before``: the accepted
+    correction's sources, else the AI's); each other value keeps its source (an isotropic scale never changes the
+    AoP, whose acceptance stays). None: no accepted value shown holds, and the confirmation goes as a whole."""
+    changed = quantities_shown_differently(accepted, now)
+    confirmed = {q for q in QUANTITIES if (sources.get(q) or {}).get("kind") == CONFIRMATION}
+    if not any(q in confirmed and q not in changed for q in quantities_shown(accepted, now)):
+        return None
+    return {q: copy.deepcopy(dict(before[q] if q in changed and q in confirmed else sources[q])) for q in QUANTITIES}
+
+
 @dataclass
 class FrameMeasurementState:
     """One frame's AI measurement and a person's correction and confirmation of it (plain data)."""
@@ -205,6 +237,9 @@ class FrameMeasurementState:
     # Whose each corrected value is (``workstation.sources``): the corrector's where they moved its calipers, else
     # the AI's or an earlier person's; None: all the corrector's.
     corrected_sources: dict | None = None
+    # An acceptance a new calibration withdrew in part (:func:`acceptance_after`): whose each value is, the values it
+    # changed back to the correction's or the AI's; None: every value the confirmer's.
+    confirmed_sources: dict | None = None
 
     @property
     def ai_geometry(self) -> dict:
@@ -229,12 +264,25 @@ class FrameMeasurementState:
         """Whose each value in force is (``workstation.sources``; quantity -> {"kind", "by", "at"}): all the
         accepting person's once accepted; a correction's as :meth:`correct` worked them out; else the AI's."""
         if self.confirmed:
+            if self.confirmed_sources:
+                return copy.deepcopy(self.confirmed_sources)
             return {q: source(CONFIRMATION, self.confirmed_by, self.confirmed_at) for q in QUANTITIES}
+        return self._unconfirmed_sources()
+
+    def _unconfirmed_sources(self) -> dict:
+        """Whose each value in force would be without the acceptance: the correction's, else the AI's."""
         if self.corrected is not None:
             kept = self.corrected_sources or {}
             return {q: dict(kept[q]) if kept.get(q) else source(CORRECTION, self.corrected_by, self.corrected_at)
                     for q in QUANTITIES}
         return ai_sources(None)
+
+    def unaccepted(self) -> list[str]:
+        """Under an acceptance withdrawn in part (:attr:`confirmed_sources`), the quantities with a value on screen
+        that it no longer holds (Accept confirms them); empty otherwise."""
+        if not self.confirmed or not self.confirmed_sources:
+            return []
+        return [q for q in quantities_shown(self.current()) if self.confirmed_sources[q]["kind"] != CONFIRMATION]
 
     def whose(self, geometry: dict | None = None) -> dict:
         """How each quantity's value follows it on screen ("AI", "corrected", "confirmed"): of the values in force,
@@ -276,7 +324,7 @@ class FrameMeasurementState:
         shown, which an acceptance in it was of."""
         snapshot = copy.deepcopy({k: getattr(self, k) for k in ("corrected", "corrected_by", "corrected_at",
                                                                  "corrected_sources", "confirmed", "confirmed_by",
-                                                                 "confirmed_at")})
+                                                                 "confirmed_at", "confirmed_sources")})
         snapshot["shown"] = self._shown()
         return snapshot
 
@@ -301,11 +349,14 @@ class FrameMeasurementState:
         self.corrected_sources = self.edit_sources(geometry, user, when)
         self.corrected = recompute_json(geometry, calibration, frame_shape, self.frame_class, self.ai)
         self.corrected_by, self.corrected_at = user, when
-        self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
+        self._withdraw_acceptance()
 
     def reset_to_ai(self) -> None:
         self.corrected = self.corrected_by = self.corrected_at = self.corrected_sources = None
-        self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
+        self._withdraw_acceptance()
+
+    def _withdraw_acceptance(self) -> None:
+        self.confirmed, self.confirmed_by, self.confirmed_at, self.confirmed_sources = False, None, None, None
 
     @property
     def can_accept(self) -> bool:
@@ -314,6 +365,7 @@ class FrameMeasurementState:
 
     def accept(self, user: str, when: str | None = None) -> None:
         self.confirmed, self.confirmed_by, self.confirmed_at = True, user, when or now_iso()
+        self.confirmed_sources = None  # every value on screen the confirmer's
 
     def recalibrate(self, calibration: Calibration | None, frame_shape) -> None:
         """New calibration (e.g. manual): AI and corrected values recomputed from their own geometry. Where the
@@ -341,10 +393,17 @@ class FrameMeasurementState:
                                             self.corrected)
 
     def _keep_acceptance_of(self, shown: dict) -> None:
-        """An acceptance holds only while the values in force are shown as they were (``shown``) when it was given:
-        where one appears, goes or moves, the person has not seen these and it is withdrawn."""
-        if self.confirmed and any(_shown_differently(self.current().get(key), value) for key, value in shown.items()):
-            self.confirmed, self.confirmed_by, self.confirmed_at = False, None, None
+        """An acceptance holds only for the values in force shown as they were (``shown``) when it was given: where
+        one appears, goes or moves, the person has not seen it and its acceptance is withdrawn, value by value as the
+        records withdraw it (:func:`acceptance_after`); where no accepted value holds, the acceptance goes."""
+        if not self.confirmed:
+            return
+        sources = acceptance_after(self.sources(), shown, self._shown(), self._unconfirmed_sources())
+        if sources is None:
+            self._withdraw_acceptance()
+        else:
+            self.confirmed_sources = (sources if any(s["kind"] != CONFIRMATION for s in sources.values())
+                                      else self.confirmed_sources)
 
     def show_recorded(self, recorded: dict, calibration: Calibration | None, frame_shape) -> list[str]:
         """Put a person's review kept in the records (``workstation.records.recorded_review``) on this frame: their
@@ -369,6 +428,12 @@ class FrameMeasurementState:
         if recorded.get("confirmed_by") and not differ:
             self.confirmed, self.confirmed_by, self.confirmed_at = (True, recorded["confirmed_by"],
                                                                     recorded.get("confirmed_at"))
+            # Whose each value on record is: a calibration set since may have withdrawn the acceptance of some.
+            kept = recorded.get("sources") or {}
+            if any((kept.get(q) or {}).get("kind") not in (None, CONFIRMATION) for q in QUANTITIES):
+                self.confirmed_sources = {q: copy.deepcopy(kept.get(q)) or source(CONFIRMATION, self.confirmed_by,
+                                                                                    self.confirmed_at)
+                                          for q in QUANTITIES}
         return differ
 
     def to_dict(self) -> dict:
@@ -380,6 +445,7 @@ class FrameMeasurementState:
             "corrected_by": self.corrected_by, "corrected_at": self.corrected_at,
             "corrected_sources": copy.deepcopy(self.corrected_sources), "confirmed": self.confirmed,
             "confirmed_by": self.confirmed_by, "confirmed_at": self.confirmed_at,
+            "confirmed_sources": copy.deepcopy(self.confirmed_sources),
         }
 
 

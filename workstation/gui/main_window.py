@@ -1100,8 +1100,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def accept_frame(self) -> None:
         state = self.current_state()
-        if state is None or (state.confirmed and self.review_not_on_record(state.frame_index) is None):
-            return  # accepted already; an acceptance another frame's review superseded can be given again
+        if state is None or (state.confirmed and not state.unaccepted()
+                             and self.review_not_on_record(state.frame_index) is None):
+            return  # accepted already; an acceptance another frame's review superseded, or one a calibration
+            # withdrew in part, can be given again
         if not state.can_accept:  # Ctrl+Return too: the button is disabled with the reason (records refuse it alike)
             self.statusBar().showMessage(f"Frame {state.frame_index}: {NO_VALUE_TO_CONFIRM}; Accept confirms a "
                                          "measured value", 8000)

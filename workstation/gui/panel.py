@@ -10,8 +10,8 @@ from datetime import datetime
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workstation.cine_review import FrameMeasurementState
-from workstation.sources import AI
+from workstation.cine_review import FrameMeasurementState, quantities_shown
+from workstation.sources import AI, CONFIRMATION, QUANTITIES, QUANTITY_NAMES
 from workstation.inference.manifest import model_label
 from workstation.inference.pipeline import describe_aop_construction
 from workstation.inference.planes import describe_plane
@@ -234,11 +234,16 @@ class MeasurementPanel(QtWidgets.QWidget):
                 ctext, cwhy = format_value(corrected, name)
                 cell = f"<b>{ctext}</b>" if ctext != text else ctext
                 src = sources[ROW_QUANTITY[name]]
-                if ctext != "—" and not state.confirmed:
+                if ctext != "—" and src["kind"] != CONFIRMATION:
+                    whose = None
                     if src["kind"] == AI:
-                        cell += " (AI)"  # untouched by the correction: still the AI's value
+                        whose = "AI"  # untouched by the correction: still the AI's value
                     elif preview is None and src["by"] != state.corrected_by:
-                        cell += f" ({escape(str(src['by']))})"  # an earlier person's, untouched
+                        whose = escape(str(src["by"]))  # an earlier person's, untouched
+                    if state.confirmed and preview is None:  # its acceptance withdrawn by a calibration
+                        whose = f"{whose or 'corrected'}, not accepted"
+                    if whose:
+                        cell += f" ({whose})"
                 self.corrected_labels[name].setText(cell)
                 self.corrected_labels[name].setToolTip(cwhy)
             _, current_why = format_value(current, name)
@@ -261,7 +266,7 @@ class MeasurementPanel(QtWidgets.QWidget):
             lines.append("AI values, not corrected")
         if state.confirmed:
             lines.append(f"Accepted by <b>{state.confirmed_by}</b> at {when_text(state.confirmed_at)}"
-                         + (" (not on record)" if superseded else ""))
+                         + (" (not on record)" if superseded else "") + _withdrawn_in_part(state))
         else:
             lines.append("Not accepted yet")
         self.provenance_label.setText("<br>".join(lines))
@@ -269,7 +274,7 @@ class MeasurementPanel(QtWidgets.QWidget):
         self.reset_button.setEnabled(state.corrected is not None or state.confirmed)
         can_accept = state.can_accept  # the records' rule: a confirmation needs a measured value
         # An acceptance another frame's review superseded can be given again: it makes this frame's values the exam's.
-        self.accept_button.setEnabled((not state.confirmed or superseded) and can_accept)
+        self.accept_button.setEnabled((not state.confirmed or superseded or bool(state.unaccepted())) and can_accept)
         self.accept_button.setToolTip(ACCEPT_TIP if can_accept else
                                       "Nothing to accept: this frame has no measured value (AoP, HSD or head "
                                       "biometry); correct it or choose a frame with a value")
@@ -289,6 +294,20 @@ class MeasurementPanel(QtWidgets.QWidget):
     def value_text(self, column: str, row: str) -> str:
         """The plain text of one cell (tests and accessibility)."""
         return plain_text((self.ai_labels if column == "ai" else self.corrected_labels)[row])
+
+
+def _withdrawn_in_part(state: FrameMeasurementState) -> str:
+    """Where a calibration withdrew an acceptance in part (``FrameMeasurementState.unaccepted``): which values it still
+    holds and which not, e.g. ": the AoP only; its acceptance of the HSD withdrawn (a calibration changed it), Accept
+    to confirm it"; empty otherwise."""
+    unaccepted = state.unaccepted()
+    if not unaccepted:
+        return ""
+    held = [QUANTITY_NAMES[q] for q in QUANTITIES if q not in unaccepted and state.sources()[q]["kind"] == CONFIRMATION
+            and q in quantities_shown(state.current())]
+    names = " and the ".join(QUANTITY_NAMES[q] for q in unaccepted)
+    return (f": the {' and the '.join(held)} only; its acceptance of the {names} withdrawn (a calibration changed "
+            f"{'them' if len(unaccepted) > 1 else 'it'}), Accept to confirm {'them' if len(unaccepted) > 1 else 'it'}")
 
 
 def plain_text(label: QtWidgets.QLabel) -> str:

@@ -32,7 +32,7 @@ from workstation.records.review import _UNCHECKED, accepted_correction, check_ca
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, FILE, MANUAL, VALUE_KEYS, Exam,
                                        ExamCalibration, Measurement, Records, checked_mm_per_px, current_of,
                                        latest_ai_of)
-from workstation.sources import QUANTITIES, QUANTITY_KEYS, QUANTITY_NAMES, ai_sources, source_of, sources_of
+from workstation.sources import QUANTITIES, QUANTITY_NAMES, ai_sources, source_of, sources_of
 
 
 @dataclass(frozen=True)
@@ -178,35 +178,36 @@ def _restate(records: Records, exam: Exam, row: Measurement, calibration: Calibr
     again; a confirmation measured again where its values are shown as they were, else withdrawn: the correction it
     accepted stands in the new mm, or the AI's value (the exam's latest AI row, whose name it goes under). ``rows``:
     the exam's measurement rows."""
+    from workstation.cine_review import acceptance_after, quantities_shown, quantities_shown_differently
+
     if row.kind == CORRECTION:
         again = _person_again(records, exam, row.geometry, row, calibration)
         return _Restated(CORRECTION, row.by, again, _changed(row, again), sources=row.sources)
-    accepted = _accepted_basis(records, row, rows)
+    accepted = accepted_basis(records, row, rows)
     again = (_person_again(records, exam, accepted.geometry, row, calibration) if accepted is not None
              else _ai_again(records, exam, row, calibration))
-    changed = _quantities_shown_differently(row, again)
-    if not changed:
+    was, now = _values_of(row), {key: again.get(key) for key in VALUE_KEYS}
+    if not quantities_shown_differently(was, now):
         return _Restated(CONFIRMATION, row.by, again, False, sources=row.sources)
     ai = latest_ai_of(rows)
     ai_by = ai.by if ai is not None else _model_of(records, exam.id)
-    # Value by value: the acceptance of each value the scale changes is withdrawn, each other one stays.
-    shown = [q for q in QUANTITIES if any(getattr(row, key) is not None or again.get(key) is not None
-                                          for key in _QUANTITY_VALUE_KEYS[q])]
-    kept = tuple(q for q in shown if q not in changed and source_of(row, q)["kind"] == CONFIRMATION)
-    if not kept:  # no accepted value holds: the confirmation goes
+    before = (sources_of(accepted) if accepted is not None
+              else ai_sources(ai_by, None if ai is None else ai.created_at))
+    # Value by value (the viewer's rule too): the acceptance of each value the scale changes is withdrawn.
+    sources = acceptance_after(sources_of(row), was, now, before)
+    if sources is None:  # no accepted value holds: the confirmation goes
         if accepted is not None:
             return _Restated(CORRECTION, accepted.by, again, True, withdrawn=row.by, sources=accepted.sources)
         return _Restated(AI, ai_by, again, True, withdrawn=row.by)
-    before = (sources_of(accepted) if accepted is not None
-              else ai_sources(ai_by, None if ai is None else ai.created_at))
-    sources = {q: before[q] if q in changed and source_of(row, q)["kind"] == CONFIRMATION else source_of(row, q)
-               for q in QUANTITIES}
-    dropped = tuple(q for q in shown if q in changed and source_of(row, q)["kind"] == CONFIRMATION)
+    shown = quantities_shown(was, now)
+    kept = tuple(q for q in shown if sources[q]["kind"] == CONFIRMATION)
+    dropped = tuple(q for q in shown
+                    if source_of(row, q)["kind"] == CONFIRMATION and sources[q]["kind"] != CONFIRMATION)
     return _Restated(CONFIRMATION, row.by, again, True, withdrawn=row.by if dropped else None, sources=sources,
                      kept=kept, dropped=dropped)
 
 
-def _accepted_basis(records: Records, row: Measurement, rows: list[Measurement]) -> Measurement | None:
+def accepted_basis(records: Records, row: Measurement, rows: list[Measurement]) -> Measurement | None:
     """The correction a confirmation accepted (``review.accepted_correction``); for a confirmation a calibration
     wrote in part (its sources name a correction, its values measured again so they no longer match that row's),
     the latest correction before it on its frame with its geometry."""
@@ -218,18 +219,9 @@ def _accepted_basis(records: Records, row: Measurement, rows: list[Measurement])
                  and m.frame_index == row.frame_index and m.geometry == row.geometry), None)
 
 
-# Each quantity's keys among a row's values (``VALUE_KEYS``): what a person sees of it.
-_QUANTITY_VALUE_KEYS = {q: tuple(key for key in QUANTITY_KEYS[q] if key in VALUE_KEYS) for q in QUANTITIES}
-
-
-def _quantities_shown_differently(row: Measurement, values: dict) -> set[str]:
-    """The quantities (``workstation.sources``) of which a person would see other values than the row's: the
-    viewer's rule for an acceptance to hold (``workstation.cine_review``: a value appears or goes, or moves by its last
-    shown digit), key by key."""
-    from workstation.cine_review import _shown_differently as shown_differently
-
-    return {q for q, keys in _QUANTITY_VALUE_KEYS.items()
-            if any(shown_differently(values.get(key), getattr(row, key)) for key in keys)}
+def _values_of(row: Measurement) -> dict:
+    """A row's values (``VALUE_KEYS``): what a person sees of it."""
+    return {key: getattr(row, key) for key in VALUE_KEYS}
 
 
 def in_force(records: Records, row: Measurement,

@@ -28,7 +28,7 @@ from workstation.measure import describe_aop_hsd
 from workstation.records.database import RecordsError
 from workstation.records.store import (AI, CONFIRMATION, CORRECTION, VALUE_KEYS, ExamCalibration, Measurement, Records,
                                        current_of, now_iso)
-from workstation.sources import PART_ENTRIES, ai_sources, sources_after, sources_of
+from workstation.sources import PART_ENTRIES, QUANTITIES, ai_sources, source_of, sources_after, sources_of
 
 GEOMETRY_PARTS = ("ps_axis", "aop", "hsd", "head_ellipse", "head_contour")
 BASED_ON = "based_on_measurement_id"  # the review record's key: the exam's measurement the screen was based on
@@ -383,6 +383,8 @@ def _restore(records: Records, review: dict, rows: list[Measurement], by_acting:
         fields.update(time_s=review.get("time_s"), calibration_source=review.get("calibration_source"),
                       geometry=geometry, reasons=None)
         fields["analysis_id"] = None
+        if target.kind == CONFIRMATION:  # its acceptance as the screen holds it (withdrawn in part by a calibration)
+            fields["sources"] = _with_ai_sources(records, exam_id, frame_index, review.get("confirmed_sources"), rows)
     else:
         # Another frame's (or one the screen does not show): measured in the calibration in force, where one was set
         # since it was written, as the screen shows a frame (an acceptance whose values it changed withdrawn).
@@ -395,7 +397,8 @@ def _restore(records: Records, review: dict, rows: list[Measurement], by_acting:
                           reasons=values.get("reasons"), analysis_id=None, sources=sources)
             measured_again = ", measured again with the calibration in force"
     if (current is not None and (current.kind, current.by, current.frame_index) == (kind, by, fields["frame_index"])
-            and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)):
+            and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)
+            and _same_whose(current, kind, by, fields["sources"])):
         return None  # that review is current already (a row of it restored before)
     note = f"{target.kind} by {target.by} restored in the viewer{by_acting} ({step}){measured_again}"
     if (kind, by) != (target.kind, target.by):
@@ -513,13 +516,16 @@ def recorded_review(records: Records, exam_id: int, rows: list[Measurement] | No
         {"measurement_id", "frame_index", "kind", "values": {VALUE_KEYS}, "calibration_source",
          "corrected_geometry" (None: the AI's values were confirmed), "corrected_sources" (whose each corrected value
          is, ``workstation.sources``), "corrected_by", "corrected_at",
-         "confirmed_by", "confirmed_at"}
+         "confirmed_by", "confirmed_at", "sources" (whose each value on record is: a confirmation's where a
+         calibration set since withdrew the acceptance of some, the correction's or the AI's)}
     """
+    from workstation.records.calibration import accepted_basis
+
     rows = records.measurements(exam_id) if rows is None else rows
     current = current_of(rows)
     if current is None or current.kind == AI or current.frame_index is None:
         return None
-    corrected = current if current.kind == CORRECTION else accepted_correction(records, current, rows)
+    corrected = current if current.kind == CORRECTION else accepted_basis(records, current, rows)
     confirmed = current if current.kind == CONFIRMATION else None
     if corrected is not None and not corrected.geometry:
         corrected = None  # nothing a viewer could draw; the values are then checked against the AI's
@@ -532,7 +538,8 @@ def recorded_review(records: Records, exam_id: int, rows: list[Measurement] | No
             "corrected_by": None if corrected is None else corrected.by,
             "corrected_at": None if corrected is None else corrected.created_at,
             "confirmed_by": None if confirmed is None else confirmed.by,
-            "confirmed_at": None if confirmed is None else confirmed.created_at}
+            "confirmed_at": None if confirmed is None else confirmed.created_at,
+            "sources": sources_of(current)}
 
 
 def accepted_correction(records: Records, confirmation: Measurement,
@@ -675,8 +682,15 @@ def _planned_viewer_row(records: Records, review: dict, rows: list[Measurement])
                     f"({'undo' if review.get('change') == 'undo' else 'Reset to AI or undo'}); the AI value stands")
     if not by:
         raise RecordsError("a correction or confirmation needs who made it (a user name)")
+    # Whose each value is: a correction's as the viewer's core worked it out (``FrameMeasurementState.correct``); a
+    # confirmation's all the confirmer's, but where a calibration withdrew its acceptance of some.
+    sources = (_with_ai_sources(records, exam_id, frame_index, review.get("corrected_sources"), rows)
+               if kind == CORRECTION else
+               _with_ai_sources(records, exam_id, frame_index, review.get("confirmed_sources"), rows)
+               if kind == CONFIRMATION else None)
     if (current is not None and current.kind == kind and current.by == by and current.frame_index == frame_index
-            and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)):
+            and all(getattr(current, key) == values.get(key) for key in VALUE_KEYS)
+            and _same_whose(current, kind, by, sources)):
         return None  # the same review again (a redo of what is already kept)
     if kind != AI and current is not None and recalibrated:
         note = f"{kind} by {by} measured again in the viewer with the {calibration} calibration{by_acting}"
@@ -692,11 +706,14 @@ def _planned_viewer_row(records: Records, review: dict, rows: list[Measurement])
     return _planned(
         exam_id, kind, by, values, supersedes_id=None if current is None else current.id, frame_index=frame_index,
         time_s=review.get("time_s"), uncertainty=review.get("uncertainty"),
-        calibration_source=review.get("calibration_source"), geometry=geometry, note=note,
-        # Whose each corrected value is, as the viewer's core worked it out (``FrameMeasurementState.correct``); a
-        # confirmation's values are all the confirmer's.
-        sources=(_with_ai_sources(records, exam_id, frame_index, review.get("corrected_sources"), rows)
-                 if kind == CORRECTION else None))
+        calibration_source=review.get("calibration_source"), geometry=geometry, note=note, sources=sources)
+
+
+def _same_whose(row: Measurement, kind: str, by: str, sources: dict | None) -> bool:
+    """The row's values are each of the same kind of source as a row of ``kind`` by ``by`` with ``sources`` would
+    give them (``workstation.sources``): an acceptance given again over one a calibration withdrew in part differs."""
+    other = {"kind": kind, "by": by, "created_at": None, "sources": sources}
+    return all(source_of(row, q)["kind"] == source_of(other, q)["kind"] for q in QUANTITIES)
 
 
 def _with_ai_sources(records: Records, exam_id: int, frame_index: int, sources: dict | None,
