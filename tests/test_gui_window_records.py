@@ -1406,3 +1406,18 @@ def test_a_manual_calibration_in_the_viewer_keeps_the_aops_acceptance_as_the_rec
     _screen_agrees_with_records(window, records, exam_id)
     window.undo_stack.redo()
     _screen_agrees_with_records(window, records, exam_id)
+
+
+def test_the_manual_calibration_bar_warns_where_a_drawn_scale_differs_from_the_files(ward, qtbot):
+    """The window tells the bar the file's own scale when a manual calibration starts: a line giving 0.3 mm/px on a
+    file of 0.2 mm/px is flagged before Apply (before: the bar never heard of the file's scale and said nothing)."""
+    window, link, exam_ids, _ = ward
+    _open_and_wait(window, link, qtbot, exam_ids[0])
+    window.start_manual_calibration()
+    bar = window.calibration_bar
+    bar.set_length_px(200.0)
+    bar.mm_spin.setValue(60.0)  # 0.3 mm/px
+    assert "Warning" in bar.result_label.text() and "0.2000 mm/px" in bar.result_label.text()
+    assert bar.apply_button.isEnabled()  # set all the same, once checked
+    bar.mm_spin.setValue(40.0)  # 0.2 mm/px: the file's own
+    assert "Warning" not in bar.result_label.text() and "0.2000 mm/px" in bar.result_label.text()

@@ -19,7 +19,7 @@ from typing import Callable
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from workstation.calibration import Calibration
+from workstation.calibration import Calibration, describe_mm_per_px
 from workstation.cine_review import (NO_VALUE_TO_CONFIRM, CineAnalysis, FrameMeasurementState, adopts_withheld_ai_ellipse,
                                      ps_moved, recompute_json)
 from workstation.cine_review import changes_no_value, lost_value_problem
@@ -606,7 +606,8 @@ class MainWindow(QtWidgets.QMainWindow):
         timing = f"{fps:.1f} fps ({cine.frame_time_source})" if fps else "single frame"
         self.show_calibration_status(stored)
         calibration = (f"calibration {cine.calibration.source}" if stored is None else
-                       f"the manual calibration kept with exam {exam_id} ({stored['mm_per_px']:.4f} mm/px, set by "
+                       f"the manual calibration kept with exam {exam_id} "
+                       f"({describe_mm_per_px(stored['mm_per_px'])}, set by "
                        f"{stored['by']} {when_text(stored.get('at'))})")
         self.statusBar().showMessage(f"Opened {path.name}: {cine.n_frames} frames, {cine.frame_shape[1]}×"
                                      f"{cine.frame_shape[0]}, {timing}, {calibration}", 15000)
@@ -662,11 +663,11 @@ class MainWindow(QtWidgets.QMainWindow):
             text = f"Calibration: {CALIBRATION_NAMES.get(calibration.source, calibration.source)} (the file's)"
             tip = text
         elif stored is not None:
-            text = (f"Calibration: manual, {manual.mm_per_px_x:.4f} mm/px, set by {stored['by']} "
+            text = (f"Calibration: manual, {describe_mm_per_px(manual.mm_per_px_x)}, set by {stored['by']} "
                     f"{when_text(stored.get('at'))}" + (f", kept with exam {self.exam_id}" if self.exam_id else ""))
             tip = f"{text}: {manual.detail}"
         else:
-            text = f"Calibration: manual, {manual.mm_per_px_x:.4f} mm/px"
+            text = f"Calibration: manual, {describe_mm_per_px(manual.mm_per_px_x)}"
             tip = f"{text}: {manual.detail}" + ("" if self.exam_id is not None
                                                 else " (this file belongs to no exam: the scale is not kept)")
         self.calibration_status.setText(text)
@@ -1340,6 +1341,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.playback.pause()
         self._calibration_line = CalibrationLine(self.view.view_box, self.cine.frame_shape,
                                                  self.calibration_bar.set_length_px)
+        # The file's own scale, which the bar compares a drawn one with (a warning where they differ by more than 5%).
+        self.calibration_bar.set_file_calibration(self.file_calibration, self.cine.frame_shape)
         self.calibration_bar.show()
 
     def _end_manual_calibration(self) -> None:
@@ -1367,7 +1370,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self.set_calibration(calibration):
             return  # not kept by the records: the line stays, to apply again once they can be written
         self._end_manual_calibration()
-        self.statusBar().showMessage(f"Manual calibration: {mm_per_px:.4f} mm per pixel; values recomputed", 8000)
+        self.statusBar().showMessage(f"Manual calibration: {describe_mm_per_px(mm_per_px)}; values recomputed", 8000)
 
     def _use_file_calibration(self) -> None:
         if self.cine is not None:

@@ -34,6 +34,7 @@ import logging
 
 from PySide6 import QtCore
 
+from workstation.calibration import describe_mm_per_px
 from workstation.gui.records_dock import PatientRecordsWidget
 from workstation.gui.timeline_dock import LaborTimelineWidget
 from workstation.records import (AI, ExamCalibration, Records, RecordsError, ReviewConflict, recorded_review,
@@ -195,7 +196,8 @@ class RecordsLink(QtCore.QObject):
                  row.by, row.id, len(change.measurements))
         if self.window.exam_id == exam_id:
             self.window.show_calibration_status(_as_stored(row))  # the row just written: the calibration in force
-        what = (f"manual calibration {row.mm_per_px:.4f} mm/px" if row.is_manual else "the file's calibration")
+        what = (f"manual calibration {describe_mm_per_px(row.mm_per_px)}" if row.is_manual
+                else "the file's calibration")
         self.window.statusBar().showMessage(f"Saved to the records: {what} of exam {exam_id}, set by {row.by}", 8000)
         self.panel.refresh()
         self.timeline.refresh()
